@@ -1,0 +1,95 @@
+//! Decimal strings from the server, written out as JSON numbers digit for digit.
+//!
+//! AllTick sends prices and volumes as decimal strings. We print them as JSON
+//! numbers without ever going through a float, so `"651.10"` stays `651.10`.
+//! Only forms that are not valid JSON are rewritten, to the same value:
+//! `.5` → `0.5`, `007.5` → `7.5`, `5.` → `5`.
+
+/// Normalise an unsigned decimal string into valid JSON number text.
+///
+/// Accepts `digits[.digits][e[+-]digits]` where either side of the dot may be
+/// empty (but not both). Returns `None` for anything else: signs, spaces,
+/// hex, `NaN`, empty strings.
+pub fn normalize(text: &str) -> Option<String> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        // Keep the exponent with its letter, as the server wrote it.
+        Some(i) => (&text[..i], Some(&text[i..])),
+        None => (text, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || !frac.is_none_or(all_digits) {
+        return None;
+    }
+    let frac = frac.unwrap_or("");
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if let Some(exp) = exponent {
+        let exp = &exp[1..];
+        let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        if digits.is_empty() || !all_digits(digits) {
+            return None;
+        }
+    }
+    let int = int.trim_start_matches('0');
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if let Some(exp) = exponent {
+        out.push_str(exp);
+    }
+    Some(out)
+}
+
+/// True when a normalised decimal (from [`normalize`]) is greater than zero.
+pub fn is_positive(normalized: &str) -> bool {
+    let mantissa = normalized.split(['e', 'E']).next().unwrap_or("");
+    mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_valid_forms_exactly() {
+        for s in ["651.12", "651.10", "0.5", "300", "0", "1e5", "1.50E-3", "0.000"] {
+            assert_eq!(normalize(s).as_deref(), Some(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn rewrites_invalid_json_forms_to_the_same_value() {
+        assert_eq!(normalize(".5").as_deref(), Some("0.5"));
+        assert_eq!(normalize("007.5").as_deref(), Some("7.5"));
+        assert_eq!(normalize("5.").as_deref(), Some("5"));
+        assert_eq!(normalize("000").as_deref(), Some("0"));
+        assert_eq!(normalize("00.010").as_deref(), Some("0.010"));
+    }
+
+    #[test]
+    fn refuses_non_decimals() {
+        for s in [
+            "", ".", "-1", "+1", "abc", "1.2.3", " 1", "1 ", "0x10", "NaN", "1e", "1e+", "e5",
+            "١",
+        ] {
+            assert_eq!(normalize(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn positivity() {
+        assert!(is_positive("0.01"));
+        assert!(is_positive("1e-5"));
+        assert!(!is_positive("0"));
+        assert!(!is_positive("0.000"));
+        assert!(!is_positive("0e5"));
+    }
+}

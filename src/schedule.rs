@@ -1,0 +1,223 @@
+//! Timing policy, with time passed in so it is tested without sleeping:
+//! request pacing (heartbeats and subscriptions share one connection's
+//! 1-request-per-second budget) and reconnect backoff with jitter.
+
+use std::time::{Duration, Instant};
+
+/// Least time between two requests on one connection. AllTick allows one
+/// per second measured on arrival; 1.1 s on our clock leaves a margin.
+pub const MIN_REQUEST_GAP: Duration = Duration::from_millis(1100);
+
+/// What the connection should send now, if anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// A 22000 heartbeat.
+    Heartbeat,
+    /// The current subscription set (22004 or 22006).
+    Subscription,
+    /// Nothing yet.
+    Nothing,
+}
+
+/// Decides when requests go out on one connection.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    heartbeat: Duration,
+    last_request: Option<Instant>,
+    last_heartbeat: Instant,
+    subscription_not_before: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer for a connection opened at `now`.
+    pub fn new(heartbeat: Duration, now: Instant) -> Pacer {
+        Pacer {
+            heartbeat,
+            last_request: None,
+            last_heartbeat: now,
+            subscription_not_before: None,
+        }
+    }
+
+    /// What to send at `now`, given whether the subscription set changed.
+    /// Heartbeats go first: a subscription waits at most one request gap.
+    pub fn due(&self, now: Instant, subscription_pending: bool) -> Due {
+        if let Some(last) = self.last_request
+            && now < last + MIN_REQUEST_GAP
+        {
+            return Due::Nothing;
+        }
+        if now >= self.last_heartbeat + self.heartbeat {
+            return Due::Heartbeat;
+        }
+        if subscription_pending && self.subscription_not_before.is_none_or(|t| now >= t) {
+            return Due::Subscription;
+        }
+        Due::Nothing
+    }
+
+    /// Record that a request of kind `what` was sent at `now`.
+    pub fn sent(&mut self, what: Due, now: Instant) {
+        self.last_request = Some(now);
+        match what {
+            Due::Heartbeat => self.last_heartbeat = now,
+            Due::Subscription => self.subscription_not_before = None,
+            Due::Nothing => {}
+        }
+    }
+
+    /// Hold subscription requests until `when` (after a rate-limit answer).
+    pub fn delay_subscription_until(&mut self, when: Instant) {
+        self.subscription_not_before = Some(when);
+    }
+}
+
+/// Exponential reconnect backoff with jitter.
+///
+/// Attempt n waits a random time in `[d/2, d]` where `d = min(cap, base·2ⁿ)`:
+/// the first retry comes within half a second, later ones spread out up to
+/// the cap so that many clients do not reconnect in lockstep.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+    rng: u64,
+}
+
+impl Backoff {
+    /// Base 0.5 s, cap 30 s.
+    pub fn new(seed: u64) -> Backoff {
+        Backoff::with(Duration::from_millis(500), Duration::from_secs(30), seed)
+    }
+
+    /// A backoff with explicit base and cap.
+    pub fn with(base: Duration, cap: Duration, seed: u64) -> Backoff {
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// The delay before the next attempt; each call grows the next one.
+    pub fn next_delay(&mut self) -> Duration {
+        let factor = 1u32 << self.attempt.min(16);
+        let ceiling = self.base.saturating_mul(factor).min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let frac = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
+        ceiling.div_f64(2.0) + ceiling.div_f64(2.0).mul_f64(frac)
+    }
+
+    /// How many delays were handed out since the last reset.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Start again from the base delay (after a connection proved healthy).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HB: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn subscription_goes_first_then_requests_are_spaced() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(HB, t0);
+        assert_eq!(p.due(t0, false), Due::Nothing);
+        assert_eq!(p.due(t0, true), Due::Subscription);
+        p.sent(Due::Subscription, t0);
+        assert_eq!(p.due(t0 + Duration::from_millis(1099), true), Due::Nothing);
+        assert_eq!(
+            p.due(t0 + Duration::from_millis(1100), true),
+            Due::Subscription
+        );
+    }
+
+    #[test]
+    fn heartbeat_every_period_and_before_subscriptions() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(HB, t0);
+        assert_eq!(p.due(t0 + Duration::from_millis(9999), false), Due::Nothing);
+        let t1 = t0 + HB;
+        assert_eq!(p.due(t1, true), Due::Heartbeat);
+        p.sent(Due::Heartbeat, t1);
+        assert_eq!(p.due(t1 + MIN_REQUEST_GAP, true), Due::Subscription);
+        assert_eq!(p.due(t1 + HB, false), Due::Heartbeat);
+    }
+
+    #[test]
+    fn a_burst_of_changes_costs_one_request_per_gap() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(HB, t0);
+        let mut sent = 0;
+        let mut now = t0;
+        // Changes arrive every 10 ms for 5 s.
+        while now < t0 + Duration::from_secs(5) {
+            if p.due(now, true) == Due::Subscription {
+                p.sent(Due::Subscription, now);
+                sent += 1;
+            }
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(sent, 5);
+    }
+
+    #[test]
+    fn delayed_subscription_waits() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(HB, t0);
+        p.delay_subscription_until(t0 + Duration::from_secs(2));
+        assert_eq!(p.due(t0 + Duration::from_secs(1), true), Due::Nothing);
+        assert_eq!(p.due(t0 + Duration::from_secs(2), true), Due::Subscription);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_to_a_cap_and_resets() {
+        let mut b = Backoff::new(42);
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+        let mut last = first;
+        for n in 1..20 {
+            let d = b.next_delay();
+            let ceiling = Duration::from_millis(500)
+                .saturating_mul(1 << n.min(16))
+                .min(Duration::from_secs(30));
+            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {n}: {d:?}");
+            last = d;
+        }
+        assert!(last >= Duration::from_secs(15));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn jitter_differs_between_seeds() {
+        let a: Vec<_> = (0..5).map({
+            let mut b = Backoff::new(1);
+            move |_| b.next_delay()
+        }).collect();
+        let b: Vec<_> = (0..5).map({
+            let mut b = Backoff::new(2);
+            move |_| b.next_delay()
+        }).collect();
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,1315 @@
+//! A simulated AllTick WebSocket server.
+//!
+//! Used by the tool's `--demo` mode (started in-process) and by integration
+//! tests (started in the test process, with the real binary pointed at
+//! [`Simulator::url`]). It speaks the wire protocol described in
+//! `ALLTICK.md`: JSON requests 22000/22002/22004/22006, their responses,
+//! trade pushes (22998) and depth pushes (22999), the 1 s request interval
+//! (ret 605), token checks (HTTP 401 or ret 401) and the heartbeat cutoff.
+//!
+//! Everything the server sees and sends is recorded in a [`SimState`] that
+//! tests can inspect with [`Simulator::state`] or wait on with
+//! [`Simulator::wait_until`].
+//!
+//! Design: one accept thread plus one thread per connection, all blocking
+//! (std threads and tungstenite's blocking API). Each connection thread owns
+//! its socket; the simulator only keeps a `try_clone` of each `TcpStream` so
+//! that it can shut connections down from outside.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+use tungstenite::handshake::server::{
+    ErrorResponse, Request as HsRequest, Response as HsResponse,
+};
+use tungstenite::http::StatusCode;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+
+/// Path of the simulated stock endpoint (the simulator accepts any path).
+pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
+
+/// Maximum number of entries kept in [`SimState::ticks`] and
+/// [`SimState::depth_pushes`]; beyond it the oldest half is discarded (and
+/// counted in [`SimState::discarded_pushes`]) so a long `--demo` run does not
+/// grow memory without bound.
+pub const MAX_RECORDED_PUSHES: usize = 100_000;
+
+/// Longest a connection thread blocks in one read before looking at its
+/// clock again (ticks due, heartbeat cutoff, silent mode, shutdown).
+const LOOP_TICK: Duration = Duration::from_millis(10);
+/// Read timeout while the WebSocket handshake is in progress.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(20);
+/// Write timeout on every accepted socket.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a server-initiated close waits for the client's close reply.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+/// At most this many pushes per code per loop iteration (catch-up cap).
+const MAX_CATCHUP: usize = 64;
+/// Largest accepted `depth_level`.
+const MAX_DEPTH_LEVEL: u64 = 10;
+
+/// Configuration of a [`Simulator`].
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Trade pushes per second per subscribed code (demo: 3.0). 0 = no pushes.
+    /// Depth pushes use the same rate per depth-subscribed code.
+    pub ticks_per_sec: f64,
+    /// Close a connection that sent no 22000 heartbeat for this long (AllTick: 30 s).
+    pub heartbeat_cutoff: Duration,
+    /// If Some, a connection whose `token` query parameter differs is rejected (see `reject`).
+    pub expected_token: Option<String>,
+    /// How a bad token is rejected.
+    pub reject: Reject,
+    /// Minimum interval between two requests on one connection; a request
+    /// arriving sooner is answered with ret 605 "too many requests" and
+    /// otherwise ignored. None = no enforcement. Default Some(1 s).
+    ///
+    /// Measured on arrival against the previous request of any kind on the
+    /// same connection (including ones that were themselves answered 605).
+    pub min_request_interval: Option<Duration>,
+    /// Seed for the random walk.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
+    /// 1 s minimum request interval, seed 1.
+    fn default() -> Self {
+        SimConfig {
+            ticks_per_sec: 3.0,
+            heartbeat_cutoff: Duration::from_secs(30),
+            expected_token: None,
+            reject: Reject::Ret401,
+            min_request_interval: Some(Duration::from_secs(1)),
+            seed: 1,
+        }
+    }
+}
+
+/// How a connection with a bad token is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// HTTP 401 at the WebSocket handshake.
+    Http401,
+    /// Handshake succeeds; every request is answered with ret 401 "token
+    /// invalid", then the server closes.
+    Ret401,
+}
+
+/// Why the simulator considers a connection finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The client sent a close frame (the close handshake was completed).
+    ClientClose,
+    /// The peer went away without a close handshake (EOF or reset).
+    PeerGone,
+    /// No 22000 heartbeat within [`SimConfig::heartbeat_cutoff`]; the server
+    /// sent a close frame.
+    HeartbeatTimeout,
+    /// Bad token: HTTP 401 at the handshake, or ret 401 then a close frame.
+    TokenRejected,
+    /// The WebSocket handshake failed for another reason.
+    HandshakeFailed(String),
+    /// Closed by [`Simulator::drop_connections`].
+    Dropped,
+    /// Closed because the simulator was dropped.
+    Shutdown,
+    /// Any other I/O or protocol error (message text).
+    Error(String),
+}
+
+/// One accepted TCP connection.
+#[derive(Clone, Debug)]
+pub struct ConnRecord {
+    /// Connection id (1, 2, 3, … in accept order).
+    pub id: u64,
+    /// The `token` query parameter of the handshake request (percent-decoded),
+    /// None if absent or if the handshake request was never read.
+    pub token: Option<String>,
+    /// The WebSocket handshake completed.
+    pub accepted: bool,
+    /// The connection is finished (socket closed by either side).
+    pub closed: bool,
+    /// A close frame from the client was read.
+    pub close_frame_received: bool,
+    /// Path of the handshake request URI (empty until it was read).
+    pub path: String,
+    /// When the TCP connection was accepted.
+    pub opened_at: Instant,
+    /// When the connection was finished.
+    pub closed_at: Option<Instant>,
+    /// Why the connection was finished.
+    pub cause: Option<CloseCause>,
+    /// Current trade subscription set (22004), in request order.
+    pub trade_codes: Vec<String>,
+    /// Current depth subscription set (22002), in request order.
+    pub depth_codes: Vec<String>,
+}
+
+/// One request frame received from a client.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Connection id ([`ConnRecord::id`]).
+    pub conn: u64,
+    /// Arrival time (when the frame was read).
+    pub at: Instant,
+    /// `cmd_id` of the request; 0 if missing or the frame was not JSON.
+    pub cmd_id: u64,
+    /// `seq_id` of the request, if it was an unsigned integer.
+    pub seq_id: Option<u64>,
+    /// `trace` of the request, if it was a string.
+    pub trace: Option<String>,
+    /// `data` of the request (Null if missing or not JSON).
+    pub data: serde_json::Value,
+    /// The frame's text exactly as received (binary frames lossily decoded).
+    pub raw: String,
+    /// The `ret` the simulator answered with (200, 400, 401, 601, 605).
+    pub ret: u32,
+}
+
+impl Request {
+    /// codes of data.symbol_list in order (empty if none)
+    pub fn codes(&self) -> Vec<String> {
+        self.data
+            .get("symbol_list")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|item| item.get("code").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One push (trade or depth) sent to a client; recorded before it is written.
+#[derive(Clone, Debug)]
+pub struct SentTick {
+    /// Connection id ([`ConnRecord::id`]).
+    pub conn: u64,
+    /// The code pushed.
+    pub code: String,
+    /// The push's `seq` (per code, strictly increasing across connections).
+    pub seq: u64,
+    /// When it was recorded (just before writing).
+    pub at: Instant,
+    /// Trade price as sent (for depth pushes: the mid price around which the
+    /// book was built).
+    pub price: String,
+}
+
+/// Everything the simulator has recorded so far.
+#[derive(Clone, Debug, Default)]
+pub struct SimState {
+    /// One per TCP connection accepted, in order (including those rejected at the handshake).
+    pub connections: Vec<ConnRecord>,
+    /// Every request frame received, in arrival order.
+    pub requests: Vec<Request>,
+    /// Every trade push sent (22998).
+    pub ticks: Vec<SentTick>,
+    /// Every depth push sent (22999).
+    pub depth_pushes: Vec<SentTick>,
+    /// Number of old entries removed from `ticks` and `depth_pushes` to stay
+    /// under [`MAX_RECORDED_PUSHES`] each.
+    pub discarded_pushes: u64,
+}
+
+impl SimState {
+    /// The connection record with this id.
+    pub fn conn(&self, id: u64) -> Option<&ConnRecord> {
+        self.connections.iter().find(|c| c.id == id)
+    }
+
+    /// Connections whose handshake completed and that are not closed yet.
+    pub fn open_connections(&self) -> Vec<&ConnRecord> {
+        self.connections
+            .iter()
+            .filter(|c| c.accepted && !c.closed)
+            .collect()
+    }
+
+    /// Requests with this `cmd_id`, in arrival order.
+    pub fn requests_with_cmd(&self, cmd_id: u64) -> Vec<&Request> {
+        self.requests.iter().filter(|r| r.cmd_id == cmd_id).collect()
+    }
+
+    /// Trade pushes of this code, in send order.
+    pub fn ticks_for(&self, code: &str) -> Vec<&SentTick> {
+        self.ticks.iter().filter(|t| t.code == code).collect()
+    }
+}
+
+/// A running simulated AllTick server on 127.0.0.1. Dropping it shuts it down
+/// (stops accepting, closes connections, joins its threads).
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Bind 127.0.0.1:0 and start serving in background threads.
+    pub fn start(cfg: SimConfig) -> io::Result<Simulator> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                state: SimState::default(),
+                market: HashMap::new(),
+                rng: Rng::new(cfg.seed),
+            }),
+            cfg,
+            cond: Condvar::new(),
+            stop: AtomicBool::new(false),
+            silent: AtomicBool::new(false),
+            handles: Mutex::new(Vec::new()),
+        });
+        let for_thread = Arc::clone(&shared);
+        let accept = thread::Builder::new()
+            .name("alltick-sim-accept".into())
+            .spawn(move || accept_loop(listener, for_thread))?;
+        Ok(Simulator {
+            shared,
+            addr,
+            accept: Some(accept),
+        })
+    }
+
+    /// The TCP port the simulator listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// ws://127.0.0.1:PORT/quote-stock-b-ws-api
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}{}", self.port(), STOCK_PATH)
+    }
+
+    /// Snapshot of everything recorded so far.
+    pub fn state(&self) -> SimState {
+        self.shared.lock_inner().state.clone()
+    }
+
+    /// Block until `pred(&state)` is true or `timeout` passes; returns the
+    /// final verdict. Woken by a Condvar notified on every state change
+    /// (request, connection, push, close), not by polling.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&SimState) -> bool) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut guard = self.shared.lock_inner();
+        loop {
+            if pred(&guard.state) {
+                return true;
+            }
+            let now = Instant::now();
+            let remaining = match deadline {
+                Some(d) if d > now => d - now,
+                Some(_) => return false,
+                // Timeout too large to represent: wait in long slices.
+                None => Duration::from_secs(3600),
+            };
+            guard = match self.shared.cond.wait_timeout(guard, remaining) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Abruptly close every open connection (TCP shutdown, no close frame).
+    /// New connections are still accepted.
+    pub fn drop_connections(&self) {
+        self.shared.kill_all();
+    }
+
+    /// While true: send nothing at all on existing and new connections (no
+    /// pushes, no replies to requests, no pongs, no handshake responses —
+    /// the sockets are neither read nor written), keep TCP open.
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.silent.store(silent, Ordering::SeqCst);
+        self.shared.cond.notify_all();
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.kill_all();
+        // Wake the accept loop, which is blocked in accept().
+        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
+        // The accept loop joins every connection thread; all of them notice
+        // the stop flag within a few milliseconds. If the wake-up failed,
+        // detach rather than risk blocking forever.
+        if let Some(handle) = self.accept.take()
+            && woke
+        {
+            let _ = handle.join();
+        }
+        self.shared.cond.notify_all();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared state
+
+struct Shared {
+    cfg: SimConfig,
+    inner: Mutex<Inner>,
+    cond: Condvar,
+    stop: AtomicBool,
+    silent: AtomicBool,
+    handles: Mutex<Vec<ConnHandle>>,
+}
+
+/// What the simulator keeps to kill a connection from outside its thread.
+struct ConnHandle {
+    id: u64,
+    stream: TcpStream,
+    kill: Arc<AtomicBool>,
+}
+
+struct Inner {
+    state: SimState,
+    /// Per-code market state, shared by all connections (like the real feed).
+    market: HashMap<String, CodeMarket>,
+    rng: Rng,
+}
+
+struct CodeMarket {
+    cents: u64,
+    trade_seq: u64,
+    depth_seq: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn silent(&self) -> bool {
+        self.silent.load(Ordering::SeqCst)
+    }
+
+    /// Apply `f` to the record of connection `id` and notify waiters.
+    fn update_conn(&self, id: u64, f: impl FnOnce(&mut ConnRecord)) {
+        let mut inner = self.lock_inner();
+        if let Some(rec) = inner.state.connections.iter_mut().find(|c| c.id == id) {
+            f(rec);
+        }
+        drop(inner);
+        self.cond.notify_all();
+    }
+
+    /// Record a newly accepted TCP connection; returns its id.
+    fn new_conn(&self) -> u64 {
+        let mut inner = self.lock_inner();
+        let id = inner.state.connections.len() as u64 + 1;
+        inner.state.connections.push(ConnRecord {
+            id,
+            token: None,
+            accepted: false,
+            closed: false,
+            close_frame_received: false,
+            path: String::new(),
+            opened_at: Instant::now(),
+            closed_at: None,
+            cause: None,
+            trade_codes: Vec::new(),
+            depth_codes: Vec::new(),
+        });
+        drop(inner);
+        self.cond.notify_all();
+        id
+    }
+
+    /// Mark connection `id` finished and forget its kill handle.
+    fn finish_conn(&self, id: u64, cause: CloseCause) {
+        {
+            let mut handles = lock(&self.handles);
+            if let Some(pos) = handles.iter().position(|h| h.id == id) {
+                let h = handles.swap_remove(pos);
+                let _ = h.stream.shutdown(Shutdown::Both);
+            }
+        }
+        self.update_conn(id, |rec| {
+            rec.closed = true;
+            rec.closed_at = Some(Instant::now());
+            rec.cause = Some(cause);
+        });
+    }
+
+    /// Shut down every registered connection (no close frame).
+    fn kill_all(&self) {
+        let handles = lock(&self.handles);
+        for h in handles.iter() {
+            h.kill.store(true, Ordering::SeqCst);
+            let _ = h.stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Accept loop
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping() {
+            break;
+        }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // E.g. out of file descriptors: do not spin.
+                thread::sleep(LOOP_TICK);
+                continue;
+            }
+        };
+        workers.retain(|w| !w.is_finished());
+        let id = shared.new_conn();
+        let clone = match stream.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                shared.finish_conn(id, CloseCause::Error(format!("try_clone: {e}")));
+                continue;
+            }
+        };
+        let kill = Arc::new(AtomicBool::new(false));
+        lock(&shared.handles).push(ConnHandle {
+            id,
+            stream: clone,
+            kill: Arc::clone(&kill),
+        });
+        let for_thread = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name(format!("alltick-sim-conn-{id}"))
+            .spawn(move || {
+                let cause = serve(&for_thread, id, stream, &kill);
+                for_thread.finish_conn(id, cause);
+            });
+        match spawned {
+            Ok(handle) => workers.push(handle),
+            Err(e) => shared.finish_conn(id, CloseCause::Error(format!("spawn: {e}"))),
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One connection
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 << 20)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+/// While the simulator is silent, idle without touching the socket. Returns
+/// Some(cause) if the connection must end (shutdown or drop_connections).
+fn idle_while_silent(shared: &Shared, kill: &AtomicBool) -> Option<CloseCause> {
+    loop {
+        if shared.stopping() {
+            return Some(CloseCause::Shutdown);
+        }
+        if kill.load(Ordering::SeqCst) {
+            return Some(CloseCause::Dropped);
+        }
+        if !shared.silent() {
+            return None;
+        }
+        thread::sleep(LOOP_TICK);
+    }
+}
+
+/// Run one connection from handshake to end; returns why it ended.
+// The handshake callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
+fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> CloseCause {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    if let Err(e) = stream.set_read_timeout(Some(HANDSHAKE_POLL)) {
+        return CloseCause::Error(format!("set_read_timeout: {e}"));
+    }
+    if let Some(cause) = idle_while_silent(shared, kill) {
+        return cause;
+    }
+
+    let token_bad = Cell::new(false);
+    let rejected_http = Cell::new(false);
+    let callback = |req: &HsRequest, resp: HsResponse| -> Result<HsResponse, ErrorResponse> {
+        let token = token_from_query(req.uri().query());
+        let path = req.uri().path().to_owned();
+        let bad = match &shared.cfg.expected_token {
+            Some(expected) => token.as_deref() != Some(expected.as_str()),
+            None => false,
+        };
+        token_bad.set(bad);
+        shared.update_conn(id, |rec| {
+            rec.token = token;
+            rec.path = path;
+        });
+        if bad && shared.cfg.reject == Reject::Http401 {
+            rejected_http.set(true);
+            let mut err = ErrorResponse::new(Some("token invalid".to_owned()));
+            *err.status_mut() = StatusCode::UNAUTHORIZED;
+            return Err(err);
+        }
+        Ok(resp)
+    };
+
+    let mut attempt = tungstenite::accept_hdr_with_config(stream, callback, Some(ws_config()));
+    let ws = loop {
+        match attempt {
+            Ok(ws) => break ws,
+            Err(HandshakeError::Interrupted(mid)) => {
+                if let Some(cause) = idle_while_silent(shared, kill) {
+                    return cause;
+                }
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::Failure(e)) => {
+                if rejected_http.get() {
+                    return CloseCause::TokenRejected;
+                }
+                if shared.stopping() {
+                    return CloseCause::Shutdown;
+                }
+                if kill.load(Ordering::SeqCst) {
+                    return CloseCause::Dropped;
+                }
+                return CloseCause::HandshakeFailed(e.to_string());
+            }
+        }
+    };
+    shared.update_conn(id, |rec| rec.accepted = true);
+
+    let interval = if shared.cfg.ticks_per_sec.is_finite() && shared.cfg.ticks_per_sec > 0.0 {
+        Duration::try_from_secs_f64(1.0 / shared.cfg.ticks_per_sec)
+            .ok()
+            .filter(|d| !d.is_zero())
+    } else {
+        None
+    };
+    let now = Instant::now();
+    Conn {
+        shared,
+        id,
+        kill,
+        ws,
+        token_bad: token_bad.get(),
+        interval,
+        trades: Vec::new(),
+        depth: Vec::new(),
+        last_request: None,
+        last_heartbeat: now,
+    }
+    .run()
+}
+
+/// Schedule of pushes for one subscribed code.
+struct Sched {
+    code: String,
+    level: usize,
+    due: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PushKind {
+    Trade,
+    Depth,
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    id: u64,
+    kill: &'a AtomicBool,
+    ws: WebSocket<TcpStream>,
+    token_bad: bool,
+    interval: Option<Duration>,
+    trades: Vec<Sched>,
+    depth: Vec<Sched>,
+    last_request: Option<Instant>,
+    last_heartbeat: Instant,
+}
+
+fn is_timeout(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+impl Conn<'_> {
+    fn run(mut self) -> CloseCause {
+        let mut was_silent = false;
+        loop {
+            if self.shared.stopping() {
+                return CloseCause::Shutdown;
+            }
+            if self.kill.load(Ordering::SeqCst) {
+                return CloseCause::Dropped;
+            }
+            if self.shared.silent() {
+                was_silent = true;
+                thread::sleep(LOOP_TICK);
+                continue;
+            }
+            let now = Instant::now();
+            if was_silent {
+                // Do not punish the client for our own silence: restart the
+                // heartbeat and rate clocks, and do not burst missed pushes.
+                was_silent = false;
+                self.last_heartbeat = now;
+                self.last_request = None;
+                for s in self.trades.iter_mut().chain(self.depth.iter_mut()) {
+                    s.due = s.due.max(now);
+                }
+            }
+            if now.duration_since(self.last_heartbeat) >= self.shared.cfg.heartbeat_cutoff {
+                return self.close_with(
+                    CloseCode::Policy,
+                    "heartbeat timeout",
+                    CloseCause::HeartbeatTimeout,
+                );
+            }
+            if let Err(cause) = self.push_due(now) {
+                return cause;
+            }
+            let wait = self.next_wait(Instant::now());
+            if let Err(e) = self.ws.get_mut().set_read_timeout(Some(wait)) {
+                return CloseCause::Error(format!("set_read_timeout: {e}"));
+            }
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    if let Some(cause) = self.on_request(text.as_str().to_owned()) {
+                        return cause;
+                    }
+                }
+                Ok(Message::Binary(bytes)) => {
+                    let raw = String::from_utf8_lossy(&bytes).into_owned();
+                    if let Some(cause) = self.on_request(raw) {
+                        return cause;
+                    }
+                }
+                Ok(Message::Close(_)) => {
+                    self.shared
+                        .update_conn(self.id, |rec| rec.close_frame_received = true);
+                    return self.finish_client_close();
+                }
+                // Pings are answered automatically by tungstenite on the next
+                // read/write/flush; pongs and raw frames are ignored.
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => return self.fatal(e),
+            }
+        }
+    }
+
+    /// How long the next read may block.
+    fn next_wait(&self, now: Instant) -> Duration {
+        let mut wait = LOOP_TICK;
+        if self.interval.is_some() {
+            for s in self.trades.iter().chain(self.depth.iter()) {
+                wait = wait.min(s.due.saturating_duration_since(now));
+            }
+        }
+        let hb_deadline = self.last_heartbeat + self.shared.cfg.heartbeat_cutoff;
+        wait = wait.min(hb_deadline.saturating_duration_since(now));
+        wait.max(Duration::from_millis(1))
+    }
+
+    /// Classify an error that ends the connection.
+    fn fatal(&self, e: WsError) -> CloseCause {
+        if self.shared.stopping() {
+            return CloseCause::Shutdown;
+        }
+        if self.kill.load(Ordering::SeqCst) {
+            return CloseCause::Dropped;
+        }
+        match e {
+            WsError::ConnectionClosed | WsError::AlreadyClosed => CloseCause::PeerGone,
+            WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                CloseCause::PeerGone
+            }
+            WsError::Io(io)
+                if matches!(
+                    io.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                CloseCause::PeerGone
+            }
+            other => CloseCause::Error(other.to_string()),
+        }
+    }
+
+    /// Result of a write/flush: a timeout leaves the data buffered inside
+    /// tungstenite (retried on the next write/flush), anything else is fatal.
+    fn check_write(&self, r: Result<(), WsError>) -> Result<(), CloseCause> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if is_timeout(&e) => Ok(()),
+            Err(e) => Err(self.fatal(e)),
+        }
+    }
+
+    /// The client sent a close frame: send the reply and end.
+    fn finish_client_close(&mut self) -> CloseCause {
+        let deadline = Instant::now() + CLOSE_DRAIN;
+        loop {
+            match self.ws.flush() {
+                Err(e) if is_timeout(&e) && Instant::now() < deadline => continue,
+                _ => return CloseCause::ClientClose,
+            }
+        }
+    }
+
+    /// Send a close frame, wait (bounded) for the client's reply, end.
+    fn close_with(&mut self, code: CloseCode, reason: &str, cause: CloseCause) -> CloseCause {
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        };
+        match self.ws.close(Some(frame)) {
+            Ok(()) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return cause,
+        }
+        let _ = self.ws.get_mut().set_read_timeout(Some(HANDSHAKE_POLL));
+        let deadline = Instant::now() + CLOSE_DRAIN;
+        while Instant::now() < deadline
+            && !self.shared.stopping()
+            && !self.kill.load(Ordering::SeqCst)
+        {
+            match self.ws.read() {
+                Ok(Message::Close(_)) => self
+                    .shared
+                    .update_conn(self.id, |rec| rec.close_frame_received = true),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => {}
+                Err(_) => break,
+            }
+        }
+        cause
+    }
+
+    /// Handle one request frame. Returns Some(cause) if the connection ends.
+    fn on_request(&mut self, raw: String) -> Option<CloseCause> {
+        let now = Instant::now();
+        let parsed: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        let cmd_id = parsed.get("cmd_id").and_then(Value::as_u64).unwrap_or(0);
+        let seq_id_v = parsed.get("seq_id").cloned();
+        let trace_v = parsed.get("trace").cloned();
+        let data = parsed.get("data").cloned().unwrap_or(Value::Null);
+
+        let too_fast = match (self.shared.cfg.min_request_interval, self.last_request) {
+            (Some(min), Some(prev)) => now.duration_since(prev) < min,
+            _ => false,
+        };
+        self.last_request = Some(now);
+
+        let (ret, msg, close_after) = if self.token_bad {
+            (401, "token invalid", true)
+        } else if too_fast {
+            (605, "too many requests", false)
+        } else {
+            let (ret, msg) = self.dispatch(cmd_id, &data, now);
+            (ret, msg, false)
+        };
+
+        {
+            let mut inner = self.shared.lock_inner();
+            let trade_codes: Vec<String> = self.trades.iter().map(|s| s.code.clone()).collect();
+            let depth_codes: Vec<String> = self.depth.iter().map(|s| s.code.clone()).collect();
+            if let Some(rec) = inner.state.connections.iter_mut().find(|c| c.id == self.id) {
+                rec.trade_codes = trade_codes;
+                rec.depth_codes = depth_codes;
+            }
+            inner.state.requests.push(Request {
+                conn: self.id,
+                at: now,
+                cmd_id,
+                seq_id: seq_id_v.as_ref().and_then(Value::as_u64),
+                trace: trace_v.as_ref().and_then(Value::as_str).map(str::to_owned),
+                data,
+                raw,
+                ret,
+            });
+        }
+        self.shared.cond.notify_all();
+
+        let mut resp = Map::new();
+        resp.insert("ret".into(), json!(ret));
+        resp.insert("msg".into(), json!(msg));
+        let resp_cmd = if cmd_id == 0 { 0 } else { cmd_id.saturating_add(1) };
+        resp.insert("cmd_id".into(), json!(resp_cmd));
+        if let Some(v) = seq_id_v {
+            resp.insert("seq_id".into(), v);
+        }
+        if let Some(v) = trace_v {
+            resp.insert("trace".into(), v);
+        }
+        resp.insert("data".into(), json!({}));
+        let text = Value::Object(resp).to_string();
+        let sent = self.ws.send(Message::text(text));
+        if let Err(cause) = self.check_write(sent) {
+            return Some(cause);
+        }
+        if close_after {
+            return Some(self.close_with(
+                CloseCode::Policy,
+                "token invalid",
+                CloseCause::TokenRejected,
+            ));
+        }
+        None
+    }
+
+    /// Apply a request that passed the token and rate checks.
+    fn dispatch(&mut self, cmd_id: u64, data: &Value, now: Instant) -> (u32, &'static str) {
+        const OK: (u32, &str) = (200, "ok");
+        const INVALID: (u32, &str) = (400, "request header/data param invalid");
+        const EMPTY: (u32, &str) = (601, "body empty");
+        match cmd_id {
+            22000 => {
+                self.last_heartbeat = now;
+                OK
+            }
+            22002 | 22004 => {
+                let list = match parse_symbol_list(data) {
+                    Ok(list) => list,
+                    Err(ListError::Empty) => return EMPTY,
+                    Err(ListError::Invalid) => return INVALID,
+                };
+                let interval = self.interval;
+                let target = if cmd_id == 22004 {
+                    &mut self.trades
+                } else {
+                    &mut self.depth
+                };
+                replace_set(target, list, now, interval);
+                OK
+            }
+            22006 => {
+                let cancel_type = data.get("cancel_type").and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                });
+                match cancel_type {
+                    Some(0) => {
+                        self.trades.clear();
+                        self.depth.clear();
+                        OK
+                    }
+                    Some(1) => {
+                        self.depth.clear();
+                        OK
+                    }
+                    Some(2) => {
+                        self.trades.clear();
+                        OK
+                    }
+                    _ => INVALID,
+                }
+            }
+            _ => INVALID,
+        }
+    }
+
+    /// Send every push that is due (recording each before writing it).
+    fn push_due(&mut self, now: Instant) -> Result<(), CloseCause> {
+        let Some(interval) = self.interval else {
+            return Ok(());
+        };
+        let mut due: Vec<(PushKind, String, usize)> = Vec::new();
+        for (kind, list) in [
+            (PushKind::Trade, &mut self.trades),
+            (PushKind::Depth, &mut self.depth),
+        ] {
+            for s in list.iter_mut() {
+                let mut n = 0;
+                while s.due <= now && n < MAX_CATCHUP {
+                    due.push((kind, s.code.clone(), s.level));
+                    s.due += interval;
+                    n += 1;
+                }
+                if s.due <= now {
+                    // Fell far behind: skip rather than burst.
+                    s.due = now + interval;
+                }
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = {
+            let mut inner = self.shared.lock_inner();
+            let texts = due
+                .iter()
+                .map(|(kind, code, level)| inner.push(self.id, *kind, code, *level))
+                .collect();
+            drop(inner);
+            texts
+        };
+        self.shared.cond.notify_all();
+        for text in texts {
+            let r = self.ws.write(Message::text(text));
+            self.check_write(r)?;
+        }
+        let r = self.ws.flush();
+        self.check_write(r)
+    }
+}
+
+enum ListError {
+    Empty,
+    Invalid,
+}
+
+/// Parse `data.symbol_list` into (code, depth_level) pairs, de-duplicated by
+/// code (first occurrence wins).
+fn parse_symbol_list(data: &Value) -> Result<Vec<(String, usize)>, ListError> {
+    let list = match data.get("symbol_list") {
+        None | Some(Value::Null) => return Err(ListError::Empty),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(ListError::Invalid),
+    };
+    if list.is_empty() {
+        return Err(ListError::Empty);
+    }
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(list.len());
+    for item in list {
+        let code = match item.get("code").and_then(Value::as_str) {
+            Some(c) if !c.trim().is_empty() => c.to_owned(),
+            _ => return Err(ListError::Invalid),
+        };
+        let level = match item.get("depth_level") {
+            None | Some(Value::Null) => 1,
+            Some(v) => match v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            {
+                Some(l) => l.clamp(1, MAX_DEPTH_LEVEL) as usize,
+                None => return Err(ListError::Invalid),
+            },
+        };
+        if !out.iter().any(|(c, _)| *c == code) {
+            out.push((code, level));
+        }
+    }
+    Ok(out)
+}
+
+/// Replace a subscription set: retained codes keep their schedule, new codes
+/// are staggered over one interval (the first one is due at once).
+fn replace_set(
+    set: &mut Vec<Sched>,
+    list: Vec<(String, usize)>,
+    now: Instant,
+    interval: Option<Duration>,
+) {
+    let fresh = list
+        .iter()
+        .filter(|(code, _)| !set.iter().any(|s| s.code == *code))
+        .count()
+        .max(1) as u32;
+    let mut k = 0u32;
+    let mut next: Vec<Sched> = Vec::with_capacity(list.len());
+    for (code, level) in list {
+        if let Some(pos) = set.iter().position(|s| s.code == code) {
+            let mut s = set.swap_remove(pos);
+            s.level = level;
+            next.push(s);
+        } else {
+            let offset = interval.map_or(Duration::ZERO, |iv| iv * k / fresh);
+            k += 1;
+            next.push(Sched {
+                code,
+                level,
+                due: now + offset,
+            });
+        }
+    }
+    *set = next;
+}
+
+// ---------------------------------------------------------------------------
+// Market data
+
+impl Inner {
+    /// Generate one push for `code`, record it, and return its JSON text.
+    fn push(&mut self, conn: u64, kind: PushKind, code: &str, level: usize) -> String {
+        let tick_time = now_ms();
+        let floor_seq = tick_time.saturating_mul(1000).saturating_add(1);
+        let seed_price = initial_cents(code, &mut self.rng);
+        let market = self
+            .market
+            .entry(code.to_owned())
+            .or_insert_with(|| CodeMarket {
+                cents: seed_price,
+                trade_seq: 0,
+                depth_seq: 0,
+            });
+        // Random walk: steps of about ±0.1 %, never below 0.02.
+        let k = (market.cents / 1000).max(1);
+        let step = self.rng.below(2 * k + 1);
+        market.cents = (market.cents + step).saturating_sub(k).max(2);
+        let cents = market.cents;
+        let price = fmt_cents(cents);
+        let at = Instant::now();
+        match kind {
+            PushKind::Trade => {
+                market.trade_seq = market.trade_seq.saturating_add(1).max(floor_seq);
+                let seq = market.trade_seq;
+                let volume = (1 + self.rng.below(20)) * 100;
+                let direction = self.rng.below(3);
+                let text = json!({
+                    "cmd_id": 22998,
+                    "data": {
+                        "code": code,
+                        "seq": seq,
+                        "tick_time": tick_time,
+                        "price": price,
+                        "volume": volume.to_string(),
+                        "turnover": fmt_cents(cents.saturating_mul(volume)),
+                        "trade_direction": direction,
+                    }
+                })
+                .to_string();
+                record_push(
+                    &mut self.state.ticks,
+                    &mut self.state.discarded_pushes,
+                    SentTick {
+                        conn,
+                        code: code.to_owned(),
+                        seq,
+                        at,
+                        price,
+                    },
+                );
+                text
+            }
+            PushKind::Depth => {
+                market.depth_seq = market.depth_seq.saturating_add(1).max(floor_seq);
+                let seq = market.depth_seq;
+                let tick = (cents / 2000).max(1);
+                let mut bids = Vec::with_capacity(level);
+                let mut asks = Vec::with_capacity(level);
+                for i in 1..=level as u64 {
+                    if let Some(p) = cents.checked_sub(i * tick).filter(|p| *p >= 1) {
+                        let v = (1 + self.rng.below(50)) * 100;
+                        bids.push(json!({"price": fmt_cents(p), "volume": v.to_string()}));
+                    }
+                    let v = (1 + self.rng.below(50)) * 100;
+                    asks.push(json!({"price": fmt_cents(cents + i * tick), "volume": v.to_string()}));
+                }
+                let text = json!({
+                    "cmd_id": 22999,
+                    "data": {
+                        "code": code,
+                        "seq": seq,
+                        "tick_time": tick_time,
+                        "bids": bids,
+                        "asks": asks,
+                    }
+                })
+                .to_string();
+                record_push(
+                    &mut self.state.depth_pushes,
+                    &mut self.state.discarded_pushes,
+                    SentTick {
+                        conn,
+                        code: code.to_owned(),
+                        seq,
+                        at,
+                        price,
+                    },
+                );
+                text
+            }
+        }
+    }
+}
+
+fn record_push(list: &mut Vec<SentTick>, discarded: &mut u64, tick: SentTick) {
+    if list.len() >= MAX_RECORDED_PUSHES {
+        let half = MAX_RECORDED_PUSHES / 2;
+        list.drain(..half);
+        *discarded += half as u64;
+    }
+    list.push(tick);
+}
+
+/// Starting price of a code, in cents, within 20.00..500.00: from a hash of
+/// the code mixed with one draw of the seeded generator.
+fn initial_cents(code: &str, rng: &mut Rng) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in code.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mixed = splitmix(h ^ rng.next_u64());
+    2_000 + mixed % 48_000
+}
+
+fn fmt_cents(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// xorshift64* generator.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let s = splitmix(seed);
+        Rng(if s == 0 { 0x9e37_79b9_7f4a_7c15 } else { s })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in 0..n (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Query parsing
+
+/// The percent-decoded `token` parameter of a URI query string.
+fn token_from_query(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == "token").then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_parsing() {
+        assert_eq!(token_from_query(Some("token=abc")), Some("abc".into()));
+        assert_eq!(token_from_query(Some("x=1&token=a%2Fb")), Some("a/b".into()));
+        assert_eq!(token_from_query(Some("x=1")), None);
+        assert_eq!(token_from_query(None), None);
+        assert_eq!(token_from_query(Some("token=%4")), Some("%4".into()));
+        assert_eq!(token_from_query(Some("token=%zz")), Some("%zz".into()));
+    }
+
+    #[test]
+    fn symbol_list_parsing() {
+        let ok = json!({"symbol_list": [{"code": "A"}, {"code": "B", "depth_level": 50}, {"code": "A"}]});
+        let list = parse_symbol_list(&ok).ok().unwrap_or_default();
+        assert_eq!(list, vec![("A".to_owned(), 1), ("B".to_owned(), 10)]);
+        assert!(matches!(
+            parse_symbol_list(&json!({"symbol_list": []})),
+            Err(ListError::Empty)
+        ));
+        assert!(matches!(parse_symbol_list(&json!({})), Err(ListError::Empty)));
+        assert!(matches!(
+            parse_symbol_list(&json!({"symbol_list": [{"x": 1}]})),
+            Err(ListError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn walk_stays_positive() {
+        let mut rng = Rng::new(7);
+        let mut cents = 3u64;
+        for _ in 0..10_000 {
+            let k = (cents / 1000).max(1);
+            cents = (cents + rng.below(2 * k + 1)).saturating_sub(k).max(2);
+            assert!(cents >= 2);
+        }
+        let start = initial_cents("AAPL.US", &mut Rng::new(1));
+        assert!((2_000..50_000).contains(&start));
+    }
+}

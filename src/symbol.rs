@@ -1,0 +1,231 @@
+//! Symbols as users type them, and the AllTick codes they map to.
+//!
+//! Users write `EXCHANGE:TICKER` (`NASDAQ:AAPL`) or a native AllTick code
+//! (`AAPL.US`, `BTCUSDT`, `Silver`). The first form is upper-cased and mapped
+//! to a code; the second is kept exactly as typed, because AllTick codes are
+//! case-sensitive. Characters and length are restricted so that nothing a
+//! user types can change the shape of the JSON sent to the server.
+
+use std::fmt;
+
+/// Longest symbol accepted, in bytes, in either spelling.
+pub const MAX_SYMBOL_LEN: usize = 32;
+
+/// Exchanges accepted before the colon, with the AllTick market suffix each maps to.
+pub const EXCHANGES: &[(&str, &str)] = &[
+    ("NASDAQ", "US"),
+    ("NYSE", "US"),
+    ("AMEX", "US"),
+    ("ARCA", "US"),
+    ("NYSEARCA", "US"),
+    ("BATS", "US"),
+    ("CBOE", "US"),
+    ("HKEX", "HK"),
+    ("HK", "HK"),
+    ("SSE", "SH"),
+    ("SH", "SH"),
+    ("SZSE", "SZ"),
+    ("SZ", "SZ"),
+];
+
+/// Which of AllTick's two WebSocket endpoints a code lives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Market {
+    /// US, HK and CN stocks and indices: codes like `AAPL.US`, `700.HK`.
+    Stock,
+    /// Forex, metals, crypto, oil, CFDs: bare codes like `EURUSD`, `BTCUSDT`.
+    Forex,
+}
+
+impl Market {
+    /// The market a native code most likely belongs to, judged by its suffix.
+    pub fn of_code(code: &str) -> Market {
+        match code.rsplit_once('.') {
+            Some((_, "US" | "HK" | "SH" | "SZ")) => Market::Stock,
+            _ => Market::Forex,
+        }
+    }
+
+    /// Lower-case name, as `--market` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Market::Stock => "stock",
+            Market::Forex => "forex",
+        }
+    }
+}
+
+/// One symbol: the user's spelling and the AllTick code it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    /// Exactly what the user typed, e.g. `NASDAQ:AAPL` or `AAPL.US`.
+    pub spelling: String,
+    /// The code sent to the server, e.g. `AAPL.US`.
+    pub code: String,
+}
+
+/// Why a symbol was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SymbolError {
+    /// The offending text, truncated for display.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for SymbolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad symbol {:?}: {} (use EXCHANGE:TICKER like NASDAQ:AAPL, or an AllTick code like AAPL.US or BTCUSDT)",
+            self.input, self.reason
+        )
+    }
+}
+
+impl std::error::Error for SymbolError {}
+
+fn err(input: &str, reason: impl Into<String>) -> SymbolError {
+    let mut shown: String = input.chars().take(40).collect();
+    if shown.len() < input.len() {
+        shown.push('…');
+    }
+    SymbolError {
+        input: shown,
+        reason: reason.into(),
+    }
+}
+
+fn is_code_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+impl Symbol {
+    /// Parse one symbol in either accepted spelling.
+    pub fn parse(input: &str) -> Result<Symbol, SymbolError> {
+        if input.is_empty() {
+            return Err(err(input, "empty"));
+        }
+        if input.len() > MAX_SYMBOL_LEN {
+            return Err(err(
+                input,
+                format!("longer than {MAX_SYMBOL_LEN} characters"),
+            ));
+        }
+        if let Some(c) = input.chars().find(|&c| !is_code_char(c) && c != ':') {
+            return Err(err(input, format!("character {c:?} is not allowed")));
+        }
+        match input.split_once(':') {
+            Some((exchange, ticker)) => Self::parse_exchange_ticker(input, exchange, ticker),
+            None => Self::parse_native(input),
+        }
+    }
+
+    fn parse_exchange_ticker(
+        input: &str,
+        exchange: &str,
+        ticker: &str,
+    ) -> Result<Symbol, SymbolError> {
+        let exchange = exchange.to_ascii_uppercase();
+        let Some(&(_, suffix)) = EXCHANGES.iter().find(|(name, _)| *name == exchange) else {
+            let known: Vec<&str> = EXCHANGES.iter().map(|(n, _)| *n).collect();
+            return Err(err(
+                input,
+                format!("unknown exchange {exchange:?} (known: {})", known.join(", ")),
+            ));
+        };
+        if ticker.is_empty() {
+            return Err(err(input, "no ticker after the colon"));
+        }
+        if ticker.contains(':') {
+            return Err(err(input, "more than one colon"));
+        }
+        if !ticker.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(err(input, "the ticker must start with a letter or digit"));
+        }
+        let mut ticker = ticker.to_ascii_uppercase();
+        if suffix == "HK" && ticker.bytes().all(|b| b.is_ascii_digit()) {
+            // HKEX:0700 and HKEX:700 are both 700.HK on AllTick.
+            let trimmed = ticker.trim_start_matches('0');
+            ticker = if trimmed.is_empty() { "0" } else { trimmed }.to_string();
+        }
+        Ok(Symbol {
+            spelling: input.to_string(),
+            code: format!("{ticker}.{suffix}"),
+        })
+    }
+
+    fn parse_native(input: &str) -> Result<Symbol, SymbolError> {
+        if !input.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(err(input, "must start with a letter or digit"));
+        }
+        if input.ends_with('.') {
+            return Err(err(input, "must not end with a dot"));
+        }
+        Ok(Symbol {
+            spelling: input.to_string(),
+            code: input.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(s: &str) -> String {
+        Symbol::parse(s).map(|s| s.code).unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn exchange_ticker_maps_to_codes() {
+        assert_eq!(code("NASDAQ:AAPL"), "AAPL.US");
+        assert_eq!(code("nasdaq:aapl"), "AAPL.US");
+        assert_eq!(code("NYSE:IBM"), "IBM.US");
+        assert_eq!(code("NYSEARCA:SPY"), "SPY.US");
+        assert_eq!(code("NYSE:BRK.B"), "BRK.B.US");
+        assert_eq!(code("HKEX:700"), "700.HK");
+        assert_eq!(code("HK:0700"), "700.HK");
+        assert_eq!(code("SSE:600519"), "600519.SH");
+        assert_eq!(code("SZ:000001"), "000001.SZ");
+    }
+
+    #[test]
+    fn native_codes_are_kept_exactly() {
+        assert_eq!(code("AAPL.US"), "AAPL.US");
+        assert_eq!(code("Silver"), "Silver");
+        assert_eq!(code("BTCUSDT"), "BTCUSDT");
+        assert_eq!(Symbol::parse("Silver").unwrap().spelling, "Silver");
+    }
+
+    #[test]
+    fn refuses_what_could_inject_or_is_unknown() {
+        for bad in [
+            "",
+            "FOO:AAPL",
+            "NASDAQ:",
+            "NASDAQ:A:B",
+            "AAPL\"}",
+            "A B",
+            "-X",
+            ".US",
+            "AAPL.",
+            "ÄPFEL",
+            "NASDAQ:-A",
+            &"A".repeat(33),
+        ] {
+            assert!(Symbol::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let e = Symbol::parse("FOO:AAPL").unwrap_err().to_string();
+        assert!(e.contains("unknown exchange \"FOO\""), "{e}");
+        assert!(e.contains("NASDAQ:AAPL"), "{e}");
+    }
+
+    #[test]
+    fn market_of_code() {
+        assert_eq!(Market::of_code("AAPL.US"), Market::Stock);
+        assert_eq!(Market::of_code("600519.SH"), Market::Stock);
+        assert_eq!(Market::of_code("BTCUSDT"), Market::Forex);
+        assert_eq!(Market::of_code("Silver"), Market::Forex);
+    }
+}
