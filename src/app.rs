@@ -46,13 +46,14 @@ pub fn run() -> i32 {
 
     // --demo: our own simulated server on 127.0.0.1, reached through the
     // normal connection path.
-    let mut _demo_server = None;
     let (url, token) = if opts.demo {
         match Simulator::start(SimConfig::default()) {
             Ok(sim) => {
                 let url = sim.url();
                 say(format!("demo: simulated AllTick server on {url}"));
-                _demo_server = Some(sim);
+                // It serves until the process exits; dropping it on the way
+                // out would show the session a spurious disconnect.
+                std::mem::forget(sim);
                 (url, None)
             }
             Err(e) => {
@@ -146,7 +147,9 @@ pub fn run() -> i32 {
                 }
             });
             if let Err(e) = result {
-                say(format!("cannot read stdin ({e}); commands are off, streaming goes on"));
+                say(format!(
+                    "cannot read stdin ({e}); commands are off, streaming goes on"
+                ));
             }
         })
         .ok();
@@ -161,32 +164,28 @@ fn supervise(
     writer_rx: &Receiver<WriterEnd>,
     stats: &Stats,
 ) -> i32 {
-    loop {
-        select! {
-            recv(sig_rx) -> _ => return finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, EXIT_OK),
-            recv(session_rx) -> end => {
-                let code = match end {
-                    Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
-                    _ => EXIT_OK,
-                };
-                return finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, code);
-            }
-            recv(writer_rx) -> end => match end {
-                Ok(WriterEnd::Closed) => return EXIT_OK,
-                Ok(WriterEnd::Failed(e)) => {
-                    say(format!("cannot write to stdout: {e}"));
-                    return EXIT_FAILURE;
-                }
-                // The writer only drains after the session ended; the
-                // session's own message follows.
-                Ok(WriterEnd::Drained) | Err(_) => {
-                    return match session_rx.recv_timeout(STOP_BUDGET) {
-                        Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
-                        _ => EXIT_OK,
-                    };
-                }
-            },
+    select! {
+        recv(sig_rx) -> _ => finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, EXIT_OK),
+        recv(session_rx) -> end => {
+            let code = match end {
+                Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
+                _ => EXIT_OK,
+            };
+            finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, code)
         }
+        recv(writer_rx) -> end => match end {
+            Ok(WriterEnd::Closed) => EXIT_OK,
+            Ok(WriterEnd::Failed(e)) => {
+                say(format!("cannot write to stdout: {e}"));
+                EXIT_FAILURE
+            }
+            // The writer only drains after the session ended; the
+            // session's own message follows.
+            Ok(WriterEnd::Drained) | Err(_) => match session_rx.recv_timeout(STOP_BUDGET) {
+                Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
+                _ => EXIT_OK,
+            },
+        },
     }
 }
 

@@ -90,7 +90,9 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{flag} needs a number of seconds, got {v:?}"))?;
     if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{flag} must be between 0 and 86400 seconds, got {v}"));
+        return Err(format!(
+            "{flag} must be between 0 and 86400 seconds, got {v}"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -151,14 +153,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                     .parse()
                     .ok()
                     .filter(|n| (1..=10_000_000).contains(n))
-                    .ok_or_else(|| format!("--queue needs a count from 1 to 10000000, got {v:?}"))?;
+                    .ok_or_else(|| {
+                        format!("--queue needs a count from 1 to 10000000, got {v:?}")
+                    })?;
             }
             _ => return Err(format!("unknown flag {flag} (see --help)")),
         }
     }
 
     if heartbeat < Duration::from_secs(1) {
-        return Err("--heartbeat must be at least 1 second (AllTick allows one request per second)".into());
+        return Err(
+            "--heartbeat must be at least 1 second (AllTick allows one request per second)".into(),
+        );
     }
     if stale_after <= heartbeat {
         return Err(format!(
@@ -181,7 +187,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             return Err(format!("--url must start with ws:// or wss://, got {u:?}"));
         }
         if u.contains("token=") {
-            return Err("--url must not carry the token: set ALLTICK_TOKEN or use --token-file".into());
+            return Err(
+                "--url must not carry the token: set ALLTICK_TOKEN or use --token-file".into(),
+            );
         }
         Some(u)
     };
@@ -209,9 +217,9 @@ pub fn token(file: Option<&PathBuf>, env: Option<String>) -> Result<String, Stri
     let raw = match file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?,
-        None => env.ok_or(
-            "no token: set ALLTICK_TOKEN or pass --token-file PATH (or try --demo)",
-        )?,
+        None => {
+            env.ok_or("no token: set ALLTICK_TOKEN or pass --token-file PATH (or try --demo)")?
+        }
     };
     let token = raw.trim();
     if token.is_empty() {
@@ -259,7 +267,14 @@ mod tests {
 
     #[test]
     fn flags_with_and_without_equals() {
-        let o = run(&["--market=forex", "--heartbeat", "2", "--stale-after=5", "BTCUSDT"]).unwrap();
+        let o = run(&[
+            "--market=forex",
+            "--heartbeat",
+            "2",
+            "--stale-after=5",
+            "BTCUSDT",
+        ])
+        .unwrap();
         assert_eq!(o.url.as_deref(), Some(FOREX_URL));
         assert_eq!(o.heartbeat, Duration::from_secs(2));
         assert_eq!(o.stale_after, Duration::from_secs(5));
@@ -267,9 +282,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_combinations() {
-        assert!(run(&["--heartbeat", "10", "--stale-after", "10"]).unwrap_err().contains("must exceed"));
+        assert!(
+            run(&["--heartbeat", "10", "--stale-after", "10"])
+                .unwrap_err()
+                .contains("must exceed")
+        );
         assert!(run(&["--url", "http://x"]).is_err());
-        assert!(run(&["--url", "wss://x/?token=abc"]).unwrap_err().contains("ALLTICK_TOKEN"));
+        assert!(
+            run(&["--url", "wss://x/?token=abc"])
+                .unwrap_err()
+                .contains("ALLTICK_TOKEN")
+        );
         assert!(run(&["--demo", "--url", "ws://x"]).is_err());
         assert!(run(&["--bogus"]).unwrap_err().contains("unknown flag"));
         assert!(run(&["FOO:BAR"]).is_err());

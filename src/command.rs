@@ -45,10 +45,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
         .filter(|w| !w.is_empty())
         .collect();
     if words.is_empty() {
-        return Err(format!(
-            "no symbol after '{}'",
-            if add { '+' } else { '-' }
-        ));
+        return Err(format!("no symbol after '{}'", if add { '+' } else { '-' }));
     }
     if words.len() > MAX_SYMBOLS_PER_LINE {
         return Err(format!(
@@ -178,10 +175,15 @@ mod tests {
 
     #[test]
     fn parses_adds_and_removes() {
-        let c = parse_line("+NASDAQ:AAPL NYSE:IBM,AAPL.US").unwrap().unwrap();
+        let c = parse_line("+NASDAQ:AAPL NYSE:IBM,AAPL.US")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             codes(&c),
-            (true, vec!["AAPL.US".into(), "IBM.US".into(), "AAPL.US".into()])
+            (
+                true,
+                vec!["AAPL.US".into(), "IBM.US".into(), "AAPL.US".into()]
+            )
         );
         let c = parse_line("  - NASDAQ:TSLA  ").unwrap().unwrap();
         assert_eq!(codes(&c), (false, vec!["TSLA.US".into()]));
@@ -196,9 +198,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_lines_whole() {
-        assert!(parse_line("NASDAQ:AAPL").unwrap_err().contains("expected '+SYMBOL'"));
+        assert!(
+            parse_line("NASDAQ:AAPL")
+                .unwrap_err()
+                .contains("expected '+SYMBOL'")
+        );
         assert!(parse_line("+").unwrap_err().contains("no symbol"));
-        assert!(parse_line("+NASDAQ:AAPL FOO:BAR").unwrap_err().contains("FOO"));
+        assert!(
+            parse_line("+NASDAQ:AAPL FOO:BAR")
+                .unwrap_err()
+                .contains("FOO")
+        );
         assert!(parse_line("*AAPL.US").is_err());
     }
 

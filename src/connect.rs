@@ -78,7 +78,9 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Ws, ConnectError> {
         .map_err(|e| ConnectError::Retry(format!("cannot resolve {host}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(ConnectError::Retry(format!("{host} resolves to no address")));
+        return Err(ConnectError::Retry(format!(
+            "{host} resolves to no address"
+        )));
     }
     let mut last_err = None;
     let mut tcp = None;
@@ -163,9 +165,7 @@ fn websocket_handshake(
             Ok((ws, _response)) => return Ok(ws),
             Err(HandshakeError::Interrupted(mid)) => {
                 if Instant::now() >= deadline {
-                    return Err(ConnectError::Retry(
-                        "WebSocket handshake timed out".into(),
-                    ));
+                    return Err(ConnectError::Retry("WebSocket handshake timed out".into()));
                 }
                 attempt = mid.handshake();
             }
@@ -176,7 +176,9 @@ fn websocket_handshake(
                         "the server refused the token (HTTP {status}); check ALLTICK_TOKEN or --token-file"
                     ))
                 } else {
-                    ConnectError::Retry(format!("the server answered the upgrade with HTTP {status}"))
+                    ConnectError::Retry(format!(
+                        "the server answered the upgrade with HTTP {status}"
+                    ))
                 });
             }
             Err(HandshakeError::Failure(e)) => {

@@ -98,19 +98,14 @@ pub fn run_writer<W: Write>(queue: Receiver<OutTick>, mut out: W, stats: Arc<Sta
         };
         format_trade(&mut buf, &tick);
         pending += 1;
-        loop {
-            match queue.try_recv() {
-                Ok(t) => {
-                    format_trade(&mut buf, &t);
-                    pending += 1;
-                    if buf.len() >= BATCH_BYTES {
-                        if let Some(end) = finish(out.write_all(&buf)) {
-                            return end;
-                        }
-                        buf.clear();
-                    }
+        while let Ok(t) = queue.try_recv() {
+            format_trade(&mut buf, &t);
+            pending += 1;
+            if buf.len() >= BATCH_BYTES {
+                if let Some(end) = finish(out.write_all(&buf)) {
+                    return end;
                 }
-                Err(_) => break,
+                buf.clear();
             }
         }
         if let Some(end) = finish(out.write_all(&buf).and_then(|_| out.flush())) {

@@ -238,10 +238,7 @@ mod tests {
     #[test]
     fn encodes_requests() {
         let v: Value = serde_json::from_str(&heartbeat(7, "t7")).unwrap();
-        assert_eq!(
-            v,
-            json!({"cmd_id":22000,"seq_id":7,"trace":"t7","data":{}})
-        );
+        assert_eq!(v, json!({"cmd_id":22000,"seq_id":7,"trace":"t7","data":{}}));
         let v: Value =
             serde_json::from_str(&subscribe_trades(8, "t8", ["AAPL.US", "TSLA.US"])).unwrap();
         assert_eq!(
@@ -299,7 +296,10 @@ mod tests {
 
     #[test]
     fn decodes_responses_and_ignores_unknown() {
-        let r = decode(r#"{"ret":401,"msg":"token invalid","cmd_id":22001,"seq_id":3,"trace":"x","data":{}}"#).unwrap();
+        let r = decode(
+            r#"{"ret":401,"msg":"token invalid","cmd_id":22001,"seq_id":3,"trace":"x","data":{}}"#,
+        )
+        .unwrap();
         assert_eq!(
             r,
             Incoming::Response(Response {

@@ -22,7 +22,8 @@ pub fn redact(text: &str) -> String {
     match SECRET.get() {
         Some(secret) => {
             let encoded = crate::cli::url_encode(secret);
-            text.replace(secret.as_str(), "***").replace(&encoded, "***")
+            text.replace(secret.as_str(), "***")
+                .replace(&encoded, "***")
         }
         None => text.to_string(),
     }

@@ -210,14 +210,18 @@ mod tests {
 
     #[test]
     fn jitter_differs_between_seeds() {
-        let a: Vec<_> = (0..5).map({
-            let mut b = Backoff::new(1);
-            move |_| b.next_delay()
-        }).collect();
-        let b: Vec<_> = (0..5).map({
-            let mut b = Backoff::new(2);
-            move |_| b.next_delay()
-        }).collect();
+        let a: Vec<_> = (0..5)
+            .map({
+                let mut b = Backoff::new(1);
+                move |_| b.next_delay()
+            })
+            .collect();
+        let b: Vec<_> = (0..5)
+            .map({
+                let mut b = Backoff::new(2);
+                move |_| b.next_delay()
+            })
+            .collect();
         assert_ne!(a, b);
     }
 }

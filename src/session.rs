@@ -131,7 +131,13 @@ struct DropLog {
 impl DropLog {
     const EVERY: Duration = Duration::from_secs(10);
 
-    fn note(&mut self, kind: &'static str, total: u64, now: Instant, what: impl FnOnce() -> String) {
+    fn note(
+        &mut self,
+        kind: &'static str,
+        total: u64,
+        now: Instant,
+        what: impl FnOnce() -> String,
+    ) {
         let due = match self.last.get(kind) {
             None => true,
             Some((at, _)) => now >= *at + Self::EVERY,
@@ -385,7 +391,9 @@ impl Session {
                     continue;
                 }
                 Err(tungstenite::Error::ConnectionClosed) => {
-                    return lost(close_reason.unwrap_or_else(|| "the server closed the connection".into()));
+                    return lost(
+                        close_reason.unwrap_or_else(|| "the server closed the connection".into()),
+                    );
                 }
                 Err(e) => return lost(connect::describe(&e)),
             };
@@ -473,9 +481,9 @@ impl Session {
             format!(" (server: {:?})", r.msg)
         };
         match r.ret {
-            401 => Err(ConnEnd::Fatal(format!(
-                "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file"
-            ))),
+            401 => Err(ConnEnd::Fatal(
+                "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file".to_string(),
+            )),
             429 | 605 => {
                 say(format!(
                     "{what} refused: ret {} {meaning}{server_msg}; resending the full set in {} s",
@@ -622,7 +630,10 @@ fn send(ws: &mut Ws, text: String) -> Result<(), String> {
     match ws.send(Message::text(text)) {
         Ok(()) => Ok(()),
         Err(tungstenite::Error::Io(e))
-            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
         {
             Ok(())
         }

@@ -27,9 +27,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
-use tungstenite::handshake::server::{
-    ErrorResponse, Request as HsRequest, Response as HsResponse,
-};
+use tungstenite::handshake::server::{ErrorResponse, Request as HsRequest, Response as HsResponse};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -241,7 +239,10 @@ impl SimState {
 
     /// Requests with this `cmd_id`, in arrival order.
     pub fn requests_with_cmd(&self, cmd_id: u64) -> Vec<&Request> {
-        self.requests.iter().filter(|r| r.cmd_id == cmd_id).collect()
+        self.requests
+            .iter()
+            .filter(|r| r.cmd_id == cmd_id)
+            .collect()
     }
 
     /// Trade pushes of this code, in send order.
@@ -633,6 +634,7 @@ fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> Clos
         depth: Vec::new(),
         last_request: None,
         last_heartbeat: now,
+        pending: None,
     }
     .run()
 }
@@ -661,6 +663,8 @@ struct Conn<'a> {
     depth: Vec<Sched>,
     last_request: Option<Instant>,
     last_heartbeat: Instant,
+    /// A message read just as silence began, handled when it ends.
+    pending: Option<Message>,
 }
 
 fn is_timeout(e: &WsError) -> bool {
@@ -693,6 +697,11 @@ impl Conn<'_> {
                     s.due = s.due.max(now);
                 }
             }
+            if let Some(msg) = self.pending.take()
+                && let Some(cause) = self.handle_message(msg)
+            {
+                return cause;
+            }
             if now.duration_since(self.last_heartbeat) >= self.shared.cfg.heartbeat_cutoff {
                 return self.close_with(
                     CloseCode::Policy,
@@ -708,28 +717,34 @@ impl Conn<'_> {
                 return CloseCause::Error(format!("set_read_timeout: {e}"));
             }
             match self.ws.read() {
-                Ok(Message::Text(text)) => {
-                    if let Some(cause) = self.on_request(text.as_str().to_owned()) {
+                // Silence may have begun while we were blocked in read():
+                // keep the message for when it ends, send nothing now.
+                Ok(msg) if self.shared.silent() => self.pending = Some(msg),
+                Ok(msg) => {
+                    if let Some(cause) = self.handle_message(msg) {
                         return cause;
                     }
                 }
-                Ok(Message::Binary(bytes)) => {
-                    let raw = String::from_utf8_lossy(&bytes).into_owned();
-                    if let Some(cause) = self.on_request(raw) {
-                        return cause;
-                    }
-                }
-                Ok(Message::Close(_)) => {
-                    self.shared
-                        .update_conn(self.id, |rec| rec.close_frame_received = true);
-                    return self.finish_client_close();
-                }
-                // Pings are answered automatically by tungstenite on the next
-                // read/write/flush; pongs and raw frames are ignored.
-                Ok(_) => {}
                 Err(e) if is_timeout(&e) => {}
                 Err(e) => return self.fatal(e),
             }
+        }
+    }
+
+    /// Act on one message read from the client. Returns Some(cause) if the
+    /// connection ends.
+    fn handle_message(&mut self, msg: Message) -> Option<CloseCause> {
+        match msg {
+            Message::Text(text) => self.on_request(text.as_str().to_owned()),
+            Message::Binary(bytes) => self.on_request(String::from_utf8_lossy(&bytes).into_owned()),
+            Message::Close(_) => {
+                self.shared
+                    .update_conn(self.id, |rec| rec.close_frame_received = true);
+                Some(self.finish_client_close())
+            }
+            // Pings are answered automatically by tungstenite on the next
+            // read/write/flush; pongs and raw frames are ignored.
+            _ => None,
         }
     }
 
@@ -872,7 +887,11 @@ impl Conn<'_> {
         let mut resp = Map::new();
         resp.insert("ret".into(), json!(ret));
         resp.insert("msg".into(), json!(msg));
-        let resp_cmd = if cmd_id == 0 { 0 } else { cmd_id.saturating_add(1) };
+        let resp_cmd = if cmd_id == 0 {
+            0
+        } else {
+            cmd_id.saturating_add(1)
+        };
         resp.insert("cmd_id".into(), json!(resp_cmd));
         if let Some(v) = seq_id_v {
             resp.insert("seq_id".into(), v);
@@ -952,6 +971,9 @@ impl Conn<'_> {
         let Some(interval) = self.interval else {
             return Ok(());
         };
+        if self.shared.silent() {
+            return Ok(());
+        }
         let mut due: Vec<(PushKind, String, usize)> = Vec::new();
         for (kind, list) in [
             (PushKind::Trade, &mut self.trades),
@@ -1132,7 +1154,9 @@ impl Inner {
                         bids.push(json!({"price": fmt_cents(p), "volume": v.to_string()}));
                     }
                     let v = (1 + self.rng.below(50)) * 100;
-                    asks.push(json!({"price": fmt_cents(cents + i * tick), "volume": v.to_string()}));
+                    asks.push(
+                        json!({"price": fmt_cents(cents + i * tick), "volume": v.to_string()}),
+                    );
                 }
                 let text = json!({
                     "cmd_id": 22999,
@@ -1277,7 +1301,10 @@ mod tests {
     #[test]
     fn token_parsing() {
         assert_eq!(token_from_query(Some("token=abc")), Some("abc".into()));
-        assert_eq!(token_from_query(Some("x=1&token=a%2Fb")), Some("a/b".into()));
+        assert_eq!(
+            token_from_query(Some("x=1&token=a%2Fb")),
+            Some("a/b".into())
+        );
         assert_eq!(token_from_query(Some("x=1")), None);
         assert_eq!(token_from_query(None), None);
         assert_eq!(token_from_query(Some("token=%4")), Some("%4".into()));
@@ -1293,7 +1320,10 @@ mod tests {
             parse_symbol_list(&json!({"symbol_list": []})),
             Err(ListError::Empty)
         ));
-        assert!(matches!(parse_symbol_list(&json!({})), Err(ListError::Empty)));
+        assert!(matches!(
+            parse_symbol_list(&json!({})),
+            Err(ListError::Empty)
+        ));
         assert!(matches!(
             parse_symbol_list(&json!({"symbol_list": [{"x": 1}]})),
             Err(ListError::Invalid)

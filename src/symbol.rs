@@ -131,7 +131,10 @@ impl Symbol {
             let known: Vec<&str> = EXCHANGES.iter().map(|(n, _)| *n).collect();
             return Err(err(
                 input,
-                format!("unknown exchange {exchange:?} (known: {})", known.join(", ")),
+                format!(
+                    "unknown exchange {exchange:?} (known: {})",
+                    known.join(", ")
+                ),
             ));
         };
         if ticker.is_empty() {
@@ -174,7 +177,9 @@ mod tests {
     use super::*;
 
     fn code(s: &str) -> String {
-        Symbol::parse(s).map(|s| s.code).unwrap_or_else(|e| e.to_string())
+        Symbol::parse(s)
+            .map(|s| s.code)
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
