@@ -63,6 +63,9 @@ pub struct SimConfig {
     /// Depth pushes use the same rate per depth-subscribed code.
     pub ticks_per_sec: f64,
     /// Close a connection that sent no 22000 heartbeat for this long (AllTick: 30 s).
+    /// Counted from the handshake and from each 22000 answered with ret 200
+    /// (a heartbeat answered 605 does not count). The server sends a close
+    /// frame, waits up to 1 s for the reply, then drops the TCP connection.
     pub heartbeat_cutoff: Duration,
     /// If Some, a connection whose `token` query parameter differs is rejected (see `reject`).
     pub expected_token: Option<String>,
