@@ -496,3 +496,36 @@ fn no_token_and_bad_arguments_exit_2() {
     check!(tool, s.and_then(|s| s.code()) == Some(2));
     check!(tool, tool.stderr().contains("must exceed"));
 }
+
+#[test]
+fn token_file_is_read_and_trimmed() {
+    let sim = sim(10.0);
+    let dir = std::env::temp_dir().join(format!("alltick-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, format!("  {TOKEN}\n")).unwrap();
+    let url = sim.url();
+    let path = file.to_string_lossy().to_string();
+    let tool = Tool::start(&["--url", &url, "--token-file", &path, "NASDAQ:AAPL"], None);
+    check!(tool, tool.wait_lines(1));
+    check!(
+        tool,
+        sim.state().connections[0].token.as_deref() == Some(TOKEN)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_absurd_stdin_line_is_skipped_without_stopping_commands() {
+    let sim = sim(0.0);
+    let mut tool = start(&sim, &["NASDAQ:AAPL"]);
+    check!(tool, wait_for_set(&sim, &["AAPL.US"]));
+    // 16 MiB without a newline, then a good line.
+    let chunk = "+".repeat(1 << 20);
+    for _ in 0..16 {
+        tool.send(&chunk);
+    }
+    tool.send("\n+NASDAQ:MSFT\n");
+    check!(tool, tool.wait_stderr("stdin:1: line longer than"));
+    check!(tool, wait_for_set(&sim, &["AAPL.US", "MSFT.US"]));
+}
