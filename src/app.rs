@@ -121,6 +121,7 @@ pub fn run() -> i32 {
             stale_after: opts.stale_after,
             connect_timeout: opts.connect_timeout,
             initial: opts.symbols.clone(),
+            max_symbols: opts.max_symbols,
             market: opts.market,
         };
         let session = Session::new(cfg, ctl_rx, stop.clone(), out_tx, stats.clone());

@@ -36,6 +36,9 @@ FLAGS:
     --stale-after SECS     silence after which the link is dead; must exceed
                            --heartbeat [default: 30]
     --connect-timeout SECS bound on one connection attempt [default: 10]
+    --max-symbols N        your plan's symbol limit per connection (free 5,
+                           basic 100, premium 200, professional 3000): warn
+                           before sending more, naming the excess [default: none]
     --queue N              ticks held for a slow stdout before new ones are
                            dropped (and counted) [default: 16384]
     --demo                 no token, no network: stream from a built-in
@@ -70,6 +73,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Output queue length.
     pub queue: usize,
+    /// The plan's symbol limit, if stated.
+    pub max_symbols: Option<usize>,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
@@ -108,6 +113,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut stale_after = Duration::from_secs(30);
     let mut connect_timeout = Duration::from_secs(10);
     let mut queue = DEFAULT_QUEUE;
+    let mut max_symbols = None;
     let mut demo = false;
     let mut only_symbols = false;
 
@@ -156,6 +162,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                     .ok_or_else(|| {
                         format!("--queue needs a count from 1 to 10000000, got {v:?}")
                     })?;
+            }
+            "--max-symbols" => {
+                let v = value("--max-symbols")?;
+                max_symbols =
+                    Some(v.parse().ok().filter(|n: &usize| *n >= 1).ok_or_else(|| {
+                        format!("--max-symbols needs a positive count, got {v:?}")
+                    })?);
             }
             _ => return Err(format!("unknown flag {flag} (see --help)")),
         }
@@ -208,6 +221,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         stale_after,
         connect_timeout,
         queue,
+        max_symbols,
         demo,
     }))
 }

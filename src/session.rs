@@ -7,7 +7,7 @@
 //! [`Backoff`] and the full set is sent again. Ticks go to the writer through
 //! a bounded queue with `try_send`, so a slow stdout never stalls this thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use crate::protocol::{self, CancelType, Incoming, Response};
 use crate::report::say;
 use crate::schedule::{Backoff, Due, Pacer};
 use crate::stats::Stats;
-use crate::subscriptions::Subscriptions;
+use crate::subscriptions::{Seen, Subscriptions};
 use crate::symbol::{Market, Symbol};
 
 /// Longest the session sleeps in one read: bounds how late it notices a
@@ -73,6 +73,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Symbols to subscribe at start.
     pub initial: Vec<Symbol>,
+    /// The plan's symbol limit, if the user stated it (`--max-symbols`).
+    pub max_symbols: Option<usize>,
     /// The endpoint's market, when known: codes of the other market are
     /// flagged, since the server refuses them (ret 600).
     pub market: Option<Market>,
@@ -106,7 +108,7 @@ pub struct Session {
     cfg: SessionConfig,
     url_with_token: String,
     subs: Subscriptions,
-    /// The set the server last acknowledged (for messages).
+    /// The set the server last acknowledged: codes known to be good.
     acked: Vec<String>,
     controls: Receiver<Control>,
     stop: Arc<AtomicBool>,
@@ -115,36 +117,34 @@ pub struct Session {
     next_seq_id: u32,
     backoff: Backoff,
     drops: DropLog,
+    /// Codes suspected of a 600/604 refusal, tried one at a time.
+    probe: VecDeque<String>,
     /// The set last sent on this connection; `None` forces a resend.
     sent_codes: Option<Vec<String>>,
-    /// `subs.generation()` when `sent_codes` was last compared with it.
-    sent_generation: u64,
+    /// Something changed that may change the set to send.
+    target_dirty: bool,
+    /// The set waiting to be sent, when it differs from `sent_codes`.
+    pending_target: Option<Vec<String>>,
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
 /// at most one line per kind every [`DropLog::EVERY`], with running totals.
 #[derive(Default)]
 struct DropLog {
-    last: HashMap<&'static str, (Instant, u64)>,
+    last: HashMap<&'static str, Instant>,
 }
 
 impl DropLog {
     const EVERY: Duration = Duration::from_secs(10);
 
-    fn note(
-        &mut self,
-        kind: &'static str,
-        total: u64,
-        now: Instant,
-        what: impl FnOnce() -> String,
-    ) {
+    fn note(&mut self, kind: &'static str, now: Instant, what: impl FnOnce() -> String) {
         let due = match self.last.get(kind) {
             None => true,
-            Some((at, _)) => now >= *at + Self::EVERY,
+            Some(at) => now >= *at + Self::EVERY,
         };
         if due {
             say(what());
-            self.last.insert(kind, (now, total));
+            self.last.insert(kind, now);
         }
     }
 }
@@ -179,6 +179,7 @@ impl Session {
             url_with_token,
             subs,
             acked: Vec::new(),
+            probe: VecDeque::new(),
             controls,
             stop,
             out,
@@ -187,7 +188,8 @@ impl Session {
             backoff: Backoff::new(seed),
             drops: DropLog::default(),
             sent_codes: None,
-            sent_generation: 0,
+            target_dirty: true,
+            pending_target: None,
         }
     }
 
@@ -212,13 +214,14 @@ impl Session {
             if self.stopping() {
                 return SessionEnd::Stopped;
             }
-            match connect::connect(&self.url_with_token, self.cfg.connect_timeout) {
-                Err(ConnectError::Fatal(m)) => return SessionEnd::Fatal(m),
-                Err(ConnectError::Retry(m)) => {
+            match self.connect() {
+                None => return SessionEnd::Stopped,
+                Some(Err(ConnectError::Fatal(m))) => return SessionEnd::Fatal(m),
+                Some(Err(ConnectError::Retry(m))) => {
                     say(format!("cannot connect to {}: {m}", self.cfg.url));
                     wait = self.backoff.next_delay();
                 }
-                Ok(ws) => {
+                Some(Ok(ws)) => {
                     say(format!("connected to {}", self.cfg.url));
                     match self.run_connection(ws) {
                         ConnEnd::Stopped => return SessionEnd::Stopped,
@@ -230,6 +233,45 @@ impl Session {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// One connection attempt on a helper thread, so that a stop request is
+    /// honoured at once even while TCP or TLS is still handshaking. `None`
+    /// means we were asked to stop (the attempt is abandoned; it ends by
+    /// itself within the connect timeout).
+    fn connect(&mut self) -> Option<Result<Ws, ConnectError>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let url = self.url_with_token.clone();
+        let timeout = self.cfg.connect_timeout;
+        let spawned = std::thread::Builder::new()
+            .name("connect".into())
+            .spawn(move || {
+                let _ = tx.send(connect::connect(&url, timeout));
+            });
+        if let Err(e) = spawned {
+            return Some(Err(ConnectError::Retry(format!(
+                "cannot start a thread: {e}"
+            ))));
+        }
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            crossbeam_channel::select! {
+                recv(rx) -> r => return Some(r.unwrap_or_else(|_| {
+                    Err(ConnectError::Retry("the connect attempt failed".into()))
+                })),
+                recv(self.controls) -> c => match c {
+                    Ok(c) => self.apply(c),
+                    // No more controls: wait on the attempt alone, in ticks.
+                    Err(_) => {
+                        if let Ok(r) = rx.recv_timeout(TICK) {
+                            return Some(r);
+                        }
+                    }
+                },
             }
         }
     }
@@ -249,7 +291,8 @@ impl Session {
                 Ok(c) => self.apply(c),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => return true,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    // Nobody can send controls any more; just wait out the delay.
+                    // Nobody can send controls any more; wait in ticks so a
+                    // stop request is still seen.
                     std::thread::sleep(left.min(TICK));
                 }
             }
@@ -271,6 +314,7 @@ impl Session {
             say(format!("stdin:{line}: note: {s} is {state}"));
         }
         if !change.applied.is_empty() {
+            self.target_dirty = true;
             say(format!(
                 "stdin:{line}: {verb} {}; {} symbols wanted",
                 list(&change.applied),
@@ -291,6 +335,40 @@ impl Session {
         id
     }
 
+    /// The set to have on the server now: the wanted set, or while suspects
+    /// are being tried, the known-good part of it plus the next suspect.
+    fn target(&mut self) -> Vec<String> {
+        while let Some(front) = self.probe.front() {
+            if self.subs.contains(front) {
+                let mut t: Vec<String> = self
+                    .subs
+                    .codes()
+                    .iter()
+                    .filter(|c| self.acked.contains(c))
+                    .cloned()
+                    .collect();
+                t.push(front.clone());
+                return t;
+            }
+            self.probe.pop_front();
+        }
+        self.subs.codes().to_vec()
+    }
+
+    /// The set to send, if it differs from the one last sent. Recomputed
+    /// only after something changed, so the hot path costs a flag check.
+    fn pending_subscription(&mut self) -> bool {
+        if self.target_dirty {
+            self.target_dirty = false;
+            let target = self.target();
+            self.pending_target = match &self.sent_codes {
+                Some(sent) if *sent == target => None,
+                _ => Some(target),
+            };
+        }
+        self.pending_target.is_some()
+    }
+
     fn run_connection(&mut self, mut ws: Ws) -> ConnEnd {
         if let Err(e) = connect::tcp(&ws).set_read_timeout(Some(TICK)) {
             return lost(format!("socket setup failed: {e}"));
@@ -298,9 +376,9 @@ impl Session {
         let opened = Instant::now();
         let mut pacer = Pacer::new(self.cfg.heartbeat, opened);
         let mut last_rx = opened;
-        // A fresh connection has nothing subscribed; compare once.
+        // A fresh connection has nothing subscribed.
         self.sent_codes = Some(Vec::new());
-        self.sent_generation = self.subs.generation().wrapping_sub(1);
+        self.target_dirty = true;
         let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
         let mut healthy_since: Option<Instant> = None;
         let mut close_reason: Option<String> = None;
@@ -324,17 +402,7 @@ impl Session {
                 self.backoff.reset();
             }
 
-            // Is the set on the server different from the one wanted?
-            let generation = self.subs.generation();
-            let pending = match &self.sent_codes {
-                None => true,
-                Some(_) if self.sent_generation == generation => false,
-                Some(sent) if sent == self.subs.codes() => {
-                    self.sent_generation = generation;
-                    false
-                }
-                Some(_) => true,
-            };
+            let pending = self.pending_subscription();
             match pacer.due(now, pending) {
                 Due::Nothing => {}
                 Due::Heartbeat => {
@@ -353,8 +421,9 @@ impl Session {
                     pacer.sent(Due::Heartbeat, now);
                 }
                 Due::Subscription => {
+                    let codes = self.pending_target.take().unwrap_or_default();
+                    self.warn_plan_limit(&codes);
                     let id = self.seq_id();
-                    let codes = self.subs.codes().to_vec();
                     let text = if codes.is_empty() {
                         protocol::cancel(id, &format!("cancel-{id}"), CancelType::Trades)
                     } else {
@@ -368,7 +437,6 @@ impl Session {
                         return lost(e);
                     }
                     pacer.sent(Due::Subscription, now);
-                    self.sent_generation = generation;
                     self.sent_codes = Some(codes.clone());
                     in_flight.insert(
                         id,
@@ -395,7 +463,7 @@ impl Session {
                         close_reason.unwrap_or_else(|| "the server closed the connection".into()),
                     );
                 }
-                Err(e) => return lost(connect::describe(&e)),
+                Err(e) => return lost(self.read_failure(&e)),
             };
             last_rx = Instant::now();
             match msg {
@@ -404,15 +472,16 @@ impl Session {
                     Ok(Incoming::BadTrade(why)) => {
                         Stats::add(&self.stats.dropped_invalid, 1);
                         let total = Stats::get(&self.stats.dropped_invalid);
-                        self.drops.note("invalid", total, last_rx, || {
+                        self.drops.note("invalid", last_rx, || {
                             format!("skipped an invalid trade ({why}); {total} invalid trades skipped so far")
                         });
                     }
                     Ok(Incoming::Response(r)) => {
                         let request = r.seq_id.and_then(|id| in_flight.remove(&(id as u32)));
-                        match self.on_response(&r, request, &mut pacer, &mut healthy_since) {
-                            Ok(()) => {}
-                            Err(end) => return end,
+                        if let Err(end) =
+                            self.on_response(&r, request, &mut pacer, &mut healthy_since)
+                        {
+                            return end;
                         }
                     }
                     Ok(Incoming::Other { .. }) => {}
@@ -422,7 +491,7 @@ impl Session {
                 Message::Close(frame) => {
                     close_reason = Some(match frame {
                         Some(f) if f.code == CloseCode::Normal && f.reason.is_empty() => {
-                            "the server closed the connection (code 1000)".into()
+                            "the server closed the connection (code 1000, no reason)".into()
                         }
                         Some(f) => format!(
                             "the server closed the connection (code {}{}{})",
@@ -430,7 +499,7 @@ impl Session {
                             if f.reason.is_empty() { "" } else { ": " },
                             f.reason.chars().take(100).collect::<String>()
                         ),
-                        None => "the server closed the connection".into(),
+                        None => "the server closed the connection (no close code)".into(),
                     });
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -438,12 +507,46 @@ impl Session {
         }
     }
 
+    /// Describe a read error that ends the connection; frames that broke
+    /// the rules (too large, bad UTF-8) also count as unreadable.
+    fn read_failure(&mut self, e: &tungstenite::Error) -> String {
+        match e {
+            tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_) => {
+                Stats::add(&self.stats.garbage_frames, 1);
+                format!("{} (frame refused)", connect::describe(e))
+            }
+            tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::ConnectionReset => {
+                "the connection was reset (TCP RST)".into()
+            }
+            tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ) => "the server dropped the connection without a close frame".into(),
+            _ => connect::describe(e),
+        }
+    }
+
     fn garbage(&mut self, why: &'static str, now: Instant) {
         Stats::add(&self.stats.garbage_frames, 1);
         let total = Stats::get(&self.stats.garbage_frames);
-        self.drops.note("garbage", total, now, || {
+        self.drops.note("garbage", now, || {
             format!("skipped an unreadable frame ({why}); {total} skipped so far")
         });
+    }
+
+    /// Warn before sending more codes than the plan allows (`--max-symbols`):
+    /// real servers may ignore the excess silently.
+    fn warn_plan_limit(&self, codes: &[String]) {
+        let Some(max) = self.cfg.max_symbols else {
+            return;
+        };
+        if codes.len() > max {
+            let over: Vec<String> = codes[max..].iter().map(|c| self.subs.display(c)).collect();
+            say(format!(
+                "sending {} codes but --max-symbols is {max}: the server will likely ignore {}",
+                codes.len(),
+                list(&over)
+            ));
+        }
     }
 
     fn on_response(
@@ -460,13 +563,20 @@ impl Session {
             protocol::CMD_SUB_DEPTH_ACK => "depth subscription",
             _ => "request",
         };
-        if r.ret == 200 {
-            if let Some(InFlight {
+        let sub_codes = match request {
+            Some(InFlight {
                 kind: Due::Subscription,
                 codes,
-            }) = request
-            {
+            }) => Some(codes),
+            _ => None,
+        };
+        if r.ret == 200 {
+            if let Some(codes) = sub_codes {
                 self.report_ack(&codes);
+                if self.probe.front().is_some_and(|p| codes.contains(p)) {
+                    self.probe.pop_front();
+                    self.target_dirty = true;
+                }
                 self.acked = codes;
                 healthy_since.get_or_insert_with(Instant::now);
             } else if r.cmd_id == protocol::CMD_HEARTBEAT_ACK && self.subs.codes().is_empty() {
@@ -485,19 +595,18 @@ impl Session {
                 "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file".to_string(),
             )),
             429 | 605 => {
-                say(format!(
-                    "{what} refused: ret {} {meaning}{server_msg}; resending the full set in {} s",
-                    r.ret,
-                    RATE_LIMIT_RETRY.as_secs()
-                ));
-                if let Some(InFlight {
-                    kind: Due::Subscription,
-                    ..
-                }) = request
-                {
+                if sub_codes.is_some() {
+                    say(format!(
+                        "{what} refused: ret {} {meaning}{server_msg}; resending the full set in {} s",
+                        r.ret,
+                        RATE_LIMIT_RETRY.as_secs()
+                    ));
                     pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
-                    // Force a resend: the server did not take this set.
+                    // The server did not take this set: send it again.
                     self.sent_codes = None;
+                    self.target_dirty = true;
+                } else {
+                    say(format!("{what} refused: ret {} {meaning}{server_msg}", r.ret));
                 }
                 Ok(())
             }
@@ -506,10 +615,22 @@ impl Session {
                 min_wait: AFTER_606,
             }),
             603 => {
-                let n = request.map(|r| r.codes.len()).unwrap_or(0);
+                let n = sub_codes.map(|c| c.len()).unwrap_or(0);
+                let limit = self
+                    .cfg
+                    .max_symbols
+                    .map(|m| format!(" (--max-symbols says {m})"))
+                    .unwrap_or_default();
                 say(format!(
-                    "{what} refused: ret 603 {meaning}{server_msg}; {n} codes were sent; the set stays as it was"
+                    "{what} refused: ret 603 {meaning}{server_msg}: {n} codes were sent{limit}; the server keeps the previous set; remove symbols to go on"
                 ));
+                Ok(())
+            }
+            600 | 604 => {
+                match sub_codes {
+                    Some(codes) => self.refused_codes(r.ret, meaning, &codes),
+                    None => say(format!("{what} refused: ret {} {meaning}{server_msg}", r.ret)),
+                }
                 Ok(())
             }
             _ => {
@@ -518,6 +639,46 @@ impl Session {
                     r.ret
                 ));
                 Ok(())
+            }
+        }
+    }
+
+    /// A subscription was refused for a bad code (600/604) without saying
+    /// which. The codes it added over the last acknowledged set are the
+    /// suspects: one is dropped at once; several are tried one at a time.
+    fn refused_codes(&mut self, ret: i64, meaning: &str, codes: &[String]) {
+        self.target_dirty = true;
+        // While probing, the request carried exactly one suspect.
+        let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
+        let suspects: Vec<String> = match probed {
+            Some(p) => {
+                self.probe.pop_front();
+                vec![p]
+            }
+            None => codes
+                .iter()
+                .filter(|c| !self.acked.contains(c))
+                .cloned()
+                .collect(),
+        };
+        match suspects.as_slice() {
+            [] => say(format!(
+                "trade subscription refused: ret {ret} {meaning}, though it added nothing to the acknowledged set; keeping the set"
+            )),
+            [bad] => {
+                let name = self.subs.display(bad);
+                self.subs.drop_code(bad);
+                say(format!(
+                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the set, {} symbols remain",
+                    self.subs.codes().len()
+                ));
+            }
+            many => {
+                say(format!(
+                    "trade subscription refused: ret {ret} {meaning}; trying the {} new codes one at a time to find the bad ones",
+                    many.len()
+                ));
+                self.probe = many.iter().cloned().collect();
             }
         }
     }
@@ -552,18 +713,26 @@ impl Session {
     }
 
     fn forward(&mut self, trade: protocol::Trade) {
+        let symbol = match self.subs.see(&trade.code, trade.seq) {
+            Seen::New(name) => name,
+            Seen::Unknown => Arc::from(trade.code.as_str()),
+            Seen::Repeat => {
+                Stats::add(&self.stats.dropped_repeat, 1);
+                let total = Stats::get(&self.stats.dropped_repeat);
+                self.drops.note("repeat", Instant::now(), || {
+                    format!("skipped a trade already written (same or lower seq for {}); {total} skipped so far", trade.code)
+                });
+                return;
+            }
+        };
         Stats::add(&self.stats.received, 1);
-        let symbol = self
-            .subs
-            .name_of(&trade.code)
-            .unwrap_or_else(|| Arc::from(trade.code.as_str()));
         match self.out.try_send(OutTick { symbol, trade }) {
             Ok(()) => Stats::add(&self.stats.queued, 1),
             Err(TrySendError::Full(_)) => {
                 Stats::add(&self.stats.dropped_overflow, 1);
                 let total = Stats::get(&self.stats.dropped_overflow);
                 let cap = self.out.capacity().unwrap_or(0);
-                self.drops.note("overflow", total, Instant::now(), || {
+                self.drops.note("overflow", Instant::now(), || {
                     format!(
                         "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
                     )

@@ -13,6 +13,8 @@ pub struct Stats {
     pub written: AtomicU64,
     /// Trades dropped because they failed validation.
     pub dropped_invalid: AtomicU64,
+    /// Trades skipped because their seq was already seen (replays, duplicates).
+    pub dropped_repeat: AtomicU64,
     /// Trades dropped because the output queue was full.
     pub dropped_overflow: AtomicU64,
     /// Frames that were not understood at all (bad JSON, binary).
@@ -42,11 +44,12 @@ impl Stats {
         let invalid = Self::get(&self.dropped_invalid);
         let overflow = Self::get(&self.dropped_overflow);
         let garbage = Self::get(&self.garbage_frames);
-        if invalid + overflow + garbage == 0 {
+        let repeat = Self::get(&self.dropped_repeat);
+        if invalid + overflow + garbage + repeat == 0 {
             return None;
         }
         Some(format!(
-            "dropped in total: {invalid} invalid trades, {overflow} trades on output-queue overflow, {garbage} unreadable frames"
+            "dropped in total: {invalid} invalid trades, {overflow} trades on output-queue overflow, {garbage} unreadable frames, {repeat} repeated trades"
         ))
     }
 }

@@ -14,11 +14,32 @@ use crate::symbol::Symbol;
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     codes: Vec<String>,
-    /// code → spelling used when it was subscribed. Kept after removal so
-    /// ticks still in flight are labelled the same way.
-    names: HashMap<String, Arc<str>>,
+    /// code → what we know of it. Kept after removal so ticks still in
+    /// flight are labelled the same way and replays are still recognised.
+    known: HashMap<String, Known>,
     /// Bumped on every effective change.
     generation: u64,
+}
+
+#[derive(Debug)]
+struct Known {
+    /// The spelling used when it was subscribed.
+    name: Arc<str>,
+    /// Highest `seq` seen for this code (0: none yet).
+    last_seq: u64,
+    /// Whether it is in the set now.
+    wanted: bool,
+}
+
+/// How a trade relates to what was seen before.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// New: the label for its `symbol` field.
+    New(Arc<str>),
+    /// Its seq is not above one already seen for the code: a duplicate or a replay.
+    Repeat,
+    /// A code the user never subscribed to (labelled with the code itself).
+    Unknown,
 }
 
 /// The outcome of applying one command, for notes on stderr.
@@ -42,12 +63,22 @@ impl Subscriptions {
         for s in symbols {
             if self.contains(&s.code) {
                 change.unchanged.push(s.spelling.clone());
-            } else {
-                self.codes.push(s.code.clone());
-                self.names
-                    .insert(s.code.clone(), Arc::from(s.spelling.as_str()));
-                change.applied.push(s.spelling.clone());
+                continue;
             }
+            self.codes.push(s.code.clone());
+            let name = Arc::from(s.spelling.as_str());
+            self.known
+                .entry(s.code.clone())
+                .and_modify(|k| {
+                    k.name = Arc::clone(&name);
+                    k.wanted = true;
+                })
+                .or_insert(Known {
+                    name,
+                    last_seq: 0,
+                    wanted: true,
+                });
+            change.applied.push(s.spelling.clone());
         }
         if !change.applied.is_empty() {
             self.generation += 1;
@@ -62,6 +93,9 @@ impl Subscriptions {
             match self.codes.iter().position(|c| *c == s.code) {
                 Some(i) => {
                     self.codes.remove(i);
+                    if let Some(k) = self.known.get_mut(&s.code) {
+                        k.wanted = false;
+                    }
                     change.applied.push(s.spelling.clone());
                 }
                 None => change.unchanged.push(s.spelling.clone()),
@@ -73,9 +107,36 @@ impl Subscriptions {
         change
     }
 
+    /// Remove one code (refused by the server); true if it was in the set.
+    pub fn drop_code(&mut self, code: &str) -> bool {
+        match self.codes.iter().position(|c| c == code) {
+            Some(i) => {
+                self.codes.remove(i);
+                if let Some(k) = self.known.get_mut(code) {
+                    k.wanted = false;
+                }
+                self.generation += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether `code` is in the set.
     pub fn contains(&self, code: &str) -> bool {
-        self.codes.iter().any(|c| c == code)
+        self.known.get(code).is_some_and(|k| k.wanted)
+    }
+
+    /// Classify a trade of `code` with `seq`, remembering the seq.
+    pub fn see(&mut self, code: &str, seq: u64) -> Seen {
+        match self.known.get_mut(code) {
+            None => Seen::Unknown,
+            Some(k) if seq <= k.last_seq => Seen::Repeat,
+            Some(k) => {
+                k.last_seq = seq;
+                Seen::New(Arc::clone(&k.name))
+            }
+        }
     }
 
     /// The codes, in the order they were added.
@@ -91,14 +152,14 @@ impl Subscriptions {
     /// The label for ticks of `code`: the user's spelling, or the code itself
     /// for a code the user never asked for.
     pub fn name_of(&self, code: &str) -> Option<Arc<str>> {
-        self.names.get(code).cloned()
+        self.known.get(code).map(|k| Arc::clone(&k.name))
     }
 
     /// The spelling for `code` as a plain string, for messages.
     pub fn display(&self, code: &str) -> String {
-        self.names
+        self.known
             .get(code)
-            .map(|n| n.to_string())
+            .map(|k| k.name.to_string())
             .unwrap_or_else(|| code.to_string())
     }
 }
@@ -137,5 +198,24 @@ mod tests {
         assert_eq!(s.generation(), g);
         // In-flight ticks of a removed code keep their label.
         assert_eq!(s.name_of("AAPL.US").as_deref(), Some("NASDAQ:AAPL"));
+    }
+
+    #[test]
+    fn repeated_or_replayed_seqs_are_recognised_per_code() {
+        let mut s = Subscriptions::new();
+        s.add(&[sym("NASDAQ:AAPL"), sym("NASDAQ:TSLA")]);
+        assert_eq!(s.see("AAPL.US", 5), Seen::New(Arc::from("NASDAQ:AAPL")));
+        assert_eq!(s.see("TSLA.US", 3), Seen::New(Arc::from("NASDAQ:TSLA")));
+        assert_eq!(s.see("AAPL.US", 5), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 4), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 6), Seen::New(Arc::from("NASDAQ:AAPL")));
+        assert_eq!(s.see("IBM.US", 1), Seen::Unknown);
+        // Re-subscribing keeps the seq memory: a replay after resubscribe is caught.
+        s.remove(&[sym("AAPL.US")]);
+        s.add(&[sym("AAPL.US")]);
+        assert_eq!(s.see("AAPL.US", 6), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 7), Seen::New(Arc::from("AAPL.US")));
+        assert!(s.drop_code("TSLA.US"));
+        assert!(!s.contains("TSLA.US"));
     }
 }
