@@ -7,7 +7,7 @@
 //! [`Backoff`] and the full set is sent again. Ticks go to the writer through
 //! a bounded queue with `try_send`, so a slow stdout never stalls this thread.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,8 +108,10 @@ pub struct Session {
     cfg: SessionConfig,
     url_with_token: String,
     subs: Subscriptions,
-    /// The set the server last acknowledged: codes known to be good.
-    acked: Vec<String>,
+    /// The set the server holds on this connection (last acknowledged).
+    server_set: Vec<String>,
+    /// Every code the server ever acknowledged: known to be valid.
+    known_good: HashSet<String>,
     controls: Receiver<Control>,
     stop: Arc<AtomicBool>,
     out: Sender<OutTick>,
@@ -178,7 +180,8 @@ impl Session {
             cfg,
             url_with_token,
             subs,
-            acked: Vec::new(),
+            server_set: Vec::new(),
+            known_good: HashSet::new(),
             probe: VecDeque::new(),
             controls,
             stop,
@@ -344,7 +347,7 @@ impl Session {
                     .subs
                     .codes()
                     .iter()
-                    .filter(|c| self.acked.contains(c))
+                    .filter(|c| self.known_good.contains(*c))
                     .cloned()
                     .collect();
                 t.push(front.clone());
@@ -378,6 +381,7 @@ impl Session {
         let mut last_rx = opened;
         // A fresh connection has nothing subscribed.
         self.sent_codes = Some(Vec::new());
+        self.server_set.clear();
         self.target_dirty = true;
         let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
         let mut healthy_since: Option<Instant> = None;
@@ -484,7 +488,13 @@ impl Session {
                             return end;
                         }
                     }
-                    Ok(Incoming::Other { .. }) => {}
+                    Ok(Incoming::Other { cmd_id }) => self.garbage(
+                        match cmd_id {
+                            Some(_) => "unknown cmd_id",
+                            None => "no cmd_id",
+                        },
+                        last_rx,
+                    ),
                     Err(why) => self.garbage(why, last_rx),
                 },
                 Message::Binary(_) => self.garbage("unexpected binary frame", last_rx),
@@ -577,7 +587,8 @@ impl Session {
                     self.probe.pop_front();
                     self.target_dirty = true;
                 }
-                self.acked = codes;
+                self.known_good.extend(codes.iter().cloned());
+                self.server_set = codes;
                 healthy_since.get_or_insert_with(Instant::now);
             } else if r.cmd_id == protocol::CMD_HEARTBEAT_ACK && self.subs.codes().is_empty() {
                 healthy_since.get_or_insert_with(Instant::now);
@@ -615,6 +626,9 @@ impl Session {
                 min_wait: AFTER_606,
             }),
             603 => {
+                // Resending the same set would be refused again: wait for
+                // the user to change it.
+                self.sent_codes = sub_codes.clone();
                 let n = sub_codes.map(|c| c.len()).unwrap_or(0);
                 let limit = self
                     .cfg
@@ -647,6 +661,8 @@ impl Session {
     /// which. The codes it added over the last acknowledged set are the
     /// suspects: one is dropped at once; several are tried one at a time.
     fn refused_codes(&mut self, ret: i64, meaning: &str, codes: &[String]) {
+        // The server keeps the set it had.
+        self.sent_codes = Some(self.server_set.clone());
         self.target_dirty = true;
         // While probing, the request carried exactly one suspect.
         let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
@@ -657,14 +673,18 @@ impl Session {
             }
             None => codes
                 .iter()
-                .filter(|c| !self.acked.contains(c))
+                .filter(|c| !self.known_good.contains(*c))
                 .cloned()
                 .collect(),
         };
         match suspects.as_slice() {
-            [] => say(format!(
-                "trade subscription refused: ret {ret} {meaning}, though it added nothing to the acknowledged set; keeping the set"
-            )),
+            [] => {
+                // Resending it would be refused again: wait for a change.
+                self.sent_codes = Some(codes.to_vec());
+                say(format!(
+                    "trade subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes"
+                ));
+            }
             [bad] => {
                 let name = self.subs.display(bad);
                 self.subs.drop_code(bad);
@@ -686,11 +706,11 @@ impl Session {
     fn report_ack(&self, codes: &[String]) {
         let added: Vec<String> = codes
             .iter()
-            .filter(|c| !self.acked.contains(c))
+            .filter(|c| !self.server_set.contains(c))
             .map(|c| format!("+{}", self.subs.display(c)))
             .collect();
         let removed: Vec<String> = self
-            .acked
+            .server_set
             .iter()
             .filter(|c| !codes.contains(c))
             .map(|c| format!("-{}", self.subs.display(c)))
