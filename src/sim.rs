@@ -11,17 +11,33 @@
 //! tests can inspect with [`Simulator::state`] or wait on with
 //! [`Simulator::wait_until`].
 //!
+//! Fault injection, for tests of the client's error handling: server close
+//! frames ([`Simulator::close_connections`]), TCP resets
+//! ([`Simulator::reset_connections`]), abrupt drops
+//! ([`Simulator::drop_connections`], [`Simulator::set_drop_after_ack`]), raw
+//! frames ([`Simulator::inject`]), error replies ([`Simulator::fail_next`],
+//! [`Simulator::refuse_codes`], [`Simulator::set_max_symbols`]), a
+//! connections-per-token limit ([`Simulator::set_connection_limit`]), HTTP
+//! errors at the handshake ([`Simulator::set_handshake_status`]) and silence
+//! ([`Simulator::set_silent`]). With [`SimConfig::tls`] it serves `wss://`
+//! (see [`test_certificate`]).
+//!
 //! Design: one accept thread plus one thread per connection, all blocking
 //! (std threads and tungstenite's blocking API). Each connection thread owns
 //! its socket; the simulator only keeps a `try_clone` of each `TcpStream` so
-//! that it can shut connections down from outside.
+//! that it can shut connections down from outside, plus a command channel
+//! and flags through which the other switches reach the connection thread
+//! (which looks at them at least every 10 ms).
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,9 +45,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 use tungstenite::handshake::server::{ErrorResponse, Request as HsRequest, Response as HsResponse};
 use tungstenite::http::StatusCode;
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+use tungstenite::{Bytes, Error as WsError, HandshakeError, Message, WebSocket};
 
 /// Path of the simulated stock endpoint (the simulator accepts any path).
 pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
@@ -51,16 +68,23 @@ const HANDSHAKE_POLL: Duration = Duration::from_millis(20);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a server-initiated close waits for the client's close reply.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+/// Longest a TLS handshake may take (not counting silent periods).
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+/// Longest [`Simulator::reset_connections`] waits for unread client data.
+const RESET_WAIT: Duration = Duration::from_secs(5);
+/// Chunk size used to stream an [`Inject::Huge`] payload.
+const HUGE_CHUNK: usize = 64 * 1024;
 /// At most this many pushes per code per loop iteration (catch-up cap).
 const MAX_CATCHUP: usize = 64;
 /// Largest accepted `depth_level`.
 const MAX_DEPTH_LEVEL: u64 = 10;
 
 /// Configuration of a [`Simulator`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SimConfig {
     /// Trade pushes per second per subscribed code (demo: 3.0). 0 = no pushes.
-    /// Depth pushes use the same rate per depth-subscribed code.
+    /// Depth pushes use the same rate per depth-subscribed code. This is the
+    /// initial rate; [`Simulator::set_ticks_per_sec`] changes it at runtime.
     pub ticks_per_sec: f64,
     /// Close a connection that sent no 22000 heartbeat for this long (AllTick: 30 s).
     /// Counted from the handshake and from each 22000 answered with ret 200
@@ -80,11 +104,16 @@ pub struct SimConfig {
     pub min_request_interval: Option<Duration>,
     /// Seed for the random walk.
     pub seed: u64,
+    /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
+    /// wrapped with a `native_tls::TlsAcceptor` using this identity before
+    /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
+    /// that the client's host-name check can pass. See [`test_certificate`].
+    pub tls: Option<native_tls::Identity>,
 }
 
 impl Default for SimConfig {
     /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
-    /// 1 s minimum request interval, seed 1.
+    /// 1 s minimum request interval, seed 1, no TLS.
     fn default() -> Self {
         SimConfig {
             ticks_per_sec: 3.0,
@@ -93,8 +122,46 @@ impl Default for SimConfig {
             reject: Reject::Ret401,
             min_request_interval: Some(Duration::from_secs(1)),
             seed: 1,
+            tls: None,
         }
     }
+}
+
+// By hand: `native_tls::Identity` does not implement Debug.
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("ticks_per_sec", &self.ticks_per_sec)
+            .field("heartbeat_cutoff", &self.heartbeat_cutoff)
+            .field("expected_token", &self.expected_token)
+            .field("reject", &self.reject)
+            .field("min_request_interval", &self.min_request_interval)
+            .field("seed", &self.seed)
+            .field("tls", &self.tls.as_ref().map(|_| "<identity>"))
+            .finish()
+    }
+}
+
+/// A raw frame for [`Simulator::inject`], sent as-is to every open connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inject {
+    /// A text frame with this content (e.g. invalid JSON, an unknown cmd_id,
+    /// a trade with price "0").
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+    /// A (final) text frame whose payload is these bytes, which need not be
+    /// valid UTF-8 (a raw tungstenite frame; `Message::Text` cannot hold
+    /// invalid UTF-8).
+    InvalidUtf8(Vec<u8>),
+    /// One final text frame with a payload of this many bytes, written as a
+    /// raw frame header followed by the payload streamed in 64 KiB chunks
+    /// (the simulator never holds it in memory). The payload is valid UTF-8
+    /// shaped like a trade push padded with `x` (just `x`s if too short for
+    /// that). A client is expected to refuse it and disconnect, so the write
+    /// failing is normal; in any case the connection ends if the frame could
+    /// not be written completely.
+    Huge(usize),
 }
 
 /// How a connection with a bad token is rejected.
@@ -119,10 +186,27 @@ pub enum CloseCause {
     HeartbeatTimeout,
     /// Bad token: HTTP 401 at the handshake, or ret 401 then a close frame.
     TokenRejected,
-    /// The WebSocket handshake failed for another reason.
+    /// The handshake was answered with this HTTP status
+    /// ([`Simulator::set_handshake_status`]).
+    HandshakeStatus(u16),
+    /// The TLS or WebSocket handshake failed for another reason.
     HandshakeFailed(String),
-    /// Closed by [`Simulator::drop_connections`].
+    /// Closed without a close frame (TCP shutdown): by
+    /// [`Simulator::drop_connections`], by [`Simulator::set_drop_after_ack`],
+    /// or by [`Simulator::reset_connections`] when no unread client data
+    /// arrived within 5 s (then the client sees an orderly FIN, not a reset).
     Dropped,
+    /// Reset by [`Simulator::reset_connections`]: the socket was closed with
+    /// unread data in its receive buffer, so the kernel sent a TCP RST.
+    Reset,
+    /// The server sent a close frame with this code: by
+    /// [`Simulator::close_connections`], or 1008 after a ret 606 injected by
+    /// [`Simulator::fail_next`].
+    ServerClose(u16),
+    /// Refused by the connections-per-token limit
+    /// ([`Simulator::set_connection_limit`]): accepted at the WebSocket
+    /// level, then closed at once with close frame 1008 "too many connections".
+    TooManyConnections,
     /// Closed because the simulator was dropped.
     Shutdown,
     /// Any other I/O or protocol error (message text).
@@ -174,7 +258,9 @@ pub struct Request {
     pub data: serde_json::Value,
     /// The frame's text exactly as received (binary frames lossily decoded).
     pub raw: String,
-    /// The `ret` the simulator answered with (200, 400, 401, 601, 605).
+    /// The `ret` the simulator answered with (200, 400, 401, 601, 605, or a
+    /// ret injected by [`Simulator::fail_next`], [`Simulator::refuse_codes`]
+    /// or [`Simulator::set_max_symbols`]: 600, 603, 604, 606, …).
     pub ret: u32,
 }
 
@@ -210,6 +296,20 @@ pub struct SentTick {
     pub price: String,
 }
 
+/// One [`Simulator::inject`] frame as handled by one connection.
+#[derive(Clone, Debug)]
+pub struct Injected {
+    /// Connection id ([`ConnRecord::id`]).
+    pub conn: u64,
+    /// When the write was attempted.
+    pub at: Instant,
+    /// The frame.
+    pub frame: Inject,
+    /// The frame was written and flushed completely (false e.g. when the
+    /// client refused an [`Inject::Huge`] and disconnected mid-frame).
+    pub written: bool,
+}
+
 /// Everything the simulator has recorded so far.
 #[derive(Clone, Debug, Default)]
 pub struct SimState {
@@ -224,6 +324,8 @@ pub struct SimState {
     /// Number of old entries removed from `ticks` and `depth_pushes` to stay
     /// under [`MAX_RECORDED_PUSHES`] each.
     pub discarded_pushes: u64,
+    /// Every injected frame, per connection, recorded after the write attempt.
+    pub injected: Vec<Injected>,
 }
 
 impl SimState {
@@ -273,19 +375,37 @@ impl fmt::Debug for Simulator {
 impl Simulator {
     /// Bind 127.0.0.1:0 and start serving in background threads.
     pub fn start(cfg: SimConfig) -> io::Result<Simulator> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        Simulator::start_on(0, cfg)
+    }
+
+    /// Like [`Simulator::start`] but bind 127.0.0.1:`port` (0 = any port):
+    /// used to "restart" a killed server on the same port. (std sets
+    /// SO_REUSEADDR on Unix listeners, so connections of the previous server
+    /// left in TIME_WAIT do not block the bind.)
+    pub fn start_on(port: u16, cfg: SimConfig) -> io::Result<Simulator> {
+        let tls = match &cfg.tls {
+            Some(identity) => {
+                Some(native_tls::TlsAcceptor::new(identity.clone()).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 state: SimState::default(),
                 market: HashMap::new(),
                 rng: Rng::new(cfg.seed),
+                over_limit: HashSet::new(),
             }),
+            rate_bits: AtomicU64::new(cfg.ticks_per_sec.to_bits()),
             cfg,
+            tls,
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
             silent: AtomicBool::new(false),
             handles: Mutex::new(Vec::new()),
+            faults: Mutex::new(Faults::default()),
         });
         let for_thread = Arc::clone(&shared);
         let accept = thread::Builder::new()
@@ -303,9 +423,15 @@ impl Simulator {
         self.addr.port()
     }
 
-    /// ws://127.0.0.1:PORT/quote-stock-b-ws-api
+    /// `ws://127.0.0.1:PORT/quote-stock-b-ws-api`, or with [`SimConfig::tls`]
+    /// `wss://localhost:PORT/quote-stock-b-ws-api` (the simulator listens on
+    /// 127.0.0.1 only).
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}{}", self.port(), STOCK_PATH)
+        if self.shared.tls.is_some() {
+            format!("wss://localhost:{}{}", self.port(), STOCK_PATH)
+        } else {
+            format!("ws://127.0.0.1:{}{}", self.port(), STOCK_PATH)
+        }
     }
 
     /// Snapshot of everything recorded so far.
@@ -346,9 +472,133 @@ impl Simulator {
     /// While true: send nothing at all on existing and new connections (no
     /// pushes, no replies to requests, no pongs, no handshake responses —
     /// the sockets are neither read nor written), keep TCP open.
+    ///
+    /// While silent, [`Simulator::close_connections`] and
+    /// [`Simulator::inject`] wait until silence ends (they write);
+    /// [`Simulator::reset_connections`] acts at once (without its ping).
     pub fn set_silent(&self, silent: bool) {
         self.shared.silent.store(silent, Ordering::SeqCst);
         self.shared.cond.notify_all();
+    }
+
+    /// Close every open connection (handshake completed, i.e. shown
+    /// [`ConnRecord::accepted`] and not closed; a connection still in its
+    /// handshake is not affected) with a close frame (`code`, `reason`),
+    /// e.g. (1011, "internal error") or (1000, ""); the connection then ends
+    /// after the client's close reply or at most 1 s. Recorded as
+    /// [`CloseCause::ServerClose`]. Acts asynchronously (within about 10 ms).
+    pub fn close_connections(&self, code: u16, reason: &str) {
+        self.shared
+            .send_to_open(|| Command::Close(code, reason.to_owned()));
+    }
+
+    /// Abruptly reset every open connection (as in
+    /// [`Simulator::close_connections`]) so that the client sees ECONNRESET
+    /// (a TCP RST, not a FIN). Acts asynchronously.
+    ///
+    /// The trick, without libc (std cannot set SO_LINGER 0): Linux answers
+    /// with RST when a socket is closed while unread data sits in its
+    /// receive buffer. So the connection thread sends a WebSocket ping
+    /// (tungstenite clients queue the pong and send it on their next
+    /// read/write, i.e. at once if they are reading), stops reading, and
+    /// blocks in `TcpStream::peek` (a real wait on data, bounded by 5 s)
+    /// until unread bytes (the pong, a heartbeat, anything) are in the
+    /// receive buffer; then it drops the socket — every descriptor of it —
+    /// without `shutdown`. Recorded as [`CloseCause::Reset`]. If no data
+    /// arrives within 5 s it falls back to `shutdown(Both)` (a FIN) and
+    /// records [`CloseCause::Dropped`].
+    pub fn reset_connections(&self) {
+        let handles = lock(&self.shared.handles);
+        for h in handles.iter().filter(|h| h.open) {
+            h.reset.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Send a raw frame to every open connection (as in
+    /// [`Simulator::close_connections`]), as-is (recorded in
+    /// [`SimState::injected`]). Acts asynchronously (within about 10 ms).
+    pub fn inject(&self, frame: Inject) {
+        self.shared.send_to_open(|| Command::Inject(frame.clone()));
+    }
+
+    /// Answer the next `count` requests (on any connection) whose `cmd_id`
+    /// is `cmd_id` with `ret` (and the `msg` of ALLTICK.md's table) instead
+    /// of processing them. For ret 606 the connection is then closed with
+    /// close frame 1008 "too many requests" (recorded as
+    /// [`CloseCause::ServerClose`]`(1008)`).
+    ///
+    /// Checked after the token check and before the 1 s rate check, so the
+    /// next matching requests get `ret` even if they came too fast. Calls
+    /// queue up: `fail_next(22004, 605, 1); fail_next(22004, 606, 1)`
+    /// answers the next two 22004 with 605, then 606.
+    pub fn fail_next(&self, cmd_id: u64, ret: u32, count: usize) {
+        if count > 0 {
+            lock(&self.shared.faults)
+                .fail_next
+                .push_back((cmd_id, ret, count));
+        }
+    }
+
+    /// From now on, any 22004/22002 whose `symbol_list` contains one of
+    /// `codes` is refused as a whole with `ret` (600 "code invalid" or 604
+    /// "code unauthorized"); the connection's set is unchanged. Calls add up
+    /// (a later call for the same code replaces its ret); `ret` 200 removes
+    /// `codes` from the refused ones. If a request contains several refused
+    /// codes, the first in request order decides the ret.
+    pub fn refuse_codes(&self, codes: &[&str], ret: u32) {
+        let mut faults = lock(&self.shared.faults);
+        faults.refused.retain(|(c, _)| !codes.contains(&c.as_str()));
+        if ret != 200 {
+            faults
+                .refused
+                .extend(codes.iter().map(|c| ((*c).to_owned(), ret)));
+        }
+    }
+
+    /// Plan limit: a 22004/22002 with more than `n` distinct codes is
+    /// answered ret 603 "token level not enough" and the set is unchanged.
+    /// None = unlimited (the default).
+    pub fn set_max_symbols(&self, n: Option<usize>) {
+        lock(&self.shared.faults).max_symbols = n;
+    }
+
+    /// Connections per token (None = unlimited, the default). A new
+    /// connection with the same `token` query parameter (absent counts as
+    /// one more token value) while `limit` others are counted is accepted at
+    /// the WebSocket level and then immediately closed with close frame 1008
+    /// "too many connections" (recorded as [`CloseCause::TooManyConnections`];
+    /// refused connections never count). A connection counts from its
+    /// handshake until `release_delay` after it closed (models the real
+    /// server noticing a dead connection late).
+    pub fn set_connection_limit(&self, limit: Option<usize>, release_delay: Duration) {
+        let mut faults = lock(&self.shared.faults);
+        faults.conn_limit = limit;
+        faults.release_delay = release_delay;
+    }
+
+    /// If Some(d): each connection is dropped (TCP shutdown, no close frame;
+    /// recorded as [`CloseCause::Dropped`]) `d` after its first 22004
+    /// answered with ret 200 (its first successful 22005). Evaluated
+    /// continuously against the current setting; None (the default) = never.
+    pub fn set_drop_after_ack(&self, d: Option<Duration>) {
+        lock(&self.shared.faults).drop_after_ack = d;
+    }
+
+    /// If Some(status): answer every WebSocket handshake with this HTTP
+    /// status (e.g. 500; an invalid code becomes 500) instead of upgrading,
+    /// before any token check; recorded as [`CloseCause::HandshakeStatus`].
+    /// None (the default) = upgrade normally.
+    pub fn set_handshake_status(&self, status: Option<u16>) {
+        lock(&self.shared.faults).handshake_status = status;
+    }
+
+    /// Change the per-code push rate (trades and depth) of every connection
+    /// at runtime; 0 = no pushes. Existing subscriptions are rescheduled,
+    /// staggered over one new interval (the first push is due at once).
+    pub fn set_ticks_per_sec(&self, rate: f64) {
+        self.shared
+            .rate_bits
+            .store(rate.to_bits(), Ordering::SeqCst);
     }
 }
 
@@ -370,23 +620,119 @@ impl Drop for Simulator {
     }
 }
 
+/// For tests: create a throwaway certificate authority and a server
+/// certificate for `localhost` (subjectAltName DNS:localhost and
+/// IP:127.0.0.1) signed by it, in `dir` (created if needed; files `ca.pem`,
+/// `ca.key`, `server.pem`, `server.key`, `server.csr`, `server.ext`), by
+/// running the `openssl` command-line tool (OpenSSL 3; P-256 keys, PKCS#8,
+/// valid for 30 days).
+///
+/// Returns the server identity, ready for [`SimConfig::tls`], and the path
+/// of the CA certificate (PEM). A client trusts the simulator if it adds
+/// that CA as a root (`native_tls::TlsConnectorBuilder::add_root_certificate`)
+/// or, for native-tls on Linux (OpenSSL), runs with the environment
+/// variable `SSL_CERT_FILE=<that path>`.
+pub fn test_certificate(dir: &Path) -> io::Result<(native_tls::Identity, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let openssl = |args: &[&str]| -> io::Result<()> {
+        let out = Process::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("running openssl: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "openssl {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )?;
+    let serial = splitmix(now_ms() ^ u64::from(std::process::id())) >> 1;
+    let new_key = "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out";
+    for cmd in [
+        format!("{new_key} ca.key"),
+        "req -x509 -new -key ca.key -out ca.pem -days 30 -subj /CN=alltick-sim-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+            .to_owned(),
+        format!("{new_key} server.key"),
+        "req -new -key server.key -out server.csr -subj /CN=localhost".to_owned(),
+        format!(
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial {serial} -days 30 \
+             -extfile server.ext -out server.pem"
+        ),
+    ] {
+        openssl(&cmd.split_whitespace().collect::<Vec<_>>())?;
+    }
+    let cert = std::fs::read(dir.join("server.pem"))?;
+    let key = std::fs::read(dir.join("server.key"))?;
+    let identity = native_tls::Identity::from_pkcs8(&cert, &key).map_err(io::Error::other)?;
+    Ok((identity, dir.join("ca.pem")))
+}
+
 // ---------------------------------------------------------------------------
 // Shared state
 
 struct Shared {
     cfg: SimConfig,
+    /// Built from `cfg.tls` at start.
+    tls: Option<native_tls::TlsAcceptor>,
     inner: Mutex<Inner>,
     cond: Condvar,
     stop: AtomicBool,
     silent: AtomicBool,
     handles: Mutex<Vec<ConnHandle>>,
+    faults: Mutex<Faults>,
+    /// Current ticks per second (`f64::to_bits`).
+    rate_bits: AtomicU64,
 }
 
-/// What the simulator keeps to kill a connection from outside its thread.
+/// Fault-injection switches set through the [`Simulator`] methods.
+#[derive(Default)]
+struct Faults {
+    /// (cmd_id, ret, remaining count), consumed front to back.
+    fail_next: VecDeque<(u64, u32, usize)>,
+    /// Refused codes and the ret that refuses them.
+    refused: Vec<(String, u32)>,
+    max_symbols: Option<usize>,
+    conn_limit: Option<usize>,
+    release_delay: Duration,
+    drop_after_ack: Option<Duration>,
+    handshake_status: Option<u16>,
+}
+
+/// What the simulator keeps to reach a connection from outside its thread.
 struct ConnHandle {
     id: u64,
     stream: TcpStream,
     kill: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
+    cmds: Sender<Command>,
+    /// The WebSocket handshake completed (only open connections get commands).
+    open: bool,
+}
+
+/// The connection thread's side of its [`ConnHandle`].
+struct Ctl {
+    kill: Arc<AtomicBool>,
+    reset: Arc<AtomicBool>,
+    cmds: Receiver<Command>,
+}
+
+/// A command for a connection thread.
+enum Command {
+    Close(u16, String),
+    Inject(Inject),
 }
 
 struct Inner {
@@ -394,6 +740,8 @@ struct Inner {
     /// Per-code market state, shared by all connections (like the real feed).
     market: HashMap<String, CodeMarket>,
     rng: Rng,
+    /// Connections refused by the connection limit (they never count).
+    over_limit: HashSet<u64>,
 }
 
 struct CodeMarket {
@@ -475,6 +823,136 @@ impl Shared {
             let _ = h.stream.shutdown(Shutdown::Both);
         }
     }
+
+    /// Send a command to every open connection.
+    fn send_to_open(&self, make: impl Fn() -> Command) {
+        let handles = lock(&self.handles);
+        for h in handles.iter().filter(|h| h.open) {
+            // A send error means the thread has just ended: nothing to do.
+            let _ = h.cmds.send(make());
+        }
+    }
+
+    /// Forget connection `id`'s handle without shutting its socket down
+    /// (dropping the handle closes our duplicate descriptor).
+    fn forget_handle(&self, id: u64) {
+        let mut handles = lock(&self.handles);
+        if let Some(pos) = handles.iter().position(|h| h.id == id) {
+            drop(handles.swap_remove(pos));
+        }
+    }
+
+    /// The handshake of connection `id` completed: mark it accepted and
+    /// open, and apply the connections-per-token limit atomically. Returns
+    /// true if the connection is over the limit (it must be closed at once).
+    fn admit(&self, id: u64) -> bool {
+        let (limit, delay) = {
+            let faults = lock(&self.faults);
+            (faults.conn_limit, faults.release_delay)
+        };
+        // Open for commands before it shows as accepted in the state, so a
+        // test that saw it accepted can reach it.
+        if let Some(h) = lock(&self.handles).iter_mut().find(|h| h.id == id) {
+            h.open = true;
+        }
+        let mut inner = self.lock_inner();
+        let now = Instant::now();
+        let token = inner.state.conn(id).and_then(|c| c.token.clone());
+        let over = limit.is_some_and(|limit| {
+            let counted = inner
+                .state
+                .connections
+                .iter()
+                .filter(|c| {
+                    c.id != id
+                        && c.accepted
+                        && c.token == token
+                        && !inner.over_limit.contains(&c.id)
+                        && c.closed_at.is_none_or(|t| now.duration_since(t) < delay)
+                })
+                .count();
+            counted >= limit
+        });
+        if over {
+            inner.over_limit.insert(id);
+        }
+        if let Some(rec) = inner.state.connections.iter_mut().find(|c| c.id == id) {
+            rec.accepted = true;
+        }
+        drop(inner);
+        self.cond.notify_all();
+        over
+    }
+
+    /// Consume one matching [`Simulator::fail_next`] entry; returns its ret.
+    fn take_failure(&self, cmd_id: u64) -> Option<u32> {
+        let mut faults = lock(&self.faults);
+        let pos = faults.fail_next.iter().position(|f| f.0 == cmd_id)?;
+        let entry = &mut faults.fail_next[pos];
+        let ret = entry.1;
+        entry.2 -= 1;
+        if entry.2 == 0 {
+            faults.fail_next.remove(pos);
+        }
+        Some(ret)
+    }
+
+    /// The ret refusing this subscription list, if any ([`Simulator::refuse_codes`],
+    /// [`Simulator::set_max_symbols`]).
+    fn refusal(&self, list: &[(String, usize)]) -> Option<u32> {
+        let faults = lock(&self.faults);
+        for (code, _) in list {
+            if let Some((_, ret)) = faults.refused.iter().find(|(c, _)| c == code) {
+                return Some(*ret);
+            }
+        }
+        match faults.max_symbols {
+            Some(max) if list.len() > max => Some(603),
+            _ => None,
+        }
+    }
+
+    fn drop_after_ack(&self) -> Option<Duration> {
+        lock(&self.faults).drop_after_ack
+    }
+
+    fn handshake_status(&self) -> Option<u16> {
+        lock(&self.faults).handshake_status
+    }
+
+    /// Record an injected frame and notify waiters.
+    fn record_injected(&self, rec: Injected) {
+        self.lock_inner().state.injected.push(rec);
+        self.cond.notify_all();
+    }
+}
+
+/// The `msg` of a `ret`, per ALLTICK.md's table.
+fn ret_msg(ret: u32) -> &'static str {
+    match ret {
+        200 => "ok",
+        400 => "request header/data param invalid",
+        401 => "token invalid",
+        429 => "rate limit",
+        600 => "code invalid",
+        601 => "body empty",
+        603 => "token level not enough",
+        604 => "code unauthorized",
+        605 => "too many requests",
+        606 => "too many requests and connection will be closed",
+        _ => "error",
+    }
+}
+
+/// Push interval for a ticks-per-second rate (None = no pushes).
+fn interval_for(rate: f64) -> Option<Duration> {
+    if rate.is_finite() && rate > 0.0 {
+        Duration::try_from_secs_f64(1.0 / rate)
+            .ok()
+            .filter(|d| !d.is_zero())
+    } else {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -504,17 +982,25 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let kill = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let ctl = Ctl {
+            kill: Arc::new(AtomicBool::new(false)),
+            reset: Arc::new(AtomicBool::new(false)),
+            cmds: rx,
+        };
         lock(&shared.handles).push(ConnHandle {
             id,
             stream: clone,
-            kill: Arc::clone(&kill),
+            kill: Arc::clone(&ctl.kill),
+            reset: Arc::clone(&ctl.reset),
+            cmds: tx,
+            open: false,
         });
         let for_thread = Arc::clone(&shared);
         let spawned = thread::Builder::new()
             .name(format!("alltick-sim-conn-{id}"))
             .spawn(move || {
-                let cause = serve(&for_thread, id, stream, &kill);
+                let cause = serve(&for_thread, id, stream, &ctl);
                 for_thread.finish_conn(id, cause);
             });
         match spawned {
@@ -556,10 +1042,92 @@ fn idle_while_silent(shared: &Shared, kill: &AtomicBool) -> Option<CloseCause> {
     }
 }
 
+/// The socket of one connection: plain TCP or TLS over TCP.
+enum SimStream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+}
+
+impl SimStream {
+    /// The underlying TCP stream (for timeouts and `peek`).
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            SimStream::Plain(s) => s,
+            SimStream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for SimStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            SimStream::Plain(s) => s.read(buf),
+            SimStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for SimStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            SimStream::Plain(s) => s.write(buf),
+            SimStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            SimStream::Plain(s) => s.flush(),
+            SimStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Run the server side of a TLS handshake on `stream` (whose read timeout
+/// is [`HANDSHAKE_POLL`]), bounded by [`TLS_HANDSHAKE_LIMIT`] of non-silent
+/// time.
+fn tls_accept(
+    shared: &Shared,
+    acceptor: &native_tls::TlsAcceptor,
+    stream: TcpStream,
+    kill: &AtomicBool,
+) -> Result<native_tls::TlsStream<TcpStream>, CloseCause> {
+    let mut deadline = Instant::now() + TLS_HANDSHAKE_LIMIT;
+    let mut attempt = acceptor.accept(stream);
+    loop {
+        match attempt {
+            Ok(tls) => return Ok(tls),
+            Err(native_tls::HandshakeError::WouldBlock(mid)) => {
+                let idle_from = Instant::now();
+                if let Some(cause) = idle_while_silent(shared, kill) {
+                    return Err(cause);
+                }
+                deadline += idle_from.elapsed();
+                if Instant::now() >= deadline {
+                    return Err(CloseCause::HandshakeFailed(
+                        "TLS handshake timed out".to_owned(),
+                    ));
+                }
+                attempt = mid.handshake();
+            }
+            Err(native_tls::HandshakeError::Failure(e)) => {
+                if shared.stopping() {
+                    return Err(CloseCause::Shutdown);
+                }
+                if kill.load(Ordering::SeqCst) {
+                    return Err(CloseCause::Dropped);
+                }
+                return Err(CloseCause::HandshakeFailed(format!("TLS: {e}")));
+            }
+        }
+    }
+}
+
 /// Run one connection from handshake to end; returns why it ended.
 // The handshake callback's error type is fixed by tungstenite.
 #[allow(clippy::result_large_err)]
-fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> CloseCause {
+fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> CloseCause {
+    let kill = &*ctl.kill;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     if let Err(e) = stream.set_read_timeout(Some(HANDSHAKE_POLL)) {
@@ -568,9 +1136,17 @@ fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> Clos
     if let Some(cause) = idle_while_silent(shared, kill) {
         return cause;
     }
+    let stream = match &shared.tls {
+        None => SimStream::Plain(stream),
+        Some(acceptor) => match tls_accept(shared, acceptor, stream, kill) {
+            Ok(tls) => SimStream::Tls(Box::new(tls)),
+            Err(cause) => return cause,
+        },
+    };
 
     let token_bad = Cell::new(false);
     let rejected_http = Cell::new(false);
+    let refused_status = Cell::new(None);
     let callback = |req: &HsRequest, resp: HsResponse| -> Result<HsResponse, ErrorResponse> {
         let token = token_from_query(req.uri().query());
         let path = req.uri().path().to_owned();
@@ -583,6 +1159,13 @@ fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> Clos
             rec.token = token;
             rec.path = path;
         });
+        if let Some(status) = shared.handshake_status() {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            refused_status.set(Some(status.as_u16()));
+            let mut err = ErrorResponse::new(Some("simulated handshake failure".to_owned()));
+            *err.status_mut() = status;
+            return Err(err);
+        }
         if bad && shared.cfg.reject == Reject::Http401 {
             rejected_http.set(true);
             let mut err = ErrorResponse::new(Some("token invalid".to_owned()));
@@ -603,6 +1186,9 @@ fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> Clos
                 attempt = mid.handshake();
             }
             Err(HandshakeError::Failure(e)) => {
+                if let Some(status) = refused_status.get() {
+                    return CloseCause::HandshakeStatus(status);
+                }
                 if rejected_http.get() {
                     return CloseCause::TokenRejected;
                 }
@@ -616,30 +1202,33 @@ fn serve(shared: &Shared, id: u64, stream: TcpStream, kill: &AtomicBool) -> Clos
             }
         }
     };
-    shared.update_conn(id, |rec| rec.accepted = true);
+    let over_limit = shared.admit(id);
 
-    let interval = if shared.cfg.ticks_per_sec.is_finite() && shared.cfg.ticks_per_sec > 0.0 {
-        Duration::try_from_secs_f64(1.0 / shared.cfg.ticks_per_sec)
-            .ok()
-            .filter(|d| !d.is_zero())
-    } else {
-        None
-    };
+    let rate_bits = shared.rate_bits.load(Ordering::SeqCst);
     let now = Instant::now();
-    Conn {
+    let mut conn = Conn {
         shared,
         id,
-        kill,
+        ctl,
         ws,
         token_bad: token_bad.get(),
-        interval,
+        interval: interval_for(f64::from_bits(rate_bits)),
+        rate_bits,
         trades: Vec::new(),
         depth: Vec::new(),
         last_request: None,
         last_heartbeat: now,
+        first_ack: None,
         pending: None,
+    };
+    if over_limit {
+        return conn.close_with(
+            CloseCode::Policy,
+            "too many connections",
+            CloseCause::TooManyConnections,
+        );
     }
-    .run()
+    conn.run()
 }
 
 /// Schedule of pushes for one subscribed code.
@@ -658,14 +1247,18 @@ enum PushKind {
 struct Conn<'a> {
     shared: &'a Shared,
     id: u64,
-    kill: &'a AtomicBool,
-    ws: WebSocket<TcpStream>,
+    ctl: &'a Ctl,
+    ws: WebSocket<SimStream>,
     token_bad: bool,
     interval: Option<Duration>,
+    /// The rate `interval` was computed from (`f64::to_bits`).
+    rate_bits: u64,
     trades: Vec<Sched>,
     depth: Vec<Sched>,
     last_request: Option<Instant>,
     last_heartbeat: Instant,
+    /// When the first 22004 was answered with ret 200.
+    first_ack: Option<Instant>,
     /// A message read just as silence began, handled when it ends.
     pending: Option<Message>,
 }
@@ -681,10 +1274,14 @@ impl Conn<'_> {
             if self.shared.stopping() {
                 return CloseCause::Shutdown;
             }
-            if self.kill.load(Ordering::SeqCst) {
+            if self.ctl.kill.load(Ordering::SeqCst) {
                 return CloseCause::Dropped;
             }
             if self.shared.silent() {
+                if self.ctl.reset.load(Ordering::SeqCst) {
+                    // No ping while silent: wait for the client's own data.
+                    return self.reset(false);
+                }
                 was_silent = true;
                 thread::sleep(LOOP_TICK);
                 continue;
@@ -700,10 +1297,22 @@ impl Conn<'_> {
                     s.due = s.due.max(now);
                 }
             }
+            self.refresh_rate(now);
             if let Some(msg) = self.pending.take()
                 && let Some(cause) = self.handle_message(msg)
             {
                 return cause;
+            }
+            while let Ok(cmd) = self.ctl.cmds.try_recv() {
+                if let Some(cause) = self.command(cmd) {
+                    return cause;
+                }
+            }
+            if self.ctl.reset.load(Ordering::SeqCst) {
+                return self.reset(true);
+            }
+            if self.drop_at().is_some_and(|at| now >= at) {
+                return CloseCause::Dropped;
             }
             if now.duration_since(self.last_heartbeat) >= self.shared.cfg.heartbeat_cutoff {
                 return self.close_with(
@@ -716,7 +1325,7 @@ impl Conn<'_> {
                 return cause;
             }
             let wait = self.next_wait(Instant::now());
-            if let Err(e) = self.ws.get_mut().set_read_timeout(Some(wait)) {
+            if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
                 return CloseCause::Error(format!("set_read_timeout: {e}"));
             }
             match self.ws.read() {
@@ -731,6 +1340,167 @@ impl Conn<'_> {
                 Err(e) if is_timeout(&e) => {}
                 Err(e) => return self.fatal(e),
             }
+        }
+    }
+
+    /// When [`Simulator::set_drop_after_ack`] wants this connection dropped.
+    fn drop_at(&self) -> Option<Instant> {
+        let ack = self.first_ack?;
+        ack.checked_add(self.shared.drop_after_ack()?)
+    }
+
+    /// Pick up a rate change ([`Simulator::set_ticks_per_sec`]): reschedule
+    /// every subscribed code, staggered over one new interval.
+    fn refresh_rate(&mut self, now: Instant) {
+        let bits = self.shared.rate_bits.load(Ordering::SeqCst);
+        if bits == self.rate_bits {
+            return;
+        }
+        self.rate_bits = bits;
+        self.interval = interval_for(f64::from_bits(bits));
+        if let Some(iv) = self.interval {
+            for list in [&mut self.trades, &mut self.depth] {
+                let n = u32::try_from(list.len()).unwrap_or(u32::MAX).max(1);
+                for (k, s) in (0u32..).zip(list.iter_mut()) {
+                    s.due = now + iv * k / n;
+                }
+            }
+        }
+    }
+
+    /// Carry out a command from the [`Simulator`]. Returns Some(cause) if
+    /// the connection ends.
+    fn command(&mut self, cmd: Command) -> Option<CloseCause> {
+        match cmd {
+            Command::Close(code, reason) => Some(self.close_with(
+                CloseCode::from(code),
+                &reason,
+                CloseCause::ServerClose(code),
+            )),
+            Command::Inject(frame) => self.inject(frame),
+        }
+    }
+
+    /// Write one injected frame and record it. Returns Some(cause) if the
+    /// connection ends.
+    fn inject(&mut self, frame: Inject) -> Option<CloseCause> {
+        let at = Instant::now();
+        let result = match &frame {
+            Inject::Text(text) => self.ws.send(Message::text(text.as_str())),
+            Inject::Binary(bytes) => self.ws.send(Message::binary(bytes.clone())),
+            Inject::InvalidUtf8(bytes) => self.ws.send(Message::Frame(Frame::message(
+                bytes.clone(),
+                OpCode::Data(Data::Text),
+                true,
+            ))),
+            Inject::Huge(len) => self.write_huge(*len),
+        };
+        self.shared.record_injected(Injected {
+            conn: self.id,
+            at,
+            frame: frame.clone(),
+            written: result.is_ok(),
+        });
+        match result {
+            Ok(()) => None,
+            // A huge frame cut short leaves the stream mid-frame: end it.
+            Err(e) if matches!(frame, Inject::Huge(_)) => Some(self.fatal(e)),
+            r => self.check_write(r).err(),
+        }
+    }
+
+    /// Write one final text frame of `len` payload bytes directly to the
+    /// socket, header first, payload in [`HUGE_CHUNK`]s.
+    fn write_huge(&mut self, len: usize) -> Result<(), WsError> {
+        // Whatever tungstenite still buffers must go out first (bounded).
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        loop {
+            match self.ws.flush() {
+                Ok(()) => break,
+                Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // RFC 6455 5.2: FIN + opcode 1 (text), unmasked, shortest length form.
+        let mut header = vec![0x81u8];
+        match (u8::try_from(len), u16::try_from(len)) {
+            (Ok(n), _) if n < 126 => header.push(n),
+            (_, Ok(n)) => {
+                header.push(126);
+                header.extend_from_slice(&n.to_be_bytes());
+            }
+            _ => {
+                header.push(127);
+                header.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        const PREFIX: &[u8] = br#"{"cmd_id":22998,"data":{"code":"HUGE","pad":""#;
+        const SUFFIX: &[u8] = br#""}}"#;
+        let (prefix, suffix) = if len >= PREFIX.len() + SUFFIX.len() {
+            (PREFIX, SUFFIX)
+        } else {
+            (&b""[..], &b""[..])
+        };
+        let chunk = vec![b'x'; HUGE_CHUNK.min(len)];
+        let stream = self.ws.get_mut();
+        stream.write_all(&header)?;
+        stream.write_all(prefix)?;
+        let mut left = len - prefix.len() - suffix.len();
+        while left > 0 {
+            if self.shared.stopping() || self.ctl.kill.load(Ordering::SeqCst) {
+                return Err(WsError::ConnectionClosed);
+            }
+            let n = left.min(chunk.len());
+            stream.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        stream.write_all(suffix)?;
+        stream.flush()?;
+        Ok(())
+    }
+
+    /// [`Simulator::reset_connections`]: make the kernel send a TCP RST by
+    /// closing the socket while unread data sits in its receive buffer.
+    /// With `provoke`, first send a ping so that the client's automatic pong
+    /// supplies that data. Falls back to a shutdown (FIN) after
+    /// [`RESET_WAIT`].
+    fn reset(&mut self, provoke: bool) -> CloseCause {
+        if provoke {
+            // Errors do not matter here: peek below sees the outcome.
+            let _ = self.ws.send(Message::Ping(Bytes::new()));
+        }
+        let tcp = self.ws.get_ref().tcp();
+        let _ = tcp.set_read_timeout(Some(RESET_WAIT));
+        // Our handle's `shutdown` (simulator dropped, drop_connections) ends
+        // the wait at once: peek then returns Ok(0).
+        let mut probe = [0u8; 1];
+        let peeked = tcp.peek(&mut probe);
+        if self.shared.stopping() {
+            return CloseCause::Shutdown;
+        }
+        if self.ctl.kill.load(Ordering::SeqCst) {
+            return CloseCause::Dropped;
+        }
+        match peeked {
+            Ok(n) if n > 0 => {
+                // Close every descriptor of the socket without shutdown: our
+                // handle's duplicate now, the connection's own when `self`
+                // is dropped as this connection's `run` returns.
+                self.shared.forget_handle(self.id);
+                CloseCause::Reset
+            }
+            // EOF: the client already went away.
+            Ok(_) => CloseCause::PeerGone,
+            // No data in time: finish_conn shuts the socket down (FIN).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                CloseCause::Dropped
+            }
+            Err(_) => CloseCause::PeerGone,
         }
     }
 
@@ -761,6 +1531,9 @@ impl Conn<'_> {
         }
         let hb_deadline = self.last_heartbeat + self.shared.cfg.heartbeat_cutoff;
         wait = wait.min(hb_deadline.saturating_duration_since(now));
+        if let Some(at) = self.drop_at() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
         wait.max(Duration::from_millis(1))
     }
 
@@ -769,7 +1542,7 @@ impl Conn<'_> {
         if self.shared.stopping() {
             return CloseCause::Shutdown;
         }
-        if self.kill.load(Ordering::SeqCst) {
+        if self.ctl.kill.load(Ordering::SeqCst) {
             return CloseCause::Dropped;
         }
         match e {
@@ -824,11 +1597,15 @@ impl Conn<'_> {
             Err(e) if is_timeout(&e) => {}
             Err(_) => return cause,
         }
-        let _ = self.ws.get_mut().set_read_timeout(Some(HANDSHAKE_POLL));
+        let _ = self
+            .ws
+            .get_ref()
+            .tcp()
+            .set_read_timeout(Some(HANDSHAKE_POLL));
         let deadline = Instant::now() + CLOSE_DRAIN;
         while Instant::now() < deadline
             && !self.shared.stopping()
-            && !self.kill.load(Ordering::SeqCst)
+            && !self.ctl.kill.load(Ordering::SeqCst)
         {
             match self.ws.read() {
                 Ok(Message::Close(_)) => self
@@ -857,14 +1634,34 @@ impl Conn<'_> {
         };
         self.last_request = Some(now);
 
-        let (ret, msg, close_after) = if self.token_bad {
-            (401, "token invalid", true)
+        // What to do after answering: close with this frame and cause.
+        type CloseAfter = Option<(CloseCode, &'static str, CloseCause)>;
+        let (ret, msg, close_after): (u32, &str, CloseAfter) = if self.token_bad {
+            let close = (
+                CloseCode::Policy,
+                "token invalid",
+                CloseCause::TokenRejected,
+            );
+            (401, "token invalid", Some(close))
+        } else if let Some(ret) = self.shared.take_failure(cmd_id) {
+            let close = (ret == 606).then_some((
+                CloseCode::Policy,
+                "too many requests",
+                CloseCause::ServerClose(1008),
+            ));
+            (ret, ret_msg(ret), close)
         } else if too_fast {
-            (605, "too many requests", false)
+            (605, "too many requests", None)
         } else {
             let (ret, msg) = self.dispatch(cmd_id, &data, now);
-            (ret, msg, false)
+            (ret, msg, None)
         };
+        if cmd_id == 22000 && ret == 200 {
+            self.last_heartbeat = now;
+        }
+        if cmd_id == 22004 && ret == 200 && self.first_ack.is_none() {
+            self.first_ack = Some(now);
+        }
 
         {
             let mut inner = self.shared.lock_inner();
@@ -908,32 +1705,30 @@ impl Conn<'_> {
         if let Err(cause) = self.check_write(sent) {
             return Some(cause);
         }
-        if close_after {
-            return Some(self.close_with(
-                CloseCode::Policy,
-                "token invalid",
-                CloseCause::TokenRejected,
-            ));
+        if let Some((code, reason, cause)) = close_after {
+            return Some(self.close_with(code, reason, cause));
         }
         None
     }
 
-    /// Apply a request that passed the token and rate checks.
+    /// Apply a request that passed the token, failure-injection and rate
+    /// checks.
     fn dispatch(&mut self, cmd_id: u64, data: &Value, now: Instant) -> (u32, &'static str) {
         const OK: (u32, &str) = (200, "ok");
         const INVALID: (u32, &str) = (400, "request header/data param invalid");
         const EMPTY: (u32, &str) = (601, "body empty");
         match cmd_id {
-            22000 => {
-                self.last_heartbeat = now;
-                OK
-            }
+            // The heartbeat clock is restarted by on_request.
+            22000 => OK,
             22002 | 22004 => {
                 let list = match parse_symbol_list(data) {
                     Ok(list) => list,
                     Err(ListError::Empty) => return EMPTY,
                     Err(ListError::Invalid) => return INVALID,
                 };
+                if let Some(ret) = self.shared.refusal(&list) {
+                    return (ret, ret_msg(ret));
+                }
                 let interval = self.interval;
                 let target = if cmd_id == 22004 {
                     &mut self.trades

@@ -4,10 +4,12 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::{CloseCause, Reject, SimConfig, Simulator};
+use alltick_stream::sim::{CloseCause, Inject, Reject, SimConfig, Simulator, test_certificate};
 use serde_json::{Value, json};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Error, Message, WebSocket};
+use tungstenite::{Connector, Error, HandshakeError, Message, WebSocket};
 
 type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -259,4 +261,459 @@ fn heartbeat_cutoff_silence_and_drop() {
     );
     assert!(sim.wait_until(WAIT, |s| s.connections[1].closed));
     assert_eq!(sim.state().connections[1].cause, Some(CloseCause::Dropped));
+}
+
+// ---------------------------------------------------------------------------
+// Fault injection
+
+/// A simulator without pushes or rate limit, so requests can follow each
+/// other at once.
+fn quiet_sim() -> Simulator {
+    Simulator::start(SimConfig {
+        ticks_per_sec: 0.0,
+        min_request_interval: None,
+        ..SimConfig::default()
+    })
+    .expect("start")
+}
+
+/// Send one request and return its reply (pushes are skipped).
+fn request(ws: &mut Client, cmd_id: u64, seq_id: u64, data: Value) -> Value {
+    send(
+        ws,
+        json!({"cmd_id": cmd_id, "seq_id": seq_id, "trace": format!("t{seq_id}"), "data": data}),
+    );
+    let r = next_reply(ws, Instant::now() + WAIT, &mut Vec::new())
+        .unwrap_or_else(|| panic!("no reply to {cmd_id} seq {seq_id}"));
+    assert_eq!(r["cmd_id"], cmd_id + 1, "{r}");
+    assert_eq!(r["seq_id"], seq_id, "{r}");
+    r
+}
+
+fn symbols(codes: &[&str]) -> Value {
+    let list: Vec<Value> = codes.iter().map(|c| json!({"code": c})).collect();
+    json!({"symbol_list": list})
+}
+
+/// Wait until the simulator shows `n` open connections (commands such as
+/// close_connections reach only those).
+fn wait_open(sim: &Simulator, n: usize) {
+    assert!(
+        sim.wait_until(WAIT, |s| s.open_connections().len() == n),
+        "{n} open connections: {:?}",
+        sim.state().connections
+    );
+}
+
+/// Wait until connection `id` is closed with `cause`.
+fn wait_cause(sim: &Simulator, id: u64, cause: CloseCause) {
+    let ok = sim.wait_until(WAIT, |s| {
+        s.conn(id)
+            .is_some_and(|c| c.closed && c.cause.as_ref() == Some(&cause))
+    });
+    assert!(ok, "conn {id} cause {cause:?}: {:?}", sim.state().conn(id));
+}
+
+/// Read until a close frame arrives (its payload) or the connection fails.
+fn read_close(ws: &mut Client, deadline: Instant) -> Option<CloseFrame> {
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame,
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+    panic!("no close frame in time");
+}
+
+/// Read until the first error that is not a read timeout.
+fn read_error(ws: &mut Client, deadline: Instant) -> Error {
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => return e,
+        }
+    }
+    panic!("no error in time");
+}
+
+fn assert_close(frame: Option<CloseFrame>, code: u16, reason: &str) {
+    let frame = frame.expect("close frame with a code");
+    assert_eq!(u16::from(frame.code), code);
+    assert_eq!(frame.reason.as_str(), reason);
+}
+
+#[test]
+fn close_connections_sends_close_frame() {
+    let sim = quiet_sim();
+    let mut ws = connect(&sim.url());
+    wait_open(&sim, 1);
+    sim.close_connections(1011, "internal error");
+    assert_close(
+        read_close(&mut ws, Instant::now() + WAIT),
+        1011,
+        "internal error",
+    );
+    // tungstenite replied to the close; the connection then ends.
+    read_to_end(&mut ws, Instant::now() + WAIT);
+    wait_cause(&sim, 1, CloseCause::ServerClose(1011));
+    assert!(sim.state().connections[0].close_frame_received);
+}
+
+#[test]
+fn reset_connections_gives_econnreset() {
+    let sim = quiet_sim();
+    let mut ws = connect(&sim.url());
+    wait_open(&sim, 1);
+    sim.reset_connections();
+    // The simulator pings; our automatic pong is the unread data that makes
+    // the kernel answer the close with RST.
+    match read_error(&mut ws, Instant::now() + WAIT) {
+        Error::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        other => panic!("expected ECONNRESET, got {other:?}"),
+    }
+    wait_cause(&sim, 1, CloseCause::Reset);
+}
+
+#[test]
+fn inject_raw_frames() {
+    let sim = quiet_sim();
+    let mut ws = connect(&sim.url());
+    wait_open(&sim, 1);
+    let deadline = Instant::now() + WAIT;
+    let next = |ws: &mut Client| loop {
+        match ws.read() {
+            Ok(m) => return m,
+            Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    };
+    sim.inject(Inject::Text("{not json".into()));
+    assert_eq!(next(&mut ws), Message::text("{not json"));
+    sim.inject(Inject::Binary(vec![0, 1, 0xff]));
+    assert_eq!(next(&mut ws), Message::binary(vec![0, 1, 0xff]));
+    sim.inject(Inject::InvalidUtf8(vec![b'{', 0xff, 0xfe, b'}']));
+    match read_error(&mut ws, deadline) {
+        Error::Utf8(_) => {}
+        other => panic!("expected a UTF-8 error, got {other:?}"),
+    }
+    drop(ws);
+    wait_cause(&sim, 1, CloseCause::PeerGone);
+
+    // A 64 MiB frame against a client limited to 1 MiB frames.
+    let config = WebSocketConfig::default()
+        .max_frame_size(Some(1 << 20))
+        .max_message_size(Some(1 << 20));
+    let (mut ws, _) =
+        tungstenite::client::connect_with_config(sim.url(), Some(config), 0).expect("connect");
+    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("set_read_timeout");
+    }
+    wait_open(&sim, 1);
+    sim.inject(Inject::Huge(64 << 20));
+    match read_error(&mut ws, Instant::now() + WAIT) {
+        Error::Capacity(_) => {}
+        other => panic!("expected a capacity error, got {other:?}"),
+    }
+    drop(ws);
+    assert!(sim.wait_until(WAIT, |s| s.injected.len() == 4 && s.connections[1].closed));
+    let st = sim.state();
+    let kinds: Vec<(u64, &Inject, bool)> = st
+        .injected
+        .iter()
+        .map(|i| (i.conn, &i.frame, i.written))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (1, &Inject::Text("{not json".into()), true),
+            (1, &Inject::Binary(vec![0, 1, 0xff]), true),
+            (1, &Inject::InvalidUtf8(vec![b'{', 0xff, 0xfe, b'}']), true),
+            (2, &Inject::Huge(64 << 20), false),
+        ]
+    );
+}
+
+#[test]
+fn fail_next_answers_error_rets() {
+    let sim = quiet_sim();
+    let mut ws = connect(&sim.url());
+    sim.fail_next(22000, 605, 1);
+    let r = request(&mut ws, 22000, 1, json!({}));
+    assert_eq!(
+        (r["ret"].as_u64(), r["msg"].as_str()),
+        (Some(605), Some("too many requests"))
+    );
+    let r = request(&mut ws, 22000, 2, json!({}));
+    assert_eq!(r["ret"], 200);
+
+    // 606: answered, then closed with 1008.
+    sim.fail_next(22004, 606, 1);
+    let r = request(&mut ws, 22004, 3, symbols(&["AAPL.US"]));
+    assert_eq!(r["ret"], 606);
+    assert_eq!(r["msg"], "too many requests and connection will be closed");
+    assert_close(
+        read_close(&mut ws, Instant::now() + WAIT),
+        1008,
+        "too many requests",
+    );
+    wait_cause(&sim, 1, CloseCause::ServerClose(1008));
+    let st = sim.state();
+    let rets: Vec<(u64, u32)> = st.requests.iter().map(|r| (r.cmd_id, r.ret)).collect();
+    assert_eq!(rets, vec![(22000, 605), (22000, 200), (22004, 606)]);
+    assert!(st.connections[0].trade_codes.is_empty());
+}
+
+#[test]
+fn refused_codes_and_symbol_limit_leave_the_set_unchanged() {
+    let sim = quiet_sim();
+    sim.refuse_codes(&["BAD.US"], 600);
+    sim.set_max_symbols(Some(2));
+    let mut ws = connect(&sim.url());
+    assert_eq!(
+        request(&mut ws, 22004, 1, symbols(&["AAPL.US"]))["ret"],
+        200
+    );
+
+    let r = request(&mut ws, 22004, 2, symbols(&["AAPL.US", "BAD.US"]));
+    assert_eq!(
+        (r["ret"].as_u64(), r["msg"].as_str()),
+        (Some(600), Some("code invalid"))
+    );
+    let r = request(&mut ws, 22002, 3, symbols(&["BAD.US"]));
+    assert_eq!(r["ret"], 600);
+    let r = request(
+        &mut ws,
+        22004,
+        4,
+        symbols(&["AAPL.US", "TSLA.US", "700.HK"]),
+    );
+    assert_eq!(
+        (r["ret"].as_u64(), r["msg"].as_str()),
+        (Some(603), Some("token level not enough"))
+    );
+    sim.refuse_codes(&["700.HK"], 604);
+    let r = request(&mut ws, 22004, 5, symbols(&["700.HK"]));
+    assert_eq!(
+        (r["ret"].as_u64(), r["msg"].as_str()),
+        (Some(604), Some("code unauthorized"))
+    );
+
+    let st = sim.state();
+    assert_eq!(st.connections[0].trade_codes, vec!["AAPL.US"]);
+    assert!(st.connections[0].depth_codes.is_empty());
+    let rets: Vec<u32> = st.requests.iter().map(|r| r.ret).collect();
+    assert_eq!(rets, vec![200, 600, 600, 603, 604]);
+
+    // Within the limit and without refused codes: accepted.
+    sim.refuse_codes(&["BAD.US"], 200);
+    let r = request(&mut ws, 22004, 6, symbols(&["AAPL.US", "BAD.US"]));
+    assert_eq!(r["ret"], 200);
+    assert!(sim.wait_until(WAIT, |s| s.connections[0].trade_codes
+        == ["AAPL.US", "BAD.US"]));
+}
+
+#[test]
+fn connection_limit_per_token() {
+    let sim = quiet_sim();
+    let release = Duration::from_millis(1500);
+    sim.set_connection_limit(Some(1), release);
+    let url = format!("{}?token=t", sim.url());
+    let mut first = connect(&url);
+    wait_open(&sim, 1);
+
+    // A second connection with the same token: upgraded, then closed.
+    let mut second = connect(&url);
+    assert_close(
+        read_close(&mut second, Instant::now() + WAIT),
+        1008,
+        "too many connections",
+    );
+    wait_cause(&sim, 2, CloseCause::TooManyConnections);
+    // Another token is counted separately.
+    let mut other = connect(&format!("{}?token=u", sim.url()));
+    assert_eq!(request(&mut other, 22000, 1, json!({}))["ret"], 200);
+
+    // The first one closes, but keeps counting for `release`.
+    first.close(None).expect("close");
+    read_to_end(&mut first, Instant::now() + WAIT);
+    wait_cause(&sim, 1, CloseCause::ClientClose);
+    let closed_at = sim.state().connections[0].closed_at.expect("closed_at");
+    let mut early = connect(&url);
+    assert_close(
+        read_close(&mut early, Instant::now() + WAIT),
+        1008,
+        "too many connections",
+    );
+    wait_cause(&sim, 4, CloseCause::TooManyConnections);
+    assert!(
+        closed_at.elapsed() < release,
+        "test too slow to check the delay"
+    );
+
+    // After the release delay (a simulated clock, not a synchronisation),
+    // the token may connect again.
+    std::thread::sleep((closed_at + release).saturating_duration_since(Instant::now()));
+    let mut late = connect(&url);
+    assert_eq!(request(&mut late, 22000, 2, json!({}))["ret"], 200);
+    let st = sim.state();
+    assert!(st.conn(5).is_some_and(|c| c.accepted && !c.closed));
+}
+
+#[test]
+fn drop_after_ack_drops_without_close_frame() {
+    let sim = quiet_sim();
+    let delay = Duration::from_millis(300);
+    sim.set_drop_after_ack(Some(delay));
+    let mut ws = connect(&sim.url());
+    // A heartbeat is not an ack.
+    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+    assert_eq!(
+        request(&mut ws, 22004, 2, symbols(&["AAPL.US"]))["ret"],
+        200
+    );
+    assert!(
+        !read_to_end(&mut ws, Instant::now() + WAIT),
+        "no close frame"
+    );
+    wait_cause(&sim, 1, CloseCause::Dropped);
+    let st = sim.state();
+    let acked = st.requests[1].at;
+    assert!(st.connections[0].closed_at.expect("closed_at") >= acked + delay);
+}
+
+#[test]
+fn handshake_status_500() {
+    let sim = quiet_sim();
+    sim.set_handshake_status(Some(500));
+    match tungstenite::connect(sim.url()) {
+        Err(Error::Http(resp)) => assert_eq!(resp.status(), 500),
+        other => panic!("expected HTTP 500, got {:?}", other.map(|_| ())),
+    }
+    wait_cause(&sim, 1, CloseCause::HandshakeStatus(500));
+    assert!(!sim.state().connections[0].accepted);
+    sim.set_handshake_status(None);
+    let mut ws = connect(&sim.url());
+    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+}
+
+#[test]
+fn tls_with_test_certificate() {
+    let dir = std::env::temp_dir().join(format!("alltick-sim-smoke-tls-{}", std::process::id()));
+    let (identity, ca) = test_certificate(&dir).expect("test certificate (openssl CLI)");
+    let ca_pem = std::fs::read(&ca).expect("read CA");
+    let _ = std::fs::remove_dir_all(&dir);
+    let sim = Simulator::start(SimConfig {
+        tls: Some(identity),
+        ticks_per_sec: 0.0,
+        ..SimConfig::default()
+    })
+    .expect("start");
+    let url = sim.url();
+    assert_eq!(
+        url,
+        format!("wss://localhost:{}/quote-stock-b-ws-api", sim.port())
+    );
+    // No read timeout before the TLS handshake completes (tungstenite would
+    // panic); the simulator bounds its side of the handshake.
+    let tcp = || TcpStream::connect(("127.0.0.1", sim.port())).expect("tcp connect");
+
+    // Not trusted without the CA.
+    let plain = native_tls::TlsConnector::new().expect("connector");
+    match tungstenite::client_tls_with_config(
+        url.as_str(),
+        tcp(),
+        None,
+        Some(Connector::NativeTls(plain)),
+    ) {
+        Err(HandshakeError::Failure(Error::Tls(e))) => {
+            assert!(e.to_string().contains("certificate verify failed"), "{e}")
+        }
+        other => panic!(
+            "expected an untrusted certificate, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(sim.wait_until(WAIT, |s| s.connections.first().is_some_and(|c| c.closed)));
+    assert!(matches!(
+        sim.state().connections[0].cause,
+        Some(CloseCause::HandshakeFailed(_))
+    ));
+
+    // Trusted with the CA as a root.
+    let trusted = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&ca_pem).expect("CA pem"))
+        .build()
+        .expect("connector");
+    let (mut ws, _) = tungstenite::client_tls_with_config(
+        url.as_str(),
+        tcp(),
+        None,
+        Some(Connector::NativeTls(trusted)),
+    )
+    .expect("TLS connect");
+    match ws.get_mut() {
+        MaybeTlsStream::NativeTls(s) => s
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("set_read_timeout"),
+        _ => panic!("not a TLS stream"),
+    }
+    let r = request(&mut ws, 22000, 1, json!({}));
+    assert_eq!(r["ret"], 200);
+    let st = sim.state();
+    assert_eq!(st.connections.len(), 2);
+    assert!(st.connections[1].accepted);
+    assert_eq!(st.requests.len(), 1);
+}
+
+#[test]
+fn start_on_the_same_port_after_drop() {
+    let cfg = SimConfig {
+        ticks_per_sec: 0.0,
+        min_request_interval: None,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(cfg.clone()).expect("start");
+    let port = sim.port();
+    let mut ws = connect(&sim.url());
+    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+    drop(sim);
+    // The server went away first (its side of the connection is in TIME_WAIT).
+    read_to_end(&mut ws, Instant::now() + WAIT);
+
+    let sim = Simulator::start_on(port, cfg).expect("restart on the same port");
+    assert_eq!(sim.port(), port);
+    let mut ws = connect(&sim.url());
+    assert_eq!(request(&mut ws, 22000, 2, json!({}))["ret"], 200);
+}
+
+#[test]
+fn set_ticks_per_sec_at_runtime() {
+    let sim = quiet_sim();
+    let mut ws = connect(&sim.url());
+    assert_eq!(
+        request(&mut ws, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]))["ret"],
+        200
+    );
+    sim.set_ticks_per_sec(50.0);
+    let mut pushes = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while pushes.len() < 6 {
+        pushes.push(next_json(&mut ws, deadline).expect("pushes after the rate change"));
+    }
+    assert!(pushes.iter().all(|p| p["cmd_id"] == 22998));
+    for code in ["AAPL.US", "TSLA.US"] {
+        assert!(pushes.iter().any(|p| p["data"]["code"] == code), "{code}");
+    }
+    // Back to 0: the connection sees the change by the time it answers the
+    // next request, and pushes nothing after that.
+    sim.set_ticks_per_sec(0.0);
+    request(&mut ws, 22000, 2, json!({}));
+    let n = sim.state().ticks.len();
+    request(&mut ws, 22000, 3, json!({}));
+    assert_eq!(sim.state().ticks.len(), n);
 }

@@ -25,6 +25,8 @@ struct Collected {
     stdout: Vec<String>,
     stderr: String,
     stdout_closed: bool,
+    /// While true the harness stops reading stdout: a consumer that stalls.
+    paused: bool,
 }
 
 /// A running `alltick-stream`.
@@ -38,7 +40,13 @@ pub struct Tool {
 impl Tool {
     /// Start the binary with `args`, token `token` (if any) in ALLTICK_TOKEN.
     pub fn start(args: &[&str], token: Option<&str>) -> Tool {
+        Tool::start_env(args, token, &[])
+    }
+
+    /// Like [`Tool::start`], with extra environment variables.
+    pub fn start_env(args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Tool {
         let mut cmd = Command::new(bin());
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -54,10 +62,24 @@ impl Tool {
         {
             let shared = shared.clone();
             thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
+                let mut reader = BufReader::new(stdout);
+                let mut line = String::new();
+                loop {
+                    {
+                        let (m, cv) = &*shared;
+                        let g = m.lock().unwrap();
+                        drop(cv.wait_while(g, |c| c.paused).unwrap());
+                    }
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                     let (m, cv) = &*shared;
-                    m.lock().unwrap().stdout.push(line);
+                    m.lock()
+                        .unwrap()
+                        .stdout
+                        .push(line.trim_end_matches('\n').to_string());
                     cv.notify_all();
                 }
                 let (m, cv) = &*shared;
@@ -92,6 +114,29 @@ impl Tool {
             shared,
             command: format!("alltick-stream {}", args.join(" ")),
         }
+    }
+
+    /// Stop reading stdout (the pipe fills and the tool's writes block).
+    pub fn pause_stdout(&self) {
+        self.shared.0.lock().unwrap().paused = true;
+    }
+
+    /// Read stdout again.
+    pub fn resume_stdout(&self) {
+        let (m, cv) = &*self.shared;
+        m.lock().unwrap().paused = false;
+        cv.notify_all();
+    }
+
+    /// Peak resident memory of the tool so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Process id, for signals.
@@ -169,7 +214,9 @@ impl Tool {
                 let (m, cv) = &*self.shared;
                 let g = m.lock().unwrap();
                 let _g = cv
-                    .wait_timeout_while(g, Duration::from_secs(5), |c| !c.stdout_closed)
+                    .wait_timeout_while(g, Duration::from_secs(5), |c| {
+                        !c.stdout_closed && !c.paused
+                    })
                     .unwrap();
                 return Some(status);
             }
