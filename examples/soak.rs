@@ -117,7 +117,7 @@ fn main() {
         thread::sleep(Duration::from_millis(500));
         rss_samples.push((started.elapsed(), rss_kib(pid)));
         rounds += 1;
-        if rounds % 20 == 0 {
+        if rounds.is_multiple_of(20) {
             // The simulator keeps a bounded record: collect it often.
             harvest(&sim, &mut sent);
         }

@@ -299,6 +299,10 @@ fn ret_603_and_max_symbols_name_the_excess() {
     let tool = start(
         &sim,
         &[
+            "--heartbeat",
+            "2",
+            "--stale-after",
+            "5",
             "--max-symbols",
             "2",
             "NASDAQ:AAPL",
@@ -319,10 +323,11 @@ fn ret_603_and_max_symbols_name_the_excess() {
         warn.is_some() && refused.is_some() && warn < refused,
         "warning must precede the send"
     );
-    // No resend loop: the same set is not sent again.
+    // No resend loop: by the second heartbeat (~4 s) a loop would have
+    // resent the set several times.
     check!(
         tool,
-        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 1)
+        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 2)
     );
     check!(
         tool,
