@@ -204,15 +204,8 @@ impl Session {
     pub fn run(mut self) -> SessionEnd {
         let mut wait = Duration::ZERO;
         loop {
-            if !wait.is_zero() {
-                say(format!(
-                    "reconnecting in {:.1} s (attempt {})",
-                    wait.as_secs_f64(),
-                    self.backoff.attempts()
-                ));
-                if !self.idle_for(wait) {
-                    return SessionEnd::Stopped;
-                }
+            if !wait.is_zero() && !self.idle_for(wait) {
+                return SessionEnd::Stopped;
             }
             if self.stopping() {
                 return SessionEnd::Stopped;
@@ -221,8 +214,12 @@ impl Session {
                 None => return SessionEnd::Stopped,
                 Some(Err(ConnectError::Fatal(m))) => return SessionEnd::Fatal(m),
                 Some(Err(ConnectError::Retry(m))) => {
-                    say(format!("cannot connect to {}: {m}", self.cfg.url));
                     wait = self.backoff.next_delay();
+                    say(format!(
+                        "cannot connect to {}: {m}; retrying in {}",
+                        self.cfg.url,
+                        self.attempt_text(wait)
+                    ));
                 }
                 Some(Ok(ws)) => {
                     say(format!("connected to {}", self.cfg.url));
@@ -231,13 +228,24 @@ impl Session {
                         ConnEnd::Fatal(m) => return SessionEnd::Fatal(m),
                         ConnEnd::Lost { reason, min_wait } => {
                             Stats::add(&self.stats.reconnects, 1);
-                            say(format!("connection lost: {reason}; will reconnect"));
                             wait = self.backoff.next_delay().max(min_wait);
+                            say(format!(
+                                "connection lost: {reason}; reconnecting in {}",
+                                self.attempt_text(wait)
+                            ));
                         }
                     }
                 }
             }
         }
+    }
+
+    fn attempt_text(&self, wait: Duration) -> String {
+        format!(
+            "{:.1} s (attempt {})",
+            wait.as_secs_f64(),
+            self.backoff.attempts()
+        )
     }
 
     /// One connection attempt on a helper thread, so that a stop request is

@@ -122,7 +122,7 @@ fn lost_and_back(fault: impl Fn(&Simulator), expect: &str) {
         .to_string();
     check!(
         tool,
-        line.contains("will reconnect"),
+        line.contains("reconnecting in"),
         "one line says what happened and what is done: {line}"
     );
 }
@@ -462,7 +462,7 @@ fn server_down_sees_growing_delays_not_a_storm() {
     };
     let url = format!("ws://127.0.0.1:{port}/quote-stock-b-ws-api");
     let mut tool = start_url(&url, &["NASDAQ:AAPL"]);
-    let window = Duration::from_secs(20);
+    let window = Duration::from_secs(60);
     // The measurement window itself: nothing to await but time.
     std::thread::sleep(window);
     let attempts = stderr_lines_with(&tool, "cannot connect to");
@@ -483,7 +483,7 @@ fn accept_then_drop_sees_growing_delays_not_a_storm() {
     sim.set_drop_after_ack(Some(Duration::from_millis(100)));
     let mut tool = start(&sim, &["NASDAQ:AAPL"]);
     check!(tool, acked_set(&sim, 1, &["AAPL.US"]));
-    let window = Duration::from_secs(20);
+    let window = Duration::from_secs(60);
     std::thread::sleep(window);
     let attempts = sim.state().connections.len();
     let (min, max) = attempt_bounds(window);
@@ -520,7 +520,7 @@ fn dns_failure_is_reported_and_retried() {
         tool,
         tool.wait_stderr("cannot resolve no-such-host.invalid")
     );
-    check!(tool, tool.wait_stderr("reconnecting in"));
+    check!(tool, tool.wait_stderr("retrying in"));
     stop(&mut tool);
 }
 
@@ -577,7 +577,7 @@ fn wss_with_an_untrusted_certificate_is_refused_and_retried() {
         tool,
         tool.wait_stderr("TLS handshake with localhost failed")
     );
-    check!(tool, tool.wait_stderr("reconnecting in"));
+    check!(tool, tool.wait_stderr("retrying in"));
     check!(
         tool,
         sim.state().requests.is_empty(),
@@ -616,10 +616,10 @@ fn slow_consumer_keeps_the_link_alive_with_bounded_memory() {
     );
     let paused_at = Instant::now();
     let hb_before = sim.state().requests_with_cmd(CMD_HEARTBEAT).len();
-    // Hold stdout for 10 s while ~10k ticks/s arrive.
-    let alive = sim.wait_until(WAIT, |s| {
-        paused_at.elapsed() >= Duration::from_secs(10)
-            && s.requests_with_cmd(CMD_HEARTBEAT).len() >= hb_before + 5
+    // Hold stdout for 60 s while ~10k ticks/s arrive.
+    let alive = sim.wait_until(Duration::from_secs(90), |s| {
+        paused_at.elapsed() >= Duration::from_secs(60)
+            && s.requests_with_cmd(CMD_HEARTBEAT).len() >= hb_before + 40
     });
     check!(tool, alive, "heartbeats stopped while stdout was blocked");
     check!(
