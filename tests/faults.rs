@@ -739,3 +739,21 @@ fn sigint_mid_burst_loses_nothing_that_was_read() {
         st.ticks.len()
     );
 }
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let sim = sim(2000.0);
+    let mut tool = start(&sim, &["--queue", "5000", "C0.US", "C1.US"]);
+    check!(tool, tool.wait_lines(10));
+    // With stdout blocked the first signal's stop takes up to a second.
+    tool.pause_stdout();
+    check!(tool, tool.wait_stderr("output queue full"));
+    tool.signal("INT");
+    tool.signal("INT");
+    let status = tool.wait_exit(Duration::from_secs(10));
+    check!(
+        tool,
+        status.and_then(|s| s.code()) == Some(130),
+        "{status:?}"
+    );
+}
