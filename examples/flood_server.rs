@@ -15,7 +15,7 @@
 //! * `--count N`  push N ticks in total on the connection, then stop pushing
 //!   (requests are still answered). Default: no limit.
 //! * `--rate R`   R ticks per second in total, paced from the 22004 on in
-//!   batches at most every millisecond. 0 (default): as fast as the socket
+//!   batches at most every 250 µs (at 100k/s: 25 frames per batch). 0 (default): as fast as the socket
 //!   takes them (blocking writes, so the client's reading speed sets the pace).
 //! * `--seq-ns`   `seq` is the send time in nanoseconds since the UNIX epoch
 //!   (kept strictly increasing), so a consumer of the output can compute
@@ -49,8 +49,11 @@ use tungstenite::{Error as WsError, Message, WebSocket};
 const BATCH: u64 = 256;
 /// Most frames written in one paced batch (catch-up cap).
 const MAX_PACED_BATCH: u64 = 4096;
-/// Shortest wait between two paced batches.
-const MIN_PACE: Duration = Duration::from_millis(1);
+/// Shortest sleep between two paced batches (at 100k ticks/s: 25 per batch).
+const MIN_PACE: Duration = Duration::from_micros(250);
+/// Longest sleep between two paced batches, so requests are answered promptly
+/// even at very low rates.
+const MAX_PACE: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 struct Config {
@@ -321,7 +324,6 @@ fn serve(stream: TcpStream, cfg: &Config, id: u64) -> Result<(), String> {
     let mut ws = tungstenite::accept_with_config(stream, Some(config))
         .map_err(|e| format!("handshake: {e}"))?;
     let mut p = Pusher::new();
-    let mut read_timeout: Option<Duration> = None;
     loop {
         let limit_reached = cfg.count.is_some_and(|c| p.sent >= c);
         if limit_reached && !p.finished {
@@ -339,26 +341,50 @@ fn serve(stream: TcpStream, cfg: &Config, id: u64) -> Result<(), String> {
             }
         }
         let pushing = !cfg.idle && !p.codes.is_empty() && !limit_reached && p.started.is_some();
+        if !pushing {
+            // Nothing to push: block until the next request.
+            match ws.read() {
+                Ok(msg) => {
+                    if !handle(&mut ws, &mut p, cfg, msg)? {
+                        return Ok(());
+                    }
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => return peer_gone(e),
+            }
+            continue;
+        }
 
-        // Decide how long the next read may block.
-        let want_timeout: Option<Duration>;
-        if pushing && cfg.rate == 0.0 {
-            // As fast as possible: poll requests without blocking, then a batch.
-            ws.get_mut()
-                .set_nonblocking(true)
-                .map_err(|e| e.to_string())?;
-            let r = drain_requests(&mut ws, &mut p, cfg);
-            ws.get_mut()
-                .set_nonblocking(false)
-                .map_err(|e| e.to_string())?;
-            if !r? {
-                return Ok(());
-            }
+        // Answer whatever requests are waiting, without blocking.
+        ws.get_mut()
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let r = drain_requests(&mut ws, &mut p, cfg);
+        ws.get_mut()
+            .set_nonblocking(false)
+            .map_err(|e| e.to_string())?;
+        if !r? {
+            return Ok(());
+        }
+        if p.codes.is_empty() {
+            continue; // cancelled (22006)
+        }
+
+        // How many frames now: a fixed batch, or what the rate says is due.
+        let start = p.started.unwrap_or_else(Instant::now);
+        let mut n = if cfg.rate == 0.0 {
+            BATCH
+        } else {
+            let due = (start.elapsed().as_secs_f64() * cfg.rate).floor() as u64;
+            due.saturating_sub(p.sent).min(MAX_PACED_BATCH)
+        };
+        if let Some(c) = cfg.count {
+            n = n.min(c - p.sent);
+        }
+        if n > 0 {
+            // Blocking writes: a slow client slows the server down (TCP
+            // back-pressure) instead of growing a buffer.
             let tick_ms = now_ms();
-            let mut n = BATCH;
-            if let Some(c) = cfg.count {
-                n = n.min(c - p.sent);
-            }
             for _ in 0..n {
                 let frame = p.render(cfg.seq_ns, tick_ms);
                 if let Err(e) = ws.write(Message::text(frame)) {
@@ -368,47 +394,14 @@ fn serve(stream: TcpStream, cfg: &Config, id: u64) -> Result<(), String> {
             if let Err(e) = ws.flush() {
                 return peer_gone(e);
             }
-            continue;
-        } else if pushing {
-            let start = p.started.unwrap_or_else(Instant::now);
-            let elapsed = start.elapsed().as_secs_f64();
-            let mut target = (elapsed * cfg.rate).floor() as u64;
-            if let Some(c) = cfg.count {
-                target = target.min(c);
-            }
-            if target > p.sent {
-                let n = (target - p.sent).min(MAX_PACED_BATCH);
-                let tick_ms = now_ms();
-                for _ in 0..n {
-                    let frame = p.render(cfg.seq_ns, tick_ms);
-                    if let Err(e) = ws.write(Message::text(frame)) {
-                        return peer_gone(e);
-                    }
-                }
-                if let Err(e) = ws.flush() {
-                    return peer_gone(e);
-                }
-            }
+        }
+        if cfg.rate > 0.0 && !cfg.count.is_some_and(|c| p.sent >= c) {
+            // Sleep until the next tick is due. thread::sleep is precise
+            // (hrtimer); a socket read timeout is not (SO_RCVTIMEO counts in
+            // jiffies, which turned 1 ms waits into ~8 ms bursts).
             let next_at = (p.sent + 1) as f64 / cfg.rate;
             let wait = Duration::from_secs_f64((next_at - start.elapsed().as_secs_f64()).max(0.0));
-            want_timeout = Some(wait.max(MIN_PACE));
-        } else {
-            want_timeout = None;
-        }
-        if want_timeout != read_timeout {
-            ws.get_ref()
-                .set_read_timeout(want_timeout)
-                .map_err(|e| e.to_string())?;
-            read_timeout = want_timeout;
-        }
-        match ws.read() {
-            Ok(msg) => {
-                if !handle(&mut ws, &mut p, cfg, msg)? {
-                    return Ok(());
-                }
-            }
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => return peer_gone(e),
+            thread::sleep(wait.clamp(MIN_PACE, MAX_PACE));
         }
     }
 }

@@ -19,8 +19,9 @@
 //!   Prints `samples=… secs=… rate=… p50_us=… p99_us=… max_us=…`.
 //!
 //! Both modes also stop at EOF, after `--idle-timeout` seconds with no input
-//! once input has started (default 10), or at `--deadline` seconds after start
-//! (default 600), and then report what they have with `complete=0`.
+//! (counted from start until the first input; default 10), or at `--deadline`
+//! seconds after start (default 600), and then report what they have with
+//! `complete=0`.
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
@@ -153,7 +154,7 @@ fn main() -> ExitCode {
 
     // Watchdog: idle timeout and deadline.
     let started = Instant::now();
-    let last_input_ms = Arc::new(AtomicU64::new(u64::MAX));
+    let last_input_ms = Arc::new(AtomicU64::new(0));
     {
         let report = report.clone();
         let last_input_ms = last_input_ms.clone();
@@ -162,8 +163,7 @@ fn main() -> ExitCode {
                 thread::sleep(Duration::from_millis(100));
                 let now_ms = started.elapsed().as_millis() as u64;
                 let last = last_input_ms.load(Ordering::Relaxed);
-                let idle =
-                    last != u64::MAX && now_ms.saturating_sub(last) as f64 > idle_timeout * 1000.0;
+                let idle = now_ms.saturating_sub(last) as f64 > idle_timeout * 1000.0;
                 if idle || now_ms as f64 > deadline * 1000.0 {
                     let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                     r.print(false);

@@ -110,7 +110,8 @@ fn main() {
     let mut rss_samples: Vec<(Duration, u64)> = Vec::new();
     let mut faults: HashMap<&'static str, usize> = HashMap::new();
 
-    // Let it settle, then inject a fault every 4–12 s.
+    // Let it settle, then inject a fault every 4–40 s: close together, they
+    // keep the backoff growing; spaced out, it gets reset by a healthy minute.
     let mut next_fault = started + Duration::from_secs(5);
     let mut rounds = 0u64;
     while Instant::now() < end {
@@ -124,7 +125,7 @@ fn main() {
         if Instant::now() < next_fault {
             continue;
         }
-        next_fault = Instant::now() + Duration::from_secs(4 + rng.below(9));
+        next_fault = Instant::now() + Duration::from_secs(4 + rng.below(37));
         let conns_before = sim.state().connections.len();
         let from = Instant::now();
         let what: &'static str = match rng.below(9) {
