@@ -68,6 +68,26 @@ fn stderr_lines_with(tool: &Tool, needle: &str) -> usize {
     tool.stderr().lines().filter(|l| l.contains(needle)).count()
 }
 
+/// Signal the tool and require a clean exit well within the contract's
+/// second (with slack for a loaded machine).
+fn stops_quickly(tool: &mut Tool, sig: &str) {
+    let t = Instant::now();
+    tool.signal(sig);
+    let status = tool.wait_exit(WAIT);
+    let took = t.elapsed();
+    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
+    check!(tool, took < Duration::from_millis(1500), "took {took:?}");
+}
+
+/// A ws:// URL on a port where nothing listens.
+fn closed_port_url() -> String {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    format!("ws://127.0.0.1:{port}/quote-stock-b-ws-api")
+}
+
 fn stop(tool: &mut Tool) {
     tool.signal("INT");
     let status = tool.wait_exit(WAIT);
@@ -456,11 +476,7 @@ fn attempt_bounds(window: Duration) -> (usize, usize) {
 
 #[test]
 fn server_down_sees_growing_delays_not_a_storm() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("ws://127.0.0.1:{port}/quote-stock-b-ws-api");
+    let url = closed_port_url();
     let mut tool = start_url(&url, &["NASDAQ:AAPL"]);
     let window = Duration::from_secs(60);
     // The measurement window itself: nothing to await but time.
@@ -655,41 +671,19 @@ fn sigint_during_a_hanging_handshake_exits_at_once() {
     let mut tool = start_url(&url, &["--connect-timeout", "60", "NASDAQ:AAPL"]);
     // Accept the TCP connection and never answer the upgrade.
     let (_conn, _) = listener.accept().unwrap();
-    let t = Instant::now();
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
-    check!(
-        tool,
-        t.elapsed() < Duration::from_millis(1500),
-        "took {:?}",
-        t.elapsed()
-    );
+    stops_quickly(&mut tool, "INT");
 }
 
 #[test]
 fn sigint_during_backoff_exits_at_once() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("ws://127.0.0.1:{port}/quote-stock-b-ws-api");
+    let url = closed_port_url();
     let mut tool = start_url(&url, &["NASDAQ:AAPL"]);
     check!(
         tool,
         tool.wait_stderr("(attempt 4)"),
         "backoff never got long"
     );
-    let t = Instant::now();
-    tool.signal("TERM");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
-    check!(
-        tool,
-        t.elapsed() < Duration::from_millis(1500),
-        "took {:?}",
-        t.elapsed()
-    );
+    stops_quickly(&mut tool, "TERM");
 }
 
 #[test]
