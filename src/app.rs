@@ -122,6 +122,7 @@ pub fn run() -> i32 {
             connect_timeout: opts.connect_timeout,
             initial: opts.symbols.clone(),
             max_symbols: opts.max_symbols,
+            queue: opts.queue,
             market: opts.market,
         };
         let session = Session::new(cfg, ctl_rx, stop.clone(), out_tx, stats.clone());

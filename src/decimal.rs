@@ -5,6 +5,25 @@
 //! Only forms that are not valid JSON are rewritten, to the same value:
 //! `.5` → `0.5`, `007.5` → `7.5`, `5.` → `5`.
 
+use std::borrow::Cow;
+
+/// Like [`normalize`], but borrows `text` when it is already valid JSON —
+/// the usual case, which then costs no allocation.
+pub fn normalize_cow(text: &str) -> Option<Cow<'_, str>> {
+    let b = text.as_bytes();
+    let plain = !b.is_empty()
+        && b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+        && (b[0] != b'0' || b.len() == 1 || b[1] == b'.')
+        && b[0] != b'.'
+        && b[b.len() - 1] != b'.'
+        && b.iter().filter(|&&c| c == b'.').count() <= 1;
+    if plain {
+        Some(Cow::Borrowed(text))
+    } else {
+        normalize(text).map(Cow::Owned)
+    }
+}
+
 /// Normalise an unsigned decimal string into valid JSON number text.
 ///
 /// Accepts `digits[.digits][e[+-]digits]` where either side of the dot may be
@@ -82,6 +101,23 @@ mod tests {
             "", ".", "-1", "+1", "abc", "1.2.3", " 1", "1 ", "0x10", "NaN", "1e", "1e+", "e5", "١",
         ] {
             assert_eq!(normalize(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn cow_borrows_valid_forms_and_agrees_with_normalize() {
+        for s in ["651.12", "0", "0.5", "300", "10.000"] {
+            assert!(matches!(normalize_cow(s), Some(Cow::Borrowed(_))), "{s}");
+        }
+        for s in [
+            "651.12", "0", "0.5", "300", ".5", "007.5", "5.", "00", "1e5", "-1", "", ".", "1.2.3",
+            "0.", "01", "1..2",
+        ] {
+            assert_eq!(
+                normalize_cow(s).map(|c| c.into_owned()),
+                normalize(s),
+                "{s:?}"
+            );
         }
     }
 

@@ -3,7 +3,8 @@
 //! Threads and channels, no async runtime:
 //! - the session thread ([`session`]) owns the WebSocket ([`connect`]), paces
 //!   requests ([`schedule`]), keeps the subscription set ([`subscriptions`])
-//!   and speaks the AllTick protocol ([`protocol`]);
+//!   and speaks the AllTick protocol ([`protocol`], with [`scan`] as the
+//!   zero-copy path for trade pushes);
 //! - the writer thread ([`output`]) drains a bounded queue to stdout;
 //! - a stdin thread parses commands ([`command`], [`symbol`]);
 //! - [`app`] wires them up; [`sim`] is the simulated server behind `--demo`
@@ -17,6 +18,7 @@ pub mod decimal;
 pub mod output;
 pub mod protocol;
 pub mod report;
+pub mod scan;
 pub mod schedule;
 pub mod session;
 pub mod sim;

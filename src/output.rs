@@ -1,25 +1,41 @@
-//! The writer thread: drains the tick queue to stdout as JSON lines.
+//! JSON lines: the output format, the batches that carry them to the writer
+//! thread, and the writer thread itself.
 //!
-//! It batches while the queue is busy and flushes whenever the queue is
-//! momentarily empty, so a quiet feed has low latency and a burst costs few
-//! system calls. A slow stdout only ever blocks this thread, never the
-//! socket's.
+//! The session formats each trade straight from the frame's text into a
+//! [`Batch`] (no intermediate strings) and hands the batch over when the
+//! socket has nothing more to read, so a burst costs one queue operation and
+//! a quiet feed still gets each tick out at once. The writer batches further
+//! while the queue is busy and flushes whenever it is momentarily empty. A
+//! slow stdout only ever blocks the writer, never the socket's thread.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::protocol::{Side, Trade};
+use crate::protocol::{Side, TradeView};
 use crate::stats::Stats;
 
-/// One tick on its way to stdout.
-#[derive(Clone, Debug)]
-pub struct OutTick {
-    /// The user's spelling of the symbol.
-    pub symbol: Arc<str>,
-    /// The validated trade.
-    pub trade: Trade,
+/// Formatted lines on their way to stdout.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Complete JSON lines, each ending in `\n`.
+    pub bytes: Vec<u8>,
+    /// How many lines (ticks) `bytes` holds.
+    pub ticks: u64,
+}
+
+impl Batch {
+    /// Append one trade line.
+    pub fn push_trade(&mut self, symbol: &str, t: &TradeView) {
+        format_trade(&mut self.bytes, symbol, t);
+        self.ticks += 1;
+    }
+
+    /// True when it holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.ticks == 0
+    }
 }
 
 /// How the writer stopped.
@@ -48,6 +64,21 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Append an unsigned integer in decimal, without allocating.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn push_opt_number(out: &mut Vec<u8>, n: Option<&str>) {
     match n {
         Some(n) => out.extend_from_slice(n.as_bytes()),
@@ -56,16 +87,15 @@ fn push_opt_number(out: &mut Vec<u8>, n: Option<&str>) {
 }
 
 /// Append one trade as a JSON line (with the newline).
-pub fn format_trade(out: &mut Vec<u8>, tick: &OutTick) {
-    let t = &tick.trade;
+pub fn format_trade(out: &mut Vec<u8>, symbol: &str, t: &TradeView) {
     out.extend_from_slice(b"{\"type\":\"trade\",\"symbol\":");
-    push_json_str(out, &tick.symbol);
+    push_json_str(out, symbol);
     out.extend_from_slice(b",\"code\":");
-    push_json_str(out, &t.code);
+    push_json_str(out, t.code);
     out.extend_from_slice(b",\"seq\":");
-    out.extend_from_slice(t.seq.to_string().as_bytes());
+    push_u64(out, t.seq);
     out.extend_from_slice(b",\"time\":");
-    out.extend_from_slice(t.time.to_string().as_bytes());
+    push_u64(out, t.time);
     out.extend_from_slice(b",\"price\":");
     out.extend_from_slice(t.price.as_bytes());
     out.extend_from_slice(b",\"volume\":");
@@ -79,12 +109,12 @@ pub fn format_trade(out: &mut Vec<u8>, tick: &OutTick) {
     });
 }
 
-/// Most bytes buffered before a write, even while the queue stays busy.
-const BATCH_BYTES: usize = 64 * 1024;
+/// Bytes gathered before a write while the queue stays busy.
+const WRITE_BYTES: usize = 64 * 1024;
 
 /// Drain `queue` into `out` until the queue is closed and empty.
-pub fn run_writer<W: Write>(queue: Receiver<OutTick>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
-    let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 512);
+pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
     let mut pending: u64 = 0;
     let finish = |r: io::Result<()>| match r {
         Ok(()) => None,
@@ -92,22 +122,30 @@ pub fn run_writer<W: Write>(queue: Receiver<OutTick>, mut out: W, stats: Arc<Sta
         Err(e) => Some(WriterEnd::Failed(e)),
     };
     loop {
-        let tick = match queue.recv() {
-            Ok(t) => t,
+        let batch = match queue.recv() {
+            Ok(b) => b,
             Err(_) => return WriterEnd::Drained,
         };
-        format_trade(&mut buf, &tick);
-        pending += 1;
-        while let Ok(t) = queue.try_recv() {
-            format_trade(&mut buf, &t);
-            pending += 1;
-            if buf.len() >= BATCH_BYTES {
+        let mut next = Some(batch);
+        while let Some(batch) = next.take() {
+            if buf.is_empty() && batch.bytes.len() >= WRITE_BYTES {
+                // Large enough on its own: no copy.
+                if let Some(end) = finish(out.write_all(&batch.bytes)) {
+                    return end;
+                }
+            } else {
+                buf.extend_from_slice(&batch.bytes);
+            }
+            pending += batch.ticks;
+            if buf.len() >= WRITE_BYTES {
                 if let Some(end) = finish(out.write_all(&buf)) {
                     return end;
                 }
                 buf.clear();
             }
+            next = queue.try_recv().ok();
         }
+        // The queue is momentarily empty: get everything out now.
         if let Some(end) = finish(out.write_all(&buf).and_then(|_| out.flush())) {
             return end;
         }
@@ -120,26 +158,28 @@ pub fn run_writer<W: Write>(queue: Receiver<OutTick>, mut out: W, stats: Arc<Sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
-    fn tick(side: Option<Side>, volume: Option<&str>) -> OutTick {
-        OutTick {
-            symbol: Arc::from("NASDAQ:AAPL"),
-            trade: Trade {
-                code: "AAPL.US".into(),
-                seq: 5,
-                time: 1605509068000,
-                price: "651.10".into(),
-                volume: volume.map(String::from),
-                turnover: None,
-                side,
-            },
+    fn view(side: Option<Side>, volume: Option<&str>) -> TradeView<'_> {
+        TradeView {
+            code: "AAPL.US",
+            seq: 5,
+            time: 1605509068000,
+            price: Cow::Borrowed("651.10"),
+            volume: volume.map(Cow::Borrowed),
+            turnover: None,
+            side,
         }
     }
 
     #[test]
     fn formats_exact_decimals_as_json_numbers() {
         let mut out = Vec::new();
-        format_trade(&mut out, &tick(Some(Side::Sell), Some("300")));
+        format_trade(
+            &mut out,
+            "NASDAQ:AAPL",
+            &view(Some(Side::Sell), Some("300")),
+        );
         let line = String::from_utf8(out).unwrap();
         assert_eq!(
             line,
@@ -150,13 +190,17 @@ mod tests {
     }
 
     #[test]
-    fn escapes_odd_codes() {
-        let mut t = tick(None, None);
-        t.trade.code = "A\"B\\\n".into();
+    fn escapes_odd_codes_and_writes_extreme_integers() {
+        let mut t = view(None, None);
+        t.code = "A\"B\\\n";
+        t.seq = u64::MAX;
+        t.time = 0;
         let mut out = Vec::new();
-        format_trade(&mut out, &t);
+        format_trade(&mut out, "x", &t);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["code"], "A\"B\\\n");
+        assert_eq!(v["seq"], u64::MAX);
+        assert_eq!(v["time"], 0);
         assert_eq!(v["side"], serde_json::Value::Null);
         assert_eq!(v["volume"], serde_json::Value::Null);
     }
@@ -165,7 +209,10 @@ mod tests {
     fn writer_drains_and_counts() {
         let (tx, rx) = crossbeam_channel::bounded(16);
         for _ in 0..10 {
-            tx.send(tick(None, Some("1"))).unwrap();
+            let mut b = Batch::default();
+            b.push_trade("S", &view(None, Some("1")));
+            b.push_trade("S", &view(None, Some("2")));
+            tx.send(b).unwrap();
         }
         drop(tx);
         let stats = Arc::new(Stats::default());
@@ -174,7 +221,7 @@ mod tests {
             run_writer(rx, &mut out, stats.clone()),
             WriterEnd::Drained
         ));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 10);
-        assert_eq!(Stats::get(&stats.written), 10);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 20);
+        assert_eq!(Stats::get(&stats.written), 20);
     }
 }

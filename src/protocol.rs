@@ -4,9 +4,12 @@
 //! every request is `{"cmd_id","seq_id","trace","data"}`; responses echo
 //! `seq_id`/`trace` and carry `ret`; pushes (22998 trades) carry `data` only.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use crate::decimal;
+use crate::scan::RawTrade;
 
 /// Heartbeat request; the server closes a connection without one for 30 s.
 pub const CMD_HEARTBEAT: u64 = 22000;
@@ -102,6 +105,75 @@ pub struct Trade {
     pub turnover: Option<String>,
     /// Trade direction; `None` when unknown.
     pub side: Option<Side>,
+}
+
+/// A validated trade, borrowing from the frame where it can. Both decoders
+/// (the zero-copy [`validate`] and the full [`decode`]) end here, and the
+/// writer formats only this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeView<'a> {
+    /// AllTick code.
+    pub code: &'a str,
+    /// Sequence number.
+    pub seq: u64,
+    /// Trade time in milliseconds.
+    pub time: u64,
+    /// Price: valid JSON number text, positive.
+    pub price: Cow<'a, str>,
+    /// Volume, if sent.
+    pub volume: Option<Cow<'a, str>>,
+    /// Turnover, if sent.
+    pub turnover: Option<Cow<'a, str>>,
+    /// Direction, if known.
+    pub side: Option<Side>,
+}
+
+impl Trade {
+    /// This trade as a view.
+    pub fn view(&self) -> TradeView<'_> {
+        TradeView {
+            code: &self.code,
+            seq: self.seq,
+            time: self.time,
+            price: Cow::Borrowed(&self.price),
+            volume: self.volume.as_deref().map(Cow::Borrowed),
+            turnover: self.turnover.as_deref().map(Cow::Borrowed),
+            side: self.side,
+        }
+    }
+}
+
+/// Validate a scanned trade with exactly the rules of [`decode`].
+pub fn validate<'a>(raw: &RawTrade<'a>) -> Result<TradeView<'a>, &'static str> {
+    let code = raw.code.filter(|c| !c.is_empty()).ok_or("missing code")?;
+    let int = |v: Option<&str>| v.and_then(|t| t.parse::<u64>().ok());
+    let seq = int(raw.seq).ok_or("missing or bad seq")?;
+    let time = int(raw.tick_time).ok_or("missing or bad tick_time")?;
+    let price = raw
+        .price
+        .and_then(decimal::normalize_cow)
+        .filter(|p| decimal::is_positive(p))
+        .ok_or("price is not a positive decimal")?;
+    let optional = |v: Option<&'a str>, why| match v {
+        None | Some("") => Ok(None),
+        Some(t) => decimal::normalize_cow(t).map(Some).ok_or(why),
+    };
+    let volume = optional(raw.volume, "bad volume")?;
+    let turnover = optional(raw.turnover, "bad turnover")?;
+    let side = match int(raw.trade_direction) {
+        Some(1) => Some(Side::Buy),
+        Some(2) => Some(Side::Sell),
+        _ => None,
+    };
+    Ok(TradeView {
+        code,
+        seq,
+        time,
+        price,
+        volume,
+        turnover,
+        side,
+    })
 }
 
 /// Everything the server can send us, decoded.

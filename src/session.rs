@@ -19,9 +19,10 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::command::Command;
 use crate::connect::{self, ConnectError, Ws};
-use crate::output::OutTick;
-use crate::protocol::{self, CancelType, Incoming, Response};
+use crate::output::Batch;
+use crate::protocol::{self, CancelType, Incoming, Response, TradeView};
 use crate::report::say;
+use crate::scan::{self, Scan};
 use crate::schedule::{Backoff, Due, Pacer};
 use crate::stats::Stats;
 use crate::subscriptions::{Seen, Subscriptions};
@@ -29,7 +30,7 @@ use crate::symbol::{Market, Symbol};
 
 /// Longest the session sleeps in one read: bounds how late it notices a
 /// stdin command or a stop request.
-pub const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(250);
 
 /// A connection counts as healthy (and resets the backoff) after this long
 /// with its subscription acknowledged and heartbeats answered.
@@ -40,6 +41,9 @@ pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
 
 /// Least wait before reconnecting after `ret` 606.
 pub const AFTER_606: Duration = Duration::from_secs(3);
+
+/// A batch is handed to the writer at this size even mid-burst.
+pub const BATCH_BYTES: usize = 32 * 1024;
 
 /// How long a stop waits for the server's close reply.
 pub const CLOSE_WAIT: Duration = Duration::from_millis(400);
@@ -73,6 +77,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Symbols to subscribe at start.
     pub initial: Vec<Symbol>,
+    /// Ticks the writer may fall behind before new ones are dropped.
+    pub queue: usize,
     /// The plan's symbol limit, if the user stated it (`--max-symbols`).
     pub max_symbols: Option<usize>,
     /// The endpoint's market, when known: codes of the other market are
@@ -114,7 +120,7 @@ pub struct Session {
     known_good: HashSet<String>,
     controls: Receiver<Control>,
     stop: Arc<AtomicBool>,
-    out: Sender<OutTick>,
+    out: Sender<Batch>,
     stats: Arc<Stats>,
     next_seq_id: u32,
     backoff: Backoff,
@@ -127,6 +133,8 @@ pub struct Session {
     target_dirty: bool,
     /// The set waiting to be sent, when it differs from `sent_codes`.
     pending_target: Option<Vec<String>>,
+    /// Formatted ticks not yet handed to the writer.
+    batch: Batch,
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
@@ -158,7 +166,7 @@ impl Session {
         cfg: SessionConfig,
         controls: Receiver<Control>,
         stop: Arc<AtomicBool>,
-        out: Sender<OutTick>,
+        out: Sender<Batch>,
         stats: Arc<Stats>,
     ) -> Session {
         let url_with_token = match &cfg.token {
@@ -193,6 +201,7 @@ impl Session {
             sent_codes: None,
             target_dirty: true,
             pending_target: None,
+            batch: Batch::default(),
         }
     }
 
@@ -223,7 +232,10 @@ impl Session {
                 }
                 Some(Ok(ws)) => {
                     say(format!("connected to {}", self.cfg.url));
-                    match self.run_connection(ws) {
+                    let end = self.run_connection(ws);
+                    // Whatever was read before the end goes out.
+                    self.flush_batch();
+                    match end {
                         ConnEnd::Stopped => return SessionEnd::Stopped,
                         ConnEnd::Fatal(m) => return SessionEnd::Fatal(m),
                         ConnEnd::Lost { reason, min_wait } => {
@@ -394,6 +406,8 @@ impl Session {
         let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
         let mut healthy_since: Option<Instant> = None;
         let mut close_reason: Option<String> = None;
+        // True while the socket is non-blocking to drain a burst.
+        let mut draining = false;
 
         loop {
             self.drain_controls();
@@ -468,6 +482,15 @@ impl Session {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
+                    if draining {
+                        // The burst is over: hand it to the writer and go
+                        // back to waiting with the read timeout as the clock.
+                        self.flush_batch();
+                        draining = false;
+                        if let Err(e) = connect::tcp(&ws).set_nonblocking(false) {
+                            return lost(format!("socket setup failed: {e}"));
+                        }
+                    }
                     continue;
                 }
                 Err(tungstenite::Error::ConnectionClosed) => {
@@ -479,16 +502,8 @@ impl Session {
             };
             last_rx = Instant::now();
             match msg {
-                Message::Text(text) => match protocol::decode(text.as_str()) {
-                    Ok(Incoming::Trade(trade)) => self.forward(trade),
-                    Ok(Incoming::BadTrade(why)) => {
-                        Stats::add(&self.stats.dropped_invalid, 1);
-                        let total = Stats::get(&self.stats.dropped_invalid);
-                        self.drops.note("invalid", last_rx, || {
-                            format!("skipped an invalid trade ({why}); {total} invalid trades skipped so far")
-                        });
-                    }
-                    Ok(Incoming::Response(r)) => {
+                Message::Text(text) => {
+                    if let Some(r) = self.on_text(text.as_str(), last_rx) {
                         let request = r.seq_id.and_then(|id| in_flight.remove(&(id as u32)));
                         if let Err(end) =
                             self.on_response(&r, request, &mut pacer, &mut healthy_since)
@@ -496,15 +511,7 @@ impl Session {
                             return end;
                         }
                     }
-                    Ok(Incoming::Other { cmd_id }) => self.garbage(
-                        match cmd_id {
-                            Some(_) => "unknown cmd_id",
-                            None => "no cmd_id",
-                        },
-                        last_rx,
-                    ),
-                    Err(why) => self.garbage(why, last_rx),
-                },
+                }
                 Message::Binary(_) => self.garbage("unexpected binary frame", last_rx),
                 Message::Close(frame) => {
                     close_reason = Some(match frame {
@@ -521,6 +528,14 @@ impl Session {
                     });
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+            // Ticks are waiting: read on without blocking until the socket
+            // is empty, then hand them over in one batch.
+            if !draining && !self.batch.is_empty() {
+                if let Err(e) = connect::tcp(&ws).set_nonblocking(true) {
+                    return lost(format!("socket setup failed: {e}"));
+                }
+                draining = true;
             }
         }
     }
@@ -740,48 +755,106 @@ impl Session {
         }
     }
 
-    fn forward(&mut self, trade: protocol::Trade) {
-        let symbol = match self.subs.see(&trade.code, trade.seq) {
-            Seen::New(name) => name,
-            Seen::Unknown => Arc::from(trade.code.as_str()),
+    /// Handle a text frame. Trades go into the batch (fast path first);
+    /// a response is returned for the caller to act on.
+    fn on_text(&mut self, text: &str, now: Instant) -> Option<Response> {
+        match scan::scan(text) {
+            Scan::Trade(raw) => match protocol::validate(&raw) {
+                Ok(view) => self.forward(&view),
+                Err(why) => self.invalid(why, now),
+            },
+            Scan::Other => match protocol::decode(text) {
+                Ok(Incoming::Trade(trade)) => self.forward(&trade.view()),
+                Ok(Incoming::BadTrade(why)) => self.invalid(why, now),
+                Ok(Incoming::Response(r)) => return Some(r),
+                Ok(Incoming::Other { cmd_id }) => self.garbage(
+                    match cmd_id {
+                        Some(_) => "unknown cmd_id",
+                        None => "no cmd_id",
+                    },
+                    now,
+                ),
+                Err(why) => self.garbage(why, now),
+            },
+        }
+        None
+    }
+
+    fn invalid(&mut self, why: &'static str, now: Instant) {
+        Stats::add(&self.stats.dropped_invalid, 1);
+        let total = Stats::get(&self.stats.dropped_invalid);
+        self.drops.note("invalid", now, || {
+            format!("skipped an invalid trade ({why}); {total} invalid trades skipped so far")
+        });
+    }
+
+    /// Format a trade into the batch, unless it was already written.
+    fn forward(&mut self, trade: &TradeView) {
+        match self.subs.see(trade.code, trade.seq) {
+            Seen::New(name) => self.batch.push_trade(name, trade),
+            Seen::Unknown => self.batch.push_trade(trade.code, trade),
             Seen::Repeat => {
                 Stats::add(&self.stats.dropped_repeat, 1);
                 let total = Stats::get(&self.stats.dropped_repeat);
                 self.drops.note("repeat", Instant::now(), || {
-                    format!("skipped a trade already written (same or lower seq for {}); {total} skipped so far", trade.code)
+                    format!(
+                        "skipped a trade already written (same or lower seq for {}); {total} skipped so far",
+                        trade.code
+                    )
                 });
-                return;
+            }
+        }
+        if self.batch.bytes.len() >= BATCH_BYTES {
+            self.flush_batch();
+        }
+    }
+
+    /// Hand the batch to the writer; if the writer is `--queue` ticks
+    /// behind, drop it (the newest ticks) and count them.
+    fn flush_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.ticks;
+        Stats::add(&self.stats.received, n);
+        let full = self.stats.unwritten() + n > self.cfg.queue as u64;
+        let sent = if full {
+            Err(n)
+        } else {
+            match self.out.try_send(batch) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => Err(n),
+                // The writer is gone (stdout closed): nothing to count.
+                Err(TrySendError::Disconnected(_)) => Ok(()),
             }
         };
-        Stats::add(&self.stats.received, 1);
-        match self.out.try_send(OutTick { symbol, trade }) {
-            Ok(()) => Stats::add(&self.stats.queued, 1),
-            Err(TrySendError::Full(_)) => {
-                Stats::add(&self.stats.dropped_overflow, 1);
+        match sent {
+            Ok(()) => Stats::add(&self.stats.queued, n),
+            Err(n) => {
+                Stats::add(&self.stats.dropped_overflow, n);
                 let total = Stats::get(&self.stats.dropped_overflow);
-                let cap = self.out.capacity().unwrap_or(0);
+                let cap = self.cfg.queue;
                 self.drops.note("overflow", Instant::now(), || {
                     format!(
                         "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
                     )
                 });
             }
-            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
     /// Send a close frame and keep reading (bounded) until the server's
     /// reply, so every tick it sent before seeing our close is kept.
     fn close(&mut self, mut ws: Ws) -> ConnEnd {
+        let _ = connect::tcp(&ws).set_nonblocking(false);
         let _ = connect::tcp(&ws).set_read_timeout(Some(Duration::from_millis(50)));
         let _ = ws.close(None);
         let until = Instant::now() + CLOSE_WAIT;
         while Instant::now() < until {
             match ws.read() {
                 Ok(Message::Text(text)) => {
-                    if let Ok(Incoming::Trade(t)) = protocol::decode(text.as_str()) {
-                        self.forward(t);
-                    }
+                    let _ = self.on_text(text.as_str(), Instant::now());
                 }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))

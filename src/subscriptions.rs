@@ -6,6 +6,7 @@
 //! spelling the user subscribed with is remembered for the output's `symbol`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::symbol::Symbol;
@@ -16,7 +17,7 @@ pub struct Subscriptions {
     codes: Vec<String>,
     /// code → what we know of it. Kept after removal so ticks still in
     /// flight are labelled the same way and replays are still recognised.
-    known: HashMap<String, Known>,
+    known: HashMap<String, Known, BuildHasherDefault<Fnv>>,
     /// Bumped on every effective change.
     generation: u64,
 }
@@ -31,11 +32,37 @@ struct Known {
     wanted: bool,
 }
 
+/// FNV-1a: codes are short, and this lookup runs once per tick. Only codes
+/// the user subscribed to are ever inserted, so server-chosen keys cannot
+/// crowd the table.
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// How a trade relates to what was seen before.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Seen {
+pub enum Seen<'a> {
     /// New: the label for its `symbol` field.
-    New(Arc<str>),
+    New(&'a str),
     /// Its seq is not above one already seen for the code: a duplicate or a replay.
     Repeat,
     /// A code the user never subscribed to (labelled with the code itself).
@@ -128,13 +155,13 @@ impl Subscriptions {
     }
 
     /// Classify a trade of `code` with `seq`, remembering the seq.
-    pub fn see(&mut self, code: &str, seq: u64) -> Seen {
+    pub fn see(&mut self, code: &str, seq: u64) -> Seen<'_> {
         match self.known.get_mut(code) {
             None => Seen::Unknown,
             Some(k) if seq <= k.last_seq => Seen::Repeat,
             Some(k) => {
                 k.last_seq = seq;
-                Seen::New(Arc::clone(&k.name))
+                Seen::New(&k.name)
             }
         }
     }
@@ -204,17 +231,17 @@ mod tests {
     fn repeated_or_replayed_seqs_are_recognised_per_code() {
         let mut s = Subscriptions::new();
         s.add(&[sym("NASDAQ:AAPL"), sym("NASDAQ:TSLA")]);
-        assert_eq!(s.see("AAPL.US", 5), Seen::New(Arc::from("NASDAQ:AAPL")));
-        assert_eq!(s.see("TSLA.US", 3), Seen::New(Arc::from("NASDAQ:TSLA")));
+        assert_eq!(s.see("AAPL.US", 5), Seen::New("NASDAQ:AAPL"));
+        assert_eq!(s.see("TSLA.US", 3), Seen::New("NASDAQ:TSLA"));
         assert_eq!(s.see("AAPL.US", 5), Seen::Repeat);
         assert_eq!(s.see("AAPL.US", 4), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 6), Seen::New(Arc::from("NASDAQ:AAPL")));
+        assert_eq!(s.see("AAPL.US", 6), Seen::New("NASDAQ:AAPL"));
         assert_eq!(s.see("IBM.US", 1), Seen::Unknown);
         // Re-subscribing keeps the seq memory: a replay after resubscribe is caught.
         s.remove(&[sym("AAPL.US")]);
         s.add(&[sym("AAPL.US")]);
         assert_eq!(s.see("AAPL.US", 6), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 7), Seen::New(Arc::from("AAPL.US")));
+        assert_eq!(s.see("AAPL.US", 7), Seen::New("AAPL.US"));
         assert!(s.drop_code("TSLA.US"));
         assert!(!s.contains("TSLA.US"));
     }

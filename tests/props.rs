@@ -123,3 +123,84 @@ proptest! {
         }
     }
 }
+
+/// Format a frame's trade the way the session does: the zero-copy scanner
+/// first, the full decoder when it steps aside.
+fn line_via_fast(text: &str) -> Result<Vec<u8>, String> {
+    use alltick_stream::scan::{Scan, scan};
+    match scan(text) {
+        Scan::Trade(raw) => {
+            let t = protocol::validate(&raw).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            alltick_stream::output::format_trade(&mut out, "S", &t);
+            Ok(out)
+        }
+        Scan::Other => line_via_full(text),
+    }
+}
+
+fn line_via_full(text: &str) -> Result<Vec<u8>, String> {
+    match protocol::decode(text) {
+        Ok(Incoming::Trade(t)) => {
+            let mut out = Vec::new();
+            alltick_stream::output::format_trade(&mut out, "S", &t.view());
+            Ok(out)
+        }
+        Ok(Incoming::BadTrade(why)) => Err(why.to_string()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// Mostly the usual value of a field (so most generated trades are valid
+/// and reach the formatting), sometimes anything.
+fn field(
+    usual: impl Strategy<Value = serde_json::Value> + 'static,
+) -> impl Strategy<Value = Option<serde_json::Value>> {
+    prop_oneof![
+        6 => usual.prop_map(Some),
+        1 => json_field(),
+    ]
+}
+
+fn decimal_text() -> impl Strategy<Value = serde_json::Value> {
+    "0{0,2}[0-9]{0,3}(\\.[0-9]{0,3})?".prop_map(serde_json::Value::String)
+}
+
+fn json_field() -> impl Strategy<Value = Option<serde_json::Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(serde_json::Value::Null)),
+        "[0-9.]{0,8}".prop_map(|s| Some(serde_json::Value::String(s))),
+        "\\PC{0,6}".prop_map(|s| Some(serde_json::Value::String(s))),
+        any::<u32>().prop_map(|n| Some(serde_json::Value::from(n))),
+        any::<i8>().prop_map(|n| Some(serde_json::Value::from(n))),
+        any::<bool>().prop_map(|b| Some(serde_json::Value::from(b))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn zero_copy_path_agrees_with_the_full_decoder(
+        code in field("[A-Z0-9]{1,5}\\.US".prop_map(serde_json::Value::String)),
+        seq in field(any::<u64>().prop_map(serde_json::Value::from)),
+        time in field(any::<u64>().prop_map(|n| serde_json::Value::String(n.to_string()))),
+        price in field(decimal_text()),
+        volume in field(decimal_text()),
+        turnover in field(decimal_text()),
+        dir in field((0u8..4).prop_map(serde_json::Value::from)),
+        pretty in any::<bool>(),
+    ) {
+        let mut data = serde_json::Map::new();
+        for (k, v) in [("code", code), ("seq", seq), ("tick_time", time), ("price", price),
+                       ("volume", volume), ("turnover", turnover), ("trade_direction", dir)] {
+            if let Some(v) = v {
+                data.insert(k.into(), v);
+            }
+        }
+        let msg = serde_json::json!({"cmd_id": 22998, "data": data});
+        let text = if pretty { serde_json::to_string_pretty(&msg).unwrap() } else { msg.to_string() };
+        prop_assert_eq!(line_via_fast(&text), line_via_full(&text), "{}", text);
+    }
+}
