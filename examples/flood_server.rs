@@ -395,7 +395,7 @@ fn serve(stream: TcpStream, cfg: &Config, id: u64) -> Result<(), String> {
                 return peer_gone(e);
             }
         }
-        if cfg.rate > 0.0 && !cfg.count.is_some_and(|c| p.sent >= c) {
+        if cfg.rate > 0.0 && cfg.count.is_none_or(|c| p.sent < c) {
             // Sleep until the next tick is due. thread::sleep is precise
             // (hrtimer); a socket read timeout is not (SO_RCVTIMEO counts in
             // jiffies, which turned 1 ms waits into ~8 ms bursts).

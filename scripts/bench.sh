@@ -31,15 +31,18 @@
 #   growth      ticks/s and peak RSS with 1, 100 and 3000 subscribed codes.
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
-# GROWTH_NPY, GROWTH_RUNS. The final table is printed on stdout and saved
-# under target/bench/. Progress goes to stderr.
+# GROWTH_NPY, GROWTH_RUNS, and SECTIONS (default "throughput latency idle
+# growth") to run only some parts. The final table is printed on stdout and saved
+# under target/bench/ (with the raw per-run numbers as .tsv). Progress goes to
+# stderr. Needs: cargo, python3 (venv + pip reach PyPI once), /usr/bin/time
+# (installed with apt-get if missing).
 set -uo pipefail
 
 QUICK=0
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p;}' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $a (use --quick)" >&2; exit 2 ;;
     esac
 done
@@ -49,10 +52,12 @@ if [ "$QUICK" = 1 ]; then
     : "${GROWTH_N:=200000}" "${GROWTH_NPY:=10000}" "${GROWTH_RUNS:=1}"
 else
     : "${N:=2000000}" "${NPY:=100000}" "${RUNS:=3}" "${LAT_SECS:=10}" "${IDLE_SECS:=60}"
-    : "${GROWTH_N:=1000000}" "${GROWTH_NPY:=50000}" "${GROWTH_RUNS:=1}"
+    : "${GROWTH_N:=1000000}" "${GROWTH_NPY:=50000}" "${GROWTH_RUNS:=3}"
 fi
 : "${M:=50}"
 RATES="1000 10000 100000"
+: "${SECTIONS:=throughput latency idle growth}"
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 GROWTH_SYMBOLS="1 100 3000"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +69,7 @@ RESULTS="$TMP/results.tsv"
 : > "$RESULTS"
 COMMAND="scripts/bench.sh $*"
 STARTED_AT=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 say() { echo "bench: $*" >&2; }
 
@@ -93,12 +99,19 @@ stop_pid() {  # stop_pid PID: TERM, wait up to 3 s, then KILL (by id only)
     untrack "$pid"
 }
 cleanup() {
-    local pid
+    local pid all=()
+    # The tracked processes and their children (the clients run under /usr/bin/time).
+    for pid in "${PIDS[@]}"; do
+        all+=("$pid" $(cat "/proc/$pid/task/$pid/children" 2>/dev/null))
+    done
+    PIDS=("${all[@]}")
     for pid in "${PIDS[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
     sleep 0.3
     for pid in "${PIDS[@]}"; do alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
     rm -rf "$TMP"
 }
+# Sleep in the background and wait for it, so a signal is handled at once.
+nap() { sleep "$1" & local s=$!; track "$s"; wait "$s"; untrack "$s"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -349,13 +362,13 @@ idle_test() {
         "${CMD[@]}" < "$CLIENT_IN" > /dev/null 2> "$TMP/idle-$name.err" &
         pid=$!; track "$pid"; IPID[$name]=$pid
     done
-    sleep 3   # connect + subscribe + settle
+    nap 3   # connect + subscribe + settle
     for name in "${!IPID[@]}"; do
         pid=${IPID[$name]}
         C0[$name]=$(proc_cpu_ns "$pid"); T0[$name]=$(proc_ticks "$pid"); V0[$name]=$(proc_vcsw "$pid")
     done
     say "  idle: ${#IPID[@]} clients subscribed, measuring for $IDLE_SECS s"
-    sleep "$IDLE_SECS"
+    nap "$IDLE_SECS"
     local hz; hz=$(getconf CLK_TCK)
     for name in "${!IPID[@]}"; do
         pid=${IPID[$name]}
@@ -378,8 +391,8 @@ idle_test() {
 CLIENTS=(alltick-stream python python-noutf8 websocat raw_client)
 T_START=$(date +%s)
 
-say "throughput: N=$N ticks (python: NPY=$NPY) over M=$M codes, $RUNS runs each"
-for run in $(seq 1 "$RUNS"); do
+want throughput && say "throughput: N=$N ticks (python: NPY=$NPY) over M=$M codes, $RUNS runs each"
+want throughput && for run in $(seq 1 "$RUNS"); do
     selftest_run "$N"
     sink_run "$M" "$N"
     for name in "${CLIENTS[@]}"; do
@@ -389,19 +402,18 @@ for run in $(seq 1 "$RUNS"); do
     done
 done
 
-say "latency: $LAT_SECS s at each of $RATES ticks/s over M=$M codes"
-for rate in $RATES; do
+want latency && say "latency: $LAT_SECS s at each of $RATES ticks/s over M=$M codes"
+want latency && for rate in $RATES; do
     for name in alltick-stream python websocat raw_client; do
         available "$name" || continue
         lat_run "$name" "$rate"
     done
 done
 
-say "idle: $IDLE_SECS s"
-idle_test
+want idle && say "idle: $IDLE_SECS s" && idle_test
 
-say "growth: $GROWTH_SYMBOLS codes, $GROWTH_N ticks (python: $GROWTH_NPY), $GROWTH_RUNS run(s)"
-for k in $GROWTH_SYMBOLS; do
+want growth && say "growth: $GROWTH_SYMBOLS codes, $GROWTH_N ticks (python: $GROWTH_NPY), $GROWTH_RUNS run(s)"
+want growth && for k in $GROWTH_SYMBOLS; do
     for run in $(seq 1 "$GROWTH_RUNS"); do
         for name in alltick-stream python websocat raw_client; do
             available "$name" || continue
@@ -411,11 +423,12 @@ for k in $GROWTH_SYMBOLS; do
     done
 done
 T_END=$(date +%s)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- table
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 export N NPY M RUNS LAT_SECS IDLE_SECS GROWTH_N GROWTH_NPY GROWTH_RUNS COMMAND STARTED_AT CPU_MODEL PY_VERSION WS_VERSION PY_NOTE WS_NOTE
-export NPROC=$(nproc) KERNEL=$(uname -r) ELAPSED=$((T_END - T_START)) RESULTS
+export LOAD_START LOAD_END NPROC=$(nproc) KERNEL=$(uname -r) ELAPSED=$((T_END - T_START)) RESULTS
 export RUSTC=$(rustc --version 2>/dev/null) GITREV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo "+dirty")
 OUT="$BENCH_DIR/results-$(date -u +%Y%m%d-%H%M%S)$([ "$QUICK" = 1 ] && echo -quick).md"
 python3 - <<'PYEOF' | tee "$OUT"
@@ -451,10 +464,11 @@ def fmt(v, digits=0):
         return f"{v:,.0f}"
     return f"{v:,.{digits}f}"
 
-def ratio(a, b, digits=2):
+def ratio(a, b):
     if a is None or b is None or b == 0:
         return "n/a"
-    return f"{a / b:.{digits}f}×"
+    x = a / b
+    return f"{x:.2f}×" if x >= 0.1 else f"{x:.2g}×"
 
 AS = "alltick-stream"
 M = E["M"]
@@ -463,7 +477,7 @@ print()
 print(f"- date: {E['STARTED_AT']}; `nproc`: {E['NPROC']} ({E['CPU_MODEL']}); kernel {E['KERNEL']}; {E['RUSTC']}; commit {E['GITREV']}")
 print(f"- command: `{E['COMMAND'].strip()}` (took {int(E['ELAPSED']) // 60} min {int(E['ELAPSED']) % 60} s)")
 print(f"- peers: {E['PY_VERSION'] or E['PY_NOTE']}; {E['WS_VERSION'] or E['WS_NOTE']}; raw_client = tungstenite 0.30, no parsing")
-print(f"- all processes (server, client, consumer) share these {E['NPROC']} cores on 127.0.0.1")
+print(f"- all processes (server, client, consumer) share these {E['NPROC']} cores on 127.0.0.1; load average before: {E['LOAD_START']}, after: {E['LOAD_END']} (other work on the machine skews results)")
 print()
 print(f"## Throughput: {int(E['N']):,} ticks (Python clients: {int(E['NPY']):,}) over {M} codes, median of {E['RUNS']} runs")
 print()
@@ -502,7 +516,7 @@ print()
 
 print(f"## Latency: send (seq = ns stamp) → line read by the consumer, {E['LAT_SECS']} s per rate, {M} codes, first 0.5 s dropped")
 print()
-print("p50 / p99 / max in µs. Python prints with flush=True here (block buffering would add its own delay).")
+print("p50 / p99 / max in µs. Python prints with flush=True here (block buffering would add its own delay). \"fell behind\": the client could not sustain the rate, so ticks queued in socket buffers (read = ticks/s it managed while measured).")
 print()
 rates = sorted({int(k[2]) for k in data if k[0] == "latency"})
 print("| client | " + " | ".join(f"{r:,}/s p50 / p99 / max" for r in rates) + " |")
@@ -514,8 +528,9 @@ for client in lat_clients:
         g = lambda m: med(("latency", client, str(r), m))
         p50, p99, mx, got, comp = g("p50_us"), g("p99_us"), g("max_us"), g("rate"), g("complete")
         cell = f"{fmt(p50)} / {fmt(p99)} / {fmt(mx)}"
-        if comp != 1 or (got is not None and got < 0.9 * r):
-            cell += f" (fell behind: {fmt(got)}/s)"
+        if comp != 1 or (got is not None and got < 0.9 * r) or (p50 is not None and p50 > 100_000):
+            # Ticks queue up in socket buffers: the client cannot keep up.
+            cell += f" (fell behind: read {fmt(got)}/s)"
         cells.append(cell)
     print(f"| {client} | " + " | ".join(cells) + " |")
 print()
@@ -555,7 +570,7 @@ print()
 syms = sorted({int(k[2]) for k in data if k[0] == "growth"})
 print(f"## Growth: subscribed codes vs ticks/s and peak RSS ({int(E['GROWTH_N']):,} ticks, Python {int(E['GROWTH_NPY']):,}; {E['GROWTH_RUNS']} run(s))")
 print()
-print("| client | " + " | ".join(f"{s:,} codes: ticks/s, RSS MiB" for s in syms) + " |")
+print("| client | " + " | ".join(f"{s:,} code{'s' if s != 1 else ''}: ticks/s, RSS MiB" for s in syms) + " |")
 print("| --- | " + " | ".join("---:" for _ in syms) + " |")
 for client in [AS, "python", "websocat", "raw_client"]:
     if not any(k[0] == "growth" and k[1] == client for k in data):
@@ -577,7 +592,8 @@ print()
 for client in ["python", "websocat", "raw_client"]:
     if not any(k[0] == "growth" and k[1] == client for k in data):
         continue
-    parts = [f"{s:,} codes {ratio(med(('growth', AS, str(s), 'rate')), med(('growth', client, str(s), 'rate')))}" for s in syms]
+    parts = [f"{s:,} code{'s' if s != 1 else ''} {ratio(med(('growth', AS, str(s), 'rate')), med(('growth', client, str(s), 'rate')))}" for s in syms]
     print(f"- vs {client}: " + ", ".join(parts))
 PYEOF
-say "table saved to $OUT"
+cp "$RESULTS" "${OUT%.md}.tsv"
+say "table saved to $OUT (raw numbers: ${OUT%.md}.tsv)"

@@ -115,7 +115,9 @@ const WRITE_BYTES: usize = 64 * 1024;
 /// Drain `queue` into `out` until the queue is closed and empty.
 pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    let mut pending: u64 = 0;
+    // Ticks in `buf`; counted as written once they are handed to stdout,
+    // so the session's queue limit sees progress even mid-burst.
+    let mut buffered: u64 = 0;
     let finish = |r: io::Result<()>| match r {
         Ok(()) => None,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Some(WriterEnd::Closed),
@@ -133,15 +135,18 @@ pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats
                 if let Some(end) = finish(out.write_all(&batch.bytes)) {
                     return end;
                 }
+                stats.note_written(batch.ticks);
             } else {
                 buf.extend_from_slice(&batch.bytes);
-            }
-            pending += batch.ticks;
-            if buf.len() >= WRITE_BYTES {
-                if let Some(end) = finish(out.write_all(&buf)) {
-                    return end;
+                buffered += batch.ticks;
+                if buf.len() >= WRITE_BYTES {
+                    if let Some(end) = finish(out.write_all(&buf)) {
+                        return end;
+                    }
+                    buf.clear();
+                    stats.note_written(buffered);
+                    buffered = 0;
                 }
-                buf.clear();
             }
             next = queue.try_recv().ok();
         }
@@ -150,8 +155,8 @@ pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats
             return end;
         }
         buf.clear();
-        Stats::add(&stats.written, pending);
-        pending = 0;
+        stats.note_written(buffered);
+        buffered = 0;
     }
 }
 

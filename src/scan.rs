@@ -155,17 +155,10 @@ impl<'a> Cursor<'a> {
                 }
             }
             b'-' | b'0'..=b'9' => {
-                self.i += 1;
-                while let Some(&c) = self.b.get(self.i) {
-                    if c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-') {
-                        self.i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                // Only the JSON number grammar is accepted.
-                let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
-                json_number(text).then_some((Kind::Num, start, self.i))
+                // One pass over the JSON number grammar.
+                let end = number_end(self.b, start)?;
+                self.i = end;
+                Some((Kind::Num, start, end))
             }
             b'n' => self.literal(b"null", Kind::Null),
             b't' => self.literal(b"true", Kind::Other),
@@ -210,10 +203,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The JSON number grammar: `-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?`.
-fn json_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
+/// The end of the JSON number starting at `i`
+/// (`-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?`), or `None` if it breaks the
+/// grammar — including by running into a character a number cannot be
+/// followed by.
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |i: &mut usize| {
         let start = *i;
         while b.get(*i).is_some_and(u8::is_ascii_digit) {
@@ -221,17 +215,20 @@ fn json_number(s: &str) -> bool {
         }
         *i - start
     };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
     match b.get(i) {
         Some(b'0') => i += 1,
         Some(b'1'..=b'9') => {
             digits(&mut i);
         }
-        _ => return false,
+        _ => return None,
     }
     if b.get(i) == Some(&b'.') {
         i += 1;
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
@@ -240,10 +237,18 @@ fn json_number(s: &str) -> bool {
             i += 1;
         }
         if digits(&mut i) == 0 {
-            return false;
+            return None;
         }
     }
-    i == b.len()
+    match b.get(i) {
+        None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => Some(i),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+fn json_number(s: &str) -> bool {
+    number_end(s.as_bytes(), 0) == Some(s.len())
 }
 
 fn scan_inner<'a>(b: &'a [u8], text: &'a str) -> Option<Scan<'a>> {

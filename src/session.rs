@@ -42,6 +42,10 @@ pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
 /// Least wait before reconnecting after `ret` 606.
 pub const AFTER_606: Duration = Duration::from_secs(3);
 
+/// How long a full queue may hold up the session before new ticks are
+/// dropped. Far below the heartbeat period, so the link stays alive.
+pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
+
 /// A batch is handed to the writer at this size even mid-burst.
 pub const BATCH_BYTES: usize = 32 * 1024;
 
@@ -408,70 +412,29 @@ impl Session {
         let mut close_reason: Option<String> = None;
         // True while the socket is non-blocking to drain a burst.
         let mut draining = false;
+        // Messages read since the last housekeeping; while draining a burst,
+        // housekeeping (clock, controls, requests) runs every 64 messages.
+        let mut burst: u32 = 0;
+        let mut got_any = false;
+        let mut now = opened;
 
         loop {
-            self.drain_controls();
-            if self.stopping() {
-                return self.close(ws);
-            }
-            let now = Instant::now();
-            if now.duration_since(last_rx) >= self.cfg.stale_after {
-                return lost(format!(
-                    "nothing received for {} s (no heartbeat replies)",
-                    self.cfg.stale_after.as_secs_f64()
-                ));
-            }
-            if let Some(t) = healthy_since
-                && now.duration_since(t) >= HEALTHY_AFTER
-                && self.backoff.attempts() > 0
+            burst = burst.wrapping_add(1);
+            if (!draining || burst.is_multiple_of(64))
+                && let Some(end) = self.housekeeping(
+                    &mut ws,
+                    &mut now,
+                    &mut got_any,
+                    &mut last_rx,
+                    &mut pacer,
+                    &mut in_flight,
+                    healthy_since,
+                )
             {
-                self.backoff.reset();
-            }
-
-            let pending = self.pending_subscription();
-            match pacer.due(now, pending) {
-                Due::Nothing => {}
-                Due::Heartbeat => {
-                    let id = self.seq_id();
-                    let text = protocol::heartbeat(id, &format!("hb-{id}"));
-                    if let Err(e) = send(&mut ws, text) {
-                        return lost(e);
-                    }
-                    in_flight.insert(
-                        id,
-                        InFlight {
-                            kind: Due::Heartbeat,
-                            codes: Vec::new(),
-                        },
-                    );
-                    pacer.sent(Due::Heartbeat, now);
-                }
-                Due::Subscription => {
-                    let codes = self.pending_target.take().unwrap_or_default();
-                    self.warn_plan_limit(&codes);
-                    let id = self.seq_id();
-                    let text = if codes.is_empty() {
-                        protocol::cancel(id, &format!("cancel-{id}"), CancelType::Trades)
-                    } else {
-                        protocol::subscribe_trades(
-                            id,
-                            &format!("sub-{id}"),
-                            codes.iter().map(String::as_str),
-                        )
-                    };
-                    if let Err(e) = send(&mut ws, text) {
-                        return lost(e);
-                    }
-                    pacer.sent(Due::Subscription, now);
-                    self.sent_codes = Some(codes.clone());
-                    in_flight.insert(
-                        id,
-                        InFlight {
-                            kind: Due::Subscription,
-                            codes,
-                        },
-                    );
-                }
+                return match end {
+                    ConnEnd::Stopped => self.close(ws),
+                    other => other,
+                };
             }
 
             let msg = match ws.read() {
@@ -500,10 +463,10 @@ impl Session {
                 }
                 Err(e) => return lost(self.read_failure(&e)),
             };
-            last_rx = Instant::now();
+            got_any = true;
             match msg {
                 Message::Text(text) => {
-                    if let Some(r) = self.on_text(text.as_str(), last_rx) {
+                    if let Some(r) = self.on_text(text.as_str(), now) {
                         let request = r.seq_id.and_then(|id| in_flight.remove(&(id as u32)));
                         if let Err(end) =
                             self.on_response(&r, request, &mut pacer, &mut healthy_since)
@@ -512,7 +475,7 @@ impl Session {
                         }
                     }
                 }
-                Message::Binary(_) => self.garbage("unexpected binary frame", last_rx),
+                Message::Binary(_) => self.garbage("unexpected binary frame", now),
                 Message::Close(frame) => {
                     close_reason = Some(match frame {
                         Some(f) if f.code == CloseCode::Normal && f.reason.is_empty() => {
@@ -538,6 +501,89 @@ impl Session {
                 draining = true;
             }
         }
+    }
+
+    /// The clock's work on each wake-up: stdin commands, a stop request,
+    /// liveness, the backoff reset, and a due heartbeat or subscription.
+    #[allow(clippy::too_many_arguments)]
+    fn housekeeping(
+        &mut self,
+        ws: &mut Ws,
+        now: &mut Instant,
+        got_any: &mut bool,
+        last_rx: &mut Instant,
+        pacer: &mut Pacer,
+        in_flight: &mut HashMap<u32, InFlight>,
+        healthy_since: Option<Instant>,
+    ) -> Option<ConnEnd> {
+        self.drain_controls();
+        if self.stopping() {
+            return Some(ConnEnd::Stopped);
+        }
+        *now = Instant::now();
+        let now = *now;
+        if std::mem::take(got_any) {
+            *last_rx = now;
+        }
+        if now.duration_since(*last_rx) >= self.cfg.stale_after {
+            return Some(lost(format!(
+                "nothing received for {} s (no heartbeat replies)",
+                self.cfg.stale_after.as_secs_f64()
+            )));
+        }
+        if let Some(t) = healthy_since
+            && now.duration_since(t) >= HEALTHY_AFTER
+            && self.backoff.attempts() > 0
+        {
+            self.backoff.reset();
+        }
+
+        let pending = self.pending_subscription();
+        match pacer.due(now, pending) {
+            Due::Nothing => {}
+            Due::Heartbeat => {
+                let id = self.seq_id();
+                let text = protocol::heartbeat(id, &format!("hb-{id}"));
+                if let Err(e) = send(ws, text) {
+                    return Some(lost(e));
+                }
+                in_flight.insert(
+                    id,
+                    InFlight {
+                        kind: Due::Heartbeat,
+                        codes: Vec::new(),
+                    },
+                );
+                pacer.sent(Due::Heartbeat, now);
+            }
+            Due::Subscription => {
+                let codes = self.pending_target.take().unwrap_or_default();
+                self.warn_plan_limit(&codes);
+                let id = self.seq_id();
+                let text = if codes.is_empty() {
+                    protocol::cancel(id, &format!("cancel-{id}"), CancelType::Trades)
+                } else {
+                    protocol::subscribe_trades(
+                        id,
+                        &format!("sub-{id}"),
+                        codes.iter().map(String::as_str),
+                    )
+                };
+                if let Err(e) = send(ws, text) {
+                    return Some(lost(e));
+                }
+                pacer.sent(Due::Subscription, now);
+                self.sent_codes = Some(codes.clone());
+                in_flight.insert(
+                    id,
+                    InFlight {
+                        kind: Due::Subscription,
+                        codes,
+                    },
+                );
+            }
+        }
+        None
     }
 
     /// Describe a read error that ends the connection; frames that broke
@@ -818,7 +864,13 @@ impl Session {
         let batch = std::mem::take(&mut self.batch);
         let n = batch.ticks;
         Stats::add(&self.stats.received, n);
-        let full = self.stats.unwritten() + n > self.cfg.queue as u64;
+        // A writer that is momentarily behind (descheduled on a busy
+        // machine) gets a short grace: meanwhile the kernel's socket buffer
+        // holds what arrives, and nothing is lost. Only a writer that stays
+        // behind costs ticks.
+        let limit = self.cfg.queue as u64;
+        let full = self.stats.unwritten() + n > limit
+            && !self.stats.wait_for_room(n, limit, OVERFLOW_GRACE);
         let sent = if full {
             Err(n)
         } else {

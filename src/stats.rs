@@ -1,6 +1,8 @@
 //! Counters shared by the threads, for reports on stderr and the exit summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Running totals. Relaxed atomics: these are reports, not synchronisation.
 #[derive(Debug, Default)]
@@ -21,6 +23,9 @@ pub struct Stats {
     pub garbage_frames: AtomicU64,
     /// Connections lost and re-established.
     pub reconnects: AtomicU64,
+    /// Signalled whenever the writer makes progress.
+    progress: Condvar,
+    progress_lock: Mutex<()>,
 }
 
 impl Stats {
@@ -32,6 +37,35 @@ impl Stats {
     /// Read a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// The writer handed `n` more ticks to stdout.
+    pub fn note_written(&self, n: u64) {
+        Self::add(&self.written, n);
+        // Taking the lock orders this with a waiter's check, so no wake-up is lost.
+        drop(self.progress_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        self.progress.notify_all();
+    }
+
+    /// Wait up to `timeout` until `need` more ticks fit under `limit`
+    /// unwritten ones; true if they do.
+    pub fn wait_for_room(&self, need: u64, limit: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.progress_lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.unwritten() + need <= limit {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self
+                .progress
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Trades queued but not yet written.
