@@ -54,18 +54,38 @@ pub fn heartbeat(seq_id: u32, trace: &str) -> String {
 
 /// A 22004 trade subscription carrying the complete set. Never call it with
 /// an empty set: use [`cancel`] instead.
+///
+/// Written straight into one string: a set of 3000 codes built as a JSON
+/// tree would cost megabytes of short-lived maps.
 pub fn subscribe_trades<'a>(
     seq_id: u32,
     trace: &str,
     codes: impl IntoIterator<Item = &'a str>,
 ) -> String {
-    let list: Vec<Value> = codes.into_iter().map(|c| json!({"code": c})).collect();
-    envelope(
-        CMD_SUB_TRADES,
-        seq_id,
-        trace,
-        json!({ "symbol_list": list }),
-    )
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"cmd_id\":");
+    out.push_str(&CMD_SUB_TRADES.to_string());
+    out.push_str(",\"seq_id\":");
+    out.push_str(&seq_id.to_string());
+    out.push_str(",\"trace\":");
+    push_json_string(&mut out, trace);
+    out.push_str(",\"data\":{\"symbol_list\":[");
+    for (i, code) in codes.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"code\":");
+        push_json_string(&mut out, code);
+        out.push('}');
+    }
+    out.push_str("]}}");
+    out
+}
+
+/// Append `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    // Serialising a &str into a String cannot fail.
+    out.push_str(&Value::from(s).to_string());
 }
 
 /// A 22006 cancel request.

@@ -773,15 +773,17 @@ impl Session {
     }
 
     fn report_ack(&self, codes: &[String]) {
+        let before: HashSet<&str> = self.server_set.iter().map(String::as_str).collect();
+        let after: HashSet<&str> = codes.iter().map(String::as_str).collect();
         let added: Vec<String> = codes
             .iter()
-            .filter(|c| !self.server_set.contains(c))
+            .filter(|c| !before.contains(c.as_str()))
             .map(|c| format!("+{}", self.subs.display(c)))
             .collect();
         let removed: Vec<String> = self
             .server_set
             .iter()
-            .filter(|c| !codes.contains(c))
+            .filter(|c| !after.contains(c.as_str()))
             .map(|c| format!("-{}", self.subs.display(c)))
             .collect();
         let mut changes = added;
