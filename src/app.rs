@@ -134,6 +134,22 @@ pub fn run() -> i32 {
             .ok();
     }
 
+    if let Some(period) = opts.stats {
+        let stats = stats.clone();
+        thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                let mut prev = (0, 0);
+                loop {
+                    thread::sleep(period);
+                    let (line, now) = stats.line(period.as_secs_f64(), prev);
+                    prev = now;
+                    say(line);
+                }
+            })
+            .ok();
+    }
+
     // stdin: commands until EOF. EOF ends command reading, not the stream.
     thread::Builder::new()
         .name("stdin".into())

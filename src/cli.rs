@@ -41,6 +41,8 @@ FLAGS:
                            before sending more, naming the excess [default: none]
     --queue N              ticks held for a slow stdout before new ones are
                            dropped (and counted) [default: 16384]
+    --stats SECS           a status line on stderr every SECS seconds: rates,
+                           queue, drops, reconnects, last message [default: off]
     --demo                 no token, no network: stream from a built-in
                            simulated AllTick server on 127.0.0.1
     -h, --help             this text
@@ -75,6 +77,8 @@ pub struct Options {
     pub queue: usize,
     /// The plan's symbol limit, if stated.
     pub max_symbols: Option<usize>,
+    /// Period of the `--stats` line, if asked for.
+    pub stats: Option<Duration>,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
@@ -114,6 +118,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut connect_timeout = Duration::from_secs(10);
     let mut queue = DEFAULT_QUEUE;
     let mut max_symbols = None;
+    let mut stats = None;
     let mut demo = false;
     let mut only_symbols = false;
 
@@ -163,6 +168,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                         format!("--queue needs a count from 1 to 10000000, got {v:?}")
                     })?;
             }
+            "--stats" => stats = Some(seconds("--stats", &value("--stats")?)?),
             "--max-symbols" => {
                 let v = value("--max-symbols")?;
                 max_symbols =
@@ -222,6 +228,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         connect_timeout,
         queue,
         max_symbols,
+        stats,
         demo,
     }))
 }

@@ -22,6 +22,8 @@ pub enum Command {
     Add(Vec<Symbol>),
     /// Unsubscribe from these symbols.
     Remove(Vec<Symbol>),
+    /// `?`: print the wanted and acknowledged sets on stderr.
+    Query,
 }
 
 /// Parse one line. `Ok(None)` is a line to ignore (blank or comment).
@@ -30,12 +32,15 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
     }
+    if line == "?" {
+        return Ok(Some(Command::Query));
+    }
     let (add, rest) = match line.as_bytes()[0] {
         b'+' => (true, &line[1..]),
         b'-' => (false, &line[1..]),
         _ => {
             return Err(format!(
-                "expected '+SYMBOL' or '-SYMBOL', got {:?}",
+                "expected '+SYMBOL', '-SYMBOL' or '?', got {:?}",
                 shorten(line)
             ));
         }
@@ -170,6 +175,7 @@ mod tests {
         match c {
             Command::Add(v) => (true, v.iter().map(|s| s.code.clone()).collect()),
             Command::Remove(v) => (false, v.iter().map(|s| s.code.clone()).collect()),
+            Command::Query => panic!("not a subscription change"),
         }
     }
 
@@ -194,6 +200,7 @@ mod tests {
         assert_eq!(parse_line(""), Ok(None));
         assert_eq!(parse_line("   \t"), Ok(None));
         assert_eq!(parse_line("# +NASDAQ:AAPL"), Ok(None));
+        assert_eq!(parse_line(" ? "), Ok(Some(Command::Query)));
     }
 
     #[test]

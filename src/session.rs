@@ -139,6 +139,8 @@ pub struct Session {
     pending_target: Option<Vec<String>>,
     /// Formatted ticks not yet handed to the writer.
     batch: Batch,
+    /// A connection is open (for `?`).
+    connected: bool,
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
@@ -206,6 +208,7 @@ impl Session {
             target_dirty: true,
             pending_target: None,
             batch: Batch::default(),
+            connected: false,
         }
     }
 
@@ -236,7 +239,12 @@ impl Session {
                 }
                 Some(Ok(ws)) => {
                     say(format!("connected to {}", self.cfg.url));
+                    self.connected = true;
+                    Stats::set(&self.stats.connected, 1);
                     let end = self.run_connection(ws);
+                    self.connected = false;
+                    self.server_set.clear();
+                    Stats::set(&self.stats.connected, 0);
                     // Whatever was read before the end goes out.
                     self.flush_batch();
                     match end {
@@ -336,6 +344,10 @@ impl Session {
         let (change, verb, state) = match &command {
             Command::Add(symbols) => (self.subs.add(symbols), "added", "already subscribed"),
             Command::Remove(symbols) => (self.subs.remove(symbols), "removed", "not subscribed"),
+            Command::Query => {
+                self.report_state(line);
+                return;
+            }
         };
         for s in &change.unchanged {
             say(format!("stdin:{line}: note: {s} is {state}"));
@@ -348,6 +360,33 @@ impl Session {
                 self.subs.codes().len()
             ));
         }
+    }
+
+    /// Answer `?`: the wanted set and the set the server acknowledged.
+    fn report_state(&self, line: u64) {
+        let names = |codes: &[String]| -> String {
+            if codes.is_empty() {
+                "(none)".into()
+            } else {
+                codes
+                    .iter()
+                    .map(|c| self.subs.display(c))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        let link = if self.connected {
+            "connected"
+        } else {
+            "not connected"
+        };
+        say(format!(
+            "stdin:{line}: {link}; wanted {} trade symbols: {}; acknowledged by the server {}: {}",
+            self.subs.codes().len(),
+            names(self.subs.codes()),
+            self.server_set.len(),
+            names(&self.server_set)
+        ));
     }
 
     fn drain_controls(&mut self) {
@@ -524,7 +563,9 @@ impl Session {
         let now = *now;
         if std::mem::take(got_any) {
             *last_rx = now;
+            Stats::set(&self.stats.last_message_ms, Stats::now_ms());
         }
+        Stats::set(&self.stats.trade_symbols, self.subs.codes().len() as u64);
         if now.duration_since(*last_rx) >= self.cfg.stale_after {
             return Some(lost(format!(
                 "nothing received for {} s (no heartbeat replies)",

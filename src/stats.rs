@@ -23,6 +23,12 @@ pub struct Stats {
     pub garbage_frames: AtomicU64,
     /// Connections lost and re-established.
     pub reconnects: AtomicU64,
+    /// 1 while a connection is open.
+    pub connected: AtomicU64,
+    /// When the last message arrived, ms since the Unix epoch (0: never).
+    pub last_message_ms: AtomicU64,
+    /// Trade symbols wanted.
+    pub trade_symbols: AtomicU64,
     /// Signalled whenever the writer makes progress.
     progress: Condvar,
     progress_lock: Mutex<()>,
@@ -32,6 +38,19 @@ impl Stats {
     /// Add `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Set a gauge.
+    pub fn set(gauge: &AtomicU64, v: u64) {
+        gauge.store(v, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the Unix epoch, for `last_message_ms`.
+    pub fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 
     /// Read a counter.
@@ -71,6 +90,42 @@ impl Stats {
     /// Trades queued but not yet written.
     pub fn unwritten(&self) -> u64 {
         Self::get(&self.queued).saturating_sub(Self::get(&self.written))
+    }
+
+    /// The `--stats` line: rates over the last `secs` seconds, given the
+    /// counters' values then (`prev`: received, written).
+    pub fn line(&self, secs: f64, prev: (u64, u64)) -> (String, (u64, u64)) {
+        let received = Self::get(&self.received);
+        let written = Self::get(&self.written);
+        let rate = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / secs;
+        let last = Self::get(&self.last_message_ms);
+        let since = if last == 0 {
+            "no message yet".to_string()
+        } else {
+            format!(
+                "last message {:.1} s ago",
+                Self::now_ms().saturating_sub(last) as f64 / 1000.0
+            )
+        };
+        let line = format!(
+            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid, {} overflow, {} repeated, {} unreadable; {} reconnects; {}; {}; {} trade symbols",
+            rate(received, prev.0),
+            rate(written, prev.1),
+            self.unwritten(),
+            Self::get(&self.dropped_invalid),
+            Self::get(&self.dropped_overflow),
+            Self::get(&self.dropped_repeat),
+            Self::get(&self.garbage_frames),
+            Self::get(&self.reconnects),
+            if Self::get(&self.connected) == 1 {
+                "connected"
+            } else {
+                "not connected"
+            },
+            since,
+            Self::get(&self.trade_symbols),
+        );
+        (line, (received, written))
     }
 
     /// One-line summary of everything dropped, or `None` when nothing was.

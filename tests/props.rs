@@ -50,6 +50,7 @@ proptest! {
             if let LineEvent::Command { command, .. } = e {
                 let syms = match command {
                     alltick_stream::command::Command::Add(v) | alltick_stream::command::Command::Remove(v) => v,
+                    alltick_stream::command::Command::Query => Vec::new(),
                 };
                 assert!(syms.iter().all(|s| code_is_safe(&s.code)));
             }

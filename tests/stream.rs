@@ -529,3 +529,81 @@ fn an_absurd_stdin_line_is_skipped_without_stopping_commands() {
     check!(tool, tool.wait_stderr("stdin:1: line longer than"));
     check!(tool, wait_for_set(&sim, &["AAPL.US", "MSFT.US"]));
 }
+
+#[test]
+fn question_mark_prints_wanted_and_acknowledged_sets() {
+    let sim = sim(0.0);
+    let mut tool = start(&sim, &["NASDAQ:AAPL", "NYSE:IBM"]);
+    check!(tool, wait_for_set(&sim, &["AAPL.US", "IBM.US"]));
+    // The acknowledgement reaches the tool right after the simulator records it.
+    check!(tool, tool.wait_stderr("subscribed to 2 symbols"));
+    tool.send("+NASDAQ:TSLA\n?\n");
+    check!(
+        tool,
+        tool.wait_stderr(
+            "stdin:2: connected; wanted 3 trade symbols: NASDAQ:AAPL NYSE:IBM NASDAQ:TSLA; acknowledged by the server 2: NASDAQ:AAPL NYSE:IBM"
+        )
+    );
+    check!(
+        tool,
+        sim.state().requests.iter().all(|r| !r.raw.contains('?'))
+    );
+}
+
+#[test]
+fn stats_lines_report_rates_drops_and_symbols() {
+    let sim = sim(20.0);
+    let tool = start(&sim, &["--stats", "1", "NASDAQ:AAPL", "NASDAQ:TSLA"]);
+    let line = tool.wait_for(WAIT, |_, err| {
+        err.lines().any(|l| {
+            l.contains("stats: in ") && !l.contains("stats: in 0/s") && l.contains("connected;")
+        })
+    });
+    check!(tool, line, "no stats line with a nonzero rate");
+    let err = tool.stderr();
+    let l = err.lines().rfind(|l| l.contains("stats: ")).unwrap_or("");
+    for part in [
+        "out ",
+        "queue ",
+        "dropped 0 invalid",
+        "0 reconnects",
+        "last message",
+        "2 trade symbols",
+    ] {
+        check!(tool, l.contains(part), "{part:?} missing from {l:?}");
+    }
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default_and_version_prints() {
+    let out = Command::new(util::bin()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--market",
+        "--url",
+        "--token-file",
+        "--heartbeat",
+        "--stale-after",
+        "--connect-timeout",
+        "--max-symbols",
+        "--queue",
+        "--stats",
+        "--demo",
+        "--help",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    for default in [
+        "[default: stock]",
+        "[default: 10]",
+        "[default: 30]",
+        "[default: 16384]",
+    ] {
+        assert!(help.contains(default), "{default} missing from --help");
+    }
+    let out = Command::new(util::bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("alltick-stream 0."));
+}
