@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::protocol::{Side, TradeView};
+use crate::protocol::{Depth, Side, TradeView};
 use crate::stats::Stats;
 
 /// Formatted lines on their way to stdout.
@@ -29,6 +29,12 @@ impl Batch {
     /// Append one trade line.
     pub fn push_trade(&mut self, symbol: &str, t: &TradeView) {
         format_trade(&mut self.bytes, symbol, t);
+        self.ticks += 1;
+    }
+
+    /// Append one depth line.
+    pub fn push_depth(&mut self, symbol: &str, d: &Depth) {
+        format_depth(&mut self.bytes, symbol, d);
         self.ticks += 1;
     }
 
@@ -107,6 +113,36 @@ pub fn format_trade(out: &mut Vec<u8>, symbol: &str, t: &TradeView) {
         Some(Side::Sell) => b",\"side\":\"sell\"}\n",
         None => b",\"side\":null}\n",
     });
+}
+
+/// Append one depth push as a JSON line: levels as `[price, volume]`
+/// pairs, volume `null` where the feed sends none, an empty side as `[]`.
+pub fn format_depth(out: &mut Vec<u8>, symbol: &str, d: &Depth) {
+    out.extend_from_slice(b"{\"type\":\"depth\",\"symbol\":");
+    push_json_str(out, symbol);
+    out.extend_from_slice(b",\"code\":");
+    push_json_str(out, &d.code);
+    out.extend_from_slice(b",\"seq\":");
+    push_u64(out, d.seq);
+    out.extend_from_slice(b",\"time\":");
+    push_u64(out, d.time);
+    for (name, levels) in [
+        (&b",\"bids\":["[..], &d.bids),
+        (&b"],\"asks\":["[..], &d.asks),
+    ] {
+        out.extend_from_slice(name);
+        for (i, (price, volume)) in levels.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            out.extend_from_slice(price.as_bytes());
+            out.push(b',');
+            push_opt_number(out, volume.as_deref());
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(b"]}\n");
 }
 
 /// Bytes gathered before a write while the queue stays busy.
@@ -208,6 +244,26 @@ mod tests {
         assert_eq!(v["time"], 0);
         assert_eq!(v["side"], serde_json::Value::Null);
         assert_eq!(v["volume"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn formats_depth_levels_exactly() {
+        let d = Depth {
+            code: "700.HK".into(),
+            seq: 7,
+            time: 8,
+            bids: vec![
+                ("320.40".into(), Some("1200".into())),
+                ("320.20".into(), None),
+            ],
+            asks: vec![],
+        };
+        let mut out = Vec::new();
+        format_depth(&mut out, "HKEX:700", &d);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"type\":\"depth\",\"symbol\":\"HKEX:700\",\"code\":\"700.HK\",\"seq\":7,\"time\":8,\"bids\":[[320.40,1200],[320.20,null]],\"asks\":[]}\n"
+        );
     }
 
     #[test]

@@ -82,6 +82,37 @@ pub fn subscribe_trades<'a>(
     out
 }
 
+/// A 22002 depth subscription carrying the complete depth set, each code
+/// with its `depth_level` when one was asked for. Never empty: use [`cancel`].
+pub fn subscribe_depth<'a>(
+    seq_id: u32,
+    trace: &str,
+    codes: impl IntoIterator<Item = (&'a str, Option<u8>)>,
+) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("{\"cmd_id\":");
+    out.push_str(&CMD_SUB_DEPTH.to_string());
+    out.push_str(",\"seq_id\":");
+    out.push_str(&seq_id.to_string());
+    out.push_str(",\"trace\":");
+    push_json_string(&mut out, trace);
+    out.push_str(",\"data\":{\"symbol_list\":[");
+    for (i, (code, level)) in codes.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"code\":");
+        push_json_string(&mut out, code);
+        if let Some(level) = level {
+            out.push_str(",\"depth_level\":");
+            out.push_str(&level.to_string());
+        }
+        out.push('}');
+    }
+    out.push_str("]}}");
+    out
+}
+
 /// Append `s` as a JSON string literal.
 fn push_json_string(out: &mut String, s: &str) {
     // Serialising a &str into a String cannot fail.
@@ -196,6 +227,21 @@ pub fn validate<'a>(raw: &RawTrade<'a>) -> Result<TradeView<'a>, &'static str> {
     })
 }
 
+/// A validated order-book push: decimals as valid JSON number text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Depth {
+    /// AllTick code.
+    pub code: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// Book time in milliseconds.
+    pub time: u64,
+    /// Bid levels, best first: (price, volume if sent).
+    pub bids: Vec<(String, Option<String>)>,
+    /// Ask levels, best first.
+    pub asks: Vec<(String, Option<String>)>,
+}
+
 /// Everything the server can send us, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -205,6 +251,10 @@ pub enum Incoming {
     Trade(Trade),
     /// A trade push that failed validation; the reason says why.
     BadTrade(&'static str),
+    /// A depth push.
+    Depth(Depth),
+    /// A depth push that failed validation.
+    BadDepth(&'static str),
     /// A well-formed message of a kind we do not handle (e.g. depth, for now).
     Other {
         /// Its cmd_id, if it had one.
@@ -252,7 +302,50 @@ pub fn decode(text: &str) -> Result<Incoming, &'static str> {
             None => Incoming::BadTrade("no data"),
         });
     }
+    if cmd_id == Some(CMD_DEPTH) {
+        return Ok(match obj.get("data").map(decode_depth) {
+            Some(Ok(d)) => Incoming::Depth(d),
+            Some(Err(why)) => Incoming::BadDepth(why),
+            None => Incoming::BadDepth("no data"),
+        });
+    }
     Ok(Incoming::Other { cmd_id })
+}
+
+fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
+    let code = data
+        .get("code")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .ok_or("missing code")?;
+    let seq = integer_field(data.get("seq")).ok_or("missing or bad seq")?;
+    let time = integer_field(data.get("tick_time")).ok_or("missing or bad tick_time")?;
+    let side = |name: &str| -> Result<Vec<(String, Option<String>)>, &'static str> {
+        let levels = match data.get(name) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err("a book side is not an array"),
+        };
+        levels
+            .iter()
+            .map(|level| {
+                let price = decimal_field(level.get("price"))
+                    .ok()
+                    .flatten()
+                    .filter(|p| decimal::is_positive(p))
+                    .ok_or("a level's price is not a positive decimal")?;
+                let volume = decimal_field(level.get("volume")).map_err(|_| "bad level volume")?;
+                Ok((price, volume))
+            })
+            .collect()
+    };
+    Ok(Depth {
+        code: code.to_string(),
+        seq,
+        time,
+        bids: side("bids")?,
+        asks: side("asks")?,
+    })
 }
 
 /// A decimal field as text: strings are the norm, plain JSON numbers are taken too.
@@ -384,6 +477,34 @@ mod tests {
         ] {
             assert_eq!(bad(&data), Incoming::BadTrade(why), "{data}");
         }
+    }
+
+    #[test]
+    fn encodes_depth_subscriptions_and_decodes_depth_pushes() {
+        let v: Value = serde_json::from_str(&subscribe_depth(
+            3,
+            "d3",
+            [("700.HK", Some(5)), ("EURUSD", None)],
+        ))
+        .unwrap();
+        assert_eq!(v["cmd_id"], 22002);
+        assert_eq!(
+            v["data"],
+            json!({"symbol_list":[{"code":"700.HK","depth_level":5},{"code":"EURUSD"}]})
+        );
+        let d = decode(r#"{"cmd_id":22999,"data":{"code":"EURUSD","seq":9,"tick_time":5,"bids":[{"price":"1.0850"}],"asks":[]}}"#).unwrap();
+        assert_eq!(
+            d,
+            Incoming::Depth(Depth {
+                code: "EURUSD".into(),
+                seq: 9,
+                time: 5,
+                bids: vec![("1.0850".into(), None)],
+                asks: vec![],
+            })
+        );
+        let bad = decode(r#"{"cmd_id":22999,"data":{"code":"A","seq":1,"tick_time":1,"bids":[{"price":"0","volume":"1"}]}}"#).unwrap();
+        assert!(matches!(bad, Incoming::BadDepth(_)));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::scan::{self, Scan};
 use crate::schedule::{Backoff, Due, Pacer};
 use crate::stats::Stats;
 use crate::subscriptions::{Seen, Subscriptions};
-use crate::symbol::{Market, Symbol};
+use crate::symbol::{Feed, Market, Symbol};
 
 /// Longest the session sleeps in one read: bounds how late it notices a
 /// stdin command or a stop request.
@@ -111,6 +111,74 @@ enum ConnEnd {
 struct InFlight {
     kind: Due,
     codes: Vec<String>,
+    /// A depth request (22002, or 22006 cancel_type 1).
+    depth: bool,
+}
+
+/// The depth feed: a set of its own under the same replace-the-set rules
+/// (22002, cancelled with 22006 cancel_type 1), sharing the connection's
+/// request pacing with trades.
+#[derive(Default)]
+struct DepthFeed {
+    subs: Subscriptions,
+    /// Levels asked for, per code (`None`: the server's default).
+    levels: HashMap<String, Option<u8>>,
+    /// The set the server holds on this connection.
+    server_set: Vec<String>,
+    /// The set last sent on this connection; `None` forces a resend.
+    sent: Option<Vec<(String, Option<u8>)>>,
+    dirty: bool,
+    pending: Option<Vec<(String, Option<u8>)>>,
+}
+
+impl DepthFeed {
+    fn target(&self) -> Vec<(String, Option<u8>)> {
+        self.subs
+            .codes()
+            .iter()
+            .map(|c| (c.clone(), self.levels.get(c).copied().flatten()))
+            .collect()
+    }
+
+    fn pending(&mut self) -> bool {
+        if self.dirty {
+            self.dirty = false;
+            let target = self.target();
+            self.pending = match &self.sent {
+                Some(sent) if *sent == target => None,
+                _ => Some(target),
+            };
+        }
+        self.pending.is_some()
+    }
+
+    fn add(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
+        let mut change = self.subs.add(symbols);
+        for s in symbols {
+            let Feed::Depth(levels) = s.feed else {
+                continue;
+            };
+            let old = self.levels.insert(s.code.clone(), levels);
+            // A new level for a code already subscribed is a change too.
+            if old.is_some_and(|o| o != levels) && !change.applied.contains(&s.spelling) {
+                change.unchanged.retain(|u| *u != s.spelling);
+                change.applied.push(s.spelling.clone());
+            }
+        }
+        self.dirty = true;
+        change
+    }
+
+    fn remove(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
+        self.dirty = true;
+        self.subs.remove(symbols)
+    }
+
+    fn on_connect(&mut self) {
+        self.sent = Some(Vec::new());
+        self.server_set.clear();
+        self.dirty = true;
+    }
 }
 
 /// The session: state that outlives single connections.
@@ -141,6 +209,8 @@ pub struct Session {
     batch: Batch,
     /// A connection is open (for `?`).
     connected: bool,
+    /// The depth feed.
+    depth: DepthFeed,
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
@@ -187,8 +257,15 @@ impl Session {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id()).rotate_left(32);
+        let (trades, depths): (Vec<Symbol>, Vec<Symbol>) = cfg
+            .initial
+            .iter()
+            .cloned()
+            .partition(|s| s.feed == Feed::Trades);
         let mut subs = Subscriptions::new();
-        subs.add(&cfg.initial);
+        subs.add(&trades);
+        let mut depth = DepthFeed::default();
+        depth.add(&depths);
         warn_market(cfg.market, &cfg.initial, "argument");
         Session {
             cfg,
@@ -209,6 +286,7 @@ impl Session {
             pending_target: None,
             batch: Batch::default(),
             connected: false,
+            depth,
         }
     }
 
@@ -341,23 +419,49 @@ impl Session {
         if let Command::Add(symbols) = &command {
             warn_market(self.cfg.market, symbols, &format!("stdin:{line}"));
         }
-        let (change, verb, state) = match &command {
-            Command::Add(symbols) => (self.subs.add(symbols), "added", "already subscribed"),
-            Command::Remove(symbols) => (self.subs.remove(symbols), "removed", "not subscribed"),
+        let (verb, state, symbols) = match &command {
+            Command::Add(symbols) => ("added", "already subscribed", symbols),
+            Command::Remove(symbols) => ("removed", "not subscribed", symbols),
             Command::Query => {
                 self.report_state(line);
                 return;
             }
         };
+        let (trades, depths): (Vec<Symbol>, Vec<Symbol>) = symbols
+            .iter()
+            .cloned()
+            .partition(|s| s.feed == Feed::Trades);
+        let adding = matches!(command, Command::Add(_));
+        let mut change = if adding {
+            self.subs.add(&trades)
+        } else {
+            self.subs.remove(&trades)
+        };
+        if !change.applied.is_empty() {
+            self.target_dirty = true;
+        }
+        if !depths.is_empty() {
+            let d = if adding {
+                self.depth.add(&depths)
+            } else {
+                self.depth.remove(&depths)
+            };
+            change
+                .applied
+                .extend(d.applied.into_iter().map(|s| format!("{s}@depth")));
+            change
+                .unchanged
+                .extend(d.unchanged.into_iter().map(|s| format!("{s}@depth")));
+        }
         for s in &change.unchanged {
             say(format!("stdin:{line}: note: {s} is {state}"));
         }
         if !change.applied.is_empty() {
-            self.target_dirty = true;
             say(format!(
-                "stdin:{line}: {verb} {}; {} symbols wanted",
+                "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
                 list(&change.applied),
-                self.subs.codes().len()
+                self.subs.codes().len(),
+                self.depth.subs.codes().len()
             ));
         }
     }
@@ -380,12 +484,27 @@ impl Session {
         } else {
             "not connected"
         };
+        let depth_names = |codes: &[String]| -> String {
+            if codes.is_empty() {
+                "(none)".into()
+            } else {
+                codes
+                    .iter()
+                    .map(|c| self.depth.subs.display(c))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
         say(format!(
-            "stdin:{line}: {link}; wanted {} trade symbols: {}; acknowledged by the server {}: {}",
+            "stdin:{line}: {link}; wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
             self.subs.codes().len(),
             names(self.subs.codes()),
             self.server_set.len(),
-            names(&self.server_set)
+            names(&self.server_set),
+            self.depth.subs.codes().len(),
+            depth_names(self.depth.subs.codes()),
+            self.depth.server_set.len(),
+            depth_names(&self.depth.server_set)
         ));
     }
 
@@ -445,6 +564,7 @@ impl Session {
         // A fresh connection has nothing subscribed.
         self.sent_codes = Some(Vec::new());
         self.server_set.clear();
+        self.depth.on_connect();
         self.target_dirty = true;
         let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
         let mut healthy_since: Option<Instant> = None;
@@ -566,6 +686,10 @@ impl Session {
             Stats::set(&self.stats.last_message_ms, Stats::now_ms());
         }
         Stats::set(&self.stats.trade_symbols, self.subs.codes().len() as u64);
+        Stats::set(
+            &self.stats.depth_symbols,
+            self.depth.subs.codes().len() as u64,
+        );
         if now.duration_since(*last_rx) >= self.cfg.stale_after {
             return Some(lost(format!(
                 "nothing received for {} s (no heartbeat replies)",
@@ -579,7 +703,8 @@ impl Session {
             self.backoff.reset();
         }
 
-        let pending = self.pending_subscription();
+        let trades_pending = self.pending_subscription();
+        let pending = trades_pending || self.depth.pending();
         match pacer.due(now, pending) {
             Due::Nothing => {}
             Due::Heartbeat => {
@@ -593,9 +718,37 @@ impl Session {
                     InFlight {
                         kind: Due::Heartbeat,
                         codes: Vec::new(),
+                        depth: false,
                     },
                 );
                 pacer.sent(Due::Heartbeat, now);
+            }
+            Due::Subscription if !trades_pending => {
+                let set = self.depth.pending.take().unwrap_or_default();
+                let id = self.seq_id();
+                let text = if set.is_empty() {
+                    protocol::cancel(id, &format!("cancel-{id}"), CancelType::Depth)
+                } else {
+                    protocol::subscribe_depth(
+                        id,
+                        &format!("depth-{id}"),
+                        set.iter().map(|(c, l)| (c.as_str(), *l)),
+                    )
+                };
+                if let Err(e) = send(ws, text) {
+                    return Some(lost(e));
+                }
+                pacer.sent(Due::Subscription, now);
+                let codes = set.iter().map(|(c, _)| c.clone()).collect();
+                self.depth.sent = Some(set);
+                in_flight.insert(
+                    id,
+                    InFlight {
+                        kind: Due::Subscription,
+                        codes,
+                        depth: true,
+                    },
+                );
             }
             Due::Subscription => {
                 let codes = self.pending_target.take().unwrap_or_default();
@@ -620,6 +773,7 @@ impl Session {
                     InFlight {
                         kind: Due::Subscription,
                         codes,
+                        depth: false,
                     },
                 );
             }
@@ -687,6 +841,12 @@ impl Session {
             Some(InFlight {
                 kind: Due::Subscription,
                 codes,
+                depth: true,
+            }) => return self.on_depth_response(r, codes, pacer),
+            Some(InFlight {
+                kind: Due::Subscription,
+                codes,
+                ..
             }) => Some(codes),
             _ => None,
         };
@@ -761,6 +921,61 @@ impl Session {
                 say(format!(
                     "{what} refused: ret {} {meaning}{server_msg}",
                     r.ret
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// The answer to a depth request. Refusals are reported with their
+    /// meaning; rate limits resend the full depth set; nothing loops.
+    fn on_depth_response(
+        &mut self,
+        r: &Response,
+        codes: Vec<String>,
+        pacer: &mut Pacer,
+    ) -> Result<(), ConnEnd> {
+        let meaning = protocol::ret_meaning(r.ret);
+        match r.ret {
+            200 => {
+                if codes.is_empty() {
+                    say("depth subscriptions cancelled (0 symbols)");
+                } else {
+                    say(format!(
+                        "depth subscribed for {} symbols ({})",
+                        codes.len(),
+                        list(&codes
+                            .iter()
+                            .map(|c| self.depth.subs.display(c))
+                            .collect::<Vec<_>>())
+                    ));
+                }
+                self.depth.server_set = codes;
+                Ok(())
+            }
+            401 => Err(ConnEnd::Fatal(
+                "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file".to_string(),
+            )),
+            429 | 605 => {
+                say(format!(
+                    "depth subscription refused: ret {} {meaning}; resending the full depth set in {} s",
+                    r.ret,
+                    RATE_LIMIT_RETRY.as_secs()
+                ));
+                pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
+                self.depth.sent = None;
+                self.depth.dirty = true;
+                Ok(())
+            }
+            606 => Err(ConnEnd::Lost {
+                reason: format!("ret 606 {meaning}"),
+                min_wait: AFTER_606,
+            }),
+            _ => {
+                say(format!(
+                    "depth subscription refused: ret {} {meaning}; {} codes were sent; keeping the set until it changes",
+                    r.ret,
+                    codes.len()
                 ));
                 Ok(())
             }
@@ -855,6 +1070,8 @@ impl Session {
             Scan::Other => match protocol::decode(text) {
                 Ok(Incoming::Trade(trade)) => self.forward(&trade.view()),
                 Ok(Incoming::BadTrade(why)) => self.invalid(why, now),
+                Ok(Incoming::Depth(d)) => self.forward_depth(&d),
+                Ok(Incoming::BadDepth(why)) => self.invalid(why, now),
                 Ok(Incoming::Response(r)) => return Some(r),
                 Ok(Incoming::Other { cmd_id }) => self.garbage(
                     match cmd_id {
@@ -891,6 +1108,21 @@ impl Session {
                         trade.code
                     )
                 });
+            }
+        }
+        if self.batch.bytes.len() >= BATCH_BYTES {
+            self.flush_batch();
+        }
+    }
+
+    /// Format a depth push into the batch, unless it was already written.
+    fn forward_depth(&mut self, d: &protocol::Depth) {
+        match self.depth.subs.see(&d.code, d.seq) {
+            Seen::New(name) => self.batch.push_depth(name, d),
+            Seen::Unknown => self.batch.push_depth(&d.code, d),
+            Seen::Repeat => {
+                Stats::add(&self.stats.dropped_repeat, 1);
+                return;
             }
         }
         if self.batch.bytes.len() >= BATCH_BYTES {

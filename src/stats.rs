@@ -29,6 +29,8 @@ pub struct Stats {
     pub last_message_ms: AtomicU64,
     /// Trade symbols wanted.
     pub trade_symbols: AtomicU64,
+    /// Depth symbols wanted.
+    pub depth_symbols: AtomicU64,
     /// Signalled whenever the writer makes progress.
     progress: Condvar,
     progress_lock: Mutex<()>,
@@ -108,7 +110,7 @@ impl Stats {
             )
         };
         let line = format!(
-            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid, {} overflow, {} repeated, {} unreadable; {} reconnects; {}; {}; {} trade symbols",
+            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid, {} overflow, {} repeated, {} unreadable; {} reconnects; {}; {}; {} trade and {} depth symbols",
             rate(received, prev.0),
             rate(written, prev.1),
             self.unwritten(),
@@ -124,6 +126,7 @@ impl Stats {
             },
             since,
             Self::get(&self.trade_symbols),
+            Self::get(&self.depth_symbols),
         );
         (line, (received, written))
     }

@@ -55,13 +55,28 @@ impl Market {
     }
 }
 
+/// Which feed of a symbol a subscription is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Trades, tick by tick (22004 / 22998). The default.
+    Trades,
+    /// Order-book depth (22002 / 22999), with an optional number of levels
+    /// (`@depth=5`); the server caps it by market.
+    Depth(Option<u8>),
+}
+
+/// Most depth levels that can be asked for (AllTick's cap, HK stocks).
+pub const MAX_DEPTH_LEVELS: u8 = 10;
+
 /// One symbol: the user's spelling and the AllTick code it stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symbol {
-    /// Exactly what the user typed, e.g. `NASDAQ:AAPL` or `AAPL.US`.
+    /// What the user typed, without any `@depth` suffix, e.g. `NASDAQ:AAPL`.
     pub spelling: String,
     /// The code sent to the server, e.g. `AAPL.US`.
     pub code: String,
+    /// Trades, or depth (`SYMBOL@depth`, `SYMBOL@depth=5`).
+    pub feed: Feed,
 }
 
 /// Why a symbol was refused.
@@ -101,8 +116,39 @@ fn is_code_char(c: char) -> bool {
 }
 
 impl Symbol {
-    /// Parse one symbol in either accepted spelling.
+    /// Parse one symbol in either accepted spelling, with an optional
+    /// `@depth` or `@depth=N` suffix for the order-book feed.
     pub fn parse(input: &str) -> Result<Symbol, SymbolError> {
+        let Some((base, suffix)) = input.split_once('@') else {
+            return Self::parse_base(input);
+        };
+        let levels = match suffix {
+            "depth" => None,
+            _ => {
+                let n = suffix
+                    .strip_prefix("depth=")
+                    .and_then(|n| n.parse::<u8>().ok())
+                    .filter(|n| (1..=MAX_DEPTH_LEVELS).contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            input,
+                            format!(
+                                "after '@' write depth or depth=N with N from 1 to {MAX_DEPTH_LEVELS}"
+                            ),
+                        )
+                    })?;
+                Some(n)
+            }
+        };
+        let mut symbol = Self::parse_base(base).map_err(|e| SymbolError {
+            input: err(input, "").input,
+            reason: e.reason,
+        })?;
+        symbol.feed = Feed::Depth(levels);
+        Ok(symbol)
+    }
+
+    fn parse_base(input: &str) -> Result<Symbol, SymbolError> {
         if input.is_empty() {
             return Err(err(input, "empty"));
         }
@@ -155,6 +201,7 @@ impl Symbol {
         Ok(Symbol {
             spelling: input.to_string(),
             code: format!("{ticker}.{suffix}"),
+            feed: Feed::Trades,
         })
     }
 
@@ -168,6 +215,7 @@ impl Symbol {
         Ok(Symbol {
             spelling: input.to_string(),
             code: input.to_string(),
+            feed: Feed::Trades,
         })
     }
 }
@@ -224,6 +272,38 @@ mod tests {
         let e = Symbol::parse("FOO:AAPL").unwrap_err().to_string();
         assert!(e.contains("unknown exchange \"FOO\""), "{e}");
         assert!(e.contains("NASDAQ:AAPL"), "{e}");
+    }
+
+    #[test]
+    fn depth_suffix() {
+        let s = Symbol::parse("HKEX:700@depth=5").unwrap();
+        assert_eq!(
+            (s.code.as_str(), s.spelling.as_str()),
+            ("700.HK", "HKEX:700")
+        );
+        assert_eq!(s.feed, Feed::Depth(Some(5)));
+        assert_eq!(
+            Symbol::parse("BTCUSDT@depth").unwrap().feed,
+            Feed::Depth(None)
+        );
+        assert_eq!(Symbol::parse("AAPL.US").unwrap().feed, Feed::Trades);
+        for bad in [
+            "A@",
+            "A@depth=0",
+            "A@depth=11",
+            "A@deep",
+            "A@depth=x",
+            "@depth",
+            "FOO:A@depth",
+        ] {
+            assert!(Symbol::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(
+            Symbol::parse("A@x")
+                .unwrap_err()
+                .to_string()
+                .contains("depth=N")
+        );
     }
 
     #[test]

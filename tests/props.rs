@@ -23,7 +23,7 @@ proptest! {
     fn symbol_parser_never_panics_and_accepts_only_safe_codes(s in "\\PC{0,40}") {
         if let Ok(sym) = Symbol::parse(&s) {
             prop_assert!(code_is_safe(&sym.code), "{:?} -> {:?}", s, sym.code);
-            prop_assert_eq!(sym.spelling, s);
+            prop_assert!(s.starts_with(&sym.spelling));
         }
     }
 

@@ -568,7 +568,7 @@ fn stats_lines_report_rates_drops_and_symbols() {
         "dropped 0 invalid",
         "0 reconnects",
         "last message",
-        "2 trade symbols",
+        "2 trade and 0 depth symbols",
     ] {
         check!(tool, l.contains(part), "{part:?} missing from {l:?}");
     }
