@@ -23,9 +23,11 @@ USAGE:
 SYMBOLS:
     EXCHANGE:TICKER (NASDAQ:AAPL, NYSE:IBM, HKEX:700, SSE:600519) or a native
     AllTick code, sent exactly as typed (AAPL.US, 700.HK, BTCUSDT, Silver).
+    SYMBOL@depth or SYMBOL@depth=N (1-10) subscribes to its order book.
 
 STDIN (one command per line, while running):
     +SYM [SYM...]    subscribe      -SYM [SYM...]    unsubscribe
+    ?                print the wanted and acknowledged sets on stderr
     Blank lines and lines starting with # are ignored. EOF keeps streaming.
 
 FLAGS:
