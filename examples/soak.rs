@@ -165,6 +165,8 @@ fn main() {
                 "drop + 605"
             }
             7 => {
+                // Stop it sending before the last look at what it sent.
+                sim.set_silent(true);
                 harvest(&sim, &mut sent);
                 drop(sim);
                 thread::sleep(Duration::from_millis(1500 + rng.below(3000)));
