@@ -167,6 +167,8 @@ fn main() {
             7 => {
                 // Stop it sending before the last look at what it sent.
                 sim.set_silent(true);
+                // A push already under way when silence began finishes first.
+                thread::sleep(Duration::from_millis(100));
                 harvest(&sim, &mut sent);
                 drop(sim);
                 thread::sleep(Duration::from_millis(1500 + rng.below(3000)));
