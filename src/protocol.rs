@@ -62,24 +62,12 @@ pub fn subscribe_trades<'a>(
     trace: &str,
     codes: impl IntoIterator<Item = &'a str>,
 ) -> String {
-    let mut out = String::with_capacity(128);
-    out.push_str("{\"cmd_id\":");
-    out.push_str(&CMD_SUB_TRADES.to_string());
-    out.push_str(",\"seq_id\":");
-    out.push_str(&seq_id.to_string());
-    out.push_str(",\"trace\":");
-    push_json_string(&mut out, trace);
-    out.push_str(",\"data\":{\"symbol_list\":[");
-    for (i, code) in codes.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"code\":");
-        push_json_string(&mut out, code);
-        out.push('}');
-    }
-    out.push_str("]}}");
-    out
+    symbol_list_request(
+        CMD_SUB_TRADES,
+        seq_id,
+        trace,
+        codes.into_iter().map(|c| (c, None)),
+    )
 }
 
 /// A 22002 depth subscription carrying the complete depth set, each code
@@ -89,9 +77,18 @@ pub fn subscribe_depth<'a>(
     trace: &str,
     codes: impl IntoIterator<Item = (&'a str, Option<u8>)>,
 ) -> String {
+    symbol_list_request(CMD_SUB_DEPTH, seq_id, trace, codes)
+}
+
+fn symbol_list_request<'a>(
+    cmd_id: u64,
+    seq_id: u32,
+    trace: &str,
+    codes: impl IntoIterator<Item = (&'a str, Option<u8>)>,
+) -> String {
     let mut out = String::with_capacity(128);
     out.push_str("{\"cmd_id\":");
-    out.push_str(&CMD_SUB_DEPTH.to_string());
+    out.push_str(&cmd_id.to_string());
     out.push_str(",\"seq_id\":");
     out.push_str(&seq_id.to_string());
     out.push_str(",\"trace\":");
