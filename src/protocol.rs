@@ -309,7 +309,8 @@ pub fn decode(text: &str) -> Result<Incoming, &'static str> {
     Ok(Incoming::Other { cmd_id })
 }
 
-fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
+/// The fields every push carries: code, seq and tick_time.
+fn push_header(data: &Value) -> Result<(&str, u64, u64), &'static str> {
     let code = data
         .get("code")
         .and_then(Value::as_str)
@@ -317,6 +318,11 @@ fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
         .ok_or("missing code")?;
     let seq = integer_field(data.get("seq")).ok_or("missing or bad seq")?;
     let time = integer_field(data.get("tick_time")).ok_or("missing or bad tick_time")?;
+    Ok((code, seq, time))
+}
+
+fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
+    let (code, seq, time) = push_header(data)?;
     let side = |name: &str| -> Result<Vec<(String, Option<String>)>, &'static str> {
         let levels = match data.get(name) {
             None | Some(Value::Null) => return Ok(Vec::new()),
@@ -366,13 +372,7 @@ fn integer_field(v: Option<&Value>) -> Option<u64> {
 }
 
 fn decode_trade(data: &Value) -> Result<Trade, &'static str> {
-    let code = data
-        .get("code")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .ok_or("missing code")?;
-    let seq = integer_field(data.get("seq")).ok_or("missing or bad seq")?;
-    let time = integer_field(data.get("tick_time")).ok_or("missing or bad tick_time")?;
+    let (code, seq, time) = push_header(data)?;
     let price = decimal_field(data.get("price"))
         .ok()
         .flatten()
