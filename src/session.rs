@@ -703,6 +703,21 @@ impl Session {
             self.backoff.reset();
         }
 
+        // A request that met a full socket buffer is still inside
+        // tungstenite: push it out before anything else.
+        match ws.flush() {
+            Err(tungstenite::Error::Io(e))
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Some(lost(format!("sending failed: {e}")));
+            }
+            // Closed connections and the like surface on the next read,
+            // with their reason.
+            _ => {}
+        }
         let trades_pending = self.pending_subscription();
         let pending = trades_pending || self.depth.pending();
         match pacer.due(now, pending) {
