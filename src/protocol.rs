@@ -176,6 +176,21 @@ pub struct TradeView<'a> {
     pub side: Option<Side>,
 }
 
+impl TradeView<'_> {
+    /// An owned copy.
+    pub fn to_owned_trade(&self) -> Trade {
+        Trade {
+            code: self.code.to_string(),
+            seq: self.seq,
+            time: self.time,
+            price: self.price.to_string(),
+            volume: self.volume.as_ref().map(|v| v.to_string()),
+            turnover: self.turnover.as_ref().map(|v| v.to_string()),
+            side: self.side,
+        }
+    }
+}
+
 impl Trade {
     /// This trade as a view.
     pub fn view(&self) -> TradeView<'_> {
@@ -371,29 +386,40 @@ fn integer_field(v: Option<&Value>) -> Option<u64> {
     }
 }
 
+/// The full decoder's trade: the fields are read out of the JSON tree as
+/// text and judged by [`validate`], the same rules the zero-copy path uses.
 fn decode_trade(data: &Value) -> Result<Trade, &'static str> {
-    let (code, seq, time) = push_header(data)?;
-    let price = decimal_field(data.get("price"))
-        .ok()
-        .flatten()
-        .filter(|p| decimal::is_positive(p))
-        .ok_or("price is not a positive decimal")?;
-    let volume = decimal_field(data.get("volume")).map_err(|_| "bad volume")?;
-    let turnover = decimal_field(data.get("turnover")).map_err(|_| "bad turnover")?;
-    let side = match integer_field(data.get("trade_direction")) {
-        Some(1) => Some(Side::Buy),
-        Some(2) => Some(Side::Sell),
-        _ => None,
+    // Strings give their contents and numbers their text; any other kind
+    // gets text that no rule accepts, so it fails like a malformed value.
+    let text = |key: &str| -> Option<Cow<'_, str>> {
+        match data.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => Some(Cow::Borrowed("!")),
+        }
     };
-    Ok(Trade {
-        code: code.to_string(),
-        seq,
-        time,
-        price,
-        volume,
-        turnover,
-        side,
-    })
+    let fields = [
+        "seq",
+        "tick_time",
+        "price",
+        "volume",
+        "turnover",
+        "trade_direction",
+    ]
+    .map(text);
+    let [seq, tick_time, price, volume, turnover, trade_direction] = &fields;
+    let raw = RawTrade {
+        // A code must be a string.
+        code: data.get("code").and_then(Value::as_str),
+        seq: seq.as_deref(),
+        tick_time: tick_time.as_deref(),
+        price: price.as_deref(),
+        volume: volume.as_deref(),
+        turnover: turnover.as_deref(),
+        trade_direction: trade_direction.as_deref(),
+    };
+    validate(&raw).map(|t| t.to_owned_trade())
 }
 
 /// What a `ret` code means and what the user can do, per AllTick's error table.
