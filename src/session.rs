@@ -25,7 +25,7 @@ use crate::report::say;
 use crate::scan::{self, Scan};
 use crate::schedule::{Backoff, Due, Pacer};
 use crate::stats::Stats;
-use crate::subscriptions::{Seen, Subscriptions};
+use crate::subscriptions::{Outbox, Seen, Subscriptions};
 use crate::symbol::{Feed, Market, Symbol};
 
 /// Longest the session sleeps in one read: bounds how late it notices a
@@ -125,10 +125,7 @@ struct DepthFeed {
     levels: HashMap<String, Option<u8>>,
     /// The set the server holds on this connection.
     server_set: Vec<String>,
-    /// The set last sent on this connection; `None` forces a resend.
-    sent: Option<Vec<(String, Option<u8>)>>,
-    dirty: bool,
-    pending: Option<Vec<(String, Option<u8>)>>,
+    out: Outbox<Vec<(String, Option<u8>)>>,
 }
 
 impl DepthFeed {
@@ -141,15 +138,11 @@ impl DepthFeed {
     }
 
     fn pending(&mut self) -> bool {
-        if self.dirty {
-            self.dirty = false;
+        if self.out.needs_target() {
             let target = self.target();
-            self.pending = match &self.sent {
-                Some(sent) if *sent == target => None,
-                _ => Some(target),
-            };
+            self.out.offer(target);
         }
-        self.pending.is_some()
+        self.out.is_pending()
     }
 
     fn add(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
@@ -165,19 +158,18 @@ impl DepthFeed {
                 change.applied.push(s.spelling.clone());
             }
         }
-        self.dirty = true;
+        self.out.changed();
         change
     }
 
     fn remove(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
-        self.dirty = true;
+        self.out.changed();
         self.subs.remove(symbols)
     }
 
     fn on_connect(&mut self) {
-        self.sent = Some(Vec::new());
+        self.out.assume_sent(Some(Vec::new()));
         self.server_set.clear();
-        self.dirty = true;
     }
 }
 
@@ -199,12 +191,8 @@ pub struct Session {
     drops: DropLog,
     /// Codes suspected of a 600/604 refusal, tried one at a time.
     probe: VecDeque<String>,
-    /// The set last sent on this connection; `None` forces a resend.
-    sent_codes: Option<Vec<String>>,
-    /// Something changed that may change the set to send.
-    target_dirty: bool,
-    /// The set waiting to be sent, when it differs from `sent_codes`.
-    pending_target: Option<Vec<String>>,
+    /// What to send for the trade set.
+    trades: Outbox<Vec<String>>,
     /// Formatted ticks not yet handed to the writer.
     batch: Batch,
     /// A connection is open (for `?`).
@@ -281,9 +269,7 @@ impl Session {
             next_seq_id: 1,
             backoff: Backoff::new(seed),
             drops: DropLog::default(),
-            sent_codes: None,
-            target_dirty: true,
-            pending_target: None,
+            trades: Outbox::default(),
             batch: Batch::default(),
             connected: false,
             depth,
@@ -438,7 +424,7 @@ impl Session {
             self.subs.remove(&trades)
         };
         if !change.applied.is_empty() {
-            self.target_dirty = true;
+            self.trades.changed();
         }
         if !depths.is_empty() {
             let d = if adding {
@@ -543,15 +529,11 @@ impl Session {
     /// The set to send, if it differs from the one last sent. Recomputed
     /// only after something changed, so the hot path costs a flag check.
     fn pending_subscription(&mut self) -> bool {
-        if self.target_dirty {
-            self.target_dirty = false;
+        if self.trades.needs_target() {
             let target = self.target();
-            self.pending_target = match &self.sent_codes {
-                Some(sent) if *sent == target => None,
-                _ => Some(target),
-            };
+            self.trades.offer(target);
         }
-        self.pending_target.is_some()
+        self.trades.is_pending()
     }
 
     fn run_connection(&mut self, mut ws: Ws) -> ConnEnd {
@@ -562,10 +544,9 @@ impl Session {
         let mut pacer = Pacer::new(self.cfg.heartbeat, opened);
         let mut last_rx = opened;
         // A fresh connection has nothing subscribed.
-        self.sent_codes = Some(Vec::new());
+        self.trades.assume_sent(Some(Vec::new()));
         self.server_set.clear();
         self.depth.on_connect();
-        self.target_dirty = true;
         let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
         let mut healthy_since: Option<Instant> = None;
         let mut close_reason: Option<String> = None;
@@ -739,7 +720,7 @@ impl Session {
                 pacer.sent(Due::Heartbeat, now);
             }
             Due::Subscription if !trades_pending => {
-                let set = self.depth.pending.take().unwrap_or_default();
+                let set = self.depth.out.take().unwrap_or_default();
                 let id = self.seq_id();
                 let text = if set.is_empty() {
                     protocol::cancel(id, &format!("cancel-{id}"), CancelType::Depth)
@@ -755,7 +736,6 @@ impl Session {
                 }
                 pacer.sent(Due::Subscription, now);
                 let codes = set.iter().map(|(c, _)| c.clone()).collect();
-                self.depth.sent = Some(set);
                 in_flight.insert(
                     id,
                     InFlight {
@@ -766,7 +746,7 @@ impl Session {
                 );
             }
             Due::Subscription => {
-                let codes = self.pending_target.take().unwrap_or_default();
+                let codes = self.trades.take().unwrap_or_default();
                 self.warn_plan_limit(&codes);
                 let id = self.seq_id();
                 let text = if codes.is_empty() {
@@ -782,7 +762,6 @@ impl Session {
                     return Some(lost(e));
                 }
                 pacer.sent(Due::Subscription, now);
-                self.sent_codes = Some(codes.clone());
                 in_flight.insert(
                     id,
                     InFlight {
@@ -870,7 +849,7 @@ impl Session {
                 self.report_ack(&codes);
                 if self.probe.front().is_some_and(|p| codes.contains(p)) {
                     self.probe.pop_front();
-                    self.target_dirty = true;
+                    self.trades.changed();
                 }
                 self.known_good.extend(codes.iter().cloned());
                 self.server_set = codes;
@@ -899,8 +878,7 @@ impl Session {
                     ));
                     pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
                     // The server did not take this set: send it again.
-                    self.sent_codes = None;
-                    self.target_dirty = true;
+                    self.trades.assume_sent(None);
                 } else {
                     say(format!("{what} refused: ret {} {meaning}{server_msg}", r.ret));
                 }
@@ -913,7 +891,7 @@ impl Session {
             603 => {
                 // Resending the same set would be refused again: wait for
                 // the user to change it.
-                self.sent_codes = sub_codes.clone();
+                self.trades.assume_sent(sub_codes.clone());
                 let n = sub_codes.map(|c| c.len()).unwrap_or(0);
                 let limit = self
                     .cfg
@@ -978,8 +956,7 @@ impl Session {
                     RATE_LIMIT_RETRY.as_secs()
                 ));
                 pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
-                self.depth.sent = None;
-                self.depth.dirty = true;
+                self.depth.out.assume_sent(None);
                 Ok(())
             }
             606 => Err(ConnEnd::Lost {
@@ -1002,8 +979,7 @@ impl Session {
     /// suspects: one is dropped at once; several are tried one at a time.
     fn refused_codes(&mut self, ret: i64, meaning: &str, codes: &[String]) {
         // The server keeps the set it had.
-        self.sent_codes = Some(self.server_set.clone());
-        self.target_dirty = true;
+        self.trades.assume_sent(Some(self.server_set.clone()));
         // While probing, the request carried exactly one suspect.
         let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
         let suspects: Vec<String> = match probed {
@@ -1020,7 +996,7 @@ impl Session {
         match suspects.as_slice() {
             [] => {
                 // Resending it would be refused again: wait for a change.
-                self.sent_codes = Some(codes.to_vec());
+                self.trades.assume_sent(Some(codes.to_vec()));
                 say(format!(
                     "trade subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes"
                 ));

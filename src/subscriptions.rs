@@ -191,6 +191,65 @@ impl Subscriptions {
     }
 }
 
+/// What to send for one feed's set, decided only after something changed:
+/// AllTick replaces the set with every request, so a new set goes out only
+/// when it differs from the one last sent on this connection.
+#[derive(Debug)]
+pub struct Outbox<T> {
+    /// The set last sent on this connection; `None` forces a resend.
+    sent: Option<T>,
+    /// Something changed that may change the set to send.
+    dirty: bool,
+    /// The set waiting to be sent, when it differs from `sent`.
+    pending: Option<T>,
+}
+
+impl<T> Default for Outbox<T> {
+    fn default() -> Self {
+        Outbox {
+            sent: None,
+            dirty: true,
+            pending: None,
+        }
+    }
+}
+
+impl<T: PartialEq + Clone> Outbox<T> {
+    /// The wanted set may have changed.
+    pub fn changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Whether [`Outbox::offer`] needs the current target.
+    pub fn needs_target(&self) -> bool {
+        self.dirty
+    }
+
+    /// The set that should be on the server now.
+    pub fn offer(&mut self, target: T) {
+        self.dirty = false;
+        self.pending = (self.sent.as_ref() != Some(&target)).then_some(target);
+    }
+
+    /// A set is waiting to be sent.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Take the waiting set to send it; it counts as sent.
+    pub fn take(&mut self) -> Option<T> {
+        let t = self.pending.take()?;
+        self.sent = Some(t.clone());
+        Some(t)
+    }
+
+    /// Record what the server holds (`None`: unknown, send again).
+    pub fn assume_sent(&mut self, set: Option<T>) {
+        self.sent = set;
+        self.dirty = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +284,24 @@ mod tests {
         assert_eq!(s.generation(), g);
         // In-flight ticks of a removed code keep their label.
         assert_eq!(s.name_of("AAPL.US").as_deref(), Some("NASDAQ:AAPL"));
+    }
+
+    #[test]
+    fn outbox_sends_only_what_differs_from_the_last_sent_set() {
+        let mut o: Outbox<Vec<u8>> = Outbox::default();
+        o.assume_sent(Some(vec![]));
+        assert!(o.needs_target());
+        o.offer(vec![]);
+        assert!(!o.is_pending());
+        o.changed();
+        o.offer(vec![1]);
+        assert_eq!(o.take(), Some(vec![1]));
+        o.changed();
+        o.offer(vec![1]);
+        assert!(!o.is_pending(), "the same set again is not resent");
+        o.assume_sent(None);
+        o.offer(vec![1]);
+        assert!(o.is_pending(), "an unknown server set forces a resend");
     }
 
     #[test]
