@@ -5,7 +5,7 @@
 mod util;
 
 use alltick_stream::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
-use alltick_stream::sim::{SimConfig, Simulator};
+use alltick_stream::sim::Simulator;
 use serde_json::{Value, json};
 use std::time::Duration;
 use util::{Tool, WAIT, json_lines};
@@ -13,19 +13,11 @@ use util::{Tool, WAIT, json_lines};
 const TOKEN: &str = "tok-DEPTH-77aa";
 
 fn sim() -> Simulator {
-    Simulator::start(SimConfig {
-        ticks_per_sec: 10.0,
-        expected_token: Some(TOKEN.into()),
-        ..SimConfig::default()
-    })
-    .expect("simulator")
+    util::simulator(10.0, TOKEN)
 }
 
 fn start(sim: &Simulator, symbols: &[&str]) -> Tool {
-    let url = sim.url();
-    let mut args = vec!["--url", url.as_str()];
-    args.extend_from_slice(symbols);
-    Tool::start(&args, Some(TOKEN))
+    util::start_url(&sim.url(), TOKEN, symbols)
 }
 
 /// A depth request on a connection >= `conn` with exactly this symbol_list.

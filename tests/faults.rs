@@ -28,9 +28,7 @@ fn sim(ticks_per_sec: f64) -> Simulator {
 }
 
 fn start_url(url: &str, extra: &[&str]) -> Tool {
-    let mut args = vec!["--url", url];
-    args.extend_from_slice(extra);
-    Tool::start(&args, Some(TOKEN))
+    util::start_url(url, TOKEN, extra)
 }
 
 fn start(sim: &Simulator, extra: &[&str]) -> Tool {

@@ -14,10 +14,9 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::CMD_SUB_TRADES;
-use alltick_stream::sim::{SimConfig, Simulator};
+use alltick_stream::sim::Simulator;
 use serde_json::Value;
-use util::{Tool, WAIT, bin, json_lines};
+use util::{Tool, WAIT, bin, json_lines, wait_for_set};
 
 const TOKEN: &str = "tok-RECIPES-5a4b3c";
 
@@ -35,22 +34,7 @@ const SYMBOLS: [&str; 8] = [
 ];
 
 fn sim(ticks_per_sec: f64) -> Simulator {
-    Simulator::start(SimConfig {
-        ticks_per_sec,
-        expected_token: Some(TOKEN.into()),
-        ..SimConfig::default()
-    })
-    .expect("start simulator")
-}
-
-fn wait_for_set(sim: &Simulator, want: &[&str]) -> bool {
-    sim.wait_until(WAIT, |s| {
-        s.requests
-            .iter()
-            .rev()
-            .find(|r| r.cmd_id == CMD_SUB_TRADES)
-            .is_some_and(|r| r.ret == 200 && r.codes() == want)
-    })
+    util::simulator(ticks_per_sec, TOKEN)
 }
 
 /// Kill a child process on every way out of a test.

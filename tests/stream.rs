@@ -11,24 +11,16 @@ use std::time::{Duration, Instant};
 use alltick_stream::protocol::{CMD_CANCEL, CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Reject, SimConfig, Simulator};
 use serde_json::Value;
-use util::{Tool, WAIT, json_lines};
+use util::{Tool, WAIT, json_lines, wait_for_set};
 
 const TOKEN: &str = "tok-SECRET-9f8e7d6c";
 
 fn sim(ticks_per_sec: f64) -> Simulator {
-    Simulator::start(SimConfig {
-        ticks_per_sec,
-        expected_token: Some(TOKEN.into()),
-        ..SimConfig::default()
-    })
-    .expect("start simulator")
+    util::simulator(ticks_per_sec, TOKEN)
 }
 
 fn start(sim: &Simulator, extra: &[&str]) -> Tool {
-    let url = sim.url();
-    let mut args = vec!["--url", url.as_str()];
-    args.extend_from_slice(extra);
-    Tool::start(&args, Some(TOKEN))
+    util::start_url(&sim.url(), TOKEN, extra)
 }
 
 /// Lines for one code, as (seq) in output order.
@@ -49,16 +41,6 @@ fn subscription_sets(sim: &Simulator) -> Vec<Vec<String>> {
         .filter(|r| r.cmd_id == CMD_SUB_TRADES || r.cmd_id == CMD_CANCEL)
         .map(|r| r.codes())
         .collect()
-}
-
-fn wait_for_set(sim: &Simulator, want: &[&str]) -> bool {
-    sim.wait_until(WAIT, |s| {
-        s.requests
-            .iter()
-            .rev()
-            .find(|r| r.cmd_id == CMD_SUB_TRADES)
-            .is_some_and(|r| r.ret == 200 && r.codes() == want)
-    })
 }
 
 #[test]

@@ -251,6 +251,36 @@ impl Drop for Tool {
     }
 }
 
+/// A simulator on 127.0.0.1 pushing `ticks_per_sec` per code and
+/// accepting only `token`.
+pub fn simulator(ticks_per_sec: f64, token: &str) -> alltick_stream::sim::Simulator {
+    alltick_stream::sim::Simulator::start(alltick_stream::sim::SimConfig {
+        ticks_per_sec,
+        expected_token: Some(token.into()),
+        ..alltick_stream::sim::SimConfig::default()
+    })
+    .expect("start simulator")
+}
+
+/// Run the tool against `url` with `token`, then `extra` arguments.
+pub fn start_url(url: &str, token: &str, extra: &[&str]) -> Tool {
+    let mut args = vec!["--url", url];
+    args.extend_from_slice(extra);
+    Tool::start(&args, Some(token))
+}
+
+/// Wait until the latest trade subscription (22004) was acknowledged and
+/// carries exactly `want`.
+pub fn wait_for_set(sim: &alltick_stream::sim::Simulator, want: &[&str]) -> bool {
+    sim.wait_until(WAIT, |s| {
+        s.requests
+            .iter()
+            .rev()
+            .find(|r| r.cmd_id == alltick_stream::protocol::CMD_SUB_TRADES)
+            .is_some_and(|r| r.ret == 200 && r.codes() == want)
+    })
+}
+
 /// Assert with the tool's output attached.
 #[macro_export]
 macro_rules! check {
