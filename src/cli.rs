@@ -13,6 +13,10 @@ pub const FOREX_URL: &str = "wss://quote.alltick.co/quote-b-ws-api";
 /// Default output queue length, in ticks.
 pub const DEFAULT_QUEUE: usize = 16_384;
 
+/// AllTick closes a connection that sent no heartbeat for this long, so the
+/// heartbeat period must stay below it.
+pub const SERVER_CUTOFF: Duration = Duration::from_secs(30);
+
 /// The help text; every flag with its default.
 pub const HELP: &str = "\
 alltick-stream: stream AllTick real-time trades to stdout as JSON lines
@@ -34,7 +38,8 @@ FLAGS:
     --market stock|forex   which AllTick endpoint [default: stock]
     --url URL              WebSocket endpoint, ws:// or wss:// [default: per --market]
     --token-file PATH      read the token from PATH [default: $ALLTICK_TOKEN]
-    --heartbeat SECS       heartbeat period, at least 1 [default: 10]
+    --heartbeat SECS       heartbeat period, at least 1 and below the
+                           server's 30 s cut-off [default: 10]
     --stale-after SECS     silence after which the link is dead; must exceed
                            --heartbeat [default: 30]
     --connect-timeout SECS bound on one connection attempt [default: 10]
@@ -187,6 +192,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--heartbeat must be at least 1 second (AllTick allows one request per second)".into(),
         );
     }
+    if heartbeat >= SERVER_CUTOFF {
+        return Err(format!(
+            "--heartbeat ({} s) must stay below the server's {} s cut-off: AllTick closes a connection that sent no heartbeat for {} s",
+            heartbeat.as_secs_f64(),
+            SERVER_CUTOFF.as_secs(),
+            SERVER_CUTOFF.as_secs()
+        ));
+    }
     if stale_after <= heartbeat {
         return Err(format!(
             "--stale-after ({} s) must exceed --heartbeat ({} s)",
@@ -321,6 +334,11 @@ mod tests {
         assert!(run(&["FOO:BAR"]).is_err());
         assert!(run(&["--queue", "0"]).is_err());
         assert!(run(&["--heartbeat"]).unwrap_err().contains("needs a value"));
+        for hb in ["30", "45"] {
+            let r = run(&["--heartbeat", hb, "--stale-after", "90"]);
+            assert!(r.unwrap_err().contains("cut-off"), "{hb}");
+        }
+        assert!(run(&["--heartbeat", "29.5", "--stale-after", "90"]).is_ok());
     }
 
     #[test]

@@ -28,7 +28,21 @@ pub enum ConnectError {
     Fatal(String),
     /// Worth retrying after a backoff.
     Retry(String),
+    /// Worth retrying, but not before `min_wait`: the server refused the
+    /// upgrade in a way that a quick retry would only repeat (HTTP 403).
+    RetryAfter {
+        /// What happened and its likely causes.
+        reason: String,
+        /// Least wait before the next attempt.
+        min_wait: Duration,
+    },
 }
+
+/// Least wait after an HTTP 403 at the handshake. AllTick's docs never say
+/// what 403 means: a refused token, or one connection too many (e.g. the
+/// previous process's connection not yet released). Retrying slowly covers
+/// both without hammering the server.
+pub const AFTER_403: Duration = Duration::from_secs(30);
 
 /// WebSocket limits: bounded so a hostile server cannot grow memory.
 pub fn ws_config() -> WebSocketConfig {
@@ -171,10 +185,17 @@ fn websocket_handshake(
             }
             Err(HandshakeError::Failure(WsError::Http(response))) => {
                 let status = response.status();
-                return Err(if status.as_u16() == 401 || status.as_u16() == 403 {
+                return Err(if status.as_u16() == 401 {
                     ConnectError::Fatal(format!(
                         "the server refused the token (HTTP {status}); check ALLTICK_TOKEN or --token-file"
                     ))
+                } else if status.as_u16() == 403 {
+                    ConnectError::RetryAfter {
+                        reason: format!(
+                            "the server answered the upgrade with HTTP {status}: either the token is refused or the token has too many connections open (an earlier connection not yet released, or another process using the same token)"
+                        ),
+                        min_wait: AFTER_403,
+                    }
                 } else {
                     ConnectError::Retry(format!(
                         "the server answered the upgrade with HTTP {status}"

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod command;
 pub mod connect;
 pub mod decimal;
+pub mod feed;
 pub mod output;
 pub mod protocol;
 pub mod report;

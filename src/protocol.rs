@@ -252,6 +252,8 @@ pub struct Depth {
     pub bids: Vec<(String, Option<String>)>,
     /// Ask levels, best first.
     pub asks: Vec<(String, Option<String>)>,
+    /// Levels dropped from this push as bad.
+    pub bad_levels: u32,
 }
 
 /// Everything the server can send us, decoded.
@@ -363,6 +365,7 @@ fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
         time,
         bids: side("bids")?,
         asks: side("asks")?,
+        bad_levels: 0,
     })
 }
 
@@ -524,6 +527,7 @@ mod tests {
                 time: 5,
                 bids: vec![("1.0850".into(), None)],
                 asks: vec![],
+                bad_levels: 0,
             })
         );
         let bad = decode(r#"{"cmd_id":22999,"data":{"code":"A","seq":1,"tick_time":1,"bids":[{"price":"0","volume":"1"}]}}"#).unwrap();

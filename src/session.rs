@@ -7,7 +7,7 @@
 //! [`Backoff`] and the full set is sent again. Ticks go to the writer through
 //! a bounded queue with `try_send`, so a slow stdout never stalls this thread.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +19,15 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::command::Command;
 use crate::connect::{self, ConnectError, Ws};
+use crate::feed::{self, Act, Feed, Kind, Reaction, list};
 use crate::output::Batch;
-use crate::protocol::{self, CancelType, Incoming, Response, TradeView};
+use crate::protocol::{self, Incoming, Response, TradeView};
 use crate::report::say;
 use crate::scan::{self, Scan};
 use crate::schedule::{Backoff, Due, Pacer};
 use crate::stats::Stats;
-use crate::subscriptions::{Outbox, Seen, Subscriptions};
-use crate::symbol::{Feed, Market, Symbol};
+use crate::subscriptions::Seen;
+use crate::symbol::{self, Market, Symbol};
 
 /// Longest the session sleeps in one read: bounds how late it notices a
 /// stdin command or a stop request.
@@ -36,11 +37,10 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// with its subscription acknowledged and heartbeats answered.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
-/// How long to wait after a rate-limit answer before resending the set.
-pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
-
-/// Least wait before reconnecting after `ret` 606.
-pub const AFTER_606: Duration = Duration::from_secs(3);
+/// A request the server has not answered within this long is forgotten
+/// (and a subscription is sent again): a server that ignores some requests
+/// must not make the table of requests in flight grow.
+pub const REQUEST_EXPIRY: Duration = Duration::from_secs(30);
 
 /// How long a full queue may hold up the session before new ticks are
 /// dropped. Far below the heartbeat period, so the link stays alive.
@@ -106,70 +106,63 @@ enum ConnEnd {
     Fatal(String),
 }
 
-/// The request we are waiting on, matched by seq_id.
-#[derive(Debug)]
+/// A request waiting for its answer.
+#[derive(Debug, Clone)]
 struct InFlight {
-    kind: Due,
+    /// The request's cmd_id (22000, 22002, 22004, 22006).
+    cmd: u64,
+    /// The feed whose set it carried; `None` for a heartbeat.
+    feed: Option<Kind>,
+    /// The codes it carried.
     codes: Vec<String>,
-    /// A depth request (22002, or 22006 cancel_type 1).
-    depth: bool,
+    /// When it was sent.
+    sent_at: Instant,
 }
 
-/// The depth feed: a set of its own under the same replace-the-set rules
-/// (22002, cancelled with 22006 cancel_type 1), sharing the connection's
-/// request pacing with trades.
-#[derive(Default)]
-struct DepthFeed {
-    subs: Subscriptions,
-    /// Levels asked for, per code (`None`: the server's default).
-    levels: HashMap<String, Option<u8>>,
-    /// The set the server holds on this connection.
-    server_set: Vec<String>,
-    out: Outbox<Vec<(String, Option<u8>)>>,
+/// Requests in flight on one connection, and the matching of answers to
+/// them. AllTick echoes `seq_id`, but its error example carries
+/// `seq_id: 0`: an answer is matched by `seq_id` when that matches, and
+/// otherwise by its cmd_id to the oldest request of that kind.
+#[derive(Debug, Default)]
+struct Requests {
+    by_id: HashMap<u32, InFlight>,
 }
 
-impl DepthFeed {
-    fn target(&self) -> Vec<(String, Option<u8>)> {
-        self.subs
-            .codes()
+impl Requests {
+    fn sent(&mut self, seq_id: u32, req: InFlight) {
+        self.by_id.insert(seq_id, req);
+    }
+
+    /// The request `r` answers, if any.
+    fn answered(&mut self, r: &Response) -> Option<InFlight> {
+        if let Some(req) = r
+            .seq_id
+            .and_then(|id| u32::try_from(id).ok())
+            .and_then(|id| self.by_id.remove(&id))
+        {
+            return Some(req);
+        }
+        let cmd = r.cmd_id.checked_sub(1)?;
+        let id = self
+            .by_id
             .iter()
-            .map(|c| (c.clone(), self.levels.get(c).copied().flatten()))
+            .filter(|(_, q)| q.cmd == cmd)
+            .min_by_key(|(id, q)| (q.sent_at, **id))
+            .map(|(id, _)| *id)?;
+        self.by_id.remove(&id)
+    }
+
+    /// Forget requests sent before `now - REQUEST_EXPIRY`; returns them.
+    fn expire(&mut self, now: Instant) -> Vec<InFlight> {
+        let old: Vec<u32> = self
+            .by_id
+            .iter()
+            .filter(|(_, q)| now.duration_since(q.sent_at) >= REQUEST_EXPIRY)
+            .map(|(id, _)| *id)
+            .collect();
+        old.into_iter()
+            .filter_map(|id| self.by_id.remove(&id))
             .collect()
-    }
-
-    fn pending(&mut self) -> bool {
-        if self.out.needs_target() {
-            let target = self.target();
-            self.out.offer(target);
-        }
-        self.out.is_pending()
-    }
-
-    fn add(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
-        let mut change = self.subs.add(symbols);
-        for s in symbols {
-            let Feed::Depth(levels) = s.feed else {
-                continue;
-            };
-            let old = self.levels.insert(s.code.clone(), levels);
-            // A new level for a code already subscribed is a change too.
-            if old.is_some_and(|o| o != levels) && !change.applied.contains(&s.spelling) {
-                change.unchanged.retain(|u| *u != s.spelling);
-                change.applied.push(s.spelling.clone());
-            }
-        }
-        self.out.changed();
-        change
-    }
-
-    fn remove(&mut self, symbols: &[Symbol]) -> crate::subscriptions::Change {
-        self.out.changed();
-        self.subs.remove(symbols)
-    }
-
-    fn on_connect(&mut self) {
-        self.out.assume_sent(Some(Vec::new()));
-        self.server_set.clear();
     }
 }
 
@@ -177,11 +170,6 @@ impl DepthFeed {
 pub struct Session {
     cfg: SessionConfig,
     url_with_token: String,
-    subs: Subscriptions,
-    /// The set the server holds on this connection (last acknowledged).
-    server_set: Vec<String>,
-    /// Every code the server ever acknowledged: known to be valid.
-    known_good: HashSet<String>,
     controls: Receiver<Control>,
     stop: Arc<AtomicBool>,
     out: Sender<Batch>,
@@ -189,16 +177,14 @@ pub struct Session {
     next_seq_id: u32,
     backoff: Backoff,
     drops: DropLog,
-    /// Codes suspected of a 600/604 refusal, tried one at a time.
-    probe: VecDeque<String>,
-    /// What to send for the trade set.
-    trades: Outbox<Vec<String>>,
+    /// The trade feed.
+    trades: Feed,
+    /// The depth feed.
+    depth: Feed,
     /// Formatted ticks not yet handed to the writer.
     batch: Batch,
     /// A connection is open (for `?`).
     connected: bool,
-    /// The depth feed.
-    depth: DepthFeed,
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
@@ -245,23 +231,15 @@ impl Session {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id()).rotate_left(32);
-        let (trades, depths): (Vec<Symbol>, Vec<Symbol>) = cfg
-            .initial
-            .iter()
-            .cloned()
-            .partition(|s| s.feed == Feed::Trades);
-        let mut subs = Subscriptions::new();
-        subs.add(&trades);
-        let mut depth = DepthFeed::default();
-        depth.add(&depths);
+        let (trade_syms, depth_syms) = by_kind(&cfg.initial);
+        let mut trades = Feed::new(Kind::Trades);
+        trades.add(&trade_syms);
+        let mut depth = Feed::new(Kind::Depth);
+        depth.add(&depth_syms);
         warn_market(cfg.market, &cfg.initial, "argument");
         Session {
             cfg,
             url_with_token,
-            subs,
-            server_set: Vec::new(),
-            known_good: HashSet::new(),
-            probe: VecDeque::new(),
             controls,
             stop,
             out,
@@ -269,10 +247,10 @@ impl Session {
             next_seq_id: 1,
             backoff: Backoff::new(seed),
             drops: DropLog::default(),
-            trades: Outbox::default(),
+            trades,
+            depth,
             batch: Batch::default(),
             connected: false,
-            depth,
         }
     }
 
@@ -293,6 +271,14 @@ impl Session {
             match self.connect() {
                 None => return SessionEnd::Stopped,
                 Some(Err(ConnectError::Fatal(m))) => return SessionEnd::Fatal(m),
+                Some(Err(ConnectError::RetryAfter { reason, min_wait })) => {
+                    wait = self.backoff.next_delay().max(min_wait);
+                    say(format!(
+                        "cannot connect to {}: {reason}; retrying in {}",
+                        self.cfg.url,
+                        self.attempt_text(wait)
+                    ));
+                }
                 Some(Err(ConnectError::Retry(m))) => {
                     wait = self.backoff.next_delay();
                     say(format!(
@@ -307,7 +293,8 @@ impl Session {
                     Stats::set(&self.stats.connected, 1);
                     let end = self.run_connection(ws);
                     self.connected = false;
-                    self.server_set.clear();
+                    self.trades.on_disconnect();
+                    self.depth.on_disconnect();
                     Stats::set(&self.stats.connected, 0);
                     // Whatever was read before the end goes out.
                     self.flush_batch();
@@ -413,24 +400,18 @@ impl Session {
                 return;
             }
         };
-        let (trades, depths): (Vec<Symbol>, Vec<Symbol>) = symbols
-            .iter()
-            .cloned()
-            .partition(|s| s.feed == Feed::Trades);
+        let (trade_syms, depth_syms) = by_kind(symbols);
         let adding = matches!(command, Command::Add(_));
         let mut change = if adding {
-            self.subs.add(&trades)
+            self.trades.add(&trade_syms)
         } else {
-            self.subs.remove(&trades)
+            self.trades.remove(&trade_syms)
         };
-        if !change.applied.is_empty() {
-            self.trades.changed();
-        }
-        if !depths.is_empty() {
+        if !depth_syms.is_empty() {
             let d = if adding {
-                self.depth.add(&depths)
+                self.depth.add(&depth_syms)
             } else {
-                self.depth.remove(&depths)
+                self.depth.remove(&depth_syms)
             };
             change
                 .applied
@@ -446,21 +427,21 @@ impl Session {
             say(format!(
                 "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
                 list(&change.applied),
-                self.subs.codes().len(),
-                self.depth.subs.codes().len()
+                self.trades.codes().len(),
+                self.depth.codes().len()
             ));
         }
     }
 
     /// Answer `?`: the wanted set and the set the server acknowledged.
     fn report_state(&self, line: u64) {
-        let names = |codes: &[String]| -> String {
+        let names = |feed: &Feed, codes: &[String]| -> String {
             if codes.is_empty() {
                 "(none)".into()
             } else {
                 codes
                     .iter()
-                    .map(|c| self.subs.display(c))
+                    .map(|c| feed.display(c))
                     .collect::<Vec<_>>()
                     .join(" ")
             }
@@ -470,27 +451,17 @@ impl Session {
         } else {
             "not connected"
         };
-        let depth_names = |codes: &[String]| -> String {
-            if codes.is_empty() {
-                "(none)".into()
-            } else {
-                codes
-                    .iter()
-                    .map(|c| self.depth.subs.display(c))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-        };
+        let (t, d) = (&self.trades, &self.depth);
         say(format!(
             "stdin:{line}: {link}; wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
-            self.subs.codes().len(),
-            names(self.subs.codes()),
-            self.server_set.len(),
-            names(&self.server_set),
-            self.depth.subs.codes().len(),
-            depth_names(self.depth.subs.codes()),
-            self.depth.server_set.len(),
-            depth_names(&self.depth.server_set)
+            t.codes().len(),
+            names(t, t.codes()),
+            t.server_set().len(),
+            names(t, t.server_set()),
+            d.codes().len(),
+            names(d, d.codes()),
+            d.server_set().len(),
+            names(d, d.server_set())
         ));
     }
 
@@ -506,36 +477,6 @@ impl Session {
         id
     }
 
-    /// The set to have on the server now: the wanted set, or while suspects
-    /// are being tried, the known-good part of it plus the next suspect.
-    fn target(&mut self) -> Vec<String> {
-        while let Some(front) = self.probe.front() {
-            if self.subs.contains(front) {
-                let mut t: Vec<String> = self
-                    .subs
-                    .codes()
-                    .iter()
-                    .filter(|c| self.known_good.contains(*c))
-                    .cloned()
-                    .collect();
-                t.push(front.clone());
-                return t;
-            }
-            self.probe.pop_front();
-        }
-        self.subs.codes().to_vec()
-    }
-
-    /// The set to send, if it differs from the one last sent. Recomputed
-    /// only after something changed, so the hot path costs a flag check.
-    fn pending_subscription(&mut self) -> bool {
-        if self.trades.needs_target() {
-            let target = self.target();
-            self.trades.offer(target);
-        }
-        self.trades.is_pending()
-    }
-
     fn run_connection(&mut self, mut ws: Ws) -> ConnEnd {
         if let Err(e) = connect::tcp(&ws).set_read_timeout(Some(TICK)) {
             return lost(format!("socket setup failed: {e}"));
@@ -544,10 +485,9 @@ impl Session {
         let mut pacer = Pacer::new(self.cfg.heartbeat, opened);
         let mut last_rx = opened;
         // A fresh connection has nothing subscribed.
-        self.trades.assume_sent(Some(Vec::new()));
-        self.server_set.clear();
+        self.trades.on_connect();
         self.depth.on_connect();
-        let mut in_flight: HashMap<u32, InFlight> = HashMap::new();
+        let mut in_flight = Requests::default();
         let mut healthy_since: Option<Instant> = None;
         let mut close_reason: Option<String> = None;
         // True while the socket is non-blocking to drain a burst.
@@ -607,7 +547,7 @@ impl Session {
             match msg {
                 Message::Text(text) => {
                     if let Some(r) = self.on_text(text.as_str(), now) {
-                        let request = r.seq_id.and_then(|id| in_flight.remove(&(id as u32)));
+                        let request = in_flight.answered(&r);
                         if let Err(end) =
                             self.on_response(&r, request, &mut pacer, &mut healthy_since)
                         {
@@ -653,7 +593,7 @@ impl Session {
         got_any: &mut bool,
         last_rx: &mut Instant,
         pacer: &mut Pacer,
-        in_flight: &mut HashMap<u32, InFlight>,
+        in_flight: &mut Requests,
         healthy_since: Option<Instant>,
     ) -> Option<ConnEnd> {
         self.drain_controls();
@@ -666,11 +606,8 @@ impl Session {
             *last_rx = now;
             Stats::set(&self.stats.last_message_ms, Stats::now_ms());
         }
-        Stats::set(&self.stats.trade_symbols, self.subs.codes().len() as u64);
-        Stats::set(
-            &self.stats.depth_symbols,
-            self.depth.subs.codes().len() as u64,
-        );
+        Stats::set(&self.stats.trade_symbols, self.trades.codes().len() as u64);
+        Stats::set(&self.stats.depth_symbols, self.depth.codes().len() as u64);
         if now.duration_since(*last_rx) >= self.cfg.stale_after {
             return Some(lost(format!(
                 "nothing received for {} s (no heartbeat replies)",
@@ -699,7 +636,17 @@ impl Session {
             // with their reason.
             _ => {}
         }
-        let trades_pending = self.pending_subscription();
+        for req in in_flight.expire(now) {
+            if let Some(kind) = req.feed {
+                say(format!(
+                    "no answer to the {} subscription request after {} s; sending the set again",
+                    kind.name(),
+                    REQUEST_EXPIRY.as_secs()
+                ));
+                self.feed_mut(kind).resend();
+            }
+        }
+        let trades_pending = self.trades.pending();
         let pending = trades_pending || self.depth.pending();
         match pacer.due(now, pending) {
             Due::Nothing => {}
@@ -709,70 +656,58 @@ impl Session {
                 if let Err(e) = send(ws, text) {
                     return Some(lost(e));
                 }
-                in_flight.insert(
+                in_flight.sent(
                     id,
                     InFlight {
-                        kind: Due::Heartbeat,
+                        cmd: protocol::CMD_HEARTBEAT,
+                        feed: None,
                         codes: Vec::new(),
-                        depth: false,
+                        sent_at: now,
                     },
                 );
                 pacer.sent(Due::Heartbeat, now);
             }
-            Due::Subscription if !trades_pending => {
-                let set = self.depth.out.take().unwrap_or_default();
-                let id = self.seq_id();
-                let text = if set.is_empty() {
-                    protocol::cancel(id, &format!("cancel-{id}"), CancelType::Depth)
-                } else {
-                    protocol::subscribe_depth(
-                        id,
-                        &format!("depth-{id}"),
-                        set.iter().map(|(c, l)| (c.as_str(), *l)),
-                    )
-                };
-                if let Err(e) = send(ws, text) {
-                    return Some(lost(e));
-                }
-                pacer.sent(Due::Subscription, now);
-                let codes = set.iter().map(|(c, _)| c.clone()).collect();
-                in_flight.insert(
-                    id,
-                    InFlight {
-                        kind: Due::Subscription,
-                        codes,
-                        depth: true,
-                    },
-                );
-            }
             Due::Subscription => {
-                let codes = self.trades.take().unwrap_or_default();
-                self.warn_plan_limit(&codes);
-                let id = self.seq_id();
-                let text = if codes.is_empty() {
-                    protocol::cancel(id, &format!("cancel-{id}"), CancelType::Trades)
+                let kind = if trades_pending {
+                    Kind::Trades
                 } else {
-                    protocol::subscribe_trades(
-                        id,
-                        &format!("sub-{id}"),
-                        codes.iter().map(String::as_str),
-                    )
+                    Kind::Depth
                 };
+                let id = self.seq_id();
+                let max = self.cfg.max_symbols;
+                let feed = self.feed_mut(kind);
+                let (text, codes) = feed.take_request(id)?;
+                let cmd = if codes.is_empty() {
+                    protocol::CMD_CANCEL
+                } else {
+                    kind.request_cmd()
+                };
+                if let Some(w) = feed.plan_warning(&codes, max) {
+                    say(w);
+                }
                 if let Err(e) = send(ws, text) {
                     return Some(lost(e));
                 }
                 pacer.sent(Due::Subscription, now);
-                in_flight.insert(
+                in_flight.sent(
                     id,
                     InFlight {
-                        kind: Due::Subscription,
+                        cmd,
+                        feed: Some(kind),
                         codes,
-                        depth: false,
+                        sent_at: now,
                     },
                 );
             }
         }
         None
+    }
+
+    fn feed_mut(&mut self, kind: Kind) -> &mut Feed {
+        match kind {
+            Kind::Trades => &mut self.trades,
+            Kind::Depth => &mut self.depth,
+        }
     }
 
     /// Describe a read error that ends the connection; frames that broke
@@ -801,22 +736,7 @@ impl Session {
         });
     }
 
-    /// Warn before sending more codes than the plan allows (`--max-symbols`):
-    /// real servers may ignore the excess silently.
-    fn warn_plan_limit(&self, codes: &[String]) {
-        let Some(max) = self.cfg.max_symbols else {
-            return;
-        };
-        if codes.len() > max {
-            let over: Vec<String> = codes[max..].iter().map(|c| self.subs.display(c)).collect();
-            say(format!(
-                "sending {} codes but --max-symbols is {max}: the server will likely ignore {}",
-                codes.len(),
-                list(&over)
-            ));
-        }
-    }
-
+    /// Act on an answer from the server, given the request it answers.
     fn on_response(
         &mut self,
         r: &Response,
@@ -824,6 +744,42 @@ impl Session {
         pacer: &mut Pacer,
         healthy_since: &mut Option<Instant>,
     ) -> Result<(), ConnEnd> {
+        let reaction = match request {
+            Some(InFlight {
+                feed: Some(kind),
+                codes,
+                ..
+            }) => {
+                let max = self.cfg.max_symbols;
+                let reaction = self.feed_mut(kind).on_answer(r.ret, &r.msg, codes, max);
+                if reaction.act == Act::Nothing && matches!(r.ret, 200 | 201) {
+                    healthy_since.get_or_insert_with(Instant::now);
+                }
+                if let Act::ResendAfter(d) = reaction.act {
+                    pacer.delay_subscription_until(Instant::now() + d);
+                    self.feed_mut(kind).resend();
+                }
+                reaction
+            }
+            _ => self.on_other_answer(r, healthy_since, pacer),
+        };
+        for note in reaction.notes {
+            say(note);
+        }
+        match reaction.act {
+            Act::Nothing | Act::ResendAfter(_) => Ok(()),
+            Act::Reconnect { reason, min_wait } => Err(ConnEnd::Lost { reason, min_wait }),
+            Act::Fatal(m) => Err(ConnEnd::Fatal(m)),
+        }
+    }
+
+    /// An answer to a heartbeat, or one that matches no request in flight.
+    fn on_other_answer(
+        &mut self,
+        r: &Response,
+        healthy_since: &mut Option<Instant>,
+        pacer: &mut Pacer,
+    ) -> Reaction {
         let what = match r.cmd_id {
             protocol::CMD_HEARTBEAT_ACK => "heartbeat",
             protocol::CMD_SUB_TRADES_ACK => "trade subscription",
@@ -831,222 +787,51 @@ impl Session {
             protocol::CMD_SUB_DEPTH_ACK => "depth subscription",
             _ => "request",
         };
-        let sub_codes = match request {
-            Some(InFlight {
-                kind: Due::Subscription,
-                codes,
-                depth: true,
-            }) => return self.on_depth_response(r, codes, pacer),
-            Some(InFlight {
-                kind: Due::Subscription,
-                codes,
-                ..
-            }) => Some(codes),
-            _ => None,
-        };
-        if r.ret == 200 {
-            if let Some(codes) = sub_codes {
-                self.report_ack(&codes);
-                if self.probe.front().is_some_and(|p| codes.contains(p)) {
-                    self.probe.pop_front();
-                    self.trades.changed();
-                }
-                self.known_good.extend(codes.iter().cloned());
-                self.server_set = codes;
-                healthy_since.get_or_insert_with(Instant::now);
-            } else if r.cmd_id == protocol::CMD_HEARTBEAT_ACK && self.subs.codes().is_empty() {
-                healthy_since.get_or_insert_with(Instant::now);
-            }
-            return Ok(());
-        }
         let meaning = protocol::ret_meaning(r.ret);
         let server_msg = if r.msg.is_empty() {
             String::new()
         } else {
             format!(" (server: {:?})", r.msg)
         };
-        match r.ret {
-            401 => Err(ConnEnd::Fatal(
-                "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file".to_string(),
-            )),
-            429 | 605 => {
-                if sub_codes.is_some() {
-                    say(format!(
-                        "{what} refused: ret {} {meaning}{server_msg}; resending the full set in {} s",
-                        r.ret,
-                        RATE_LIMIT_RETRY.as_secs()
-                    ));
-                    pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
-                    // The server did not take this set: send it again.
-                    self.trades.assume_sent(None);
-                } else {
-                    say(format!("{what} refused: ret {} {meaning}{server_msg}", r.ret));
-                }
-                Ok(())
-            }
-            606 => Err(ConnEnd::Lost {
-                reason: format!("ret 606 {meaning}{server_msg}"),
-                min_wait: AFTER_606,
-            }),
-            603 => {
-                // Resending the same set would be refused again: wait for
-                // the user to change it.
-                self.trades.assume_sent(sub_codes.clone());
-                let n = sub_codes.map(|c| c.len()).unwrap_or(0);
-                let limit = self
-                    .cfg
-                    .max_symbols
-                    .map(|m| format!(" (--max-symbols says {m})"))
-                    .unwrap_or_default();
-                say(format!(
-                    "{what} refused: ret 603 {meaning}{server_msg}: {n} codes were sent{limit}; the server keeps the previous set; remove symbols to go on"
-                ));
-                Ok(())
-            }
-            600 | 604 => {
-                match sub_codes {
-                    Some(codes) => self.refused_codes(r.ret, meaning, &codes),
-                    None => say(format!("{what} refused: ret {} {meaning}{server_msg}", r.ret)),
-                }
-                Ok(())
-            }
-            _ => {
-                say(format!(
-                    "{what} refused: ret {} {meaning}{server_msg}",
-                    r.ret
-                ));
-                Ok(())
-            }
-        }
-    }
-
-    /// The answer to a depth request. Refusals are reported with their
-    /// meaning; rate limits resend the full depth set; nothing loops.
-    fn on_depth_response(
-        &mut self,
-        r: &Response,
-        codes: Vec<String>,
-        pacer: &mut Pacer,
-    ) -> Result<(), ConnEnd> {
-        let meaning = protocol::ret_meaning(r.ret);
-        match r.ret {
-            200 => {
-                if codes.is_empty() {
-                    say("depth subscriptions cancelled (0 symbols)");
-                } else {
-                    say(format!(
-                        "depth subscribed for {} symbols ({})",
-                        codes.len(),
-                        list(&codes
-                            .iter()
-                            .map(|c| self.depth.subs.display(c))
-                            .collect::<Vec<_>>())
-                    ));
-                }
-                self.depth.server_set = codes;
-                Ok(())
-            }
-            401 => Err(ConnEnd::Fatal(
-                "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file".to_string(),
-            )),
-            429 | 605 => {
-                say(format!(
-                    "depth subscription refused: ret {} {meaning}; resending the full depth set in {} s",
-                    r.ret,
-                    RATE_LIMIT_RETRY.as_secs()
-                ));
-                pacer.delay_subscription_until(Instant::now() + RATE_LIMIT_RETRY);
-                self.depth.out.assume_sent(None);
-                Ok(())
-            }
-            606 => Err(ConnEnd::Lost {
-                reason: format!("ret 606 {meaning}"),
-                min_wait: AFTER_606,
-            }),
-            _ => {
-                say(format!(
-                    "depth subscription refused: ret {} {meaning}; {} codes were sent; keeping the set until it changes",
-                    r.ret,
-                    codes.len()
-                ));
-                Ok(())
-            }
-        }
-    }
-
-    /// A subscription was refused for a bad code (600/604) without saying
-    /// which. The codes it added over the last acknowledged set are the
-    /// suspects: one is dropped at once; several are tried one at a time.
-    fn refused_codes(&mut self, ret: i64, meaning: &str, codes: &[String]) {
-        // The server keeps the set it had.
-        self.trades.assume_sent(Some(self.server_set.clone()));
-        // While probing, the request carried exactly one suspect.
-        let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
-        let suspects: Vec<String> = match probed {
-            Some(p) => {
-                self.probe.pop_front();
-                vec![p]
-            }
-            None => codes
-                .iter()
-                .filter(|c| !self.known_good.contains(*c))
-                .cloned()
-                .collect(),
+        let nothing = |notes| Reaction {
+            notes,
+            act: Act::Nothing,
         };
-        match suspects.as_slice() {
-            [] => {
-                // Resending it would be refused again: wait for a change.
-                self.trades.assume_sent(Some(codes.to_vec()));
-                say(format!(
-                    "trade subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes"
-                ));
-            }
-            [bad] => {
-                let name = self.subs.display(bad);
-                self.subs.drop_code(bad);
-                say(format!(
-                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the set, {} symbols remain",
-                    self.subs.codes().len()
-                ));
-            }
-            many => {
-                say(format!(
-                    "trade subscription refused: ret {ret} {meaning}; trying the {} new codes one at a time to find the bad ones",
-                    many.len()
-                ));
-                self.probe = many.iter().cloned().collect();
-            }
-        }
-    }
-
-    fn report_ack(&self, codes: &[String]) {
-        let before: HashSet<&str> = self.server_set.iter().map(String::as_str).collect();
-        let after: HashSet<&str> = codes.iter().map(String::as_str).collect();
-        let added: Vec<String> = codes
-            .iter()
-            .filter(|c| !before.contains(c.as_str()))
-            .map(|c| format!("+{}", self.subs.display(c)))
-            .collect();
-        let removed: Vec<String> = self
-            .server_set
-            .iter()
-            .filter(|c| !after.contains(c.as_str()))
-            .map(|c| format!("-{}", self.subs.display(c)))
-            .collect();
-        let mut changes = added;
-        changes.extend(removed);
-        if codes.is_empty() {
-            say("trade subscriptions cancelled (0 symbols)");
-        } else {
-            say(format!(
-                "subscribed to {} symbols{}",
-                codes.len(),
-                if changes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", list(&changes))
+        match r.ret {
+            200 | 201 => {
+                if r.cmd_id == protocol::CMD_HEARTBEAT_ACK && self.trades.codes().is_empty() {
+                    healthy_since.get_or_insert_with(Instant::now);
                 }
-            ));
+                nothing(Vec::new())
+            }
+            401 => Reaction {
+                notes: Vec::new(),
+                act: Act::Fatal(feed::TOKEN_REFUSED.into()),
+            },
+            429 | 605 => {
+                // Not matched to a request: whichever it refused, sending
+                // both sets again (paced) is safe and loses nothing.
+                let d = feed::RATE_LIMIT_RETRY;
+                pacer.delay_subscription_until(Instant::now() + d);
+                self.trades.resend();
+                self.depth.resend();
+                nothing(vec![format!(
+                    "{what} refused: ret {} {meaning}{server_msg}; resending the subscriptions in {} s",
+                    r.ret,
+                    d.as_secs()
+                )])
+            }
+            606 => Reaction {
+                notes: Vec::new(),
+                act: Act::Reconnect {
+                    reason: format!("ret 606 {meaning}{server_msg}"),
+                    min_wait: feed::AFTER_606,
+                },
+            },
+            _ => nothing(vec![format!(
+                "{what} refused: ret {} {meaning}{server_msg}",
+                r.ret
+            )]),
         }
     }
 
@@ -1061,8 +846,8 @@ impl Session {
             Scan::Other => match protocol::decode(text) {
                 Ok(Incoming::Trade(trade)) => self.forward(&trade.view()),
                 Ok(Incoming::BadTrade(why)) => self.invalid(why, now),
-                Ok(Incoming::Depth(d)) => self.forward_depth(&d),
-                Ok(Incoming::BadDepth(why)) => self.invalid(why, now),
+                Ok(Incoming::Depth(d)) => self.forward_depth(&d, now),
+                Ok(Incoming::BadDepth(why)) => self.invalid_depth(why, now),
                 Ok(Incoming::Response(r)) => return Some(r),
                 Ok(Incoming::Other { cmd_id }) => self.garbage(
                     match cmd_id {
@@ -1085,36 +870,97 @@ impl Session {
         });
     }
 
-    /// Format a trade into the batch, unless it was already written.
-    fn forward(&mut self, trade: &TradeView) {
-        match self.subs.see(trade.code, trade.seq) {
-            Seen::New(name) => self.batch.push_trade(name, trade),
-            Seen::Unknown => self.batch.push_trade(trade.code, trade),
+    fn invalid_depth(&mut self, why: &'static str, now: Instant) {
+        Stats::add(&self.stats.dropped_invalid_depth, 1);
+        let total = Stats::get(&self.stats.dropped_invalid_depth);
+        self.drops.note("invalid depth", now, || {
+            format!("skipped an unreadable depth push ({why}); {total} depth pushes skipped so far")
+        });
+    }
+
+    /// A push of `kind` passed de-duplication, or not: say what needs
+    /// saying and return the label to write it under.
+    fn dedupe<'a>(
+        feed: &'a mut Feed,
+        stats: &Stats,
+        drops: &mut DropLog,
+        code: &'a str,
+        seq: u64,
+        time: u64,
+        now: Instant,
+    ) -> Option<&'a str> {
+        let kind = feed.kind();
+        match feed.see(code, seq, time) {
+            Seen::New(name) => Some(name),
+            Seen::Unknown => Some(code),
+            Seen::Restarted { name, first } => {
+                Stats::add(&stats.seq_restarts, 1);
+                if first {
+                    say(format!(
+                        "{name}: the server's {} seq numbering restarted (seq {seq} with a later time than the last one written); writing it",
+                        kind.name()
+                    ));
+                }
+                Some(name)
+            }
             Seen::Repeat => {
-                Stats::add(&self.stats.dropped_repeat, 1);
-                let total = Stats::get(&self.stats.dropped_repeat);
-                self.drops.note("repeat", Instant::now(), || {
+                Stats::add(&stats.dropped_repeat, 1);
+                let total = Stats::get(&stats.dropped_repeat);
+                drops.note("repeat", now, || {
                     format!(
-                        "skipped a trade already written (same or lower seq for {}); {total} skipped so far",
-                        trade.code
+                        "skipped a {} push already written (seq and time not after the last written for {code}); {total} skipped so far",
+                        kind.name()
                     )
                 });
+                None
             }
+        }
+    }
+
+    /// Format a trade into the batch, unless it was already written.
+    fn forward(&mut self, trade: &TradeView) {
+        let now = Instant::now();
+        let name = Self::dedupe(
+            &mut self.trades,
+            &self.stats,
+            &mut self.drops,
+            trade.code,
+            trade.seq,
+            trade.time,
+            now,
+        );
+        if let Some(name) = name {
+            self.batch.push_trade(name, trade);
         }
         if self.batch.bytes.len() >= BATCH_BYTES {
             self.flush_batch();
         }
     }
 
-    /// Format a depth push into the batch, unless it was already written.
-    fn forward_depth(&mut self, d: &protocol::Depth) {
-        match self.depth.subs.see(&d.code, d.seq) {
-            Seen::New(name) => self.batch.push_depth(name, d),
-            Seen::Unknown => self.batch.push_depth(&d.code, d),
-            Seen::Repeat => {
-                Stats::add(&self.stats.dropped_repeat, 1);
-                return;
-            }
+    /// Format a depth push into the batch, unless it was already written;
+    /// count the levels the decoder dropped.
+    fn forward_depth(&mut self, d: &protocol::Depth, now: Instant) {
+        if d.bad_levels > 0 {
+            Stats::add(&self.stats.bad_depth_levels, u64::from(d.bad_levels));
+            let total = Stats::get(&self.stats.bad_depth_levels);
+            let code = d.code.clone();
+            self.drops.note("bad depth level", now, || {
+                format!(
+                    "dropped a bad depth level (zero or empty price, or a bad volume) from a book of {code}, kept the rest; {total} bad depth levels dropped so far"
+                )
+            });
+        }
+        let name = Self::dedupe(
+            &mut self.depth,
+            &self.stats,
+            &mut self.drops,
+            &d.code,
+            d.seq,
+            d.time,
+            now,
+        );
+        if let Some(name) = name {
+            self.batch.push_depth(name, d);
         }
         if self.batch.bytes.len() >= BATCH_BYTES {
             self.flush_batch();
@@ -1229,17 +1075,81 @@ fn send(ws: &mut Ws, text: String) -> Result<(), String> {
     }
 }
 
-/// A short list for messages: the first few items, then a count.
-fn list(items: &[String]) -> String {
-    const SHOWN: usize = 8;
-    let mut s = items
+/// Split symbols into the trade feed's and the depth feed's.
+fn by_kind(symbols: &[Symbol]) -> (Vec<Symbol>, Vec<Symbol>) {
+    symbols
         .iter()
-        .take(SHOWN)
         .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if items.len() > SHOWN {
-        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+        .partition(|s| s.feed == symbol::Feed::Trades)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(cmd: u64, at: Instant) -> InFlight {
+        InFlight {
+            cmd,
+            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(Kind::Trades),
+            codes: Vec::new(),
+            sent_at: at,
+        }
     }
-    s
+
+    fn answer(cmd_id: u64, ret: i64, seq_id: Option<u64>) -> Response {
+        Response {
+            cmd_id,
+            ret,
+            msg: String::new(),
+            seq_id,
+        }
+    }
+
+    #[test]
+    fn answers_match_by_seq_id_first() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        q.sent(1, req(22004, t0));
+        q.sent(2, req(22004, t0 + Duration::from_secs(2)));
+        let got = q.answered(&answer(22005, 200, Some(2))).unwrap();
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(2));
+        assert!(q.answered(&answer(22005, 200, Some(1))).is_some());
+        assert!(q.answered(&answer(22005, 200, Some(1))).is_none());
+    }
+
+    #[test]
+    fn answers_without_a_matching_seq_id_go_to_the_oldest_request_of_their_kind() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        q.sent(5, req(22000, t0));
+        q.sent(6, req(22004, t0 + Duration::from_secs(1)));
+        q.sent(7, req(22004, t0 + Duration::from_secs(3)));
+        // The docs' error example: seq_id 0.
+        let got = q.answered(&answer(22005, 429, Some(0))).unwrap();
+        assert_eq!(got.cmd, 22004);
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(1));
+        // No seq_id at all.
+        let got = q.answered(&answer(22005, 429, None)).unwrap();
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(3));
+        // Nothing of that kind left: unmatched.
+        assert!(q.answered(&answer(22005, 429, None)).is_none());
+        assert!(q.answered(&answer(0, 429, None)).is_none());
+        assert_eq!(q.answered(&answer(22001, 200, Some(0))).unwrap().cmd, 22000);
+    }
+
+    #[test]
+    fn unanswered_requests_expire() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        for id in 1..=100 {
+            q.sent(id, req(22000, t0));
+        }
+        q.sent(101, req(22004, t0 + REQUEST_EXPIRY));
+        assert!(q.expire(t0 + REQUEST_EXPIRY / 2).is_empty());
+        let gone = q.expire(t0 + REQUEST_EXPIRY);
+        assert_eq!(gone.len(), 100);
+        assert_eq!(q.by_id.len(), 1);
+        assert_eq!(q.expire(t0 + REQUEST_EXPIRY * 2).len(), 1);
+        assert!(q.by_id.is_empty());
+    }
 }

@@ -15,8 +15,16 @@ pub struct Stats {
     pub written: AtomicU64,
     /// Trades dropped because they failed validation.
     pub dropped_invalid: AtomicU64,
-    /// Trades skipped because their seq was already seen (replays, duplicates).
+    /// Pushes skipped because they were provably written already (replays,
+    /// duplicates).
     pub dropped_repeat: AtomicU64,
+    /// Depth pushes dropped whole (no usable code, seq or time).
+    pub dropped_invalid_depth: AtomicU64,
+    /// Depth levels dropped from books that were otherwise written.
+    pub bad_depth_levels: AtomicU64,
+    /// Pushes written although their seq was not above the last one: the
+    /// server's numbering restarted.
+    pub seq_restarts: AtomicU64,
     /// Trades dropped because the output queue was full.
     pub dropped_overflow: AtomicU64,
     /// Frames that were not understood at all (bad JSON, binary).
@@ -110,14 +118,17 @@ impl Stats {
             )
         };
         let line = format!(
-            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid, {} overflow, {} repeated, {} unreadable; {} reconnects; {}; {}; {} trade and {} depth symbols",
+            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid trades, {} invalid depth pushes, {} bad depth levels, {} overflow, {} repeated, {} unreadable; {} seq restarts; {} reconnects; {}; {}; {} trade and {} depth symbols",
             rate(received, prev.0),
             rate(written, prev.1),
             self.unwritten(),
             Self::get(&self.dropped_invalid),
+            Self::get(&self.dropped_invalid_depth),
+            Self::get(&self.bad_depth_levels),
             Self::get(&self.dropped_overflow),
             Self::get(&self.dropped_repeat),
             Self::get(&self.garbage_frames),
+            Self::get(&self.seq_restarts),
             Self::get(&self.reconnects),
             if Self::get(&self.connected) == 1 {
                 "connected"
@@ -133,15 +144,28 @@ impl Stats {
 
     /// One-line summary of everything dropped, or `None` when nothing was.
     pub fn drop_summary(&self) -> Option<String> {
-        let invalid = Self::get(&self.dropped_invalid);
-        let overflow = Self::get(&self.dropped_overflow);
-        let garbage = Self::get(&self.garbage_frames);
-        let repeat = Self::get(&self.dropped_repeat);
-        if invalid + overflow + garbage + repeat == 0 {
+        let parts = [
+            (Self::get(&self.dropped_invalid), "invalid trades"),
+            (
+                Self::get(&self.dropped_invalid_depth),
+                "invalid depth pushes",
+            ),
+            (Self::get(&self.bad_depth_levels), "bad depth levels"),
+            (
+                Self::get(&self.dropped_overflow),
+                "ticks on output-queue overflow",
+            ),
+            (Self::get(&self.garbage_frames), "unreadable frames"),
+            (Self::get(&self.dropped_repeat), "repeated pushes"),
+        ];
+        let shown: Vec<String> = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if shown.is_empty() {
             return None;
         }
-        Some(format!(
-            "dropped in total: {invalid} invalid trades, {overflow} trades on output-queue overflow, {garbage} unreadable frames, {repeat} repeated trades"
-        ))
+        Some(format!("dropped in total: {}", shown.join(", ")))
     }
 }

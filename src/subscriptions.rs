@@ -26,8 +26,12 @@ pub struct Subscriptions {
 struct Known {
     /// The spelling used when it was subscribed.
     name: Arc<str>,
-    /// Highest `seq` seen for this code (0: none yet).
+    /// `seq` of the last push written for this code (0: none yet).
     last_seq: u64,
+    /// Latest `tick_time` written for this code, ms (0: none yet).
+    last_time: u64,
+    /// The server's numbering for this code was seen to restart.
+    restarted: bool,
     /// Whether it is in the set now.
     wanted: bool,
 }
@@ -58,12 +62,28 @@ impl Hasher for Fnv {
     }
 }
 
-/// How a trade relates to what was seen before.
+/// How a push relates to what was written before for its code.
+///
+/// AllTick documents no meaning for `seq`: it may be time-like or a counter,
+/// and nothing says it survives a reconnect or a fail-over. So a push is a
+/// repeat only when that is provable: its `seq` is not above the last one
+/// written **and** its time is not after the last one written. A lower `seq`
+/// with a later time is the server's numbering starting again: written.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Seen<'a> {
     /// New: the label for its `symbol` field.
     New(&'a str),
-    /// Its seq is not above one already seen for the code: a duplicate or a replay.
+    /// New, but its `seq` is not above the last one written while its time
+    /// is later: the server's numbering restarted. `first` is true the
+    /// first time this happens for the code (to say so once).
+    Restarted {
+        /// The label for its `symbol` field.
+        name: &'a str,
+        /// First restart seen for this code.
+        first: bool,
+    },
+    /// Provably written already: `seq` and time both not above the last
+    /// written (a duplicate or a replay after a reconnect).
     Repeat,
     /// A code the user never subscribed to (labelled with the code itself).
     Unknown,
@@ -103,6 +123,8 @@ impl Subscriptions {
                 .or_insert(Known {
                     name,
                     last_seq: 0,
+                    last_time: 0,
+                    restarted: false,
                     wanted: true,
                 });
             change.applied.push(s.spelling.clone());
@@ -154,15 +176,27 @@ impl Subscriptions {
         self.known.get(code).is_some_and(|k| k.wanted)
     }
 
-    /// Classify a trade of `code` with `seq`, remembering the seq.
-    pub fn see(&mut self, code: &str, seq: u64) -> Seen<'_> {
-        match self.known.get_mut(code) {
-            None => Seen::Unknown,
-            Some(k) if seq <= k.last_seq => Seen::Repeat,
-            Some(k) => {
-                k.last_seq = seq;
-                Seen::New(&k.name)
-            }
+    /// Classify a push of `code` with `seq` and `time` (ms), remembering
+    /// both when it is to be written. See [`Seen`] for the rule.
+    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen<'_> {
+        let Some(k) = self.known.get_mut(code) else {
+            return Seen::Unknown;
+        };
+        let fresh = k.last_seq == 0 && k.last_time == 0;
+        if fresh || seq > k.last_seq {
+            k.last_seq = seq;
+            k.last_time = k.last_time.max(time);
+            return Seen::New(&k.name);
+        }
+        if time <= k.last_time {
+            return Seen::Repeat;
+        }
+        k.last_seq = seq;
+        k.last_time = time;
+        let first = !std::mem::replace(&mut k.restarted, true);
+        Seen::Restarted {
+            name: &k.name,
+            first,
         }
     }
 
@@ -308,18 +342,51 @@ mod tests {
     fn repeated_or_replayed_seqs_are_recognised_per_code() {
         let mut s = Subscriptions::new();
         s.add(&[sym("NASDAQ:AAPL"), sym("NASDAQ:TSLA")]);
-        assert_eq!(s.see("AAPL.US", 5), Seen::New("NASDAQ:AAPL"));
-        assert_eq!(s.see("TSLA.US", 3), Seen::New("NASDAQ:TSLA"));
-        assert_eq!(s.see("AAPL.US", 5), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 4), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 6), Seen::New("NASDAQ:AAPL"));
-        assert_eq!(s.see("IBM.US", 1), Seen::Unknown);
+        assert_eq!(s.see("AAPL.US", 5, 1000), Seen::New("NASDAQ:AAPL"));
+        assert_eq!(s.see("TSLA.US", 3, 1000), Seen::New("NASDAQ:TSLA"));
+        assert_eq!(s.see("AAPL.US", 5, 1000), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 4, 900), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 6, 1000), Seen::New("NASDAQ:AAPL"));
+        assert_eq!(s.see("IBM.US", 1, 1), Seen::Unknown);
         // Re-subscribing keeps the seq memory: a replay after resubscribe is caught.
         s.remove(&[sym("AAPL.US")]);
         s.add(&[sym("AAPL.US")]);
-        assert_eq!(s.see("AAPL.US", 6), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 7), Seen::New("AAPL.US"));
+        assert_eq!(s.see("AAPL.US", 6, 1000), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 7, 1001), Seen::New("AAPL.US"));
         assert!(s.drop_code("TSLA.US"));
         assert!(!s.contains("TSLA.US"));
+    }
+
+    #[test]
+    fn a_lower_seq_with_a_later_time_is_a_restart_and_is_written() {
+        let mut s = Subscriptions::new();
+        s.add(&[sym("NASDAQ:AAPL")]);
+        assert_eq!(
+            s.see("AAPL.US", 30_841_439, 5_000),
+            Seen::New("NASDAQ:AAPL")
+        );
+        // The numbering starts again on a new connection: written, said once.
+        assert_eq!(
+            s.see("AAPL.US", 1, 6_000),
+            Seen::Restarted {
+                name: "NASDAQ:AAPL",
+                first: true
+            }
+        );
+        assert_eq!(s.see("AAPL.US", 2, 6_000), Seen::New("NASDAQ:AAPL"));
+        // A replay of the new numbering is still caught.
+        assert_eq!(s.see("AAPL.US", 2, 6_000), Seen::Repeat);
+        assert_eq!(s.see("AAPL.US", 1, 6_000), Seen::Repeat);
+        // A second restart is written and not said again.
+        assert_eq!(
+            s.see("AAPL.US", 1, 7_000),
+            Seen::Restarted {
+                name: "NASDAQ:AAPL",
+                first: false
+            }
+        );
+        // A higher seq is new whatever its time.
+        assert_eq!(s.see("AAPL.US", 9, 10), Seen::New("NASDAQ:AAPL"));
+        assert_eq!(s.see("AAPL.US", 9, 6_500), Seen::Repeat);
     }
 }

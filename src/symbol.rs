@@ -206,8 +206,20 @@ impl Symbol {
     }
 
     fn parse_native(input: &str) -> Result<Symbol, SymbolError> {
-        if !input.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(err(input, "must start with a letter or digit"));
+        // AllTick writes US indices with a leading dot (`.DJI.US`,
+        // `.IXIC.US`): one dot, then a letter or digit, and a market suffix.
+        let body = input.strip_prefix('.').unwrap_or(input);
+        if !body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(err(
+                input,
+                "must start with a letter or digit (or one dot for an index, like .DJI.US)",
+            ));
+        }
+        if body.len() < input.len() && !body.contains('.') {
+            return Err(err(
+                input,
+                "an index code needs its market suffix, like .DJI.US",
+            ));
         }
         if input.ends_with('.') {
             return Err(err(input, "must not end with a dot"));
@@ -249,6 +261,17 @@ mod tests {
         assert_eq!(code("Silver"), "Silver");
         assert_eq!(code("BTCUSDT"), "BTCUSDT");
         assert_eq!(Symbol::parse("Silver").unwrap().spelling, "Silver");
+    }
+
+    #[test]
+    fn index_codes_with_a_leading_dot_are_sent_as_typed() {
+        assert_eq!(code(".DJI.US"), ".DJI.US");
+        assert_eq!(code(".IXIC.US"), ".IXIC.US");
+        assert_eq!(code("HSI.HK"), "HSI.HK");
+        assert_eq!(Market::of_code(".SPX.US"), Market::Stock);
+        for bad in ["..DJI.US", ".DJI", ". DJI.US", ".-X.US"] {
+            assert!(Symbol::parse(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

@@ -330,9 +330,9 @@ fn ret_603_and_max_symbols_name_the_excess() {
     );
     check!(tool, tool.wait_stderr("ret 603"));
     let err = tool.stderr();
-    let warn = err
-        .lines()
-        .position(|l| l.contains("--max-symbols is 2") && l.contains("ignore NASDAQ:NVDA"));
+    let warn = err.lines().position(|l| {
+        l.contains("--max-symbols is 2") && l.contains("ignores the rest: NASDAQ:NVDA")
+    });
     let refused = err
         .lines()
         .position(|l| l.contains("ret 603") && l.contains("3 codes were sent"));

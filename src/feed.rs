@@ -1,0 +1,701 @@
+//! One subscription feed (trades or depth) and the rules that keep it in
+//! step with the server.
+//!
+//! AllTick has two feeds with the same replace-the-set rules: trades (22004,
+//! cancelled with 22006 `cancel_type` 2) and order-book depth (22002,
+//! `cancel_type` 1). A [`Feed`] owns what the user wants, what the server
+//! holds on this connection, what is waiting to be sent, the narrowing of a
+//! refused request down to its bad codes, and de-duplication. What differs
+//! between the two kinds is data ([`Kind`]), not code.
+//!
+//! Everything here is pure: answers from the server come in as values, and
+//! what to do comes back as a [`Reaction`] with the lines to say, so every
+//! rule is unit-tested without sockets or sleeps.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use crate::protocol::{self, CancelType};
+use crate::subscriptions::{Change, Outbox, Seen, Subscriptions};
+use crate::symbol::{self, Symbol};
+
+/// How long to wait after a rate-limit answer (429/605) before resending.
+pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
+
+/// Least wait before reconnecting after `ret` 606.
+pub const AFTER_606: Duration = Duration::from_secs(3);
+
+/// Which feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Latest trades (22004).
+    Trades,
+    /// Order-book depth (22002).
+    Depth,
+}
+
+impl Kind {
+    /// The word used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Trades => "trade",
+            Kind::Depth => "depth",
+        }
+    }
+
+    /// The request command that replaces this feed's set.
+    pub fn request_cmd(self) -> u64 {
+        match self {
+            Kind::Trades => protocol::CMD_SUB_TRADES,
+            Kind::Depth => protocol::CMD_SUB_DEPTH,
+        }
+    }
+
+    fn cancel_type(self) -> CancelType {
+        match self {
+            Kind::Trades => CancelType::Trades,
+            Kind::Depth => CancelType::Depth,
+        }
+    }
+
+    /// How a symbol of this feed is written in messages.
+    fn label(self, name: &str) -> String {
+        match self {
+            Kind::Trades => name.to_string(),
+            Kind::Depth => format!("{name}@depth"),
+        }
+    }
+}
+
+/// A set as sent to the server: codes with their depth level, if any.
+pub type Set = Vec<(String, Option<u8>)>;
+
+/// What the caller must do after an answer to one of this feed's requests.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Act {
+    /// Nothing beyond saying the notes.
+    Nothing,
+    /// Send this feed's set again, not before this long from now.
+    ResendAfter(Duration),
+    /// The connection is over; reconnect no sooner than `min_wait`.
+    Reconnect {
+        /// Why, for the user.
+        reason: String,
+        /// Least wait.
+        min_wait: Duration,
+    },
+    /// Retrying cannot help (the token was refused).
+    Fatal(String),
+}
+
+/// The lines to say and what to do.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reaction {
+    /// Lines for stderr, in order.
+    pub notes: Vec<String>,
+    /// What to do.
+    pub act: Act,
+}
+
+impl Reaction {
+    fn say(note: String) -> Reaction {
+        Reaction {
+            notes: vec![note],
+            act: Act::Nothing,
+        }
+    }
+}
+
+/// The fatal message for a refused token.
+pub const TOKEN_REFUSED: &str =
+    "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file";
+
+/// One feed: the wanted set, the server's set, and what to send.
+#[derive(Debug)]
+pub struct Feed {
+    kind: Kind,
+    subs: Subscriptions,
+    /// Levels asked for, per code (`None`: the server's default; always
+    /// `None` for trades).
+    levels: HashMap<String, Option<u8>>,
+    /// The set the server holds on this connection (last acknowledged).
+    server_set: Vec<String>,
+    /// Every code the server ever acknowledged: known to be valid.
+    known_good: HashSet<String>,
+    /// Codes suspected of a 600/604 refusal, tried one at a time.
+    probe: VecDeque<String>,
+    out: Outbox<Set>,
+}
+
+impl Feed {
+    /// An empty feed of `kind`.
+    pub fn new(kind: Kind) -> Feed {
+        Feed {
+            kind,
+            subs: Subscriptions::new(),
+            levels: HashMap::new(),
+            server_set: Vec::new(),
+            known_good: HashSet::new(),
+            probe: VecDeque::new(),
+            out: Outbox::default(),
+        }
+    }
+
+    /// Which feed this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The wanted codes, in the order they were added.
+    pub fn codes(&self) -> &[String] {
+        self.subs.codes()
+    }
+
+    /// The set the server acknowledged on this connection.
+    pub fn server_set(&self) -> &[String] {
+        &self.server_set
+    }
+
+    /// The user's spelling of `code`, for messages.
+    pub fn display(&self, code: &str) -> String {
+        self.subs.display(code)
+    }
+
+    /// Add symbols (those of this feed's kind).
+    pub fn add(&mut self, symbols: &[Symbol]) -> Change {
+        let mut change = self.subs.add(symbols);
+        if self.kind == Kind::Depth {
+            for s in symbols {
+                let symbol::Feed::Depth(level) = s.feed else {
+                    continue;
+                };
+                let old = self.levels.insert(s.code.clone(), level);
+                // A new level for a code already subscribed is a change too.
+                if old.is_some_and(|o| o != level) && !change.applied.contains(&s.spelling) {
+                    change.unchanged.retain(|u| *u != s.spelling);
+                    change.applied.push(s.spelling.clone());
+                }
+            }
+        }
+        self.out.changed();
+        change
+    }
+
+    /// Remove symbols.
+    pub fn remove(&mut self, symbols: &[Symbol]) -> Change {
+        self.out.changed();
+        self.subs.remove(symbols)
+    }
+
+    /// A new connection holds nothing.
+    pub fn on_connect(&mut self) {
+        self.out.assume_sent(Some(Vec::new()));
+        self.server_set.clear();
+    }
+
+    /// The connection ended: the server holds nothing of ours.
+    pub fn on_disconnect(&mut self) {
+        self.server_set.clear();
+    }
+
+    /// The set to have on the server now: the wanted set, or while suspects
+    /// are being tried, the known-good part of it plus the next suspect.
+    fn target(&mut self) -> Set {
+        let level = |c: &String| (c.clone(), self.levels.get(c).copied().flatten());
+        while let Some(front) = self.probe.front() {
+            if self.subs.contains(front) {
+                let mut t: Set = self
+                    .subs
+                    .codes()
+                    .iter()
+                    .filter(|c| self.known_good.contains(*c))
+                    .map(level)
+                    .collect();
+                t.push(level(front));
+                return t;
+            }
+            self.probe.pop_front();
+        }
+        self.subs.codes().iter().map(level).collect()
+    }
+
+    /// Whether a set differing from the last one sent is waiting. Recomputed
+    /// only after something changed, so the hot path costs a flag check.
+    pub fn pending(&mut self) -> bool {
+        if self.out.needs_target() {
+            let target = self.target();
+            self.out.offer(target);
+        }
+        self.out.is_pending()
+    }
+
+    /// Take the waiting set and encode its request with `seq_id`: the full
+    /// set, or a cancel when it is empty (an empty list is undocumented).
+    /// Returns the request text and the codes it carries.
+    pub fn take_request(&mut self, seq_id: u32) -> Option<(String, Vec<String>)> {
+        let set = self.out.take()?;
+        let text = if set.is_empty() {
+            protocol::cancel(seq_id, &format!("cancel-{seq_id}"), self.kind.cancel_type())
+        } else {
+            match self.kind {
+                Kind::Trades => protocol::subscribe_trades(
+                    seq_id,
+                    &format!("sub-{seq_id}"),
+                    set.iter().map(|(c, _)| c.as_str()),
+                ),
+                Kind::Depth => protocol::subscribe_depth(
+                    seq_id,
+                    &format!("depth-{seq_id}"),
+                    set.iter().map(|(c, l)| (c.as_str(), *l)),
+                ),
+            }
+        };
+        Some((text, set.into_iter().map(|(c, _)| c).collect()))
+    }
+
+    /// The server's set is unknown (a request got no answer, or a rate
+    /// limit could not be matched to a request): send the set again.
+    pub fn resend(&mut self) {
+        self.out.assume_sent(None);
+    }
+
+    /// Classify a push; see [`Seen`].
+    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen<'_> {
+        self.subs.see(code, seq, time)
+    }
+
+    /// The answer `ret` (with the server's `msg`) to a request of this feed
+    /// that carried `codes`. `max_symbols` is the user's `--max-symbols`.
+    pub fn on_answer(
+        &mut self,
+        ret: i64,
+        msg: &str,
+        codes: Vec<String>,
+        max_symbols: Option<usize>,
+    ) -> Reaction {
+        let what = format!("{} subscription", self.kind.name());
+        let meaning = protocol::ret_meaning(ret);
+        let server_msg = if msg.is_empty() {
+            String::new()
+        } else {
+            format!(" (server: {msg:?})")
+        };
+        match ret {
+            200 | 201 => self.acknowledged(codes),
+            401 => Reaction {
+                notes: Vec::new(),
+                act: Act::Fatal(TOKEN_REFUSED.into()),
+            },
+            429 | 605 => Reaction {
+                notes: vec![format!(
+                    "{what} refused: ret {ret} {meaning}{server_msg}; resending the full set in {} s",
+                    RATE_LIMIT_RETRY.as_secs()
+                )],
+                act: Act::ResendAfter(RATE_LIMIT_RETRY),
+            },
+            606 => Reaction {
+                notes: Vec::new(),
+                act: Act::Reconnect {
+                    reason: format!("ret 606 {meaning}{server_msg}"),
+                    min_wait: AFTER_606,
+                },
+            },
+            603 => {
+                // Resending the same set would be refused again: wait for
+                // the user to change it.
+                let n = codes.len();
+                self.out.assume_sent(Some(self.with_levels(codes)));
+                let limit = max_symbols
+                    .map(|m| format!(" (--max-symbols says {m})"))
+                    .unwrap_or_default();
+                Reaction::say(format!(
+                    "{what} refused: ret 603 {meaning}{server_msg}: {n} codes were sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
+                ))
+            }
+            600 | 604 => self.refused_codes(ret, &codes),
+            _ => {
+                self.out.assume_sent(Some(self.with_levels(codes)));
+                Reaction::say(format!(
+                    "{what} refused: ret {ret} {meaning}{server_msg}; keeping the set until it changes"
+                ))
+            }
+        }
+    }
+
+    fn with_levels(&self, codes: Vec<String>) -> Set {
+        codes
+            .into_iter()
+            .map(|c| {
+                let l = self.levels.get(&c).copied().flatten();
+                (c, l)
+            })
+            .collect()
+    }
+
+    fn acknowledged(&mut self, codes: Vec<String>) -> Reaction {
+        let note = self.ack_note(&codes);
+        if self.probe.front().is_some_and(|p| codes.contains(p)) {
+            self.probe.pop_front();
+            self.out.changed();
+        }
+        self.known_good.extend(codes.iter().cloned());
+        self.server_set = codes;
+        Reaction::say(note)
+    }
+
+    fn ack_note(&self, codes: &[String]) -> String {
+        let kind = self.kind;
+        let before: HashSet<&str> = self.server_set.iter().map(String::as_str).collect();
+        let after: HashSet<&str> = codes.iter().map(String::as_str).collect();
+        let mut changes: Vec<String> = codes
+            .iter()
+            .filter(|c| !before.contains(c.as_str()))
+            .map(|c| format!("+{}", kind.label(&self.subs.display(c))))
+            .collect();
+        changes.extend(
+            self.server_set
+                .iter()
+                .filter(|c| !after.contains(c.as_str()))
+                .map(|c| format!("-{}", kind.label(&self.subs.display(c)))),
+        );
+        let prefix = match kind {
+            Kind::Trades => "",
+            Kind::Depth => "depth: ",
+        };
+        if codes.is_empty() {
+            format!("{} subscriptions cancelled (0 symbols)", kind.name())
+        } else if changes.is_empty() {
+            format!("{prefix}subscribed to {} symbols", codes.len())
+        } else {
+            format!(
+                "{prefix}subscribed to {} symbols ({})",
+                codes.len(),
+                list(&changes)
+            )
+        }
+    }
+
+    /// A request was refused for a bad code (600/604) without saying which.
+    /// The codes it added over the known-good ones are the suspects: one is
+    /// dropped at once; several are tried one at a time.
+    fn refused_codes(&mut self, ret: i64, codes: &[String]) -> Reaction {
+        let kind = self.kind;
+        let meaning = protocol::ret_meaning(ret);
+        // The server keeps the set it had.
+        self.out
+            .assume_sent(Some(self.with_levels(self.server_set.clone())));
+        // While probing, the request carried exactly one suspect.
+        let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
+        let suspects: Vec<String> = match probed {
+            Some(p) => {
+                self.probe.pop_front();
+                vec![p]
+            }
+            None => codes
+                .iter()
+                .filter(|c| !self.known_good.contains(*c))
+                .cloned()
+                .collect(),
+        };
+        match suspects.as_slice() {
+            [] => {
+                // Resending it would be refused again: wait for a change.
+                self.out.assume_sent(Some(self.with_levels(codes.to_vec())));
+                Reaction::say(format!(
+                    "{} subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes",
+                    kind.name()
+                ))
+            }
+            [bad] => {
+                let name = kind.label(&self.subs.display(bad));
+                self.subs.drop_code(bad);
+                self.levels.remove(bad);
+                Reaction::say(format!(
+                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the {} set, {} symbols remain",
+                    kind.name(),
+                    self.subs.codes().len()
+                ))
+            }
+            many => {
+                self.probe = many.iter().cloned().collect();
+                Reaction::say(format!(
+                    "{} subscription refused: ret {ret} {meaning}; trying the {} new codes one at a time to find the bad ones",
+                    kind.name(),
+                    many.len()
+                ))
+            }
+        }
+    }
+
+    /// Warn before sending more codes than `--max-symbols`: AllTick serves
+    /// the first N codes of a set and ignores the rest.
+    pub fn plan_warning(&self, codes: &[String], max_symbols: Option<usize>) -> Option<String> {
+        let max = max_symbols?;
+        if codes.len() <= max {
+            return None;
+        }
+        let over: Vec<String> = codes[max..]
+            .iter()
+            .map(|c| self.kind.label(&self.subs.display(c)))
+            .collect();
+        Some(format!(
+            "sending {} {} codes but --max-symbols is {max}: AllTick serves the first {max} and ignores the rest: {}",
+            codes.len(),
+            self.kind.name(),
+            list(&over)
+        ))
+    }
+}
+
+/// A short list for messages: the first few items, then a count.
+pub fn list(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syms(list: &[&str]) -> Vec<Symbol> {
+        list.iter().map(|s| Symbol::parse(s).unwrap()).collect()
+    }
+
+    fn codes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Send what is pending; returns the codes carried.
+    fn send(f: &mut Feed) -> Option<Vec<String>> {
+        if !f.pending() {
+            return None;
+        }
+        f.take_request(1).map(|(_, c)| c)
+    }
+
+    fn connected(kind: Kind, list: &[&str]) -> Feed {
+        let mut f = Feed::new(kind);
+        f.add(&syms(list));
+        f.on_connect();
+        f
+    }
+
+    #[test]
+    fn sends_the_full_set_after_every_change_and_nothing_when_unchanged() {
+        let mut f = connected(Kind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
+        assert_eq!(send(&mut f), Some(codes(&["AAPL.US", "TSLA.US"])));
+        assert_eq!(send(&mut f), None, "sent once");
+        f.add(&syms(&["NYSE:IBM"]));
+        f.remove(&syms(&["NASDAQ:TSLA"]));
+        assert_eq!(send(&mut f), Some(codes(&["AAPL.US", "IBM.US"])));
+        // Adding what is there changes nothing.
+        f.add(&syms(&["AAPL.US"]));
+        assert_eq!(send(&mut f), None);
+    }
+
+    #[test]
+    fn changes_made_before_sending_coalesce_into_one_request() {
+        let mut f = connected(Kind::Trades, &[]);
+        assert!(
+            !f.pending(),
+            "an empty set on a fresh connection sends nothing"
+        );
+        for s in ["+A.US", "+B.US", "+C.US"] {
+            f.add(&syms(&[&s[1..]]));
+        }
+        f.remove(&syms(&["B.US"]));
+        assert_eq!(send(&mut f), Some(codes(&["A.US", "C.US"])));
+    }
+
+    #[test]
+    fn an_emptied_set_is_a_cancel_of_its_own_kind() {
+        let mut f = connected(Kind::Depth, &["HKEX:700@depth=5"]);
+        let (text, _) = {
+            assert!(f.pending());
+            f.take_request(3).unwrap()
+        };
+        assert!(text.contains("\"cmd_id\":22002") && text.contains("\"depth_level\":5"));
+        f.remove(&syms(&["700.HK@depth"]));
+        assert!(f.pending());
+        let (text, carried) = f.take_request(4).unwrap();
+        assert!(carried.is_empty());
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["cmd_id"], 22006);
+        assert_eq!(v["data"]["cancel_type"], 1);
+        let mut t = connected(Kind::Trades, &["AAPL.US"]);
+        send(&mut t);
+        t.remove(&syms(&["AAPL.US"]));
+        let (text, _) = {
+            assert!(t.pending());
+            t.take_request(5).unwrap()
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["data"]["cancel_type"], 2);
+    }
+
+    #[test]
+    fn a_reconnect_resends_the_whole_set() {
+        let mut f = connected(Kind::Trades, &["AAPL.US", "TSLA.US"]);
+        let sent = send(&mut f).unwrap();
+        f.on_answer(200, "ok", sent, None);
+        assert_eq!(f.server_set(), codes(&["AAPL.US", "TSLA.US"]));
+        f.on_disconnect();
+        assert!(f.server_set().is_empty());
+        f.on_connect();
+        assert_eq!(send(&mut f), Some(codes(&["AAPL.US", "TSLA.US"])));
+    }
+
+    #[test]
+    fn rate_limits_resend_the_full_set_later() {
+        for ret in [429, 605] {
+            let mut f = connected(Kind::Trades, &["AAPL.US"]);
+            let sent = send(&mut f).unwrap();
+            let r = f.on_answer(ret, "", sent, None);
+            assert_eq!(r.act, Act::ResendAfter(RATE_LIMIT_RETRY));
+            assert!(
+                r.notes[0].contains("resending the full set"),
+                "{:?}",
+                r.notes
+            );
+            // The caller resends when told; the same set goes out again.
+            f.resend();
+            assert_eq!(send(&mut f), Some(codes(&["AAPL.US"])));
+        }
+    }
+
+    #[test]
+    fn ret_606_reconnects_after_at_least_3_s_and_401_is_fatal() {
+        let mut f = connected(Kind::Depth, &["700.HK@depth"]);
+        let sent = send(&mut f).unwrap();
+        match f.on_answer(606, "", sent.clone(), None).act {
+            Act::Reconnect { min_wait, .. } => assert!(min_wait >= Duration::from_secs(3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            f.on_answer(401, "", sent, None).act,
+            Act::Fatal(_)
+        ));
+    }
+
+    #[test]
+    fn ret_603_names_the_count_and_the_docs_rule_and_does_not_loop() {
+        let mut f = connected(Kind::Trades, &["A.US", "B.US", "C.US"]);
+        let sent = send(&mut f).unwrap();
+        let r = f.on_answer(603, "token level not enough", sent, Some(2));
+        assert_eq!(r.act, Act::Nothing);
+        let note = &r.notes[0];
+        assert!(note.contains("3 codes were sent"), "{note}");
+        assert!(note.contains("--max-symbols says 2"), "{note}");
+        assert!(note.contains("first N codes"), "{note}");
+        assert_eq!(send(&mut f), None, "the same set is not resent");
+        f.remove(&syms(&["C.US"]));
+        assert_eq!(send(&mut f), Some(codes(&["A.US", "B.US"])));
+    }
+
+    #[test]
+    fn plan_warning_names_the_codes_the_server_will_ignore() {
+        let f = connected(Kind::Trades, &["NASDAQ:AAPL", "NYSE:IBM", "NASDAQ:NVDA"]);
+        let c = codes(&["AAPL.US", "IBM.US", "NVDA.US"]);
+        let w = f.plan_warning(&c, Some(1)).unwrap();
+        assert!(w.contains("serves the first 1"), "{w}");
+        assert!(w.contains("NYSE:IBM NASDAQ:NVDA"), "{w}");
+        assert_eq!(f.plan_warning(&c, Some(3)), None);
+        assert_eq!(f.plan_warning(&c, None), None);
+    }
+
+    /// 600/604 narrowing, for both kinds: one new suspect is dropped at
+    /// once; several are tried one at a time on top of the known-good set.
+    #[test]
+    fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
+        for kind in [Kind::Trades, Kind::Depth] {
+            let sfx = if kind == Kind::Depth { "@depth" } else { "" };
+            let s = |c: &str| format!("{c}{sfx}");
+            let mut f = Feed::new(kind);
+            f.add(&syms(&[&s("GOOD.US")]));
+            f.on_connect();
+            let sent = send(&mut f).unwrap();
+            f.on_answer(200, "ok", sent, None);
+            // One new code, refused: dropped and named.
+            f.add(&syms(&[&s("BAD.US")]));
+            let sent = send(&mut f).unwrap();
+            let r = f.on_answer(600, "", sent, None);
+            assert!(
+                r.notes[0].contains("BAD.US") && r.notes[0].contains("dropped it"),
+                "{kind:?}: {:?}",
+                r.notes
+            );
+            assert_eq!(f.codes(), codes(&["GOOD.US"]));
+            assert_eq!(send(&mut f), None, "{kind:?}: back to the acknowledged set");
+            // A later change goes through: one bad code does not block it.
+            f.add(&syms(&[&s("NEW.US")]));
+            assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US"])));
+            f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US"]), None);
+            // Two new codes refused together: tried one at a time.
+            f.add(&syms(&[&s("X.US"), &s("Y.US")]));
+            let sent = send(&mut f).unwrap();
+            let r = f.on_answer(604, "", sent, None);
+            assert!(r.notes[0].contains("one at a time"), "{:?}", r.notes);
+            assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "X.US"])));
+            let r = f.on_answer(604, "", codes(&["GOOD.US", "NEW.US", "X.US"]), None);
+            assert!(r.notes[0].contains("X.US") && r.notes[0].contains("dropped"));
+            assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "Y.US"])));
+            f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US", "Y.US"]), None);
+            assert_eq!(f.codes(), codes(&["GOOD.US", "NEW.US", "Y.US"]));
+            assert_eq!(send(&mut f), None, "{kind:?}: settled");
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_only_known_good_codes_waits_for_a_change() {
+        let mut f = connected(Kind::Trades, &["A.US"]);
+        let sent = send(&mut f).unwrap();
+        f.on_answer(200, "ok", sent.clone(), None);
+        f.on_connect();
+        let sent = send(&mut f).unwrap();
+        let r = f.on_answer(604, "", sent, None);
+        assert!(r.notes[0].contains("accepted before"), "{:?}", r.notes);
+        assert_eq!(send(&mut f), None);
+    }
+
+    #[test]
+    fn acknowledgements_say_what_changed() {
+        let mut f = connected(Kind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
+        let sent = send(&mut f).unwrap();
+        let r = f.on_answer(200, "ok", sent, None);
+        assert_eq!(
+            r.notes,
+            vec!["subscribed to 2 symbols (+NASDAQ:AAPL +NASDAQ:TSLA)"]
+        );
+        f.remove(&syms(&["TSLA.US"]));
+        let sent = send(&mut f).unwrap();
+        let r = f.on_answer(200, "ok", sent, None);
+        assert_eq!(r.notes, vec!["subscribed to 1 symbols (-NASDAQ:TSLA)"]);
+        let mut d = connected(Kind::Depth, &["HKEX:700@depth"]);
+        let sent = send(&mut d).unwrap();
+        let r = d.on_answer(200, "ok", sent, None);
+        assert_eq!(
+            r.notes,
+            vec!["depth: subscribed to 1 symbols (+HKEX:700@depth)"]
+        );
+    }
+
+    #[test]
+    fn a_new_level_for_a_depth_code_is_a_change() {
+        let mut f = connected(Kind::Depth, &["HKEX:700@depth=5"]);
+        send(&mut f);
+        let c = f.add(&syms(&["HKEX:700@depth=10"]));
+        assert_eq!(c.applied, vec!["HKEX:700"]);
+        assert!(f.pending());
+        let (text, _) = f.take_request(9).unwrap();
+        assert!(text.contains("\"depth_level\":10"), "{text}");
+    }
+}
