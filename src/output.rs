@@ -257,6 +257,7 @@ mod tests {
                 ("320.20".into(), None),
             ],
             asks: vec![],
+            bad_levels: 0,
         };
         let mut out = Vec::new();
         format_depth(&mut out, "HKEX:700", &d);
