@@ -5,7 +5,9 @@
 //! `seq_id`/`trace` and carry `ret`; pushes (22998 trades) carry `data` only.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::decimal;
@@ -211,7 +213,9 @@ pub fn validate<'a>(raw: &RawTrade<'a>) -> Result<TradeView<'a>, &'static str> {
     let code = raw.code.filter(|c| !c.is_empty()).ok_or("missing code")?;
     let int = |v: Option<&str>| v.and_then(|t| t.parse::<u64>().ok());
     let seq = int(raw.seq).ok_or("missing or bad seq")?;
-    let time = int(raw.tick_time).ok_or("missing or bad tick_time")?;
+    let time = int(raw.tick_time)
+        .map(to_millis)
+        .ok_or("missing or bad tick_time")?;
     let price = raw
         .price
         .and_then(decimal::normalize_cow)
@@ -239,6 +243,18 @@ pub fn validate<'a>(raw: &RawTrade<'a>) -> Result<TradeView<'a>, &'static str> {
     })
 }
 
+/// A `tick_time` below this cannot be milliseconds after 1973: it is seconds.
+const SECONDS_BELOW: u64 = 100_000_000_000;
+
+/// A `tick_time` in milliseconds, whether it was sent in seconds or milliseconds.
+pub fn to_millis(tick_time: u64) -> u64 {
+    if tick_time < SECONDS_BELOW {
+        tick_time.saturating_mul(1000)
+    } else {
+        tick_time
+    }
+}
+
 /// A validated order-book push: decimals as valid JSON number text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Depth {
@@ -252,7 +268,9 @@ pub struct Depth {
     pub bids: Vec<(String, Option<String>)>,
     /// Ask levels, best first.
     pub asks: Vec<(String, Option<String>)>,
-    /// Levels dropped from this push as bad.
+    /// Levels dropped from this push, both sides together: a price that is
+    /// missing, empty or not a positive decimal, or a volume that is not a
+    /// decimal (a padded level of a thin book).
     pub bad_levels: u32,
 }
 
@@ -290,118 +308,158 @@ pub struct Response {
 }
 
 /// Decode one text frame. `Err` means it was not a JSON object at all.
+///
+/// Values are kept as their raw JSON text until a field is read, so a price
+/// sent as a JSON number (`651.10`, `123456789012.123456789`) keeps every
+/// digit as sent: nothing passes through a float.
 pub fn decode(text: &str) -> Result<Incoming, &'static str> {
-    let value: Value = serde_json::from_str(text).map_err(|_| "invalid JSON")?;
-    let obj = value.as_object().ok_or("not a JSON object")?;
-    let cmd_id = obj.get("cmd_id").and_then(Value::as_u64);
+    let obj: Members = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "not a JSON object",
+        _ => "invalid JSON",
+    })?;
+    let cmd_id = obj.get("cmd_id").and_then(|v| integer::<u64>(v));
     if let Some(ret) = obj.get("ret") {
-        let ret = ret.as_i64().ok_or("ret is not an integer")?;
+        let ret = integer::<i64>(ret).ok_or("ret is not an integer")?;
         return Ok(Incoming::Response(Response {
             cmd_id: cmd_id.unwrap_or(0),
             ret,
             msg: obj
                 .get("msg")
-                .and_then(Value::as_str)
-                .unwrap_or("")
+                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+                .unwrap_or_default()
                 .chars()
                 .take(200)
                 .collect(),
-            seq_id: obj.get("seq_id").and_then(Value::as_u64),
+            seq_id: obj.get("seq_id").and_then(|v| integer::<u64>(v)),
         }));
     }
+    let data = obj.get("data").map(|d| members(d));
     if cmd_id == Some(CMD_TRADE) {
-        return Ok(match obj.get("data").map(decode_trade) {
-            Some(Ok(t)) => Incoming::Trade(t),
-            Some(Err(why)) => Incoming::BadTrade(why),
+        return Ok(match data {
+            Some(Some(d)) => match decode_trade(&d) {
+                Ok(t) => Incoming::Trade(t),
+                Err(why) => Incoming::BadTrade(why),
+            },
+            Some(None) => Incoming::BadTrade("data is not an object"),
             None => Incoming::BadTrade("no data"),
         });
     }
     if cmd_id == Some(CMD_DEPTH) {
-        return Ok(match obj.get("data").map(decode_depth) {
-            Some(Ok(d)) => Incoming::Depth(d),
-            Some(Err(why)) => Incoming::BadDepth(why),
+        return Ok(match data {
+            Some(Some(d)) => match decode_depth(&d) {
+                Ok(d) => Incoming::Depth(d),
+                Err(why) => Incoming::BadDepth(why),
+            },
+            Some(None) => Incoming::BadDepth("data is not an object"),
             None => Incoming::BadDepth("no data"),
         });
     }
     Ok(Incoming::Other { cmd_id })
 }
 
-/// The fields every push carries: code, seq and tick_time.
-fn push_header(data: &Value) -> Result<(&str, u64, u64), &'static str> {
-    let code = data
-        .get("code")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .ok_or("missing code")?;
-    let seq = integer_field(data.get("seq")).ok_or("missing or bad seq")?;
-    let time = integer_field(data.get("tick_time")).ok_or("missing or bad tick_time")?;
-    Ok((code, seq, time))
+/// An object's members, each value still as its JSON text. A repeated key
+/// keeps its last value.
+type Members<'a> = HashMap<String, &'a RawValue>;
+
+/// A raw value read as an object, or `None` when it is not one.
+fn members(raw: &RawValue) -> Option<Members<'_>> {
+    serde_json::from_str(raw.get()).ok()
 }
 
-fn decode_depth(data: &Value) -> Result<Depth, &'static str> {
+/// A raw value read as an integer, or `None` when it is not one.
+fn integer<T: std::str::FromStr>(raw: &RawValue) -> Option<T> {
+    // A JSON integer's text is exactly its decimal digits.
+    raw.get().parse().ok()
+}
+
+/// A field as text: a string's contents or a number's text exactly as
+/// sent; `None` when absent or `null`. Any other kind (objects, arrays,
+/// booleans) gets text that no rule accepts, so it fails like a malformed
+/// value.
+fn field<'a>(obj: &Members<'a>, key: &str) -> Option<Cow<'a, str>> {
+    let raw = obj.get(key)?.get();
+    match raw.as_bytes().first()? {
+        b'"' => match raw.get(1..raw.len() - 1) {
+            Some(plain) if !plain.contains('\\') => Some(Cow::Borrowed(plain)),
+            _ => Some(serde_json::from_str::<String>(raw).map_or(Cow::Borrowed("!"), Cow::Owned)),
+        },
+        b'-' | b'0'..=b'9' => Some(Cow::Borrowed(raw)),
+        b'n' => None,
+        _ => Some(Cow::Borrowed("!")),
+    }
+}
+
+/// A string field's contents; `None` for any other kind.
+fn string_field<'a>(obj: &Members<'a>, key: &str) -> Option<Cow<'a, str>> {
+    let raw = obj.get(key)?;
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    field(obj, key)
+}
+
+/// The fields every push carries: code, seq and tick_time.
+fn push_header(data: &Members) -> Result<(String, u64, u64), &'static str> {
+    let code = string_field(data, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or("missing code")?;
+    let int = |key| field(data, key).and_then(|t| t.parse::<u64>().ok());
+    let seq = int("seq").ok_or("missing or bad seq")?;
+    let time = int("tick_time")
+        .map(to_millis)
+        .ok_or("missing or bad tick_time")?;
+    Ok((code.into_owned(), seq, time))
+}
+
+fn decode_depth(data: &Members) -> Result<Depth, &'static str> {
     let (code, seq, time) = push_header(data)?;
-    let side = |name: &str| -> Result<Vec<(String, Option<String>)>, &'static str> {
-        let levels = match data.get(name) {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::Array(a)) => a,
-            Some(_) => return Err("a book side is not an array"),
+    let mut bad_levels = 0u32;
+    let mut side = |name: &str| -> Result<Vec<(String, Option<String>)>, &'static str> {
+        let levels: Vec<&RawValue> = match data.get(name) {
+            None => return Ok(Vec::new()),
+            Some(raw) if raw.get() == "null" => return Ok(Vec::new()),
+            Some(raw) => {
+                serde_json::from_str(raw.get()).map_err(|_| "a book side is not an array")?
+            }
         };
-        levels
-            .iter()
-            .map(|level| {
-                let price = decimal_field(level.get("price"))
-                    .ok()
-                    .flatten()
-                    .filter(|p| decimal::is_positive(p))
-                    .ok_or("a level's price is not a positive decimal")?;
-                let volume = decimal_field(level.get("volume")).map_err(|_| "bad level volume")?;
-                Ok((price, volume))
-            })
-            .collect()
+        let mut good = Vec::with_capacity(levels.len());
+        for level in levels {
+            match members(level).and_then(|l| depth_level(&l)) {
+                Some(l) => good.push(l),
+                None => bad_levels = bad_levels.saturating_add(1),
+            }
+        }
+        Ok(good)
     };
+    let bids = side("bids")?;
+    let asks = side("asks")?;
     Ok(Depth {
-        code: code.to_string(),
+        code,
         seq,
         time,
-        bids: side("bids")?,
-        asks: side("asks")?,
-        bad_levels: 0,
+        bids,
+        asks,
+        bad_levels,
     })
 }
 
-/// A decimal field as text: strings are the norm, plain JSON numbers are taken too.
-fn decimal_field(v: Option<&Value>) -> Result<Option<String>, ()> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => decimal::normalize(s).map(Some).ok_or(()),
-        Some(Value::Number(n)) => decimal::normalize(&n.to_string()).map(Some).ok_or(()),
-        Some(_) => Err(()),
-    }
-}
-
-/// An integer field that may come as a number or a digit string.
-fn integer_field(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// The full decoder's trade: the fields are read out of the JSON tree as
-/// text and judged by [`validate`], the same rules the zero-copy path uses.
-fn decode_trade(data: &Value) -> Result<Trade, &'static str> {
-    // Strings give their contents and numbers their text; any other kind
-    // gets text that no rule accepts, so it fails like a malformed value.
-    let text = |key: &str| -> Option<Cow<'_, str>> {
-        match data.get(key)? {
-            Value::Null => None,
-            Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-            Value::Number(n) => Some(Cow::Owned(n.to_string())),
-            _ => Some(Cow::Borrowed("!")),
-        }
+/// One book level, or `None` when it is padding or malformed: its price
+/// must be a positive decimal, its volume a decimal if present (an empty
+/// volume counts as none).
+fn depth_level(level: &Members) -> Option<(String, Option<String>)> {
+    let price = field(level, "price")
+        .and_then(|p| decimal::normalize_cow(&p).map(Cow::into_owned))
+        .filter(|p| decimal::is_positive(p))?;
+    let volume = match field(level, "volume").as_deref() {
+        None | Some("") => None,
+        Some(v) => Some(decimal::normalize(v)?),
     };
+    Some((price, volume))
+}
+
+/// The full decoder's trade: the fields are read out of the frame as text
+/// and judged by [`validate`], the same rules the zero-copy path uses.
+fn decode_trade(data: &Members) -> Result<Trade, &'static str> {
     let fields = [
         "seq",
         "tick_time",
@@ -410,11 +468,12 @@ fn decode_trade(data: &Value) -> Result<Trade, &'static str> {
         "turnover",
         "trade_direction",
     ]
-    .map(text);
+    .map(|key| field(data, key));
     let [seq, tick_time, price, volume, turnover, trade_direction] = &fields;
+    // A code must be a string.
+    let code = string_field(data, "code");
     let raw = RawTrade {
-        // A code must be a string.
-        code: data.get("code").and_then(Value::as_str),
+        code: code.as_deref(),
         seq: seq.as_deref(),
         tick_time: tick_time.as_deref(),
         price: price.as_deref(),
@@ -445,6 +504,7 @@ pub fn ret_meaning(ret: i64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::{Scan, scan};
 
     #[test]
     fn encodes_requests() {
@@ -518,20 +578,179 @@ mod tests {
             v["data"],
             json!({"symbol_list":[{"code":"700.HK","depth_level":5},{"code":"EURUSD"}]})
         );
-        let d = decode(r#"{"cmd_id":22999,"data":{"code":"EURUSD","seq":9,"tick_time":5,"bids":[{"price":"1.0850"}],"asks":[]}}"#).unwrap();
+        let d = decode(r#"{"cmd_id":22999,"data":{"code":"EURUSD","seq":9,"tick_time":1605509068005,"bids":[{"price":"1.0850"}],"asks":[]}}"#).unwrap();
         assert_eq!(
             d,
             Incoming::Depth(Depth {
                 code: "EURUSD".into(),
                 seq: 9,
-                time: 5,
+                time: 1605509068005,
                 bids: vec![("1.0850".into(), None)],
                 asks: vec![],
                 bad_levels: 0,
             })
         );
-        let bad = decode(r#"{"cmd_id":22999,"data":{"code":"A","seq":1,"tick_time":1,"bids":[{"price":"0","volume":"1"}]}}"#).unwrap();
-        assert!(matches!(bad, Incoming::BadDepth(_)));
+        for data in [
+            r#"{"seq":1,"tick_time":1,"bids":[]}"#,
+            r#"{"code":"A","seq":"x","tick_time":1,"bids":[]}"#,
+            r#"{"code":"A","seq":1,"tick_time":-1,"bids":[]}"#,
+            r#"{"code":"A","seq":1,"tick_time":1,"bids":{"price":"1"}}"#,
+            r#"{"code":"A","seq":1,"tick_time":1,"asks":"1"}"#,
+        ] {
+            let bad = decode(&format!(r#"{{"cmd_id":22999,"data":{data}}}"#)).unwrap();
+            assert!(matches!(bad, Incoming::BadDepth(_)), "{data}");
+        }
+    }
+
+    #[test]
+    fn drops_padded_depth_levels_and_keeps_the_book() {
+        let d = decode(
+            r#"{"cmd_id":22999,"data":{"code":"700.HK","seq":"12","tick_time":"1605509068","bids":[
+                {"price":"320.40","volume":"1200"},
+                {"price":"0","volume":"0"},
+                {"price":"","volume":""},
+                {"volume":"5"},
+                {"price":"320.00"},
+                {"price":"319.80","volume":""},
+                {"price":"319.60","volume":"abc"},
+                {"price":-1,"volume":1},
+                null
+            ],"asks":[
+                {"price":320.60,"volume":0},
+                {"price":"0.000","volume":"100"},
+                {"price":"321.00","volume":"0"},
+                {"price":".5","volume":"007"}
+            ]}}"#,
+        )
+        .unwrap();
+        let Incoming::Depth(d) = d else {
+            panic!("not a depth push: {d:?}")
+        };
+        let level = |p: &str, v: Option<&str>| (p.to_string(), v.map(str::to_string));
+        assert_eq!(d.seq, 12);
+        assert_eq!(d.time, 1_605_509_068_000);
+        assert_eq!(
+            d.bids,
+            vec![
+                level("320.40", Some("1200")),
+                level("320.00", None),
+                level("319.80", None),
+            ]
+        );
+        assert_eq!(
+            d.asks,
+            vec![
+                level("320.60", Some("0")),
+                level("321.00", Some("0")),
+                level("0.5", Some("7")),
+            ]
+        );
+        assert_eq!(d.bad_levels, 7);
+        // Nothing but padding: an empty book, every level counted.
+        let d = decode(r#"{"cmd_id":22999,"data":{"code":"A","seq":1,"tick_time":1,"bids":[{"price":"0","volume":"1"}]}}"#).unwrap();
+        let Incoming::Depth(d) = d else {
+            panic!("not a depth push: {d:?}")
+        };
+        assert!(d.bids.is_empty() && d.asks.is_empty());
+        assert_eq!(d.bad_levels, 1);
+    }
+
+    #[test]
+    fn tick_time_in_seconds_becomes_milliseconds() {
+        assert_eq!(to_millis(1_605_509_068), 1_605_509_068_000);
+        assert_eq!(to_millis(99_999_999_999), 99_999_999_999_000);
+        assert_eq!(to_millis(100_000_000_000), 100_000_000_000);
+        assert_eq!(to_millis(1_605_509_068_000), 1_605_509_068_000);
+        assert_eq!(to_millis(0), 0);
+        let trade = |tick_time: &str| {
+            let text = format!(
+                r#"{{"cmd_id":22998,"data":{{"code":"A","seq":1,"tick_time":{tick_time},"price":"1"}}}}"#
+            );
+            let Ok(Incoming::Trade(t)) = decode(&text) else {
+                panic!("{text}")
+            };
+            let Scan::Trade(raw) = scan(&text) else {
+                panic!("not scanned: {text}")
+            };
+            assert_eq!(validate(&raw).unwrap().time, t.time, "{text}");
+            t.time
+        };
+        assert_eq!(trade("1605509068"), 1_605_509_068_000);
+        assert_eq!(trade(r#""1605509068""#), 1_605_509_068_000);
+        assert_eq!(trade("1605509068123"), 1_605_509_068_123);
+        assert_eq!(trade(r#""1605509068123""#), 1_605_509_068_123);
+    }
+
+    #[test]
+    fn integers_may_come_as_strings() {
+        let text = r#"{"cmd_id":22998,"data":{"code":"AAPL.US","seq":"30841439","tick_time":"1605509068000","price":"651.10","trade_direction":"2"}}"#;
+        let want = Trade {
+            code: "AAPL.US".into(),
+            seq: 30841439,
+            time: 1605509068000,
+            price: "651.10".into(),
+            volume: None,
+            turnover: None,
+            side: Some(Side::Sell),
+        };
+        assert_eq!(decode(text).unwrap(), Incoming::Trade(want.clone()));
+        let Scan::Trade(raw) = scan(text) else {
+            panic!("not scanned")
+        };
+        assert_eq!(validate(&raw).unwrap().to_owned_trade(), want);
+        // The full decoder, forced by an escape, reads them the same way.
+        let escaped = text.replace("AAPL.US", r"AAPL\u002eUS");
+        assert_eq!(scan(&escaped), Scan::Other);
+        assert_eq!(decode(&escaped).unwrap(), Incoming::Trade(want));
+    }
+
+    #[test]
+    fn json_numbers_keep_their_digits_through_the_full_decoder() {
+        // An escape in the code keeps the scanner out: this is the full decoder.
+        let text = r#"{"cmd_id":22998,"data":{"code":"AAPL\u002eUS","seq":1,"tick_time":1605509068000,"price":651.10,"volume":100.000,"turnover":123456789012.123456789}}"#;
+        assert_eq!(scan(text), Scan::Other);
+        let Incoming::Trade(t) = decode(text).unwrap() else {
+            panic!("not a trade")
+        };
+        assert_eq!(t.code, "AAPL.US");
+        assert_eq!(t.price, "651.10");
+        assert_eq!(t.volume.as_deref(), Some("100.000"));
+        assert_eq!(t.turnover.as_deref(), Some("123456789012.123456789"));
+        // Twenty significant digits and an exponent, unrounded.
+        let text = r#"{"data":{"price":12345678901234567890.5,"volume":1.50E-3,"code":"A","seq":2,"tick_time":3},"cmd_id":22998}"#;
+        let Incoming::Trade(t) = decode(text).unwrap() else {
+            panic!("not a trade")
+        };
+        assert_eq!(t.price, "12345678901234567890.5");
+        assert_eq!(t.volume.as_deref(), Some("1.50E-3"));
+        // Depth levels as JSON numbers, likewise.
+        let text = r#"{"cmd_id":22999,"data":{"code":"A","seq":1,"tick_time":1,"bids":[{"price":651.10,"volume":100.000}],"asks":[{"price":12345678901234567890.12345678901234567890,"volume":300}]}}"#;
+        let Incoming::Depth(d) = decode(text).unwrap() else {
+            panic!("not a depth push")
+        };
+        assert_eq!(d.bids, vec![("651.10".into(), Some("100.000".into()))]);
+        assert_eq!(
+            d.asks,
+            vec![(
+                "12345678901234567890.12345678901234567890".into(),
+                Some("300".into())
+            )]
+        );
+        assert_eq!(d.bad_levels, 0);
+        // Integers read through the same numbers still work.
+        assert_eq!(
+            decode(r#"{"ret":429,"cmd_id":22005,"seq_id":18446744073709551615}"#).unwrap(),
+            Incoming::Response(Response {
+                cmd_id: 22005,
+                ret: 429,
+                msg: String::new(),
+                seq_id: Some(u64::MAX),
+            })
+        );
+        assert!(matches!(
+            decode(r#"{"ret":-1,"cmd_id":22001}"#).unwrap(),
+            Incoming::Response(Response { ret: -1, .. })
+        ));
     }
 
     #[test]

@@ -205,3 +205,356 @@ proptest! {
         prop_assert_eq!(line_via_fast(&text), line_via_full(&text), "{}", text);
     }
 }
+
+/// One field's value as it is written into a generated frame, and what the
+/// output must carry for it.
+#[derive(Clone, Debug)]
+enum Val {
+    /// Left out of the frame.
+    Absent,
+    /// `null`.
+    Null,
+    /// A string with these contents.
+    Str(String),
+    /// A JSON number with exactly this text.
+    Num(String),
+}
+
+impl Val {
+    /// The value's JSON text, `None` when absent.
+    fn json(&self) -> Option<String> {
+        match self {
+            Val::Absent => None,
+            Val::Null => Some("null".into()),
+            Val::Str(s) => Some(format!("\"{s}\"")),
+            Val::Num(n) => Some(n.clone()),
+        }
+    }
+
+    /// The decimal the output must print: `Some(None)` for "no value",
+    /// `None` when the value is not a decimal at all.
+    fn decimal(&self) -> Option<Option<String>> {
+        match self {
+            Val::Absent | Val::Null => Some(None),
+            Val::Str(s) if s.is_empty() => Some(None),
+            Val::Str(s) => expected_decimal(s).map(Some),
+            // A JSON number is valid JSON already: its text is kept exactly.
+            Val::Num(n) => Some(Some(n.clone())),
+        }
+    }
+}
+
+/// The only rewrites allowed: leading zeros dropped (`007.5` → `7.5`), a
+/// missing integer part or a trailing point filled in or dropped
+/// (`.5` → `0.5`, `5.` → `5`). Every other digit stays as sent.
+fn expected_decimal(s: &str) -> Option<String> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let mut out = if int.is_empty() {
+        "0".to_string()
+    } else {
+        int.to_string()
+    };
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    Some(out)
+}
+
+fn positive(d: &str) -> bool {
+    let mantissa = d.split(['e', 'E']).next().unwrap();
+    mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+/// A JSON number as a server might write it: trailing zeros, 17 and more
+/// significant digits, now and then an exponent.
+fn number_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => prop::sample::select(vec![
+            "651.10", "100.000", "123456789012.123456789", "0.000",
+            "12345678901234567890.12345678901234567890", "99999999999999999999", "1E+2", "2.50e-3",
+        ])
+        .prop_map(str::to_string),
+        6 => (
+            "0|[1-9][0-9]{0,21}",
+            proptest::option::of("[0-9]{1,21}0{0,3}"),
+            proptest::option::weighted(0.1, "[eE][+-]?[0-9]{1,2}"),
+        )
+            .prop_map(|(i, f, e)| {
+                let mut t = i;
+                if let Some(f) = f {
+                    t.push('.');
+                    t.push_str(&f);
+                }
+                t.push_str(&e.unwrap_or_default());
+                t
+            }),
+    ]
+}
+
+/// A decimal as a string, in forms valid JSON would not allow too.
+fn string_decimal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "0{0,2}[0-9]{1,21}(\\.[0-9]{0,21})?",
+        1 => "0{0,2}\\.[0-9]{1,21}",
+    ]
+}
+
+/// A price, volume or turnover: as a JSON number or a string, sometimes
+/// empty, `null` or absent.
+fn decimal_val() -> impl Strategy<Value = Val> {
+    prop_oneof![
+        5 => number_text().prop_map(Val::Num),
+        5 => string_decimal().prop_map(Val::Str),
+        1 => Just(Val::Str(String::new())),
+        1 => Just(Val::Null),
+        1 => Just(Val::Absent),
+    ]
+}
+
+/// An integer field as a number or a digit string.
+fn integer_val(n: impl Strategy<Value = u64>) -> impl Strategy<Value = Val> {
+    (n, any::<bool>()).prop_map(|(n, quoted)| {
+        if quoted {
+            Val::Str(n.to_string())
+        } else {
+            Val::Num(n.to_string())
+        }
+    })
+}
+
+/// A tick_time in seconds or in milliseconds.
+fn tick_time() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1_000_000_000u64..100_000_000_000,
+        100_000_000_000u64..10_000_000_000_000,
+        Just(0u64),
+        Just(99_999_999_999u64),
+        Just(100_000_000_000u64),
+        any::<u64>(),
+    ]
+}
+
+/// How a generated frame is written.
+#[derive(Clone, Debug)]
+struct Form {
+    /// 0: plain; 1: an escaped character in the code; 2: an escaped `\/`
+    /// in an extra member; 3: an escaped key.
+    escape: u8,
+    /// Seed of the member order.
+    order: u64,
+    /// Whitespace around `:` and `,`.
+    spaced: bool,
+    /// `data` before `cmd_id`.
+    data_first: bool,
+}
+
+fn form() -> impl Strategy<Value = Form> {
+    (0u8..4, any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
+        |(escape, order, spaced, data_first)| Form {
+            escape,
+            order,
+            spaced,
+            data_first,
+        },
+    )
+}
+
+/// Write an object from its members in the order `seed` picks.
+fn object(mut members: Vec<(String, String)>, seed: u64, spaced: bool) -> String {
+    let mut s = seed | 1;
+    for i in (1..members.len()).rev() {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        members.swap(i, (s >> 33) as usize % (i + 1));
+    }
+    let (colon, comma) = if spaced { (" : ", " ,\n ") } else { (":", ",") };
+    let body: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("\"{k}\"{colon}{v}"))
+        .collect();
+    format!("{{{}}}", body.join(comma))
+}
+
+/// Escape a code's first character as `\u00XX`.
+fn escape_first(code: &str) -> String {
+    let first = code.as_bytes()[0];
+    format!("\\u{:04x}{}", first, &code[1..])
+}
+
+fn frame(cmd_id: u64, data: String, form: &Form) -> String {
+    let members = if form.data_first {
+        vec![("data".into(), data), ("cmd_id".into(), cmd_id.to_string())]
+    } else {
+        vec![("cmd_id".into(), cmd_id.to_string()), ("data".into(), data)]
+    };
+    object(members, 0, form.spaced)
+}
+
+/// The header members every push carries, written as `form` says.
+fn header(code: &str, seq: &Val, time: &Val, form: &Form) -> Vec<(String, String)> {
+    let code = if form.escape == 1 {
+        escape_first(code)
+    } else {
+        code.to_string()
+    };
+    let seq_key = if form.escape == 3 { "s\\u0065q" } else { "seq" };
+    let mut m = vec![
+        ("code".to_string(), format!("\"{code}\"")),
+        (seq_key.to_string(), seq.json().unwrap()),
+        ("tick_time".to_string(), time.json().unwrap()),
+    ];
+    if form.escape == 2 {
+        m.push(("note".into(), "\"a\\/b\"".into()));
+    }
+    m
+}
+
+fn millis(t: u64) -> u64 {
+    if t < 100_000_000_000 { t * 1000 } else { t }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn number_or_null(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("null")
+}
+
+/// A depth level's JSON text, and the (price, volume) the output must keep
+/// from it, `None` when it must be dropped.
+type Level = (String, Option<(String, Option<String>)>);
+
+fn level() -> impl Strategy<Value = Level> {
+    prop_oneof![
+        // A level with any price and volume: kept when both are decimals
+        // and the price is positive.
+        6 => (decimal_val(), decimal_val(), any::<u64>()).prop_map(|(p, v, seed)| {
+            let mut m = Vec::new();
+            if let Some(j) = p.json() {
+                m.push(("price".to_string(), j));
+            }
+            if let Some(j) = v.json() {
+                m.push(("volume".to_string(), j));
+            }
+            let kept = match (p.decimal(), v.decimal()) {
+                (Some(Some(p)), Some(v)) if positive(&p) => Some((p, v)),
+                _ => None,
+            };
+            (object(m, seed, false), kept)
+        }),
+        // Padding and junk.
+        1 => prop::sample::select(vec![
+            r#"{"price":"0","volume":"0"}"#, r#"{"price":"","volume":""}"#, r#"{"volume":"5"}"#,
+            r#"{"price":"1","volume":"abc"}"#, r#"{"price":"1","volume":-1}"#, r#"{"price":-1}"#,
+            r#"{"price":0}"#, r#"{"price":true}"#, r#"null"#, r#"5"#, r#"[]"#, r#"{}"#,
+        ])
+        .prop_map(|s| (s.to_string(), None)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Prices, volumes and turnovers reach stdout with the server's digits
+    /// exactly (after the allowed rewrites), as strings or JSON numbers, on
+    /// the zero-copy path and the full decoder alike; seq, tick_time and
+    /// trade_direction may be strings; tick_time in seconds becomes ms.
+    #[test]
+    fn trades_keep_their_digits_on_both_paths(
+        code in "[A-Z0-9]{1,5}\\.US",
+        seq in any::<u64>(),
+        seq_quoted in any::<bool>(),
+        time in tick_time(),
+        time_quoted in any::<bool>(),
+        price in decimal_val(),
+        volume in decimal_val(),
+        turnover in decimal_val(),
+        dir in proptest::option::of(integer_val(0u64..4)),
+        form in form(),
+    ) {
+        let int = |n: u64, quoted: bool| if quoted { Val::Str(n.to_string()) } else { Val::Num(n.to_string()) };
+        let mut data = header(&code, &int(seq, seq_quoted), &int(time, time_quoted), &form);
+        for (k, v) in [("price", &price), ("volume", &volume), ("turnover", &turnover)] {
+            if let Some(j) = v.json() {
+                data.push((k.into(), j));
+            }
+        }
+        if let Some(d) = &dir {
+            data.push(("trade_direction".into(), d.json().unwrap()));
+        }
+        let text = frame(22998, object(data, form.order, form.spaced), &form);
+
+        let want = match (price.decimal(), volume.decimal(), turnover.decimal()) {
+            (Some(Some(p)), Some(v), Some(t)) if positive(&p) => {
+                let side = match &dir {
+                    Some(Val::Str(d) | Val::Num(d)) if d == "1" => "\"buy\"",
+                    Some(Val::Str(d) | Val::Num(d)) if d == "2" => "\"sell\"",
+                    _ => "null",
+                };
+                Some(format!(
+                    "{{\"type\":\"trade\",\"symbol\":\"S\",\"code\":{},\"seq\":{seq},\"time\":{},\"price\":{p},\"volume\":{},\"turnover\":{},\"side\":{side}}}\n",
+                    json_str(&code), millis(time), number_or_null(&v), number_or_null(&t),
+                ))
+            }
+            _ => None,
+        };
+        let scanned = matches!(alltick_stream::scan::scan(&text), alltick_stream::scan::Scan::Trade(_));
+        prop_assert_eq!(scanned, form.escape == 0, "{}", text);
+        let fast = line_via_fast(&text).map(|l| String::from_utf8(l).unwrap());
+        let full = line_via_full(&text).map(|l| String::from_utf8(l).unwrap());
+        prop_assert_eq!(fast.as_ref().ok(), want.as_ref(), "{}", text);
+        prop_assert_eq!(&fast, &full, "{}", text);
+    }
+
+    /// Depth levels keep their digits too; padded levels are dropped and
+    /// counted, the rest of the book is kept.
+    #[test]
+    fn depth_keeps_its_digits_and_drops_padded_levels(
+        code in "[A-Z0-9]{1,5}\\.HK",
+        seq in integer_val(any::<u64>()),
+        time in tick_time(),
+        time_quoted in any::<bool>(),
+        bids in proptest::collection::vec(level(), 0..6),
+        asks in proptest::collection::vec(level(), 0..6),
+        form in form(),
+    ) {
+        let time_val = if time_quoted { Val::Str(time.to_string()) } else { Val::Num(time.to_string()) };
+        let mut data = header(&code, &seq, &time_val, &form);
+        let side = |levels: &[Level]| {
+            let texts: Vec<&str> = levels.iter().map(|(t, _)| t.as_str()).collect();
+            format!("[{}]", texts.join(","))
+        };
+        data.push(("bids".into(), side(&bids)));
+        data.push(("asks".into(), side(&asks)));
+        let text = frame(22999, object(data, form.order, form.spaced), &form);
+
+        let Ok(Incoming::Depth(d)) = protocol::decode(&text) else {
+            return Err(TestCaseError::fail(format!("not a depth push: {text}")));
+        };
+        let kept = |levels: &[Level]| {
+            levels
+                .iter()
+                .filter_map(|(_, k)| k.as_ref())
+                .map(|(p, v)| format!("[{p},{}]", number_or_null(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let bad = bids.iter().chain(&asks).filter(|(_, k)| k.is_none()).count();
+        let (Val::Str(seq) | Val::Num(seq)) = &seq else { unreachable!() };
+        let want = format!(
+            "{{\"type\":\"depth\",\"symbol\":\"S\",\"code\":{},\"seq\":{seq},\"time\":{},\"bids\":[{}],\"asks\":[{}]}}\n",
+            json_str(&code), millis(time), kept(&bids), kept(&asks),
+        );
+        let mut out = Vec::new();
+        alltick_stream::output::format_depth(&mut out, "S", &d);
+        prop_assert_eq!(String::from_utf8(out).unwrap(), want, "{}", text);
+        prop_assert_eq!(d.bad_levels as usize, bad, "{}", text);
+    }
+}
