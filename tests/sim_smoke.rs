@@ -587,19 +587,28 @@ fn drop_after_ack_drops_without_close_frame() {
     assert!(st.connections[0].closed_at.expect("closed_at") >= acked + delay);
 }
 
-#[test]
-fn handshake_status_500() {
+fn handshake_status(status: u16) {
     let sim = quiet_sim();
-    sim.set_handshake_status(Some(500));
+    sim.set_handshake_status(Some(status));
     match tungstenite::connect(sim.url()) {
-        Err(Error::Http(resp)) => assert_eq!(resp.status(), 500),
-        other => panic!("expected HTTP 500, got {:?}", other.map(|_| ())),
+        Err(Error::Http(resp)) => assert_eq!(resp.status(), status),
+        other => panic!("expected HTTP {status}, got {:?}", other.map(|_| ())),
     }
-    wait_cause(&sim, 1, CloseCause::HandshakeStatus(500));
+    wait_cause(&sim, 1, CloseCause::HandshakeStatus(status));
     assert!(!sim.state().connections[0].accepted);
     sim.set_handshake_status(None);
     let mut ws = connect(&sim.url());
     assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+}
+
+#[test]
+fn handshake_status_500() {
+    handshake_status(500);
+}
+
+#[test]
+fn handshake_status_403() {
+    handshake_status(403);
 }
 
 #[test]
