@@ -7,6 +7,14 @@
 //! trade pushes (22998) and depth pushes (22999), the 1 s request interval
 //! (ret 605), token checks (HTTP 401 or ret 401) and the heartbeat cutoff.
 //!
+//! Where AllTick's docs allow more than one reading of the wire format, the
+//! simulator can play each of them ([`Readings`], set in
+//! [`SimConfig::readings`] or at runtime with [`Simulator::set_readings`]):
+//! `seq` as a per-code counter (the default), time-like, or restarting on
+//! every connection ([`SeqStyle`]); `seq` as a string; `tick_time` in
+//! seconds; numbers as JSON numbers; error answers with `seq_id` 0; padded
+//! depth levels.
+//!
 //! Everything the server sees and sends is recorded in a [`SimState`] that
 //! tests can inspect with [`Simulator::state`] or wait on with
 //! [`Simulator::wait_until`].
@@ -78,6 +86,9 @@ const HUGE_CHUNK: usize = 64 * 1024;
 const MAX_CATCHUP: usize = 64;
 /// Largest accepted `depth_level`.
 const MAX_DEPTH_LEVEL: u64 = 10;
+/// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch: the origin of
+/// [`SeqStyle::Counter`] starting values.
+const COUNTER_EPOCH_MS: u64 = 1_704_067_200_000;
 
 /// Configuration of a [`Simulator`].
 #[derive(Clone)]
@@ -109,11 +120,15 @@ pub struct SimConfig {
     /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
     /// that the client's host-name check can pass. See [`test_certificate`].
     pub tls: Option<native_tls::Identity>,
+    /// Which reading of the loosely documented wire formats the simulator
+    /// plays at start; [`Simulator::set_readings`] changes it at runtime.
+    pub readings: Readings,
 }
 
 impl Default for SimConfig {
     /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
-    /// 1 s minimum request interval, seed 1, no TLS.
+    /// 1 s minimum request interval, seed 1, no TLS, default [`Readings`]
+    /// (`seq` a per-code counter).
     fn default() -> Self {
         SimConfig {
             ticks_per_sec: 3.0,
@@ -123,8 +138,68 @@ impl Default for SimConfig {
             min_request_interval: Some(Duration::from_secs(1)),
             seed: 1,
             tls: None,
+            readings: Readings::default(),
         }
     }
+}
+
+/// How the `seq` of pushes is numbered. AllTick documents no meaning for
+/// it: the docs' example is time-like (`1605509068000001`), the HTTP
+/// answers carry a counter (`30841439`), and nothing says it survives a
+/// reconnect, a server restart or a fail-over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeqStyle {
+    /// A counter per code (+1 per push; trades and depth counted apart),
+    /// shared by all connections and unrelated to `tick_time`. Every
+    /// code's counter starts just above the simulator's start time counted
+    /// in milliseconds since 2024-01-01 (an 11-digit number), so a simulator
+    /// restarted on the same port continues above where the previous one
+    /// stopped, as long as it pushed fewer than 1000 per second per code.
+    #[default]
+    Counter,
+    /// Time-like, as in the docs' example: the push's time in milliseconds
+    /// × 1000 plus a sequence within the millisecond; strictly increasing
+    /// per code across connections.
+    TimeLike,
+    /// A counter per code and per connection that starts again at 1 on
+    /// every new connection (as after a server restart or a fail-over to
+    /// another node), while `tick_time` stays real time: a reconnected
+    /// client sees lower seqs with later times.
+    PerConnection,
+}
+
+/// Which reading of the points ALLTICK.md leaves open ("survive every
+/// reading") the simulator plays. Set at start with [`SimConfig::readings`]
+/// and at runtime with [`Simulator::set_readings`]; every push and response
+/// built after the change follows it. `Readings::default()`: `seq` is a
+/// per-code [`SeqStyle::Counter`] written as a JSON number, `tick_time` in
+/// milliseconds, prices/volumes/turnovers as decimal strings, errors echo
+/// `seq_id`, depth levels all good.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readings {
+    /// How `seq` is numbered.
+    pub seq: SeqStyle,
+    /// Write `seq` as a JSON string (`"seq":"30841439"`) instead of a number.
+    pub seq_as_string: bool,
+    /// Write `tick_time` in seconds (10 digits, as in the docs' example)
+    /// instead of milliseconds; several pushes then share one `tick_time`.
+    pub tick_time_seconds: bool,
+    /// Write `price`, `volume` and `turnover` (and depth levels' `price` and
+    /// `volume`) as JSON numbers instead of strings, with exactly the
+    /// digits the string would have had (`"price":651.10`, trailing zeros
+    /// kept; prices always carry two decimals, so about one in ten ends in 0).
+    pub numbers_as_json: bool,
+    /// Error answers (any `ret` other than 200) carry `"seq_id":0` instead
+    /// of echoing the request's `seq_id` (as in the docs' error example).
+    pub error_seq_id_zero: bool,
+    /// Depth pushes carry padding levels mixed with the good ones, as a
+    /// server may send for a thin side: bids hold about half of the
+    /// requested levels good, then padding up to the requested count (at
+    /// least one); asks hold all good levels with one padding level after
+    /// the first. Padding rotates through `{"price":"0","volume":"0"}`,
+    /// `{"price":"","volume":""}` and `{"price":"0"}` (volume missing).
+    /// Counted in [`SentTick::bad_levels`].
+    pub padded_depth: bool,
 }
 
 // By hand: `native_tls::Identity` does not implement Debug.
@@ -287,13 +362,24 @@ pub struct SentTick {
     pub conn: u64,
     /// The code pushed.
     pub code: String,
-    /// The push's `seq` (per code, strictly increasing across connections).
+    /// The push's `seq` (see [`SeqStyle`]; with the default per code and
+    /// strictly increasing across connections).
     pub seq: u64,
     /// When it was recorded (just before writing).
     pub at: Instant,
-    /// Trade price as sent (for depth pushes: the mid price around which the
-    /// book was built).
+    /// Trade price, exactly the digits sent, whether as a string or a JSON
+    /// number (for depth pushes: the mid price around which the book was
+    /// built).
     pub price: String,
+    /// Trade volume, exactly the digits sent (empty for depth pushes).
+    pub volume: String,
+    /// The `tick_time` as sent (milliseconds, or seconds with
+    /// [`Readings::tick_time_seconds`]).
+    pub tick_time: u64,
+    /// The push's real time in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Padding levels in a depth push ([`Readings::padded_depth`]); 0 for trades.
+    pub bad_levels: usize,
 }
 
 /// One [`Simulator::inject`] frame as handled by one connection.
@@ -397,6 +483,9 @@ impl Simulator {
                 market: HashMap::new(),
                 rng: Rng::new(cfg.seed),
                 over_limit: HashSet::new(),
+                readings: cfg.readings,
+                counter_base: now_ms().saturating_sub(COUNTER_EPOCH_MS),
+                conn_seq: HashMap::new(),
             }),
             rate_bits: AtomicU64::new(cfg.ticks_per_sec.to_bits()),
             cfg,
@@ -600,6 +689,17 @@ impl Simulator {
             .rate_bits
             .store(rate.to_bits(), Ordering::SeqCst);
     }
+
+    /// Play another reading of the loosely documented formats from now on
+    /// (every push and response built after this call); see [`Readings`].
+    pub fn set_readings(&self, readings: Readings) {
+        self.shared.lock_inner().readings = readings;
+    }
+
+    /// The readings currently played.
+    pub fn readings(&self) -> Readings {
+        self.shared.lock_inner().readings
+    }
 }
 
 impl Drop for Simulator {
@@ -742,6 +842,12 @@ struct Inner {
     rng: Rng,
     /// Connections refused by the connection limit (they never count).
     over_limit: HashSet<u64>,
+    /// The readings played now.
+    readings: Readings,
+    /// Where [`SeqStyle::Counter`] counters start.
+    counter_base: u64,
+    /// [`SeqStyle::PerConnection`] counters: (connection, kind, code) → last seq.
+    conn_seq: HashMap<(u64, PushKind, String), u64>,
 }
 
 struct CodeMarket {
@@ -808,6 +914,9 @@ impl Shared {
                 let _ = h.stream.shutdown(Shutdown::Both);
             }
         }
+        self.lock_inner()
+            .conn_seq
+            .retain(|(conn, _, _), _| *conn != id);
         self.update_conn(id, |rec| {
             rec.closed = true;
             rec.closed_at = Some(Instant::now());
@@ -1238,7 +1347,7 @@ struct Sched {
     due: Instant,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum PushKind {
     Trade,
     Depth,
@@ -1663,7 +1772,7 @@ impl Conn<'_> {
             self.first_ack = Some(now);
         }
 
-        {
+        let error_seq_id_zero = {
             let mut inner = self.shared.lock_inner();
             let trade_codes: Vec<String> = self.trades.iter().map(|s| s.code.clone()).collect();
             let depth_codes: Vec<String> = self.depth.iter().map(|s| s.code.clone()).collect();
@@ -1681,7 +1790,8 @@ impl Conn<'_> {
                 raw,
                 ret,
             });
-        }
+            inner.readings.error_seq_id_zero
+        };
         self.shared.cond.notify_all();
 
         let mut resp = Map::new();
@@ -1693,7 +1803,9 @@ impl Conn<'_> {
             cmd_id.saturating_add(1)
         };
         resp.insert("cmd_id".into(), json!(resp_cmd));
-        if let Some(v) = seq_id_v {
+        if ret != 200 && error_seq_id_zero {
+            resp.insert("seq_id".into(), json!(0));
+        } else if let Some(v) = seq_id_v {
             resp.insert("seq_id".into(), v);
         }
         if let Some(v) = trace_v {
@@ -1888,10 +2000,45 @@ fn replace_set(
 // Market data
 
 impl Inner {
-    /// Generate one push for `code`, record it, and return its JSON text.
+    /// The next `seq` for a push of `kind` for `code` on connection `conn`
+    /// ([`Readings::seq`]).
+    fn next_seq(&mut self, conn: u64, kind: PushKind, code: &str, time_ms: u64) -> u64 {
+        let style = self.readings.seq;
+        if style == SeqStyle::PerConnection {
+            let n = self
+                .conn_seq
+                .entry((conn, kind, code.to_owned()))
+                .or_insert(0);
+            *n = n.saturating_add(1);
+            return *n;
+        }
+        let base = self.counter_base;
+        let Some(market) = self.market.get_mut(code) else {
+            return 1;
+        };
+        let last = match kind {
+            PushKind::Trade => &mut market.trade_seq,
+            PushKind::Depth => &mut market.depth_seq,
+        };
+        *last = match style {
+            SeqStyle::TimeLike => last
+                .saturating_add(1)
+                .max(time_ms.saturating_mul(1000).saturating_add(1)),
+            _ => (*last).max(base).saturating_add(1),
+        };
+        *last
+    }
+
+    /// Generate one push for `code`, record it, and return its JSON text
+    /// (built by hand so that numbers keep their exact digits).
     fn push(&mut self, conn: u64, kind: PushKind, code: &str, level: usize) -> String {
-        let tick_time = now_ms();
-        let floor_seq = tick_time.saturating_mul(1000).saturating_add(1);
+        let readings = self.readings;
+        let time_ms = now_ms();
+        let tick_time = if readings.tick_time_seconds {
+            time_ms / 1000
+        } else {
+            time_ms
+        };
         let seed_price = initial_cents(code, &mut self.rng);
         let market = self
             .market
@@ -1907,76 +2054,112 @@ impl Inner {
         market.cents = (market.cents + step).saturating_sub(k).max(2);
         let cents = market.cents;
         let price = fmt_cents(cents);
+        let seq = self.next_seq(conn, kind, code, time_ms);
+        let seq_text = if readings.seq_as_string {
+            format!("\"{seq}\"")
+        } else {
+            seq.to_string()
+        };
+        let num = |digits: &str| -> String {
+            if readings.numbers_as_json {
+                digits.to_owned()
+            } else {
+                format!("\"{digits}\"")
+            }
+        };
+        let code_json = Value::from(code).to_string();
         let at = Instant::now();
+        let mut sent = SentTick {
+            conn,
+            code: code.to_owned(),
+            seq,
+            at,
+            price: price.clone(),
+            volume: String::new(),
+            tick_time,
+            time_ms,
+            bad_levels: 0,
+        };
         match kind {
             PushKind::Trade => {
-                market.trade_seq = market.trade_seq.saturating_add(1).max(floor_seq);
-                let seq = market.trade_seq;
                 let volume = (1 + self.rng.below(20)) * 100;
                 let direction = self.rng.below(3);
-                let text = json!({
-                    "cmd_id": 22998,
-                    "data": {
-                        "code": code,
-                        "seq": seq,
-                        "tick_time": tick_time,
-                        "price": price,
-                        "volume": volume.to_string(),
-                        "turnover": fmt_cents(cents.saturating_mul(volume)),
-                        "trade_direction": direction,
-                    }
-                })
-                .to_string();
+                let volume_text = volume.to_string();
+                let text = format!(
+                    "{{\"cmd_id\":22998,\"data\":{{\"code\":{code_json},\"seq\":{seq_text},\
+                     \"tick_time\":{tick_time},\"price\":{},\"volume\":{},\"turnover\":{},\
+                     \"trade_direction\":{direction}}}}}",
+                    num(&price),
+                    num(&volume_text),
+                    num(&fmt_cents(cents.saturating_mul(volume))),
+                );
+                sent.volume = volume_text;
                 record_push(
                     &mut self.state.ticks,
                     &mut self.state.discarded_pushes,
-                    SentTick {
-                        conn,
-                        code: code.to_owned(),
-                        seq,
-                        at,
-                        price,
-                    },
+                    sent,
                 );
                 text
             }
             PushKind::Depth => {
-                market.depth_seq = market.depth_seq.saturating_add(1).max(floor_seq);
-                let seq = market.depth_seq;
                 let tick = (cents / 2000).max(1);
-                let mut bids = Vec::with_capacity(level);
-                let mut asks = Vec::with_capacity(level);
-                for i in 1..=level as u64 {
-                    if let Some(p) = cents.checked_sub(i * tick).filter(|p| *p >= 1) {
-                        let v = (1 + self.rng.below(50)) * 100;
-                        bids.push(json!({"price": fmt_cents(p), "volume": v.to_string()}));
+                let level = level as u64;
+                let good_bids = if readings.padded_depth {
+                    (level / 2).max(1)
+                } else {
+                    level
+                };
+                let mut pad_kind =
+                    self.state.depth_pushes.len() + self.state.discarded_pushes as usize;
+                let mut pad = |bad: &mut usize| -> String {
+                    *bad += 1;
+                    pad_kind += 1;
+                    match pad_kind % 3 {
+                        0 => r#"{"price":"0","volume":"0"}"#.to_owned(),
+                        1 => r#"{"price":"","volume":""}"#.to_owned(),
+                        _ => r#"{"price":"0"}"#.to_owned(),
+                    }
+                };
+                let mut bad = 0usize;
+                let mut bids: Vec<String> = Vec::with_capacity(level as usize + 1);
+                let mut asks: Vec<String> = Vec::with_capacity(level as usize + 1);
+                for i in 1..=level {
+                    if i <= good_bids {
+                        if let Some(p) = cents.checked_sub(i * tick).filter(|p| *p >= 1) {
+                            let v = (1 + self.rng.below(50)) * 100;
+                            bids.push(format!(
+                                "{{\"price\":{},\"volume\":{}}}",
+                                num(&fmt_cents(p)),
+                                num(&v.to_string())
+                            ));
+                        }
+                    } else {
+                        bids.push(pad(&mut bad));
                     }
                     let v = (1 + self.rng.below(50)) * 100;
-                    asks.push(
-                        json!({"price": fmt_cents(cents + i * tick), "volume": v.to_string()}),
-                    );
-                }
-                let text = json!({
-                    "cmd_id": 22999,
-                    "data": {
-                        "code": code,
-                        "seq": seq,
-                        "tick_time": tick_time,
-                        "bids": bids,
-                        "asks": asks,
+                    asks.push(format!(
+                        "{{\"price\":{},\"volume\":{}}}",
+                        num(&fmt_cents(cents + i * tick)),
+                        num(&v.to_string())
+                    ));
+                    if readings.padded_depth && i == 1 {
+                        asks.push(pad(&mut bad));
                     }
-                })
-                .to_string();
+                }
+                if readings.padded_depth && good_bids == level {
+                    bids.push(pad(&mut bad));
+                }
+                let text = format!(
+                    "{{\"cmd_id\":22999,\"data\":{{\"code\":{code_json},\"seq\":{seq_text},\
+                     \"tick_time\":{tick_time},\"bids\":[{}],\"asks\":[{}]}}}}",
+                    bids.join(","),
+                    asks.join(","),
+                );
+                sent.bad_levels = bad;
                 record_push(
                     &mut self.state.depth_pushes,
                     &mut self.state.discarded_pushes,
-                    SentTick {
-                        conn,
-                        code: code.to_owned(),
-                        seq,
-                        at,
-                        price,
-                    },
+                    sent,
                 );
                 text
             }

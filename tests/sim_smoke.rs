@@ -4,7 +4,9 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::{CloseCause, Inject, Reject, SimConfig, Simulator, test_certificate};
+use alltick_stream::sim::{
+    CloseCause, Inject, Readings, Reject, SeqStyle, SimConfig, Simulator, test_certificate,
+};
 use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::WebSocketConfig;
@@ -585,19 +587,28 @@ fn drop_after_ack_drops_without_close_frame() {
     assert!(st.connections[0].closed_at.expect("closed_at") >= acked + delay);
 }
 
-#[test]
-fn handshake_status_500() {
+fn handshake_status(status: u16) {
     let sim = quiet_sim();
-    sim.set_handshake_status(Some(500));
+    sim.set_handshake_status(Some(status));
     match tungstenite::connect(sim.url()) {
-        Err(Error::Http(resp)) => assert_eq!(resp.status(), 500),
-        other => panic!("expected HTTP 500, got {:?}", other.map(|_| ())),
+        Err(Error::Http(resp)) => assert_eq!(resp.status(), status),
+        other => panic!("expected HTTP {status}, got {:?}", other.map(|_| ())),
     }
-    wait_cause(&sim, 1, CloseCause::HandshakeStatus(500));
+    wait_cause(&sim, 1, CloseCause::HandshakeStatus(status));
     assert!(!sim.state().connections[0].accepted);
     sim.set_handshake_status(None);
     let mut ws = connect(&sim.url());
     assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+}
+
+#[test]
+fn handshake_status_500() {
+    handshake_status(500);
+}
+
+#[test]
+fn handshake_status_403() {
+    handshake_status(403);
 }
 
 #[test]
@@ -716,4 +727,315 @@ fn set_ticks_per_sec_at_runtime() {
     let n = sim.state().ticks.len();
     request(&mut ws, 22000, 3, json!({}));
     assert_eq!(sim.state().ticks.len(), n);
+}
+
+// ---------------------------------------------------------------------------
+// Readings: each switch really changes what goes on the wire.
+
+fn readings_sim(readings: Readings, ticks_per_sec: f64) -> Simulator {
+    Simulator::start(SimConfig {
+        ticks_per_sec,
+        min_request_interval: None,
+        readings,
+        ..SimConfig::default()
+    })
+    .expect("start")
+}
+
+/// Next push of `cmd_id` as raw text (numbers keep their exact digits).
+fn next_push_text(ws: &mut Client, cmd_id: u64, deadline: Instant) -> String {
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["cmd_id"] == cmd_id && v.get("ret").is_none() {
+                    return t.as_str().to_owned();
+                }
+            }
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("connection ended: {e}"),
+        }
+    }
+    panic!("no push {cmd_id} in time");
+}
+
+/// `n` trade pushes of one code, parsed.
+fn trades(ws: &mut Client, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    (0..n)
+        .map(|_| serde_json::from_str(&next_push_text(ws, 22998, deadline)).expect("json"))
+        .collect()
+}
+
+fn seq_u64(push: &Value) -> u64 {
+    push["data"]["seq"].as_u64().expect("seq number")
+}
+
+#[test]
+fn default_seq_is_a_per_code_counter_not_time_like() {
+    assert_eq!(SimConfig::default().readings.seq, SeqStyle::Counter);
+    let sim = readings_sim(Readings::default(), 50.0);
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let pushes = trades(&mut ws, 5);
+    let seqs: Vec<u64> = pushes.iter().map(seq_u64).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // Not time-like: far below a millisecond time × 1000 and unrelated to tick_time.
+    let tick_time = pushes[0]["data"]["tick_time"].as_u64().expect("tick_time");
+    assert!(
+        tick_time > 1_000_000_000_000,
+        "tick_time in ms: {tick_time}"
+    );
+    assert!(seqs[0] < tick_time, "{seqs:?} vs {tick_time}");
+    // A price is a string, and the simulator recorded what it sent.
+    assert!(pushes[0]["data"]["price"].is_string());
+    let st = sim.state();
+    let recorded: Vec<u64> = st.ticks.iter().take(5).map(|t| t.seq).collect();
+    assert_eq!(recorded, seqs);
+    assert_eq!(st.ticks[0].tick_time, tick_time);
+    assert_eq!(st.ticks[0].time_ms, tick_time);
+    assert_eq!(pushes[0]["data"]["price"], st.ticks[0].price.as_str());
+    assert_eq!(pushes[0]["data"]["volume"], st.ticks[0].volume.as_str());
+}
+
+#[test]
+fn time_like_seq_is_still_available() {
+    let sim = readings_sim(
+        Readings {
+            seq: SeqStyle::TimeLike,
+            ..Readings::default()
+        },
+        50.0,
+    );
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let pushes = trades(&mut ws, 3);
+    for p in &pushes {
+        let tick_time = p["data"]["tick_time"].as_u64().expect("tick_time");
+        assert!(seq_u64(p) > tick_time * 1000, "{p}");
+    }
+    let seqs: Vec<u64> = pushes.iter().map(seq_u64).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[test]
+fn per_connection_seq_restarts_on_each_new_connection() {
+    // Switched at runtime: the first connection numbers with the default counter.
+    let sim = readings_sim(Readings::default(), 50.0);
+    let mut first = connect(&sim.url());
+    request(&mut first, 22004, 1, symbols(&["AAPL.US"]));
+    let before = trades(&mut first, 3);
+    let high = seq_u64(&before[2]);
+    let t_before = before[2]["data"]["tick_time"].as_u64().expect("tick_time");
+    sim.set_readings(Readings {
+        seq: SeqStyle::PerConnection,
+        ..Readings::default()
+    });
+    assert_eq!(sim.readings().seq, SeqStyle::PerConnection);
+    sim.drop_connections();
+    read_to_end(&mut first, Instant::now() + WAIT);
+
+    for conn in [2, 3] {
+        let mut ws = connect(&sim.url());
+        request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+        let after = trades(&mut ws, 3);
+        let seqs: Vec<u64> = after.iter().map(seq_u64).collect();
+        assert_eq!(seqs, vec![1, 2, 3], "connection {conn}");
+        assert!(seqs[0] < high);
+        let t_after = after[0]["data"]["tick_time"].as_u64().expect("tick_time");
+        assert!(t_after >= t_before, "tick_time stays real time");
+        let st = sim.state();
+        let recorded: Vec<u64> = st
+            .ticks
+            .iter()
+            .filter(|t| t.conn == conn)
+            .take(3)
+            .map(|t| t.seq)
+            .collect();
+        assert_eq!(recorded, vec![1, 2, 3]);
+        sim.drop_connections();
+        read_to_end(&mut ws, Instant::now() + WAIT);
+    }
+}
+
+#[test]
+fn seq_as_a_string_counter() {
+    let sim = readings_sim(
+        Readings {
+            seq_as_string: true,
+            ..Readings::default()
+        },
+        50.0,
+    );
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let pushes = trades(&mut ws, 3);
+    let seqs: Vec<u64> = pushes
+        .iter()
+        .map(|p| {
+            let s = p["data"]["seq"].as_str().expect("seq string");
+            s.parse().expect("digits")
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let recorded: Vec<u64> = sim.state().ticks.iter().take(3).map(|t| t.seq).collect();
+    assert_eq!(recorded, seqs);
+}
+
+#[test]
+fn tick_time_in_seconds_shared_by_several_ticks() {
+    let sim = readings_sim(
+        Readings {
+            tick_time_seconds: true,
+            ..Readings::default()
+        },
+        50.0,
+    );
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let pushes = trades(&mut ws, 10);
+    let times: Vec<u64> = pushes
+        .iter()
+        .map(|p| p["data"]["tick_time"].as_u64().expect("tick_time"))
+        .collect();
+    for t in &times {
+        assert_eq!(t.to_string().len(), 10, "seconds: {t}");
+    }
+    // 10 ticks at 50/s span at most two seconds: some share one.
+    assert!(times.windows(2).any(|w| w[0] == w[1]), "{times:?}");
+    let st = sim.state();
+    for t in st.ticks.iter().take(10) {
+        assert_eq!(t.tick_time, t.time_ms / 1000);
+    }
+}
+
+#[test]
+fn numbers_as_json_numbers_keep_their_digits() {
+    let sim = readings_sim(
+        Readings {
+            numbers_as_json: true,
+            ..Readings::default()
+        },
+        200.0,
+    );
+    let mut ws = connect(&sim.url());
+    request(
+        &mut ws,
+        22004,
+        1,
+        symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]),
+    );
+    // Prices carry two decimals; within a bound one ends in 0 (x.y0).
+    let deadline = Instant::now() + WAIT;
+    let mut seen = 0;
+    let (text, price) = loop {
+        let text = next_push_text(&mut ws, 22998, deadline);
+        seen += 1;
+        let v: Value = serde_json::from_str(&text).expect("json");
+        assert!(v["data"]["price"].is_number(), "{text}");
+        assert!(v["data"]["volume"].is_number(), "{text}");
+        assert!(v["data"]["turnover"].is_number(), "{text}");
+        let (code, seq) = (v["data"]["code"].clone(), seq_u64(&v));
+        let st = sim.state();
+        let sent = st
+            .ticks
+            .iter()
+            .find(|t| t.code == code && t.seq == seq)
+            .expect("recorded");
+        assert!(
+            text.contains(&format!("\"price\":{},", sent.price)),
+            "{text} vs {}",
+            sent.price
+        );
+        if sent.price.ends_with('0') {
+            break (text, sent.price.clone());
+        }
+    };
+    assert!(text.contains(&format!("\"price\":{price},")), "{text}");
+    assert!(seen <= 2_000, "a trailing zero only after {seen} pushes");
+}
+
+#[test]
+fn error_answers_carry_seq_id_zero() {
+    let sim = readings_sim(
+        Readings {
+            error_seq_id_zero: true,
+            ..Readings::default()
+        },
+        0.0,
+    );
+    let mut ws = connect(&sim.url());
+    sim.fail_next(22004, 429, 1);
+    send(
+        &mut ws,
+        json!({"cmd_id": 22004, "seq_id": 7, "trace": "t7", "data": symbols(&["AAPL.US"])}),
+    );
+    let r = next_reply(&mut ws, Instant::now() + WAIT, &mut Vec::new()).expect("reply");
+    assert_eq!(
+        (r["ret"].as_u64(), r["cmd_id"].as_u64()),
+        (Some(429), Some(22005))
+    );
+    assert_eq!(r["seq_id"], 0, "{r}");
+    // Success still echoes the request's seq_id.
+    let r = request(&mut ws, 22004, 8, symbols(&["AAPL.US"]));
+    assert_eq!(r["ret"], 200);
+    // And back to echoing for errors once switched off.
+    sim.set_readings(Readings::default());
+    sim.fail_next(22004, 429, 1);
+    let r = request(&mut ws, 22004, 9, symbols(&["AAPL.US"]));
+    assert_eq!(r["ret"], 429);
+}
+
+#[test]
+fn padded_depth_levels_mixed_with_good_ones() {
+    let sim = readings_sim(
+        Readings {
+            padded_depth: true,
+            ..Readings::default()
+        },
+        50.0,
+    );
+    let mut ws = connect(&sim.url());
+    request(
+        &mut ws,
+        22002,
+        1,
+        json!({"symbol_list": [{"code": "700.HK", "depth_level": 5}]}),
+    );
+    let deadline = Instant::now() + WAIT;
+    let mut kinds = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let text = next_push_text(&mut ws, 22999, deadline);
+        let v: Value = serde_json::from_str(&text).expect("json");
+        let d = &v["data"];
+        let mut good = 0;
+        let mut bad = 0;
+        for side in ["bids", "asks"] {
+            for level in d[side].as_array().expect("levels") {
+                let price = level["price"].as_str().expect("price string");
+                let volume = level.get("volume").and_then(Value::as_str);
+                if price.is_empty() || price == "0" {
+                    bad += 1;
+                    kinds.insert(match volume {
+                        None => "missing volume",
+                        Some("") => "empty",
+                        Some(_) => "zero",
+                    });
+                } else {
+                    assert!(price.parse::<f64>().expect("price") > 0.0);
+                    good += 1;
+                }
+            }
+        }
+        assert!(good >= 5 && bad >= 2, "{text}");
+        let st = sim.state();
+        let sent = st
+            .depth_pushes
+            .iter()
+            .find(|p| p.seq == d["seq"].as_u64().expect("seq"))
+            .expect("recorded");
+        assert_eq!(sent.bad_levels, bad, "{text}");
+    }
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
