@@ -14,35 +14,14 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::{MaybeTlsStream, Mode};
 use tungstenite::{Error as WsError, WebSocket};
 
+use crate::error::{ConnectError, describe};
+
 /// The socket type the session owns.
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server. Real AllTick messages are a
 /// few hundred bytes; a 3000-code acknowledgement stays far below this.
 pub const MAX_MESSAGE: usize = 1 << 20;
-
-/// Why a connection attempt failed.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// Retrying cannot help (the token was refused).
-    Fatal(String),
-    /// Worth retrying after a backoff.
-    Retry(String),
-    /// Worth retrying, but not before `min_wait`: the server refused the
-    /// upgrade in a way that a quick retry would only repeat (HTTP 403).
-    RetryAfter {
-        /// What happened and its likely causes.
-        reason: String,
-        /// Least wait before the next attempt.
-        min_wait: Duration,
-    },
-}
-
-/// Least wait after an HTTP 403 at the handshake. AllTick's docs never say
-/// what 403 means: a refused token, or one connection too many (e.g. the
-/// previous process's connection not yet released). Retrying slowly covers
-/// both without hammering the server.
-pub const AFTER_403: Duration = Duration::from_secs(30);
 
 /// WebSocket limits: bounded so a hostile server cannot grow memory.
 pub fn ws_config() -> WebSocketConfig {
@@ -72,13 +51,13 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Ws, ConnectError> {
     let deadline = Instant::now() + timeout;
     let request = url
         .into_client_request()
-        .map_err(|e| ConnectError::Fatal(format!("bad URL: {e}")))?;
+        .map_err(|e| ConnectError::BadUrl(e.to_string()))?;
     let uri = request.uri().clone();
     let mode = tungstenite::client::uri_mode(&uri)
-        .map_err(|_| ConnectError::Fatal("the URL must start with ws:// or wss://".into()))?;
+        .map_err(|_| ConnectError::BadUrl("the URL must start with ws:// or wss://".into()))?;
     let host = uri
         .host()
-        .ok_or_else(|| ConnectError::Fatal("the URL has no host".into()))?
+        .ok_or_else(|| ConnectError::BadUrl("the URL has no host".into()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -89,12 +68,16 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Ws, ConnectError> {
 
     let addrs: Vec<_> = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| ConnectError::Retry(format!("cannot resolve {host}: {e}")))?
+        .map_err(|e| ConnectError::Resolve {
+            host: host.clone(),
+            error: e.to_string(),
+        })?
         .collect();
     if addrs.is_empty() {
-        return Err(ConnectError::Retry(format!(
-            "{host} resolves to no address"
-        )));
+        return Err(ConnectError::Resolve {
+            host,
+            error: "no address".into(),
+        });
     }
     let mut last_err = None;
     let mut tcp = None;
@@ -109,14 +92,18 @@ pub fn connect(url: &str, timeout: Duration) -> Result<Ws, ConnectError> {
         }
     }
     let tcp = tcp.ok_or_else(|| {
-        let e = last_err.map(|e| e.to_string()).unwrap_or_default();
-        ConnectError::Retry(format!("cannot connect to {host}:{port}: {e}"))
+        let error = last_err.map(|e| e.to_string()).unwrap_or_default();
+        ConnectError::Tcp {
+            host: host.clone(),
+            port,
+            error,
+        }
     })?;
     let _ = tcp.set_nodelay(true);
     // Short timeouts during the handshakes; each WouldBlock is a chance to
     // check the deadline.
     set_timeouts(&tcp, Duration::from_millis(200))
-        .map_err(|e| ConnectError::Retry(format!("socket setup failed: {e}")))?;
+        .map_err(|e| ConnectError::Setup(e.to_string()))?;
 
     let stream = match mode {
         Mode::Plain => MaybeTlsStream::Plain(tcp),
@@ -133,7 +120,7 @@ fn set_timeouts(tcp: &TcpStream, t: Duration) -> io::Result<()> {
 fn remaining(deadline: Instant) -> Result<Duration, ConnectError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        Err(ConnectError::Retry("connect timed out".into()))
+        Err(ConnectError::Timeout("connect"))
     } else {
         Ok(left)
     }
@@ -144,23 +131,22 @@ fn tls_handshake(
     tcp: TcpStream,
     deadline: Instant,
 ) -> Result<native_tls::TlsStream<TcpStream>, ConnectError> {
-    let connector = native_tls::TlsConnector::new()
-        .map_err(|e| ConnectError::Fatal(format!("TLS is not available: {e}")))?;
+    let connector =
+        native_tls::TlsConnector::new().map_err(|e| ConnectError::TlsUnavailable(e.to_string()))?;
     let mut attempt = connector.connect(host, tcp);
     loop {
         match attempt {
             Ok(s) => return Ok(s),
             Err(native_tls::HandshakeError::Failure(e)) => {
-                return Err(ConnectError::Retry(format!(
-                    "TLS handshake with {host} failed: {e}"
-                )));
+                return Err(ConnectError::Tls {
+                    host: host.to_string(),
+                    error: e.to_string(),
+                });
             }
             Err(native_tls::HandshakeError::WouldBlock(mid)) => {
                 if Instant::now() >= deadline {
                     let _ = mid.get_ref().shutdown(Shutdown::Both);
-                    return Err(ConnectError::Retry(format!(
-                        "TLS handshake with {host} timed out"
-                    )));
+                    return Err(ConnectError::Timeout("TLS handshake"));
                 }
                 attempt = mid.handshake();
             }
@@ -179,50 +165,22 @@ fn websocket_handshake(
             Ok((ws, _response)) => return Ok(ws),
             Err(HandshakeError::Interrupted(mid)) => {
                 if Instant::now() >= deadline {
-                    return Err(ConnectError::Retry("WebSocket handshake timed out".into()));
+                    return Err(ConnectError::Timeout("WebSocket handshake"));
                 }
                 attempt = mid.handshake();
             }
             Err(HandshakeError::Failure(WsError::Http(response))) => {
                 let status = response.status();
-                return Err(if status.as_u16() == 401 {
-                    ConnectError::Fatal(format!(
-                        "the server refused the token (HTTP {status}); check ALLTICK_TOKEN or --token-file"
-                    ))
-                } else if status.as_u16() == 403 {
-                    ConnectError::RetryAfter {
-                        reason: format!(
-                            "the server answered the upgrade with HTTP {status}: either the token is refused or the token has too many connections open (an earlier connection not yet released, or another process using the same token)"
-                        ),
-                        min_wait: AFTER_403,
-                    }
-                } else {
-                    ConnectError::Retry(format!(
-                        "the server answered the upgrade with HTTP {status}"
-                    ))
+                let text = status.to_string();
+                return Err(match status.as_u16() {
+                    401 => ConnectError::TokenRefused(text),
+                    403 => ConnectError::Forbidden(text),
+                    _ => ConnectError::Status(text),
                 });
             }
             Err(HandshakeError::Failure(e)) => {
-                return Err(ConnectError::Retry(format!(
-                    "WebSocket handshake failed: {}",
-                    describe(&e)
-                )));
+                return Err(ConnectError::Handshake(describe(&e)));
             }
         }
-    }
-}
-
-/// A short description of a tungstenite error that never includes a URL.
-pub fn describe(e: &WsError) -> String {
-    match e {
-        WsError::ConnectionClosed | WsError::AlreadyClosed => "connection closed".into(),
-        WsError::Io(io) => format!("I/O error: {io}"),
-        WsError::Tls(t) => format!("TLS error: {t}"),
-        WsError::Capacity(c) => format!("message too large: {c}"),
-        WsError::Protocol(p) => format!("protocol error: {p}"),
-        WsError::Utf8(_) => "invalid UTF-8 in a text frame".into(),
-        WsError::Url(_) => "bad URL".into(),
-        WsError::Http(r) => format!("HTTP {}", r.status()),
-        other => format!("{other}"),
     }
 }

@@ -161,6 +161,18 @@ impl Feed {
         self.subs.display(code)
     }
 
+    /// The user's spellings of `codes`, for messages (`(none)` if empty).
+    pub fn names(&self, codes: &[String]) -> String {
+        if codes.is_empty() {
+            return "(none)".into();
+        }
+        codes
+            .iter()
+            .map(|c| self.display(c))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Add symbols (those of this feed's kind).
     pub fn add(&mut self, symbols: &[Symbol]) -> Change {
         let mut change = self.subs.add(symbols);
@@ -296,7 +308,7 @@ impl Feed {
             606 => Reaction {
                 notes: Vec::new(),
                 act: Act::Reconnect {
-                    reason: format!("ret 606 {meaning}{server_msg}"),
+                    reason: format!("{meaning}{server_msg}"),
                     min_wait: AFTER_606,
                 },
             },
@@ -444,6 +456,88 @@ impl Feed {
             self.kind.name(),
             list(&over)
         ))
+    }
+}
+
+/// Both feeds of a connection.
+#[derive(Debug)]
+pub struct Feeds {
+    /// The trade feed.
+    pub trades: Feed,
+    /// The depth feed.
+    pub depth: Feed,
+}
+
+impl Feeds {
+    /// Both feeds, holding `initial`.
+    pub fn new(initial: &[Symbol]) -> Feeds {
+        let mut feeds = Feeds {
+            trades: Feed::new(Kind::Trades),
+            depth: Feed::new(Kind::Depth),
+        };
+        feeds.change(true, initial);
+        feeds
+    }
+
+    /// The feed of `kind`.
+    pub fn get_mut(&mut self, kind: Kind) -> &mut Feed {
+        match kind {
+            Kind::Trades => &mut self.trades,
+            Kind::Depth => &mut self.depth,
+        }
+    }
+
+    /// Add (or remove) symbols, each to its feed. Depth symbols are named
+    /// `SYMBOL@depth` in the result.
+    pub fn change(&mut self, adding: bool, symbols: &[Symbol]) -> Change {
+        let (trades, depth): (Vec<Symbol>, Vec<Symbol>) = symbols
+            .iter()
+            .cloned()
+            .partition(|s| s.feed == symbol::Feed::Trades);
+        let apply = |feed: &mut Feed, list: &[Symbol]| {
+            if adding {
+                feed.add(list)
+            } else {
+                feed.remove(list)
+            }
+        };
+        let mut change = apply(&mut self.trades, &trades);
+        if !depth.is_empty() {
+            let d = apply(&mut self.depth, &depth);
+            let tag = |v: Vec<String>| v.into_iter().map(|s| format!("{s}@depth"));
+            change.applied.extend(tag(d.applied));
+            change.unchanged.extend(tag(d.unchanged));
+        }
+        change
+    }
+
+    /// A new connection holds nothing.
+    pub fn on_connect(&mut self) {
+        self.trades.on_connect();
+        self.depth.on_connect();
+    }
+
+    /// The connection ended.
+    pub fn on_disconnect(&mut self) {
+        self.trades.on_disconnect();
+        self.depth.on_disconnect();
+    }
+
+    /// Which feed has a set waiting, trades first.
+    pub fn next_pending(&mut self) -> Option<Kind> {
+        if self.trades.pending() {
+            Some(Kind::Trades)
+        } else if self.depth.pending() {
+            Some(Kind::Depth)
+        } else {
+            None
+        }
+    }
+
+    /// Send both sets again.
+    pub fn resend_all(&mut self) {
+        self.trades.resend();
+        self.depth.resend();
     }
 }
 
@@ -686,6 +780,25 @@ mod tests {
             r.notes,
             vec!["depth: subscribed to 1 symbols (+HKEX:700@depth)"]
         );
+    }
+
+    #[test]
+    fn feeds_route_symbols_by_kind_and_trades_go_first() {
+        let mut f = Feeds::new(&syms(&["NASDAQ:AAPL", "HKEX:700@depth"]));
+        assert_eq!(f.trades.codes(), codes(&["AAPL.US"]));
+        assert_eq!(f.depth.codes(), codes(&["700.HK"]));
+        f.on_connect();
+        assert_eq!(f.next_pending(), Some(Kind::Trades));
+        f.trades.take_request(1);
+        assert_eq!(f.next_pending(), Some(Kind::Depth));
+        f.depth.take_request(2);
+        assert_eq!(f.next_pending(), None);
+        let c = f.change(false, &syms(&["HKEX:700@depth", "NYSE:IBM"]));
+        assert_eq!(c.applied, vec!["HKEX:700@depth"]);
+        assert_eq!(c.unchanged, vec!["NYSE:IBM"]);
+        assert_eq!(f.next_pending(), Some(Kind::Depth));
+        f.resend_all();
+        assert_eq!(f.next_pending(), Some(Kind::Trades));
     }
 
     #[test]

@@ -1,0 +1,362 @@
+//! The connection-level rules, pure: which request answers which, when a
+//! connection is dead, when it counts as healthy, and what to do with an
+//! answer that matches no subscription. Time is a parameter, so every rule
+//! is unit-tested without sockets or sleeps. The per-feed rules (full-set
+//! resend, narrowing, 429/603/606 …) live in [`crate::feed`]; pacing and
+//! backoff in [`crate::schedule`].
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::feed::{self, Act, Kind, Reaction};
+use crate::protocol::{self, Response};
+
+/// A connection counts as healthy (and resets the backoff) after this long
+/// with its subscription acknowledged and heartbeats answered.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// A request the server has not answered within this long is forgotten
+/// (and a subscription is sent again): a server that ignores some requests
+/// must not make the table of requests in flight grow.
+pub const REQUEST_EXPIRY: Duration = Duration::from_secs(30);
+
+/// A request waiting for its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The request's cmd_id (22000, 22002, 22004, 22006).
+    pub cmd: u64,
+    /// The feed whose set it carried; `None` for a heartbeat.
+    pub feed: Option<Kind>,
+    /// The codes it carried.
+    pub codes: Vec<String>,
+    /// When it was sent.
+    pub sent_at: Instant,
+}
+
+/// Requests in flight on one connection, and the matching of answers to
+/// them. AllTick echoes `seq_id`, but its error example carries
+/// `seq_id: 0`: an answer is matched by `seq_id` when that matches, and
+/// otherwise by its cmd_id to the oldest request of that kind.
+#[derive(Debug, Default)]
+pub struct Requests {
+    by_id: HashMap<u32, InFlight>,
+}
+
+impl Requests {
+    /// Remember a request sent with `seq_id`.
+    pub fn sent(&mut self, seq_id: u32, req: InFlight) {
+        self.by_id.insert(seq_id, req);
+    }
+
+    /// The request `r` answers, if any (it is forgotten).
+    pub fn answered(&mut self, r: &Response) -> Option<InFlight> {
+        if let Some(req) = r
+            .seq_id
+            .and_then(|id| u32::try_from(id).ok())
+            .and_then(|id| self.by_id.remove(&id))
+        {
+            return Some(req);
+        }
+        let cmd = r.cmd_id.checked_sub(1)?;
+        let id = self
+            .by_id
+            .iter()
+            .filter(|(_, q)| q.cmd == cmd)
+            .min_by_key(|(id, q)| (q.sent_at, **id))
+            .map(|(id, _)| *id)?;
+        self.by_id.remove(&id)
+    }
+
+    /// Forget requests sent [`REQUEST_EXPIRY`] or more before `now`;
+    /// returns them.
+    pub fn expire(&mut self, now: Instant) -> Vec<InFlight> {
+        let old: Vec<u32> = self
+            .by_id
+            .iter()
+            .filter(|(_, q)| now.duration_since(q.sent_at) >= REQUEST_EXPIRY)
+            .map(|(id, _)| *id)
+            .collect();
+        old.into_iter()
+            .filter_map(|id| self.by_id.remove(&id))
+            .collect()
+    }
+
+    /// How many are waiting.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// Liveness: a quiet market is not a dead link. Heartbeat answers keep a
+/// healthy connection talking, so a connection is dead only when *nothing*
+/// arrived for `stale_after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    last_heard: Instant,
+    stale_after: Duration,
+}
+
+impl Liveness {
+    /// A connection opened at `now`.
+    pub fn new(now: Instant, stale_after: Duration) -> Liveness {
+        Liveness {
+            last_heard: now,
+            stale_after,
+        }
+    }
+
+    /// Something arrived at `now`.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
+    }
+
+    /// The silence that counts as dead.
+    pub fn window(&self) -> Duration {
+        self.stale_after
+    }
+
+    /// The connection is dead at `now`.
+    pub fn is_stale(&self, now: Instant) -> bool {
+        now.duration_since(self.last_heard) >= self.stale_after
+    }
+}
+
+/// When a connection has proven itself, so the backoff may start over:
+/// [`HEALTHY_AFTER`] after its first acknowledged subscription (or its
+/// first heartbeat answer, when nothing is subscribed).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Health {
+    since: Option<Instant>,
+}
+
+impl Health {
+    /// An acknowledgement arrived at `now`.
+    pub fn acknowledged(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
+    }
+
+    /// Whether a backoff that has `attempts` behind it should be reset.
+    pub fn resets_backoff(&self, now: Instant, attempts: u32) -> bool {
+        attempts > 0
+            && self
+                .since
+                .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
+    }
+}
+
+/// What to do about an answer that is not to a subscription request (a
+/// heartbeat answer, or one that matches nothing in flight).
+#[derive(Debug, PartialEq, Eq)]
+pub struct OtherAnswer {
+    /// Lines to say and the action.
+    pub reaction: Reaction,
+    /// Send both feeds' sets again, not before this long from now.
+    pub resend_all_after: Option<Duration>,
+    /// The answer shows the connection works (for [`Health`]).
+    pub healthy: bool,
+}
+
+/// Decide about an answer that is not to a subscription request.
+/// `nothing_subscribed`: no trade symbols are wanted, so a heartbeat answer
+/// alone shows the connection healthy.
+pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
+    let what = match r.cmd_id {
+        protocol::CMD_HEARTBEAT_ACK => "heartbeat",
+        protocol::CMD_SUB_TRADES_ACK => "trade subscription",
+        protocol::CMD_CANCEL_ACK => "cancel",
+        protocol::CMD_SUB_DEPTH_ACK => "depth subscription",
+        _ => "request",
+    };
+    let meaning = protocol::ret_meaning(r.ret);
+    let server_msg = if r.msg.is_empty() {
+        String::new()
+    } else {
+        format!(" (server: {:?})", r.msg)
+    };
+    let plain = |notes: Vec<String>| OtherAnswer {
+        reaction: Reaction {
+            notes,
+            act: Act::Nothing,
+        },
+        resend_all_after: None,
+        healthy: false,
+    };
+    match r.ret {
+        200 | 201 => OtherAnswer {
+            healthy: r.cmd_id == protocol::CMD_HEARTBEAT_ACK && nothing_subscribed,
+            ..plain(Vec::new())
+        },
+        401 => OtherAnswer {
+            reaction: Reaction {
+                notes: Vec::new(),
+                act: Act::Fatal(feed::TOKEN_REFUSED.into()),
+            },
+            ..plain(Vec::new())
+        },
+        // Not matched to a request: whichever it refused, sending both sets
+        // again (paced) is safe and loses nothing.
+        429 | 605 => OtherAnswer {
+            resend_all_after: Some(feed::RATE_LIMIT_RETRY),
+            ..plain(vec![format!(
+                "{what} refused: ret {} {meaning}{server_msg}; resending the subscriptions in {} s",
+                r.ret,
+                feed::RATE_LIMIT_RETRY.as_secs()
+            )])
+        },
+        606 => OtherAnswer {
+            reaction: Reaction {
+                notes: Vec::new(),
+                act: Act::Reconnect {
+                    reason: format!("{meaning}{server_msg}"),
+                    min_wait: feed::AFTER_606,
+                },
+            },
+            ..plain(Vec::new())
+        },
+        _ => plain(vec![format!(
+            "{what} refused: ret {} {meaning}{server_msg}",
+            r.ret
+        )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(cmd: u64, at: Instant) -> InFlight {
+        InFlight {
+            cmd,
+            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(Kind::Trades),
+            codes: Vec::new(),
+            sent_at: at,
+        }
+    }
+
+    fn answer(cmd_id: u64, ret: i64, seq_id: Option<u64>) -> Response {
+        Response {
+            cmd_id,
+            ret,
+            msg: String::new(),
+            seq_id,
+        }
+    }
+
+    #[test]
+    fn answers_match_by_seq_id_first() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        q.sent(1, req(22004, t0));
+        q.sent(2, req(22004, t0 + Duration::from_secs(2)));
+        let got = q.answered(&answer(22005, 200, Some(2))).unwrap();
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(2));
+        assert!(q.answered(&answer(22005, 200, Some(1))).is_some());
+        assert!(q.answered(&answer(22005, 200, Some(1))).is_none());
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn answers_without_a_matching_seq_id_go_to_the_oldest_request_of_their_kind() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        q.sent(5, req(22000, t0));
+        q.sent(6, req(22004, t0 + Duration::from_secs(1)));
+        q.sent(7, req(22004, t0 + Duration::from_secs(3)));
+        // The docs' error example: seq_id 0.
+        let got = q.answered(&answer(22005, 429, Some(0))).unwrap();
+        assert_eq!(got.cmd, 22004);
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(1));
+        // No seq_id at all.
+        let got = q.answered(&answer(22005, 429, None)).unwrap();
+        assert_eq!(got.sent_at, t0 + Duration::from_secs(3));
+        // Nothing of that kind left: unmatched.
+        assert!(q.answered(&answer(22005, 429, None)).is_none());
+        assert!(q.answered(&answer(0, 429, None)).is_none());
+        assert_eq!(q.answered(&answer(22001, 200, Some(0))).unwrap().cmd, 22000);
+    }
+
+    #[test]
+    fn unanswered_requests_expire() {
+        let t0 = Instant::now();
+        let mut q = Requests::default();
+        for id in 1..=100 {
+            q.sent(id, req(22000, t0));
+        }
+        q.sent(101, req(22004, t0 + REQUEST_EXPIRY));
+        assert!(q.expire(t0 + REQUEST_EXPIRY / 2).is_empty());
+        let gone = q.expire(t0 + REQUEST_EXPIRY);
+        assert_eq!(gone.len(), 100);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.expire(t0 + REQUEST_EXPIRY * 2).len(), 1);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_quiet_feed_is_alive_until_nothing_at_all_arrives_for_stale_after() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(30);
+        let mut l = Liveness::new(t0, s);
+        assert!(!l.is_stale(t0 + s - Duration::from_millis(1)));
+        assert!(l.is_stale(t0 + s));
+        // A heartbeat answer at 25 s keeps it alive to 55 s.
+        l.heard(t0 + Duration::from_secs(25));
+        assert!(!l.is_stale(t0 + Duration::from_secs(54)));
+        assert!(l.is_stale(t0 + Duration::from_secs(55)));
+        // A late report of an earlier message does not move the clock back.
+        l.heard(t0);
+        assert!(!l.is_stale(t0 + Duration::from_secs(54)));
+    }
+
+    #[test]
+    fn the_backoff_resets_only_after_a_minute_of_health() {
+        let t0 = Instant::now();
+        let mut h = Health::default();
+        assert!(
+            !h.resets_backoff(t0 + HEALTHY_AFTER * 2, 3),
+            "never acknowledged"
+        );
+        h.acknowledged(t0);
+        h.acknowledged(t0 + Duration::from_secs(30));
+        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER - Duration::from_millis(1), 3));
+        assert!(h.resets_backoff(t0 + HEALTHY_AFTER, 3));
+        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER, 0), "nothing to reset");
+    }
+
+    #[test]
+    fn an_unmatched_rate_limit_still_resends_both_sets() {
+        for ret in [429, 605] {
+            let a = other_answer(&answer(22005, ret, Some(0)), false);
+            assert_eq!(a.resend_all_after, Some(feed::RATE_LIMIT_RETRY));
+            assert!(
+                a.reaction.notes[0].contains("resending"),
+                "{:?}",
+                a.reaction
+            );
+            let a = other_answer(&answer(0, ret, None), false);
+            assert_eq!(a.resend_all_after, Some(feed::RATE_LIMIT_RETRY));
+        }
+    }
+
+    #[test]
+    fn other_answers_401_606_and_heartbeats() {
+        assert!(matches!(
+            other_answer(&answer(22001, 401, None), false).reaction.act,
+            Act::Fatal(_)
+        ));
+        match other_answer(&answer(22001, 606, None), false).reaction.act {
+            Act::Reconnect { min_wait, .. } => assert!(min_wait >= Duration::from_secs(3)),
+            other => panic!("{other:?}"),
+        }
+        let hb = other_answer(&answer(22001, 200, Some(3)), true);
+        assert!(hb.healthy && hb.reaction.notes.is_empty());
+        assert!(!other_answer(&answer(22001, 200, Some(3)), false).healthy);
+        let odd = other_answer(&answer(22001, 400, Some(3)), false);
+        assert_eq!(odd.resend_all_after, None);
+        assert!(odd.reaction.notes[0].contains("heartbeat refused: ret 400"));
+    }
+}
