@@ -1,20 +1,30 @@
 //! Wiring: parse flags, start the threads, and decide how and when to exit.
+//!
+//! Threads: one session per connection (started when its connection first
+//! has something to carry), the router that spreads symbols over them, the
+//! writer, stdin, and the optional `--stats` clock. Every session feeds the
+//! one output queue; the writer drains it to stdout.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
-use crate::cli::{self, Parsed};
-use crate::command::{LineEvent, read_commands};
-use crate::output::{WriterEnd, run_writer};
+use crate::cli::{self, EndpointUrl, Options, Parsed};
+use crate::command::{Command, LineEvent, read_commands};
+use crate::output::{Batch, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
+use crate::feed::Histories;
+use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
+use crate::stagger::Stagger;
 use crate::stats::Stats;
+use crate::symbol::Symbol;
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -43,183 +53,318 @@ pub fn run() -> i32 {
             return EXIT_USAGE;
         }
     };
-
-    // --demo: our own simulated server on 127.0.0.1, reached through the
-    // normal connection path.
-    let (url, token) = if opts.demo {
-        match Simulator::start(SimConfig::default()) {
-            Ok(sim) => {
-                let url = sim.url();
-                say(format!("demo: simulated AllTick server on {url}"));
-                // It serves until the process exits; dropping it on the way
-                // out would show the session a spurious disconnect.
-                std::mem::forget(sim);
-                (url, None)
-            }
-            Err(e) => {
-                say(format!("demo: cannot start the simulated server: {e}"));
-                return EXIT_FAILURE;
-            }
-        }
-    } else {
-        let token = match cli::token(
-            opts.token_file.as_ref(),
-            std::env::var("ALLTICK_TOKEN").ok(),
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                say(e);
-                return EXIT_USAGE;
-            }
-        };
-        set_secret(&token);
-        (opts.url.clone().unwrap_or_default(), Some(token))
+    let (endpoints, token) = match endpoints_and_token(&opts) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let (out_tx, out_rx) = bounded(opts.queue);
+    let (out_tx, out_rx) = bounded::<Batch>(opts.queue);
     let (ctl_tx, ctl_rx) = bounded::<Control>(1024);
     let (sig_tx, sig_rx) = bounded::<()>(4);
-
-    {
-        let stop = stop.clone();
-        let ctl_tx = ctl_tx.clone();
-        let handler = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second signal: leave at once.
-                std::process::exit(130);
-            }
-            let _ = ctl_tx.try_send(Control::Wake);
-            let _ = sig_tx.try_send(());
-        });
-        if let Err(e) = handler {
-            say(format!("cannot install the signal handler: {e}"));
-            return EXIT_FAILURE;
-        }
+    if let Err(e) = install_signals(&stop, ctl_tx.clone(), sig_tx) {
+        say(format!("cannot install the signal handler: {e}"));
+        return EXIT_FAILURE;
     }
-
-    let (writer_tx, writer_rx) = bounded::<WriterEnd>(1);
-    {
-        let stats = stats.clone();
-        thread::Builder::new()
-            .name("writer".into())
-            .spawn(move || {
-                let stdout = std::io::stdout();
-                let end = run_writer(out_rx, stdout.lock(), stats);
-                let _ = writer_tx.send(end);
+    let writer_rx = start_writer(out_rx, &stats);
+    let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
+    let shards = Shards {
+        base: base_config(&opts, token),
+        urls: endpoints.iter().map(|e| e.url.clone()).collect(),
+        stop: Arc::clone(&stop),
+        stats: Arc::clone(&stats),
+        out: out_tx,
+        stagger: Arc::new(Mutex::new(Stagger::default())),
+        ends: ends_tx,
+        running: HashMap::new(),
+    };
+    let router = Router::new(
+        endpoints
+            .iter()
+            .map(|e| Endpoint {
+                name: e.name.clone(),
+                market: e.market,
             })
-            .ok();
-    }
-
-    let (session_tx, session_rx) = bounded::<SessionEnd>(1);
-    {
-        let cfg = SessionConfig {
-            url,
-            token,
-            heartbeat: opts.heartbeat,
-            stale_after: opts.stale_after,
-            connect_timeout: opts.connect_timeout,
-            initial: opts.symbols.clone(),
+            .collect(),
+        Limits {
+            connections: opts.connections,
             max_symbols: opts.max_symbols,
-            queue: opts.queue,
-            market: opts.market,
-        };
-        let session = Session::new(cfg, ctl_rx, stop.clone(), out_tx, stats.clone());
-        thread::Builder::new()
-            .name("session".into())
-            .spawn(move || {
-                let _ = session_tx.send(session.run());
-            })
-            .ok();
-    }
-
+        },
+    );
+    start_router(router, shards, opts.symbols.clone(), ctl_rx);
     if let Some(period) = opts.stats {
-        let stats = stats.clone();
-        thread::Builder::new()
-            .name("stats".into())
-            .spawn(move || {
-                let mut prev = (0, 0);
-                loop {
-                    thread::sleep(period);
-                    let (line, now) = stats.line(period.as_secs_f64(), prev);
-                    prev = now;
-                    say(line);
-                }
-            })
-            .ok();
+        start_stats(period, &stats);
     }
-
-    // stdin: commands until EOF. EOF ends command reading, not the stream.
-    thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let stdin = std::io::stdin();
-            let result = read_commands(stdin.lock(), |ev| match ev {
-                LineEvent::Command { line, command } => {
-                    ctl_tx.send(Control::Command { line, command }).is_ok()
-                }
-                LineEvent::Error { line, reason } => {
-                    say(format!("stdin:{line}: {reason}"));
-                    true
-                }
-            });
-            if let Err(e) = result {
-                say(format!(
-                    "cannot read stdin ({e}); commands are off, streaming goes on"
-                ));
-            }
-        })
-        .ok();
-
-    supervise(&sig_rx, &session_rx, &writer_rx, &stats)
+    start_stdin(ctl_tx.clone());
+    supervise(&sig_rx, &ends_rx, &writer_rx, &stats, &stop, &ctl_tx)
 }
 
-/// Wait for the first of: a stop signal, the session ending, the writer ending.
+/// The endpoints and the token: `--demo` starts the simulator (serving
+/// both endpoints, on their paths) and needs no token.
+fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<String>), i32> {
+    if !opts.demo {
+        let token = cli::token(
+            opts.token_file.as_ref(),
+            std::env::var("ALLTICK_TOKEN").ok(),
+        )
+        .map_err(|e| {
+            say(e);
+            EXIT_USAGE
+        })?;
+        set_secret(&token);
+        return Ok((opts.endpoints.clone(), Some(token)));
+    }
+    let sim = Simulator::start(SimConfig::default()).map_err(|e| {
+        say(format!("demo: cannot start the simulated server: {e}"));
+        EXIT_FAILURE
+    })?;
+    let url = sim.url();
+    say(format!("demo: simulated AllTick server on {url}"));
+    // `ws://127.0.0.1:PORT`, to which each endpoint's path is added.
+    let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    // It serves until the process exits; dropping it on the way out would
+    // show the sessions a spurious disconnect.
+    std::mem::forget(sim);
+    let path = |url: &str| url.rsplit('/').next().unwrap_or("").to_string();
+    let endpoint = |name: &str, real: &str, market| EndpointUrl {
+        name: name.into(),
+        url: format!("{base}/{}", path(real)),
+        market: Some(market),
+    };
+    Ok((
+        vec![
+            endpoint("stock", cli::STOCK_URL, crate::symbol::Market::Stock),
+            endpoint("forex", cli::FOREX_URL, crate::symbol::Market::Forex),
+        ],
+        None,
+    ))
+}
+
+/// What every session shares; each gets its own URL, name and symbols.
+fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
+    SessionConfig {
+        url: String::new(),
+        token,
+        heartbeat: opts.heartbeat,
+        stale_after: opts.stale_after,
+        connect_timeout: opts.connect_timeout,
+        initial: Vec::new(),
+        max_symbols: opts.max_symbols,
+        queue: opts.queue,
+        market: opts.market,
+        name: String::new(),
+        several: opts.connections > 1 || opts.endpoints.len() > 1 || opts.demo,
+        stagger: Arc::new(Mutex::new(Stagger::default())),
+        turn: 0,
+        histories: Histories::default(),
+    }
+}
+
+fn install_signals(
+    stop: &Arc<AtomicBool>,
+    ctl_tx: Sender<Control>,
+    sig_tx: Sender<()>,
+) -> Result<(), ctrlc::Error> {
+    let stop = Arc::clone(stop);
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            // A second signal: leave at once.
+            std::process::exit(130);
+        }
+        let _ = ctl_tx.try_send(Control::Wake);
+        let _ = sig_tx.try_send(());
+    })
+}
+
+fn start_writer(out_rx: Receiver<Batch>, stats: &Arc<Stats>) -> Receiver<WriterEnd> {
+    let (tx, rx) = bounded::<WriterEnd>(1);
+    let stats = Arc::clone(stats);
+    let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
+        let stdout = std::io::stdout();
+        let _ = tx.send(run_writer(out_rx, stdout.lock(), stats));
+    });
+    if let Err(e) = spawned {
+        say(format!("cannot start the writer: {e}"));
+    }
+    rx
+}
+
+fn start_stats(period: Duration, stats: &Arc<Stats>) {
+    let stats = Arc::clone(stats);
+    let _ = thread::Builder::new().name("stats".into()).spawn(move || {
+        let mut prev = (0, 0);
+        loop {
+            thread::sleep(period);
+            let (line, now) = stats.line(period.as_secs_f64(), prev);
+            prev = now;
+            say(line);
+        }
+    });
+}
+
+/// stdin: commands until EOF. EOF ends command reading, not the stream.
+fn start_stdin(ctl_tx: Sender<Control>) {
+    let _ = thread::Builder::new().name("stdin".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        let result = read_commands(stdin.lock(), |ev| match ev {
+            LineEvent::Command { line, command } => {
+                ctl_tx.send(Control::Command { line, command }).is_ok()
+            }
+            LineEvent::Error { line, reason } => {
+                say(format!("stdin:{line}: {reason}"));
+                true
+            }
+        });
+        if let Err(e) = result {
+            say(format!(
+                "cannot read stdin ({e}); commands are off, streaming goes on"
+            ));
+        }
+    });
+}
+
+/// The sessions, started as their connections first get something to
+/// carry.
+struct Shards {
+    base: SessionConfig,
+    urls: Vec<String>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    out: Sender<Batch>,
+    stagger: Arc<Mutex<Stagger>>,
+    ends: Sender<SessionEnd>,
+    running: HashMap<ShardId, Sender<Control>>,
+}
+
+impl Shards {
+    /// The session of `id`, started (with `initial`) if it is not running.
+    fn session(&mut self, id: ShardId, name: String, initial: Vec<Symbol>) -> &Sender<Control> {
+        let turn = self.running.len();
+        self.running.entry(id).or_insert_with(|| {
+            let (tx, rx) = bounded::<Control>(1024);
+            let cfg = SessionConfig {
+                url: self.urls[id.endpoint].clone(),
+                initial,
+                name,
+                stagger: Arc::clone(&self.stagger),
+                turn,
+                ..self.base.clone()
+            };
+            let session = Session::new(
+                cfg,
+                rx,
+                Arc::clone(&self.stop),
+                self.out.clone(),
+                Arc::clone(&self.stats),
+            );
+            let ends = self.ends.clone();
+            let _ = thread::Builder::new()
+                .name("session".into())
+                .spawn(move || {
+                    let _ = ends.send(session.run());
+                });
+            tx
+        })
+    }
+
+    /// Wake every session (a stop was asked for).
+    fn wake_all(&self) {
+        for tx in self.running.values() {
+            let _ = tx.try_send(Control::Wake);
+        }
+    }
+}
+
+/// The router thread: initial symbols start their sessions; then each
+/// command is spread over the sessions. It ends on a stop, dropping its
+/// handle on the output queue so the writer can drain.
+fn start_router(
+    mut router: Router,
+    mut shards: Shards,
+    initial: Vec<Symbol>,
+    ctl_rx: Receiver<Control>,
+) {
+    let first = router.route(&Command::Add(initial.clone()), "argument");
+    for note in first.notes {
+        say(note);
+    }
+    let mut starts: Vec<(ShardId, Vec<Symbol>)> = first
+        .sends
+        .into_iter()
+        .filter_map(|(id, c)| match c {
+            Command::Add(v) => Some((id, v)),
+            _ => None,
+        })
+        .collect();
+    if initial.is_empty() {
+        // Nothing to carry yet: open the first endpoint anyway, so a
+        // refused token is reported at once and commands find it ready.
+        starts.push((router.first_shard(), Vec::new()));
+    }
+    for (id, symbols) in starts {
+        let name = router.shard_name(id);
+        shards.session(id, name, symbols);
+    }
+    let _ = thread::Builder::new().name("router".into()).spawn(move || {
+        for control in ctl_rx.iter() {
+            let Control::Command { line, command } = control else {
+                shards.wake_all();
+                return;
+            };
+            let routed = router.route(&command, &format!("stdin:{line}"));
+            for note in routed.notes {
+                say(note);
+            }
+            for (id, command) in routed.sends {
+                let name = router.shard_name(id);
+                let tx = shards.session(id, name, Vec::new());
+                let _ = tx.send(Control::Command { line, command });
+            }
+        }
+    });
+}
+
+/// Wait for the first of: a stop signal, a session that cannot go on, the
+/// writer ending.
 fn supervise(
     sig_rx: &Receiver<()>,
-    session_rx: &Receiver<SessionEnd>,
+    ends_rx: &Receiver<SessionEnd>,
     writer_rx: &Receiver<WriterEnd>,
     stats: &Stats,
+    stop: &AtomicBool,
+    ctl_tx: &Sender<Control>,
 ) -> i32 {
-    select! {
-        recv(sig_rx) -> _ => finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, EXIT_OK),
-        recv(session_rx) -> end => {
-            let code = match end {
-                Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
-                _ => EXIT_OK,
-            };
-            finish(Instant::now() + STOP_BUDGET, session_rx, writer_rx, stats, code)
-        }
-        recv(writer_rx) -> end => match end {
-            Ok(WriterEnd::Closed) => EXIT_OK,
-            Ok(WriterEnd::Failed(e)) => {
-                say(format!("cannot write to stdout: {e}"));
-                EXIT_FAILURE
+    let stop_all = || {
+        stop.store(true, Ordering::SeqCst);
+        let _ = ctl_tx.try_send(Control::Wake);
+    };
+    loop {
+        select! {
+            recv(sig_rx) -> _ => return finish(Instant::now() + STOP_BUDGET, writer_rx, stats, EXIT_OK),
+            recv(ends_rx) -> end => {
+                if let Ok(SessionEnd::Fatal(m)) = end {
+                    say(m);
+                    stop_all();
+                    return finish(Instant::now() + STOP_BUDGET, writer_rx, stats, EXIT_FAILURE);
+                }
             }
-            // The writer only drains after the session ended; the
-            // session's own message follows.
-            Ok(WriterEnd::Drained) | Err(_) => match session_rx.recv_timeout(STOP_BUDGET) {
-                Ok(SessionEnd::Fatal(m)) => { say(m); EXIT_FAILURE }
+            recv(writer_rx) -> end => return match end {
+                Ok(WriterEnd::Failed(e)) => {
+                    say(format!("cannot write to stdout: {e}"));
+                    EXIT_FAILURE
+                }
+                // stdout was closed (`| head`): stop quietly.
                 _ => EXIT_OK,
             },
-        },
+        }
     }
 }
 
-/// Let the session close and the writer drain, within `deadline`.
-fn finish(
-    deadline: Instant,
-    session_rx: &Receiver<SessionEnd>,
-    writer_rx: &Receiver<WriterEnd>,
-    stats: &Stats,
-    code: i32,
-) -> i32 {
-    let left = || deadline.saturating_duration_since(Instant::now());
-    // The session ends after its close handshake (bounded); the message
-    // may already have been taken by the caller.
-    let _ = session_rx.recv_timeout(left());
-    match writer_rx.recv_timeout(left()) {
+/// Let the sessions close and the writer drain, within `deadline`.
+fn finish(deadline: Instant, writer_rx: &Receiver<WriterEnd>, stats: &Stats, code: i32) -> i32 {
+    // The writer drains once every session has closed (after its close
+    // handshake, bounded) and let go of the queue.
+    match writer_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         Ok(WriterEnd::Drained) | Ok(WriterEnd::Closed) => {}
         Ok(WriterEnd::Failed(e)) => say(format!("cannot write to stdout: {e}")),
         Err(_) => {

@@ -26,30 +26,41 @@ USAGE:
 
 SYMBOLS:
     EXCHANGE:TICKER (NASDAQ:AAPL, NYSE:IBM, HKEX:700, SSE:600519) or a native
-    AllTick code, sent exactly as typed (AAPL.US, 700.HK, BTCUSDT, Silver).
-    SYMBOL@depth or SYMBOL@depth=N (1-10) subscribes to its order book.
+    AllTick code, sent exactly as typed (AAPL.US, .DJI.US, 700.HK, BTCUSDT,
+    Silver). SYMBOL@depth or SYMBOL@depth=N (1-10) subscribes to its order
+    book. Stock codes go to the stock endpoint, the rest to the forex/crypto
+    endpoint.
 
-STDIN (one command per line, while running):
-    +SYM [SYM...]    subscribe      -SYM [SYM...]    unsubscribe
-    ?                print the wanted and acknowledged sets on stderr
+STDIN (one command per line, while streaming):
+    +SYMBOL [SYMBOL...]    subscribe
+    -SYMBOL [SYMBOL...]    unsubscribe
+    ?                      print each connection's wanted and acknowledged
+                           sets, and the symbols held back, on stderr
     Blank lines and lines starting with # are ignored. EOF keeps streaming.
 
 FLAGS:
-    --market stock|forex   which AllTick endpoint [default: stock]
-    --url URL              WebSocket endpoint, ws:// or wss:// [default: per --market]
+    --plan NAME            free, basic, premium, professional, all-hk or
+                           all-cn: sets --connections and --max-symbols from
+                           AllTick's plan table (explicit flags win)
+    --connections N        most connections per endpoint [default: 1]
+    --max-symbols N        codes per connection, per kind (trades, depth);
+                           beyond N x connections symbols are held back and
+                           admitted when room frees [default: no limit]
+    --market stock|forex   use only this endpoint, for every code
+                           [default: by code form]
+    --url URL              one endpoint for every code, ws:// or wss://
+    --stock-url URL        the stock endpoint [default: AllTick's]
+    --forex-url URL        the forex/crypto endpoint [default: AllTick's]
     --token-file PATH      read the token from PATH [default: $ALLTICK_TOKEN]
     --heartbeat SECS       heartbeat period, at least 1 and below the
                            server's 30 s cut-off [default: 10]
     --stale-after SECS     silence after which the link is dead; must exceed
                            --heartbeat [default: 30]
     --connect-timeout SECS bound on one connection attempt [default: 10]
-    --max-symbols N        your plan's symbol limit per connection (free 5,
-                           basic 100, premium 200, professional 3000): warn
-                           before sending more, naming the excess [default: none]
     --queue N              ticks held for a slow stdout before new ones are
                            dropped (and counted) [default: 16384]
     --stats SECS           a status line on stderr every SECS seconds: rates,
-                           queue, drops, reconnects, last message [default: off]
+                           queue, drops, reconnects, each connection [default: off]
     --demo                 no token, no network: stream from a built-in
                            simulated AllTick server on 127.0.0.1
     -h, --help             this text
@@ -63,14 +74,35 @@ EXIT STATUS:
     refused, stdout failed); 2 bad arguments or no token.
 ";
 
+/// AllTick's plans: (name, connections per token, symbols per connection).
+pub const PLANS: &[(&str, usize, usize)] = &[
+    ("free", 1, 5),
+    ("basic", 1, 100),
+    ("premium", 3, 200),
+    ("professional", 10, 3000),
+    ("all-hk", 10, 3000),
+    ("all-cn", 10, 3000),
+];
+
+/// One endpoint to connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointUrl {
+    /// Short name for messages: `stock`, `forex`.
+    pub name: String,
+    /// URL without the token.
+    pub url: String,
+    /// The market it serves; `None`: every code goes here.
+    pub market: Option<Market>,
+}
+
 /// Everything the flags decide.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// Symbols to subscribe at start.
     pub symbols: Vec<Symbol>,
-    /// Endpoint without token; `None` with `--demo`.
-    pub url: Option<String>,
-    /// The market, when the endpoint is one of AllTick's (for code checks).
+    /// The endpoints; empty with `--demo` (the simulator supplies them).
+    pub endpoints: Vec<EndpointUrl>,
+    /// `--market`: one endpoint forced for every code (for code checks).
     pub market: Option<Market>,
     /// `--token-file`, if given.
     pub token_file: Option<PathBuf>,
@@ -82,7 +114,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Output queue length.
     pub queue: usize,
-    /// The plan's symbol limit, if stated.
+    /// Most connections per endpoint.
+    pub connections: usize,
+    /// Codes per connection per kind, if limited.
     pub max_symbols: Option<usize>,
     /// Period of the `--stats` line, if asked for.
     pub stats: Option<Duration>,
@@ -113,80 +147,145 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Parse the arguments (without the program name).
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut args = args.into_iter();
-    let mut symbols = Vec::new();
-    let mut url = None;
-    let mut market = None;
-    let mut token_file = None;
-    let mut heartbeat = Duration::from_secs(10);
-    let mut stale_after = Duration::from_secs(30);
-    let mut connect_timeout = Duration::from_secs(10);
-    let mut queue = DEFAULT_QUEUE;
-    let mut max_symbols = None;
-    let mut stats = None;
-    let mut demo = false;
-    let mut only_symbols = false;
+fn count(flag: &str, v: &str, max: usize) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("{flag} needs a count from 1 to {max}, got {v:?}"))
+}
 
-    while let Some(arg) = args.next() {
-        if only_symbols || !arg.starts_with('-') || arg == "-" {
-            symbols.push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "--" => only_symbols = true,
-            "--demo" => demo = true,
-            "--url" => url = Some(value("--url")?),
+/// The flags that take a value.
+const VALUE_FLAGS: &[&str] = &[
+    "--url",
+    "--stock-url",
+    "--forex-url",
+    "--market",
+    "--token-file",
+    "--heartbeat",
+    "--stale-after",
+    "--connect-timeout",
+    "--queue",
+    "--connections",
+    "--max-symbols",
+    "--stats",
+    "--plan",
+];
+
+/// The flags as given, before they are checked together.
+#[derive(Debug, Default)]
+struct Given {
+    symbols: Vec<Symbol>,
+    url: Option<String>,
+    stock_url: Option<String>,
+    forex_url: Option<String>,
+    market: Option<Market>,
+    token_file: Option<PathBuf>,
+    heartbeat: Option<Duration>,
+    stale_after: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    queue: Option<usize>,
+    connections: Option<usize>,
+    max_symbols: Option<usize>,
+    plan: Option<(usize, usize)>,
+    stats: Option<Duration>,
+    demo: bool,
+}
+
+impl Given {
+    /// Take one flag with its value (`None` for flags without one).
+    fn set(&mut self, flag: &str, value: &str) -> Result<(), String> {
+        match flag {
+            "--url" => self.url = Some(value.into()),
+            "--stock-url" => self.stock_url = Some(value.into()),
+            "--forex-url" => self.forex_url = Some(value.into()),
             "--market" => {
-                market = Some(match value("--market")?.as_str() {
+                self.market = Some(match value {
                     "stock" => Market::Stock,
                     "forex" => Market::Forex,
-                    other => {
-                        return Err(format!("--market must be stock or forex, got {other:?}"));
-                    }
+                    other => return Err(format!("--market must be stock or forex, got {other:?}")),
                 })
             }
-            "--token-file" => token_file = Some(PathBuf::from(value("--token-file")?)),
-            "--heartbeat" => heartbeat = seconds("--heartbeat", &value("--heartbeat")?)?,
-            "--stale-after" => stale_after = seconds("--stale-after", &value("--stale-after")?)?,
-            "--connect-timeout" => {
-                connect_timeout = seconds("--connect-timeout", &value("--connect-timeout")?)?
-            }
-            "--queue" => {
-                let v = value("--queue")?;
-                queue = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=10_000_000).contains(n))
-                    .ok_or_else(|| {
-                        format!("--queue needs a count from 1 to 10000000, got {v:?}")
-                    })?;
-            }
-            "--stats" => stats = Some(seconds("--stats", &value("--stats")?)?),
-            "--max-symbols" => {
-                let v = value("--max-symbols")?;
-                max_symbols =
-                    Some(v.parse().ok().filter(|n: &usize| *n >= 1).ok_or_else(|| {
-                        format!("--max-symbols needs a positive count, got {v:?}")
-                    })?);
+            "--token-file" => self.token_file = Some(PathBuf::from(value)),
+            "--heartbeat" => self.heartbeat = Some(seconds(flag, value)?),
+            "--stale-after" => self.stale_after = Some(seconds(flag, value)?),
+            "--connect-timeout" => self.connect_timeout = Some(seconds(flag, value)?),
+            "--queue" => self.queue = Some(count(flag, value, 10_000_000)?),
+            "--connections" => self.connections = Some(count(flag, value, 100)?),
+            "--max-symbols" => self.max_symbols = Some(count(flag, value, 1_000_000)?),
+            "--stats" => self.stats = Some(seconds(flag, value)?),
+            "--plan" => {
+                let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
+                    let names: Vec<&str> = PLANS.iter().map(|p| p.0).collect();
+                    format!("--plan must be one of {}, got {value:?}", names.join(", "))
+                })?;
+                self.plan = Some((*c, *m));
             }
             _ => return Err(format!("unknown flag {flag} (see --help)")),
         }
+        Ok(())
     }
+}
 
+/// Parse the arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut args = args.into_iter();
+    let mut given = Given::default();
+    let mut only_symbols = false;
+    while let Some(arg) = args.next() {
+        if only_symbols || !arg.starts_with('-') || arg == "-" {
+            given
+                .symbols
+                .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
+            continue;
+        }
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "--" => only_symbols = true,
+            "--demo" => given.demo = true,
+            _ => {
+                let (flag, value) = match arg.split_once('=') {
+                    Some((f, v)) if f.starts_with("--") => (f.to_string(), v.to_string()),
+                    _ if VALUE_FLAGS.contains(&arg.as_str()) => {
+                        let v = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                        (arg.clone(), v)
+                    }
+                    _ => return Err(format!("unknown flag {arg} (see --help)")),
+                };
+                given.set(&flag, &value)?;
+            }
+        }
+    }
+    finish(given).map(Parsed::Run)
+}
+
+/// Check the flags together and settle the defaults.
+fn finish(g: Given) -> Result<Options, String> {
+    let heartbeat = g.heartbeat.unwrap_or(Duration::from_secs(10));
+    let stale_after = g.stale_after.unwrap_or(Duration::from_secs(30));
+    check_timing(heartbeat, stale_after)?;
+    let endpoints = endpoints(&g)?;
+    let (plan_connections, plan_max) = match g.plan {
+        Some((c, m)) => (Some(c), Some(m)),
+        None => (None, None),
+    };
+    Ok(Options {
+        endpoints,
+        market: g.market,
+        token_file: g.token_file,
+        heartbeat,
+        stale_after,
+        connect_timeout: g.connect_timeout.unwrap_or(Duration::from_secs(10)),
+        queue: g.queue.unwrap_or(DEFAULT_QUEUE),
+        connections: g.connections.or(plan_connections).unwrap_or(1),
+        max_symbols: g.max_symbols.or(plan_max),
+        stats: g.stats,
+        demo: g.demo,
+        symbols: g.symbols,
+    })
+}
+
+fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), String> {
     if heartbeat < Duration::from_secs(1) {
         return Err(
             "--heartbeat must be at least 1 second (AllTick allows one request per second)".into(),
@@ -207,45 +306,64 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             heartbeat.as_secs_f64()
         ));
     }
-    let url = if demo {
-        if url.is_some() {
+    Ok(())
+}
+
+/// The endpoints the flags name: one for everything (`--url`, `--market`),
+/// or AllTick's two with stock codes routed to the first.
+fn endpoints(g: &Given) -> Result<Vec<EndpointUrl>, String> {
+    let any_url = g.url.is_some() || g.stock_url.is_some() || g.forex_url.is_some();
+    if g.demo {
+        if any_url {
             return Err("--demo runs its own server; do not combine it with --url".into());
         }
-        None
-    } else {
-        let u = url.unwrap_or_else(|| match market {
-            Some(Market::Forex) => FOREX_URL.to_string(),
-            _ => STOCK_URL.to_string(),
-        });
-        if !(u.starts_with("ws://") || u.starts_with("wss://")) {
-            return Err(format!("--url must start with ws:// or wss://, got {u:?}"));
-        }
-        if u.contains("token=") {
-            return Err(
-                "--url must not carry the token: set ALLTICK_TOKEN or use --token-file".into(),
-            );
-        }
-        Some(u)
+        return Ok(Vec::new());
+    }
+    if g.url.is_some() && (g.stock_url.is_some() || g.forex_url.is_some()) {
+        return Err("--url is one endpoint for everything: do not combine it with --stock-url or --forex-url".into());
+    }
+    let one = |name: &str, url: String| -> Result<Vec<EndpointUrl>, String> {
+        Ok(vec![EndpointUrl {
+            name: name.into(),
+            url: check_url(url)?,
+            market: None,
+        }])
     };
-    // Codes are checked against the endpoint only when we know which it is.
-    let market = match (&url, market) {
-        (_, Some(m)) => Some(m),
-        (Some(u), None) if u == STOCK_URL => Some(Market::Stock),
-        _ => None,
-    };
-    Ok(Parsed::Run(Options {
-        symbols,
-        url,
-        market,
-        token_file,
-        heartbeat,
-        stale_after,
-        connect_timeout,
-        queue,
-        max_symbols,
-        stats,
-        demo,
-    }))
+    match (&g.url, g.market) {
+        (Some(u), m) => one(m.map_or("endpoint", Market::name), u.clone()),
+        (None, Some(Market::Stock)) => {
+            one("stock", g.stock_url.clone().unwrap_or(STOCK_URL.into()))
+        }
+        (None, Some(Market::Forex)) => {
+            one("forex", g.forex_url.clone().unwrap_or(FOREX_URL.into()))
+        }
+        (None, None) => Ok(vec![
+            EndpointUrl {
+                name: "stock".into(),
+                url: check_url(g.stock_url.clone().unwrap_or(STOCK_URL.into()))?,
+                market: Some(Market::Stock),
+            },
+            EndpointUrl {
+                name: "forex".into(),
+                url: check_url(g.forex_url.clone().unwrap_or(FOREX_URL.into()))?,
+                market: Some(Market::Forex),
+            },
+        ]),
+    }
+}
+
+fn check_url(u: String) -> Result<String, String> {
+    if !(u.starts_with("ws://") || u.starts_with("wss://")) {
+        return Err(format!(
+            "the URL must start with ws:// or wss://, got {u:?}"
+        ));
+    }
+    if u.contains("token=") {
+        return Err(
+            "the URL must not carry the token: set ALLTICK_TOKEN or use --token-file".into(),
+        );
+    }
+    Ok(u)
 }
 
 /// Read and check the token: `--token-file` wins over `ALLTICK_TOKEN`.
@@ -291,14 +409,59 @@ mod tests {
         }
     }
 
+    fn urls(o: &Options) -> Vec<(&str, Option<Market>)> {
+        o.endpoints
+            .iter()
+            .map(|e| (e.url.as_str(), e.market))
+            .collect()
+    }
+
     #[test]
     fn defaults() {
         let o = run(&["NASDAQ:AAPL"]).unwrap();
-        assert_eq!(o.url.as_deref(), Some(STOCK_URL));
+        assert_eq!(
+            urls(&o),
+            vec![
+                (STOCK_URL, Some(Market::Stock)),
+                (FOREX_URL, Some(Market::Forex))
+            ]
+        );
         assert_eq!(o.heartbeat, Duration::from_secs(10));
         assert_eq!(o.stale_after, Duration::from_secs(30));
         assert_eq!(o.symbols[0].code, "AAPL.US");
+        assert_eq!(o.market, None);
+        assert_eq!((o.connections, o.max_symbols), (1, None));
+    }
+
+    #[test]
+    fn plans_set_connections_and_symbols_and_explicit_flags_win() {
+        let o = run(&["--plan", "premium"]).unwrap();
+        assert_eq!((o.connections, o.max_symbols), (3, Some(200)));
+        let o = run(&["--plan=free", "--max-symbols", "3"]).unwrap();
+        assert_eq!((o.connections, o.max_symbols), (1, Some(3)));
+        let o = run(&["--connections", "2", "--plan", "professional"]).unwrap();
+        assert_eq!((o.connections, o.max_symbols), (2, Some(3000)));
+        assert!(run(&["--plan", "gold"]).unwrap_err().contains("premium"));
+        assert!(run(&["--connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn one_endpoint_for_everything_or_each_overridden() {
+        let o = run(&["--url", "ws://h:1/x"]).unwrap();
+        assert_eq!(urls(&o), vec![("ws://h:1/x", None)]);
+        let o = run(&["--stock-url", "ws://s/", "--forex-url", "ws://f/"]).unwrap();
+        assert_eq!(
+            urls(&o),
+            vec![
+                ("ws://s/", Some(Market::Stock)),
+                ("ws://f/", Some(Market::Forex))
+            ]
+        );
+        let o = run(&["--market", "stock"]).unwrap();
+        assert_eq!(urls(&o), vec![(STOCK_URL, None)]);
         assert_eq!(o.market, Some(Market::Stock));
+        assert!(run(&["--url", "ws://a/", "--stock-url", "ws://b/"]).is_err());
+        assert!(run(&["--demo", "--forex-url", "ws://b/"]).is_err());
     }
 
     #[test]
@@ -311,7 +474,7 @@ mod tests {
             "BTCUSDT",
         ])
         .unwrap();
-        assert_eq!(o.url.as_deref(), Some(FOREX_URL));
+        assert_eq!(urls(&o), vec![(FOREX_URL, None)]);
         assert_eq!(o.heartbeat, Duration::from_secs(2));
         assert_eq!(o.stale_after, Duration::from_secs(5));
     }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::protocol::{self, CancelType};
-use crate::subscriptions::{Change, Outbox, Seen, Subscriptions};
+use crate::subscriptions::{Change, History, Outbox, Seen, Subscriptions};
 use crate::symbol::{self, Symbol};
 
 /// How long to wait after a rate-limit answer (429/605) before resending.
@@ -129,10 +129,16 @@ pub struct Feed {
 
 impl Feed {
     /// An empty feed of `kind`.
+    #[cfg(test)]
     pub fn new(kind: Kind) -> Feed {
+        Feed::with_history(kind, History::default())
+    }
+
+    /// An empty feed of `kind` whose de-duplication history is shared.
+    pub fn with_history(kind: Kind, history: History) -> Feed {
         Feed {
             kind,
-            subs: Subscriptions::new(),
+            subs: Subscriptions::with_history(history),
             levels: HashMap::new(),
             server_set: Vec::new(),
             known_good: HashSet::new(),
@@ -438,25 +444,15 @@ impl Feed {
             }
         }
     }
+}
 
-    /// Warn before sending more codes than `--max-symbols`: AllTick serves
-    /// the first N codes of a set and ignores the rest.
-    pub fn plan_warning(&self, codes: &[String], max_symbols: Option<usize>) -> Option<String> {
-        let max = max_symbols?;
-        if codes.len() <= max {
-            return None;
-        }
-        let over: Vec<String> = codes[max..]
-            .iter()
-            .map(|c| self.kind.label(&self.subs.display(c)))
-            .collect();
-        Some(format!(
-            "sending {} {} codes but --max-symbols is {max}: AllTick serves the first {max} and ignores the rest: {}",
-            codes.len(),
-            self.kind.name(),
-            list(&over)
-        ))
-    }
+/// What was written, per kind, shared by every connection.
+#[derive(Debug, Default, Clone)]
+pub struct Histories {
+    /// Trades.
+    pub trades: History,
+    /// Depth.
+    pub depth: History,
 }
 
 /// Both feeds of a connection.
@@ -469,11 +465,12 @@ pub struct Feeds {
 }
 
 impl Feeds {
-    /// Both feeds, holding `initial`.
-    pub fn new(initial: &[Symbol]) -> Feeds {
+    /// Both feeds, holding `initial`; `histories` (trades, depth) are
+    /// shared with the other connections.
+    pub fn new(initial: &[Symbol], histories: &Histories) -> Feeds {
         let mut feeds = Feeds {
-            trades: Feed::new(Kind::Trades),
-            depth: Feed::new(Kind::Depth),
+            trades: Feed::with_history(Kind::Trades, History::clone(&histories.trades)),
+            depth: Feed::with_history(Kind::Depth, History::clone(&histories.depth)),
         };
         feeds.change(true, initial);
         feeds
@@ -695,17 +692,6 @@ mod tests {
         assert_eq!(send(&mut f), Some(codes(&["A.US", "B.US"])));
     }
 
-    #[test]
-    fn plan_warning_names_the_codes_the_server_will_ignore() {
-        let f = connected(Kind::Trades, &["NASDAQ:AAPL", "NYSE:IBM", "NASDAQ:NVDA"]);
-        let c = codes(&["AAPL.US", "IBM.US", "NVDA.US"]);
-        let w = f.plan_warning(&c, Some(1)).unwrap();
-        assert!(w.contains("serves the first 1"), "{w}");
-        assert!(w.contains("NYSE:IBM NASDAQ:NVDA"), "{w}");
-        assert_eq!(f.plan_warning(&c, Some(3)), None);
-        assert_eq!(f.plan_warning(&c, None), None);
-    }
-
     /// 600/604 narrowing, for both kinds: one new suspect is dropped at
     /// once; several are tried one at a time on top of the known-good set.
     #[test]
@@ -784,7 +770,10 @@ mod tests {
 
     #[test]
     fn feeds_route_symbols_by_kind_and_trades_go_first() {
-        let mut f = Feeds::new(&syms(&["NASDAQ:AAPL", "HKEX:700@depth"]));
+        let mut f = Feeds::new(
+            &syms(&["NASDAQ:AAPL", "HKEX:700@depth"]),
+            &Histories::default(),
+        );
         assert_eq!(f.trades.codes(), codes(&["AAPL.US"]));
         assert_eq!(f.depth.codes(), codes(&["700.HK"]));
         f.on_connect();

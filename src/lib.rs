@@ -1,32 +1,42 @@
 //! alltick-stream: AllTick real-time trades to stdout as JSON lines.
 //!
 //! Threads and channels, no async runtime:
-//! - the session thread ([`session`]) owns the WebSocket ([`connect`]), paces
-//!   requests ([`schedule`]), keeps the subscription set ([`subscriptions`])
-//!   and speaks the AllTick protocol ([`protocol`], with [`scan`] as the
-//!   zero-copy path for trade pushes);
+//! - a session thread per connection ([`session`]) keeps its endpoint
+//!   connected: the open socket with its pacing, requests in flight and
+//!   liveness clock (`connection`, over `connect`), the subscription feeds
+//!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`), and
+//!   the intake that turns pushes into lines (`intake`, with [`protocol`],
+//!   [`scan`] and [`decimal`]); errors are typed (`error`);
 //! - the writer thread ([`output`]) drains a bounded queue to stdout;
-//! - a stdin thread parses commands ([`command`], [`symbol`]);
+//! - a stdin thread parses commands ([`command`], [`symbol`]), and the
+//!   router (`router`, `stagger`) spreads symbols over connections;
 //! - [`app`] wires them up; [`sim`] is the simulated server behind `--demo`
 //!   and the tests.
 
+#![warn(clippy::too_many_lines)]
+
+// What the tests and benchmark programs use is public; the rest is the
+// binary's own.
 pub mod app;
-pub mod cli;
 pub mod command;
-pub mod connect;
-pub mod connection;
 pub mod decimal;
-pub mod error;
-pub mod feed;
-pub mod intake;
 pub mod output;
-pub mod policy;
 pub mod protocol;
-pub mod report;
 pub mod scan;
-pub mod schedule;
-pub mod session;
 pub mod sim;
-pub mod stats;
-pub mod subscriptions;
 pub mod symbol;
+
+mod cli;
+mod connect;
+mod connection;
+mod error;
+mod feed;
+mod intake;
+mod policy;
+mod report;
+mod router;
+mod schedule;
+mod session;
+mod stagger;
+mod stats;
+mod subscriptions;

@@ -82,11 +82,13 @@ impl Requests {
     }
 
     /// How many are waiting.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
     /// Nothing is waiting.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

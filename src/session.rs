@@ -9,8 +9,8 @@
 //! lost connection is re-opened with [`Backoff`] and the full sets are
 //! sent again.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -19,18 +19,23 @@ use crate::command::Command;
 use crate::connect::{self, Ws};
 use crate::connection::{Connection, Frame, TICK};
 use crate::error::{ConnectError, Disconnect};
-use crate::feed::{Act, Feeds, Kind, Reaction};
+use crate::feed::{Act, Feeds, Histories, Kind, Reaction};
 use crate::intake::Intake;
 use crate::output::Batch;
 use crate::policy::{self, InFlight, REQUEST_EXPIRY};
 use crate::protocol::{self, Response};
 use crate::report::say;
 use crate::schedule::{Backoff, Due};
-use crate::stats::Stats;
+use crate::stagger::Stagger;
+use crate::stats::{ConnStats, Stats};
 use crate::symbol::{Market, Symbol};
 
 /// While a burst is drained, the clock's work runs every this many frames.
 const HOUSEKEEPING_EVERY: u32 = 64;
+
+/// A connection left with nothing to carry closes after this long; it
+/// opens again when a symbol comes.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
 
 /// Messages from the other threads to the session.
 #[derive(Debug)]
@@ -65,9 +70,20 @@ pub struct SessionConfig {
     pub queue: usize,
     /// The plan's symbol limit, if the user stated it (`--max-symbols`).
     pub max_symbols: Option<usize>,
-    /// The endpoint's market, when known: codes of the other market are
-    /// flagged, since the server refuses them (ret 600).
+    /// The endpoint's market, when one endpoint is forced for every code:
+    /// codes of the other market are flagged (the server refuses them).
     pub market: Option<Market>,
+    /// The connection's name in messages: `stock#1`.
+    pub name: String,
+    /// Several connections may be open: an early close may mean the
+    /// token's connection limit.
+    pub several: bool,
+    /// The gate spacing subscription requests of different connections.
+    pub stagger: Arc<Mutex<Stagger>>,
+    /// This connection's place at the gate.
+    pub turn: usize,
+    /// What was written, shared by every connection (de-duplication).
+    pub histories: Histories,
 }
 
 /// How the session ended.
@@ -84,6 +100,8 @@ enum ConnEnd {
     Lost(Disconnect),
     Stopped,
     Fatal(String),
+    /// Nothing to carry for [`IDLE_CLOSE`].
+    Idle,
 }
 
 impl From<Disconnect> for ConnEnd {
@@ -102,8 +120,14 @@ pub struct Session {
     backoff: Backoff,
     feeds: Feeds,
     intake: Intake,
+    /// This connection's figures.
+    figures: Arc<ConnStats>,
     /// A connection is open (for `?`).
     connected: bool,
+    /// The open connection had a subscription acknowledged.
+    acknowledged: bool,
+    /// Since when the feeds carry nothing.
+    empty_since: Option<Instant>,
 }
 
 impl Session {
@@ -130,8 +154,11 @@ impl Session {
             ^ u64::from(std::process::id()).rotate_left(32);
         warn_market(cfg.market, &cfg.initial, "argument");
         Session {
-            feeds: Feeds::new(&cfg.initial),
+            feeds: Feeds::new(&cfg.initial, &cfg.histories),
             intake: Intake::new(out, Arc::clone(&stats), cfg.queue),
+            figures: stats.connection(&cfg.name),
+            acknowledged: false,
+            empty_since: None,
             cfg,
             url_with_token,
             controls,
@@ -144,6 +171,20 @@ impl Session {
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Say `line` on stderr, naming this connection.
+    fn say(&self, line: impl std::fmt::Display) {
+        say(format!("{}: {line}", self.cfg.name));
+    }
+
+    /// A hint for an early end when several connections are open.
+    fn limit_hint(&self) -> &'static str {
+        if self.cfg.several && !self.acknowledged {
+            " (with several connections open, the token's connection limit may be hit: free and basic plans allow 1, premium 3, professional 10; see --connections, --plan)"
+        } else {
+            ""
+        }
     }
 
     /// Run until stopped or a fatal error.
@@ -159,37 +200,68 @@ impl Session {
                 Some(Err(e)) if e.is_fatal() => return SessionEnd::Fatal(e.to_string()),
                 Some(Err(e)) => {
                     wait = self.backoff.next_delay().max(e.min_wait());
-                    say(format!(
-                        "cannot connect to {}: {e}; retrying in {}",
+                    self.say(format!(
+                        "cannot connect to {}: {e}; retrying in {}{}",
                         self.cfg.url,
-                        self.attempt_text(wait)
+                        self.attempt_text(wait),
+                        self.limit_hint()
                     ));
                     continue;
                 }
             };
-            match self.connected(ws) {
+            wait = match self.connected(ws) {
                 ConnEnd::Stopped => return SessionEnd::Stopped,
                 ConnEnd::Fatal(m) => return SessionEnd::Fatal(m),
-                ConnEnd::Lost(why) => {
-                    if why.is_refused_frame() {
-                        self.intake.refused_frame();
-                    }
-                    Stats::add(&self.stats.reconnects, 1);
-                    wait = self.backoff.next_delay().max(why.min_wait());
-                    say(format!(
-                        "connection lost: {why}; reconnecting in {}",
-                        self.attempt_text(wait)
-                    ));
-                }
+                ConnEnd::Idle => match self.park() {
+                    true => Duration::ZERO,
+                    false => return SessionEnd::Stopped,
+                },
+                ConnEnd::Lost(why) => self.lost(&why),
+            };
+        }
+    }
+
+    /// Report a lost connection; returns the wait before reconnecting.
+    fn lost(&mut self, why: &Disconnect) -> Duration {
+        if why.is_refused_frame() {
+            self.intake.refused_frame();
+        }
+        Stats::add(&self.stats.reconnects, 1);
+        let wait = self.backoff.next_delay().max(why.min_wait());
+        self.say(format!(
+            "connection lost: {why}; reconnecting in {}{}",
+            self.attempt_text(wait),
+            self.limit_hint()
+        ));
+        wait
+    }
+
+    /// The connection carried nothing for [`IDLE_CLOSE`] and was closed:
+    /// wait for a symbol to carry. False when asked to stop.
+    fn park(&mut self) -> bool {
+        self.say(format!(
+            "carried nothing for {} s: closed the connection; it opens again when a symbol comes",
+            IDLE_CLOSE.as_secs()
+        ));
+        self.empty_since = None;
+        while self.carries_nothing() {
+            if !self.idle_for(TICK * 4) {
+                return false;
             }
         }
+        true
+    }
+
+    fn carries_nothing(&self) -> bool {
+        self.feeds.trades.codes().is_empty() && self.feeds.depth.codes().is_empty()
     }
 
     /// Serve one open connection until it ends.
     fn connected(&mut self, ws: Ws) -> ConnEnd {
-        say(format!("connected to {}", self.cfg.url));
+        self.say(format!("connected to {}", self.cfg.url));
         self.connected = true;
-        Stats::set(&self.stats.connected, 1);
+        self.acknowledged = false;
+        Stats::set(&self.figures.connected, 1);
         let end =
             match Connection::new(ws, self.cfg.heartbeat, self.cfg.stale_after, Instant::now()) {
                 Ok(conn) => self.serve(conn),
@@ -197,7 +269,12 @@ impl Session {
             };
         self.connected = false;
         self.feeds.on_disconnect();
-        Stats::set(&self.stats.connected, 0);
+        self.cfg
+            .stagger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .withdraw(self.cfg.turn);
+        Stats::set(&self.figures.connected, 0);
         // Whatever was read before the end goes out.
         self.intake.hand_over();
         end
@@ -288,6 +365,7 @@ impl Session {
         if adding {
             warn_market(self.cfg.market, symbols, &format!("stdin:{line}"));
         }
+        self.empty_since = None;
         let change = self.feeds.change(adding, symbols);
         let (verb, state) = if adding {
             ("added", "already subscribed")
@@ -295,10 +373,10 @@ impl Session {
             ("removed", "not subscribed")
         };
         for s in &change.unchanged {
-            say(format!("stdin:{line}: note: {s} is {state}"));
+            self.say(format!("stdin:{line}: note: {s} is {state}"));
         }
         if !change.applied.is_empty() {
-            say(format!(
+            self.say(format!(
                 "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
                 crate::feed::list(&change.applied),
                 self.feeds.trades.codes().len(),
@@ -315,8 +393,18 @@ impl Session {
             "not connected"
         };
         let (t, d) = (&self.feeds.trades, &self.feeds.depth);
-        say(format!(
-            "stdin:{line}: {link}; wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
+        let last = Stats::get(&self.figures.last_message_ms);
+        let since = if last == 0 {
+            "no message yet".to_string()
+        } else {
+            format!(
+                "last message {:.1} s ago",
+                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
+            )
+        };
+        self.say(format!(
+            "stdin:{line}: {link} to {} ({since}); wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
+            self.cfg.url,
             t.codes().len(),
             t.names(t.codes()),
             t.server_set().len(),
@@ -344,9 +432,9 @@ impl Session {
             if !conn.is_draining() || burst.is_multiple_of(HOUSEKEEPING_EVERY) {
                 match self.housekeeping(&mut conn) {
                     Ok(()) => {}
-                    Err(ConnEnd::Stopped) => {
+                    Err(end @ (ConnEnd::Stopped | ConnEnd::Idle)) => {
                         self.close(conn);
-                        return ConnEnd::Stopped;
+                        return end;
                     }
                     Err(end) => return end,
                 }
@@ -378,31 +466,60 @@ impl Session {
     }
 
     /// The clock's work on each wake-up: stdin commands, a stop request,
-    /// the connection's liveness, the backoff reset, expired requests, and
-    /// a due heartbeat or subscription.
+    /// the connection's liveness, the backoff reset, expired requests, an
+    /// idle close, and a due heartbeat or subscription.
     fn housekeeping(&mut self, conn: &mut Connection) -> Result<(), ConnEnd> {
         self.drain_controls();
         if self.stopping() {
             return Err(ConnEnd::Stopped);
         }
         let now = Instant::now();
-        if conn.take_heard(now) {
-            Stats::set(&self.stats.last_message_ms, Stats::now_ms());
-        }
-        Stats::set(
-            &self.stats.trade_symbols,
-            self.feeds.trades.codes().len() as u64,
-        );
-        Stats::set(
-            &self.stats.depth_symbols,
-            self.feeds.depth.codes().len() as u64,
-        );
+        self.update_figures(conn, now);
         if conn.health().resets_backoff(now, self.backoff.attempts()) {
             self.backoff.reset();
         }
+        self.expire(conn, now);
+        if self.idle_too_long(now) {
+            return Err(ConnEnd::Idle);
+        }
+        let next = self.feeds.next_pending();
+        let due = conn.tick(now, next.is_some())?;
+        let Some(kind) = next else {
+            self.gate().withdraw(self.cfg.turn);
+            return match due {
+                Due::Heartbeat => Ok(conn.heartbeat(now)?),
+                _ => Ok(()),
+            };
+        };
+        match due {
+            Due::Nothing => Ok(()),
+            Due::Heartbeat => Ok(conn.heartbeat(now)?),
+            // Requests on different connections wait their turn.
+            Due::Subscription if self.gate().try_turn(self.cfg.turn, now) => {
+                self.send_subscription(conn, kind, now)
+            }
+            Due::Subscription => Ok(()),
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, Stagger> {
+        self.cfg.stagger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_figures(&mut self, conn: &mut Connection, now: Instant) {
+        if conn.take_heard(now) {
+            Stats::set(&self.figures.last_message_ms, Stats::now_ms());
+        }
+        let f = &self.figures;
+        Stats::set(&f.trade_symbols, self.feeds.trades.codes().len() as u64);
+        Stats::set(&f.depth_symbols, self.feeds.depth.codes().len() as u64);
+    }
+
+    /// Forget requests that got no answer; a subscription is sent again.
+    fn expire(&mut self, conn: &mut Connection, now: Instant) {
         for req in conn.expire(now) {
             if let Some(kind) = req.feed {
-                say(format!(
+                self.say(format!(
                     "no answer to the {} subscription request after {} s; sending the set again",
                     kind.name(),
                     REQUEST_EXPIRY.as_secs()
@@ -410,15 +527,20 @@ impl Session {
                 self.feeds.get_mut(kind).resend();
             }
         }
-        let next = self.feeds.next_pending();
-        match conn.tick(now, next.is_some())? {
-            Due::Nothing => Ok(()),
-            Due::Heartbeat => Ok(conn.heartbeat(now)?),
-            Due::Subscription => match next {
-                Some(kind) => self.send_subscription(conn, kind, now),
-                None => Ok(()),
-            },
+    }
+
+    /// Whether the connection has carried nothing (and the server holds
+    /// nothing of ours) for [`IDLE_CLOSE`].
+    fn idle_too_long(&mut self, now: Instant) -> bool {
+        let empty = self.carries_nothing()
+            && self.feeds.trades.server_set().is_empty()
+            && self.feeds.depth.server_set().is_empty();
+        if !empty {
+            self.empty_since = None;
+            return false;
         }
+        let since = *self.empty_since.get_or_insert(now);
+        now.duration_since(since) >= IDLE_CLOSE
     }
 
     /// Send the pending set of `kind` (or its cancel).
@@ -429,14 +551,9 @@ impl Session {
         now: Instant,
     ) -> Result<(), ConnEnd> {
         let id = conn.next_seq_id();
-        let max = self.cfg.max_symbols;
-        let feed = self.feeds.get_mut(kind);
-        let Some((text, codes)) = feed.take_request(id) else {
+        let Some((text, codes)) = self.feeds.get_mut(kind).take_request(id) else {
             return Ok(());
         };
-        if let Some(w) = feed.plan_warning(&codes, max) {
-            say(w);
-        }
         let cmd = if codes.is_empty() {
             protocol::CMD_CANCEL
         } else {
@@ -472,6 +589,7 @@ impl Session {
                     .on_answer(r.ret, &r.msg, codes, max);
                 if matches!(r.ret, 200 | 201) {
                     conn.health().acknowledged(now);
+                    self.acknowledged = true;
                 }
                 if let Act::ResendAfter(d) = reaction.act {
                     conn.delay_subscriptions(now + d);
@@ -491,7 +609,19 @@ impl Session {
                 other.reaction
             }
         };
-        act(reaction)
+        self.act(reaction)
+    }
+
+    /// Say a reaction's notes and turn its action into the connection's fate.
+    fn act(&self, reaction: Reaction) -> Result<(), ConnEnd> {
+        for note in reaction.notes {
+            self.say(note);
+        }
+        match reaction.act {
+            Act::Nothing | Act::ResendAfter(_) => Ok(()),
+            Act::Reconnect { reason, .. } => Err(ConnEnd::Lost(Disconnect::Ret606(reason))),
+            Act::Fatal(m) => Err(ConnEnd::Fatal(m)),
+        }
     }
 
     /// Close the connection, keeping every push read before the server's
@@ -501,18 +631,6 @@ impl Session {
         conn.close(|text| {
             let _ = intake.text(text, feeds, Instant::now());
         });
-    }
-}
-
-/// Say a reaction's notes and turn its action into the connection's fate.
-fn act(reaction: Reaction) -> Result<(), ConnEnd> {
-    for note in reaction.notes {
-        say(note);
-    }
-    match reaction.act {
-        Act::Nothing | Act::ResendAfter(_) => Ok(()),
-        Act::Reconnect { reason, .. } => Err(ConnEnd::Lost(Disconnect::Ret606(reason))),
-        Act::Fatal(m) => Err(ConnEnd::Fatal(m)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Counters shared by the threads, for reports on stderr and the exit summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Running totals. Relaxed atomics: these are reports, not synchronisation.
@@ -31,20 +31,68 @@ pub struct Stats {
     pub garbage_frames: AtomicU64,
     /// Connections lost and re-established.
     pub reconnects: AtomicU64,
-    /// 1 while a connection is open.
-    pub connected: AtomicU64,
-    /// When the last message arrived, ms since the Unix epoch (0: never).
-    pub last_message_ms: AtomicU64,
-    /// Trade symbols wanted.
-    pub trade_symbols: AtomicU64,
-    /// Depth symbols wanted.
-    pub depth_symbols: AtomicU64,
+    /// Each connection's own figures, in the order they started.
+    connections: Mutex<Vec<Arc<ConnStats>>>,
     /// Signalled whenever the writer makes progress.
     progress: Condvar,
     progress_lock: Mutex<()>,
 }
 
+/// One connection's figures, for `--stats` and `?`.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Its name: `stock#1`.
+    pub name: String,
+    /// 1 while open.
+    pub connected: AtomicU64,
+    /// When its last message arrived, ms since the Unix epoch (0: never).
+    pub last_message_ms: AtomicU64,
+    /// Trade symbols it carries.
+    pub trade_symbols: AtomicU64,
+    /// Depth symbols it carries.
+    pub depth_symbols: AtomicU64,
+}
+
+impl ConnStats {
+    /// `stock#1 connected; last message 0.3 s ago; 2 trade and 0 depth symbols`.
+    pub fn line(&self) -> String {
+        let last = Stats::get(&self.last_message_ms);
+        let since = if last == 0 {
+            "no message yet".to_string()
+        } else {
+            format!(
+                "last message {:.1} s ago",
+                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
+            )
+        };
+        format!(
+            "{} {}; {since}; {} trade and {} depth symbols",
+            self.name,
+            if Stats::get(&self.connected) == 1 {
+                "connected"
+            } else {
+                "not connected"
+            },
+            Stats::get(&self.trade_symbols),
+            Stats::get(&self.depth_symbols),
+        )
+    }
+}
+
 impl Stats {
+    /// Register a connection's figures.
+    pub fn connection(&self, name: &str) -> Arc<ConnStats> {
+        let c = Arc::new(ConnStats {
+            name: name.to_string(),
+            ..ConnStats::default()
+        });
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&c));
+        c
+    }
+
     /// Add `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -108,17 +156,15 @@ impl Stats {
         let received = Self::get(&self.received);
         let written = Self::get(&self.written);
         let rate = |now: u64, then: u64| (now.saturating_sub(then)) as f64 / secs;
-        let last = Self::get(&self.last_message_ms);
-        let since = if last == 0 {
-            "no message yet".to_string()
-        } else {
-            format!(
-                "last message {:.1} s ago",
-                Self::now_ms().saturating_sub(last) as f64 / 1000.0
-            )
-        };
+        let connections: Vec<String> = self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| c.line())
+            .collect();
         let line = format!(
-            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid trades, {} invalid depth pushes, {} bad depth levels, {} overflow, {} repeated, {} unreadable; {} seq restarts; {} reconnects; {}; {}; {} trade and {} depth symbols",
+            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid trades, {} invalid depth pushes, {} bad depth levels, {} overflow, {} repeated, {} unreadable; {} seq restarts; {} reconnects; {}",
             rate(received, prev.0),
             rate(written, prev.1),
             self.unwritten(),
@@ -130,14 +176,11 @@ impl Stats {
             Self::get(&self.garbage_frames),
             Self::get(&self.seq_restarts),
             Self::get(&self.reconnects),
-            if Self::get(&self.connected) == 1 {
-                "connected"
+            if connections.is_empty() {
+                "no connection yet".to_string()
             } else {
-                "not connected"
+                connections.join(" | ")
             },
-            since,
-            Self::get(&self.trade_symbols),
-            Self::get(&self.depth_symbols),
         );
         (line, (received, written))
     }

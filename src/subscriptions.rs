@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::symbol::Symbol;
 
@@ -16,25 +16,35 @@ use crate::symbol::Symbol;
 pub struct Subscriptions {
     codes: Vec<String>,
     /// code → what we know of it. Kept after removal so ticks still in
-    /// flight are labelled the same way and replays are still recognised.
+    /// flight are labelled the same way.
     known: HashMap<String, Known, BuildHasherDefault<Fnv>>,
-    /// Bumped on every effective change.
-    generation: u64,
+    /// What was written per code, shared by every connection of the feed's
+    /// kind: a code that moves to another connection keeps its history,
+    /// so replays are recognised wherever they arrive.
+    history: History,
 }
 
 #[derive(Debug)]
 struct Known {
     /// The spelling used when it was subscribed.
     name: Arc<str>,
-    /// `seq` of the last push written for this code (0: none yet).
-    last_seq: u64,
-    /// Latest `tick_time` written for this code, ms (0: none yet).
-    last_time: u64,
-    /// The server's numbering for this code was seen to restart.
-    restarted: bool,
     /// Whether it is in the set now.
     wanted: bool,
 }
+
+/// The last push written for a code.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Last {
+    /// Its `seq` (0: none yet).
+    seq: u64,
+    /// The latest `tick_time` written, ms (0: none yet).
+    time: u64,
+    /// The server's numbering for this code was seen to restart.
+    restarted: bool,
+}
+
+/// Per-code history of what was written, shared between connections.
+pub type History = Arc<Mutex<HashMap<String, Last, BuildHasherDefault<Fnv>>>>;
 
 /// FNV-1a: codes are short, and this lookup runs once per tick. Only codes
 /// the user subscribed to are ever inserted, so server-chosen keys cannot
@@ -100,8 +110,17 @@ pub struct Change {
 
 impl Subscriptions {
     /// An empty set.
+    #[cfg(test)]
     pub fn new() -> Subscriptions {
         Subscriptions::default()
+    }
+
+    /// An empty set whose de-duplication history is shared.
+    pub fn with_history(history: History) -> Subscriptions {
+        Subscriptions {
+            history,
+            ..Subscriptions::default()
+        }
     }
 
     /// Add symbols; those already present are reported as unchanged.
@@ -120,17 +139,8 @@ impl Subscriptions {
                     k.name = Arc::clone(&name);
                     k.wanted = true;
                 })
-                .or_insert(Known {
-                    name,
-                    last_seq: 0,
-                    last_time: 0,
-                    restarted: false,
-                    wanted: true,
-                });
+                .or_insert(Known { name, wanted: true });
             change.applied.push(s.spelling.clone());
-        }
-        if !change.applied.is_empty() {
-            self.generation += 1;
         }
         change
     }
@@ -150,9 +160,6 @@ impl Subscriptions {
                 None => change.unchanged.push(s.spelling.clone()),
             }
         }
-        if !change.applied.is_empty() {
-            self.generation += 1;
-        }
         change
     }
 
@@ -164,7 +171,6 @@ impl Subscriptions {
                 if let Some(k) = self.known.get_mut(code) {
                     k.wanted = false;
                 }
-                self.generation += 1;
                 true
             }
             None => false,
@@ -179,21 +185,26 @@ impl Subscriptions {
     /// Classify a push of `code` with `seq` and `time` (ms), remembering
     /// both when it is to be written. See [`Seen`] for the rule.
     pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen<'_> {
-        let Some(k) = self.known.get_mut(code) else {
+        let Some(k) = self.known.get(code) else {
             return Seen::Unknown;
         };
-        let fresh = k.last_seq == 0 && k.last_time == 0;
-        if fresh || seq > k.last_seq {
-            k.last_seq = seq;
-            k.last_time = k.last_time.max(time);
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let last = match history.get_mut(code) {
+            Some(l) => l,
+            None => history.entry(code.to_string()).or_default(),
+        };
+        let fresh = last.seq == 0 && last.time == 0;
+        if fresh || seq > last.seq {
+            last.seq = seq;
+            last.time = last.time.max(time);
             return Seen::New(&k.name);
         }
-        if time <= k.last_time {
+        if time <= last.time {
             return Seen::Repeat;
         }
-        k.last_seq = seq;
-        k.last_time = time;
-        let first = !std::mem::replace(&mut k.restarted, true);
+        last.seq = seq;
+        last.time = time;
+        let first = !std::mem::replace(&mut last.restarted, true);
         Seen::Restarted {
             name: &k.name,
             first,
@@ -205,13 +216,9 @@ impl Subscriptions {
         &self.codes
     }
 
-    /// A counter that changes whenever the set does.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// The label for ticks of `code`: the user's spelling, or the code itself
     /// for a code the user never asked for.
+    #[cfg(test)]
     pub fn name_of(&self, code: &str) -> Option<Arc<str>> {
         self.known.get(code).map(|k| Arc::clone(&k.name))
     }
@@ -303,19 +310,16 @@ mod tests {
     }
 
     #[test]
-    fn remove_by_either_spelling_and_generation_tracks_real_changes() {
+    fn remove_by_either_spelling() {
         let mut s = Subscriptions::new();
         s.add(&[sym("NASDAQ:AAPL"), sym("NASDAQ:TSLA")]);
-        let g = s.generation();
         let c = s.remove(&[sym("AAPL.US"), sym("NYSE:IBM")]);
         assert_eq!(c.applied, vec!["AAPL.US"]);
         assert_eq!(c.unchanged, vec!["NYSE:IBM"]);
         assert_eq!(s.codes(), ["TSLA.US"]);
-        assert!(s.generation() > g);
-        let g = s.generation();
         s.remove(&[sym("NYSE:IBM")]);
         s.add(&[sym("TSLA.US")]);
-        assert_eq!(s.generation(), g);
+        assert_eq!(s.codes(), ["TSLA.US"]);
         // In-flight ticks of a removed code keep their label.
         assert_eq!(s.name_of("AAPL.US").as_deref(), Some("NASDAQ:AAPL"));
     }
@@ -355,6 +359,19 @@ mod tests {
         assert_eq!(s.see("AAPL.US", 7, 1001), Seen::New("AAPL.US"));
         assert!(s.drop_code("TSLA.US"));
         assert!(!s.contains("TSLA.US"));
+    }
+
+    #[test]
+    fn history_is_shared_so_a_code_that_moves_keeps_its_replays_caught() {
+        let history = History::default();
+        let mut a = Subscriptions::with_history(History::clone(&history));
+        let mut b = Subscriptions::with_history(history);
+        a.add(&[sym("NASDAQ:AAPL")]);
+        assert_eq!(a.see("AAPL.US", 10, 1_000), Seen::New("NASDAQ:AAPL"));
+        a.remove(&[sym("AAPL.US")]);
+        b.add(&[sym("AAPL.US")]);
+        assert_eq!(b.see("AAPL.US", 10, 1_000), Seen::Repeat);
+        assert_eq!(b.see("AAPL.US", 11, 1_001), Seen::New("AAPL.US"));
     }
 
     #[test]

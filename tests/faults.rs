@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use alltick_stream::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Inject, SimConfig, Simulator, test_certificate};
 use serde_json::Value;
-use util::{Tool, WAIT, json_lines};
+use util::{Tool, WAIT, json_lines, wait_for_set};
 
 const TOKEN: &str = "tok-FAULTS-51a2b3";
 
@@ -311,7 +311,7 @@ fn ret_606_backs_off_at_least_3_s_before_reconnecting() {
 }
 
 #[test]
-fn ret_603_and_max_symbols_name_the_excess() {
+fn ret_603_names_the_count_and_is_not_resent() {
     let sim = sim(0.0);
     sim.set_max_symbols(Some(2));
     let tool = start(
@@ -321,25 +321,18 @@ fn ret_603_and_max_symbols_name_the_excess() {
             "2",
             "--stale-after",
             "5",
-            "--max-symbols",
-            "2",
             "NASDAQ:AAPL",
             "NASDAQ:TSLA",
             "NASDAQ:NVDA",
         ],
     );
     check!(tool, tool.wait_stderr("ret 603"));
-    let err = tool.stderr();
-    let warn = err.lines().position(|l| {
-        l.contains("--max-symbols is 2") && l.contains("ignores the rest: NASDAQ:NVDA")
-    });
-    let refused = err
-        .lines()
-        .position(|l| l.contains("ret 603") && l.contains("3 codes were sent"));
     check!(
         tool,
-        warn.is_some() && refused.is_some() && warn < refused,
-        "warning must precede the send"
+        tool.stderr()
+            .lines()
+            .any(|l| l.contains("ret 603") && l.contains("3 codes were sent")
+                && l.contains("first N codes"))
     );
     // No resend loop: by the second heartbeat (~4 s) a loop would have
     // resent the set several times.
@@ -350,6 +343,38 @@ fn ret_603_and_max_symbols_name_the_excess() {
     check!(
         tool,
         sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
+    );
+}
+
+#[test]
+fn max_symbols_holds_back_the_excess_until_a_removal_frees_room() {
+    let sim = sim(0.0);
+    sim.set_max_symbols(Some(2));
+    let mut tool = start(
+        &sim,
+        &[
+            "--max-symbols",
+            "2",
+            "NASDAQ:AAPL",
+            "NASDAQ:TSLA",
+            "NASDAQ:NVDA",
+        ],
+    );
+    check!(tool, tool.wait_stderr("holding back 1"));
+    check!(tool, tool.stderr().contains("NASDAQ:NVDA"));
+    check!(tool, wait_for_set(&sim, &["AAPL.US", "TSLA.US"]));
+    tool.send("?\n");
+    check!(tool, tool.wait_stderr("held back (over --max-symbols × --connections) 1: NASDAQ:NVDA"));
+    tool.send("-NASDAQ:TSLA\n");
+    check!(tool, tool.wait_stderr("admitting NASDAQ:NVDA"));
+    check!(tool, wait_for_set(&sim, &["AAPL.US", "NVDA.US"]));
+    // The server never saw more than two codes, so never a 603.
+    check!(
+        tool,
+        sim.state()
+            .requests_with_cmd(CMD_SUB_TRADES)
+            .iter()
+            .all(|r| r.codes().len() <= 2 && r.ret == 200)
     );
 }
 

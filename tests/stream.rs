@@ -569,6 +569,10 @@ fn help_lists_every_flag_with_its_default_and_version_prints() {
         "--stale-after",
         "--connect-timeout",
         "--max-symbols",
+        "--connections",
+        "--plan",
+        "--stock-url",
+        "--forex-url",
         "--queue",
         "--stats",
         "--demo",
@@ -578,7 +582,8 @@ fn help_lists_every_flag_with_its_default_and_version_prints() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     for default in [
-        "[default: stock]",
+        "[default: by code form]",
+        "[default: 1]",
         "[default: 10]",
         "[default: 30]",
         "[default: 16384]",
