@@ -47,7 +47,7 @@ pub enum Inject {
 /// One [`Simulator::inject`] frame as handled by one connection.
 #[derive(Clone, Debug)]
 pub struct Injected {
-    /// Connection id ([`ConnRecord::id`]).
+    /// Connection id ([`ConnRecord::id`](super::ConnRecord::id)).
     pub conn: u64,
     /// When the write was attempted.
     pub at: Instant,
@@ -124,7 +124,7 @@ impl Simulator {
     }
 
     /// Close every open connection (handshake completed, i.e. shown
-    /// [`ConnRecord::accepted`] and not closed; a connection still in its
+    /// [`ConnRecord::accepted`](super::ConnRecord::accepted) and not closed; a connection still in its
     /// handshake is not affected) with a close frame (`code`, `reason`),
     /// e.g. (1011, "internal error") or (1000, ""); the connection then ends
     /// after the client's close reply or at most 1 s. Recorded as
@@ -158,7 +158,7 @@ impl Simulator {
 
     /// Send a raw frame to every open connection (as in
     /// [`Simulator::close_connections`]), as-is (recorded in
-    /// [`SimState::injected`]). Acts asynchronously (within about 10 ms).
+    /// [`SimState::injected`](super::SimState::injected)). Acts asynchronously (within about 10 ms).
     pub fn inject(&self, frame: Inject) {
         self.shared.send_to_open(|| Command::Inject(frame.clone()));
     }

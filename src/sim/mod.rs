@@ -12,10 +12,10 @@
 //! (enabled for the tests and the soak program, not in the shipped binary).
 //!
 //! Where AllTick's docs allow more than one reading of the wire format, the
-//! simulator can play each of them ([`Readings`], set in
-//! [`SimConfig::readings`] or at runtime with [`Simulator::set_readings`]):
+//! simulator can play each of them (`Readings`, set in
+//! `SimConfig::readings` or at runtime with `Simulator::set_readings`):
 //! `seq` as a per-code counter (the default), time-like, or restarting on
-//! every connection ([`SeqStyle`]); `seq` as a string; `tick_time` in
+//! every connection (`SeqStyle`); `seq` as a string; `tick_time` in
 //! seconds; numbers as JSON numbers; error answers with `seq_id` 0; padded
 //! depth levels.
 //!
@@ -24,15 +24,15 @@
 //! [`Simulator::wait_until`].
 //!
 //! Fault injection, for tests of the client's error handling: server close
-//! frames ([`Simulator::close_connections`]), TCP resets
-//! ([`Simulator::reset_connections`]), abrupt drops
-//! ([`Simulator::drop_connections`], [`Simulator::set_drop_after_ack`]), raw
-//! frames ([`Simulator::inject`]), error replies ([`Simulator::fail_next`],
-//! [`Simulator::refuse_codes`], [`Simulator::set_max_symbols`]), a
-//! connections-per-token limit ([`Simulator::set_connection_limit`]), HTTP
-//! errors at the handshake ([`Simulator::set_handshake_status`]) and silence
-//! ([`Simulator::set_silent`]). With [`SimConfig::tls`] it serves `wss://`
-//! (see [`test_certificate`]).
+//! frames (`Simulator::close_connections`), TCP resets
+//! (`Simulator::reset_connections`), abrupt drops
+//! (`Simulator::drop_connections`, `Simulator::set_drop_after_ack`), raw
+//! frames (`Simulator::inject`), error replies (`Simulator::fail_next`,
+//! `Simulator::refuse_codes`, `Simulator::set_max_symbols`), a
+//! connections-per-token limit (`Simulator::set_connection_limit`), HTTP
+//! errors at the handshake (`Simulator::set_handshake_status`) and silence
+//! (`Simulator::set_silent`). With `SimConfig::tls` it serves `wss://`
+//! (see `test_certificate`).
 //!
 //! Design: one accept thread plus one thread per connection, all blocking
 //! (std threads and tungstenite's blocking API). Each connection thread owns
@@ -130,18 +130,18 @@ pub struct SimConfig {
     /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
     /// wrapped with a `native_tls::TlsAcceptor` using this identity before
     /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
-    /// that the client's host-name check can pass. See [`test_certificate`].
+    /// that the client's host-name check can pass. See `test_certificate`.
     #[cfg(feature = "testing")]
     pub tls: Option<native_tls::Identity>,
     /// Which reading of the loosely documented wire formats the simulator
-    /// plays at start; [`Simulator::set_readings`] changes it at runtime.
+    /// plays at start; `Simulator::set_readings` changes it at runtime.
     #[cfg(feature = "testing")]
     pub readings: Readings,
 }
 
 impl Default for SimConfig {
     /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
-    /// 1 s minimum request interval, seed 1, no TLS, default [`Readings`]
+    /// 1 s minimum request interval, seed 1, no TLS, default `Readings`
     /// (`seq` a per-code counter).
     fn default() -> Self {
         SimConfig {
@@ -196,24 +196,24 @@ pub enum CloseCause {
     /// Bad token: HTTP 401 at the handshake, or ret 401 then a close frame.
     TokenRejected,
     /// The handshake was answered with this HTTP status
-    /// ([`Simulator::set_handshake_status`]).
+    /// (`Simulator::set_handshake_status`).
     HandshakeStatus(u16),
     /// The TLS or WebSocket handshake failed for another reason.
     HandshakeFailed(String),
     /// Closed without a close frame (TCP shutdown): by
-    /// [`Simulator::drop_connections`], by [`Simulator::set_drop_after_ack`],
-    /// or by [`Simulator::reset_connections`] when no unread client data
+    /// `Simulator::drop_connections`, by `Simulator::set_drop_after_ack`,
+    /// or by `Simulator::reset_connections` when no unread client data
     /// arrived within 5 s (then the client sees an orderly FIN, not a reset).
     Dropped,
-    /// Reset by [`Simulator::reset_connections`]: the socket was closed with
+    /// Reset by `Simulator::reset_connections`: the socket was closed with
     /// unread data in its receive buffer, so the kernel sent a TCP RST.
     Reset,
     /// The server sent a close frame with this code: by
-    /// [`Simulator::close_connections`], or 1008 after a ret 606 injected by
-    /// [`Simulator::fail_next`].
+    /// `Simulator::close_connections`, or 1008 after a ret 606 injected by
+    /// `Simulator::fail_next`.
     ServerClose(u16),
     /// Refused by the connections-per-token limit
-    /// ([`Simulator::set_connection_limit`]): accepted at the WebSocket
+    /// (`Simulator::set_connection_limit`): accepted at the WebSocket
     /// level, then closed at once with close frame 1008 "too many connections".
     TooManyConnections,
     /// Closed because the simulator was dropped.
@@ -268,8 +268,8 @@ pub struct Request {
     /// The frame's text exactly as received (binary frames lossily decoded).
     pub raw: String,
     /// The `ret` the simulator answered with (200, 400, 401, 601, 605, or a
-    /// ret injected by [`Simulator::fail_next`], [`Simulator::refuse_codes`]
-    /// or [`Simulator::set_max_symbols`]: 600, 603, 604, 606, …).
+    /// ret injected by `Simulator::fail_next`, `Simulator::refuse_codes`
+    /// or `Simulator::set_max_symbols`: 600, 603, 604, 606, …).
     pub ret: u32,
 }
 
@@ -296,7 +296,7 @@ pub struct SentTick {
     pub conn: u64,
     /// The code pushed.
     pub code: String,
-    /// The push's `seq` (see [`SeqStyle`]; with the default per code and
+    /// The push's `seq` (see `SeqStyle`; with the default per code and
     /// strictly increasing across connections).
     pub seq: u64,
     /// When it was recorded (just before writing).
@@ -308,11 +308,11 @@ pub struct SentTick {
     /// Trade volume, exactly the digits sent (empty for depth pushes).
     pub volume: String,
     /// The `tick_time` as sent (milliseconds, or seconds with
-    /// [`Readings::tick_time_seconds`]).
+    /// `Readings::tick_time_seconds`).
     pub tick_time: u64,
     /// The push's real time in milliseconds since the Unix epoch.
     pub time_ms: u64,
-    /// Padding levels in a depth push ([`Readings::padded_depth`]); 0 for trades.
+    /// Padding levels in a depth push (`Readings::padded_depth`); 0 for trades.
     pub bad_levels: usize,
 }
 
@@ -409,7 +409,7 @@ impl Simulator {
         self.addr.port()
     }
 
-    /// `ws://127.0.0.1:PORT/quote-stock-b-ws-api`, or with [`SimConfig::tls`]
+    /// `ws://127.0.0.1:PORT/quote-stock-b-ws-api`, or with `SimConfig::tls`
     /// `wss://localhost:PORT/quote-stock-b-ws-api` (the simulator listens on
     /// 127.0.0.1 only).
     pub fn url(&self) -> String {
