@@ -1,0 +1,537 @@
+//! Fault injection for tests (feature `testing`): the [`Simulator`]
+//! switches, the state behind them, and what a connection does with them.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::{Bytes, Error as WsError, Message};
+
+use super::conn::{Conn, is_timeout};
+use super::server::{Inner, Shared, lock};
+use super::{CloseCause, LOOP_TICK, Simulator, WRITE_TIMEOUT};
+
+/// Longest [`Simulator::reset_connections`] waits for unread client data.
+const RESET_WAIT: Duration = Duration::from_secs(5);
+/// Chunk size used to stream an [`Inject::Huge`] payload.
+const HUGE_CHUNK: usize = 64 * 1024;
+
+/// A raw frame for [`Simulator::inject`], sent as-is to every open connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inject {
+    /// A text frame with this content (e.g. invalid JSON, an unknown cmd_id,
+    /// a trade with price "0").
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+    /// A (final) text frame whose payload is these bytes, which need not be
+    /// valid UTF-8 (a raw tungstenite frame; `Message::Text` cannot hold
+    /// invalid UTF-8).
+    InvalidUtf8(Vec<u8>),
+    /// One final text frame with a payload of this many bytes, written as a
+    /// raw frame header followed by the payload streamed in 64 KiB chunks
+    /// (the simulator never holds it in memory). The payload is valid UTF-8
+    /// shaped like a trade push padded with `x` (just `x`s if too short for
+    /// that). A client is expected to refuse it and disconnect, so the write
+    /// failing is normal; in any case the connection ends if the frame could
+    /// not be written completely.
+    Huge(usize),
+}
+
+/// One [`Simulator::inject`] frame as handled by one connection.
+#[derive(Clone, Debug)]
+pub struct Injected {
+    /// Connection id ([`ConnRecord::id`](super::ConnRecord::id)).
+    pub conn: u64,
+    /// When the write was attempted.
+    pub at: Instant,
+    /// The frame.
+    pub frame: Inject,
+    /// The frame was written and flushed completely (false e.g. when the
+    /// client refused an [`Inject::Huge`] and disconnected mid-frame).
+    pub written: bool,
+}
+
+/// Fault-injection switches set through the [`Simulator`] methods.
+#[derive(Default)]
+pub(super) struct Faults {
+    /// (cmd_id, ret, remaining count), consumed front to back.
+    fail_next: VecDeque<(u64, u32, usize)>,
+    /// Refused codes and the ret that refuses them.
+    refused: Vec<(String, u32)>,
+    max_symbols: Option<usize>,
+    conn_limit: Option<usize>,
+    release_delay: Duration,
+    drop_after_ack: Option<Duration>,
+    handshake_status: Option<u16>,
+}
+
+/// The switches' side of one connection: kept in its handle.
+pub(super) struct Remote {
+    pub(super) reset: Arc<AtomicBool>,
+    pub(super) cmds: Sender<Command>,
+    /// The WebSocket handshake completed (only open connections get commands).
+    pub(super) open: bool,
+}
+
+/// The connection thread's side of its [`Remote`].
+pub(super) struct RemoteCtl {
+    reset: Arc<AtomicBool>,
+    cmds: Receiver<Command>,
+}
+
+/// A command for a connection thread.
+pub(super) enum Command {
+    Close(u16, String),
+    Inject(Inject),
+}
+
+/// A new connection's pair of [`Remote`] ends.
+pub(super) fn remote() -> (Remote, RemoteCtl) {
+    let (tx, rx) = mpsc::channel();
+    let reset = Arc::new(AtomicBool::new(false));
+    let remote = Remote {
+        reset: Arc::clone(&reset),
+        cmds: tx,
+        open: false,
+    };
+    (remote, RemoteCtl { reset, cmds: rx })
+}
+
+impl Simulator {
+    /// Abruptly close every open connection (TCP shutdown, no close frame).
+    /// New connections are still accepted.
+    pub fn drop_connections(&self) {
+        self.shared.kill_all();
+    }
+
+    /// While true: send nothing at all on existing and new connections (no
+    /// pushes, no replies to requests, no pongs, no handshake responses —
+    /// the sockets are neither read nor written), keep TCP open.
+    ///
+    /// While silent, [`Simulator::close_connections`] and
+    /// [`Simulator::inject`] wait until silence ends (they write);
+    /// [`Simulator::reset_connections`] acts at once (without its ping).
+    pub fn set_silent(&self, silent: bool) {
+        self.shared.silent.store(silent, Ordering::SeqCst);
+        self.shared.cond.notify_all();
+    }
+
+    /// Close every open connection (handshake completed, i.e. shown
+    /// [`ConnRecord::accepted`](super::ConnRecord::accepted) and not closed; a connection still in its
+    /// handshake is not affected) with a close frame (`code`, `reason`),
+    /// e.g. (1011, "internal error") or (1000, ""); the connection then ends
+    /// after the client's close reply or at most 1 s. Recorded as
+    /// [`CloseCause::ServerClose`]. Acts asynchronously (within about 10 ms).
+    pub fn close_connections(&self, code: u16, reason: &str) {
+        self.shared
+            .send_to_open(|| Command::Close(code, reason.to_owned()));
+    }
+
+    /// Abruptly reset every open connection (as in
+    /// [`Simulator::close_connections`]) so that the client sees ECONNRESET
+    /// (a TCP RST, not a FIN). Acts asynchronously.
+    ///
+    /// The trick, without libc (std cannot set SO_LINGER 0): Linux answers
+    /// with RST when a socket is closed while unread data sits in its
+    /// receive buffer. So the connection thread sends a WebSocket ping
+    /// (tungstenite clients queue the pong and send it on their next
+    /// read/write, i.e. at once if they are reading), stops reading, and
+    /// blocks in `TcpStream::peek` (a real wait on data, bounded by 5 s)
+    /// until unread bytes (the pong, a heartbeat, anything) are in the
+    /// receive buffer; then it drops the socket — every descriptor of it —
+    /// without `shutdown`. Recorded as [`CloseCause::Reset`]. If no data
+    /// arrives within 5 s it falls back to `shutdown(Both)` (a FIN) and
+    /// records [`CloseCause::Dropped`].
+    pub fn reset_connections(&self) {
+        let handles = lock(&self.shared.handles);
+        for h in handles.iter().filter(|h| h.remote.open) {
+            h.remote.reset.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Send a raw frame to every open connection (as in
+    /// [`Simulator::close_connections`]), as-is (recorded in
+    /// [`SimState::injected`](super::SimState::injected)). Acts asynchronously (within about 10 ms).
+    pub fn inject(&self, frame: Inject) {
+        self.shared.send_to_open(|| Command::Inject(frame.clone()));
+    }
+
+    /// Answer the next `count` requests (on any connection) whose `cmd_id`
+    /// is `cmd_id` with `ret` (and the `msg` of ALLTICK.md's table) instead
+    /// of processing them. For ret 606 the connection is then closed with
+    /// close frame 1008 "too many requests" (recorded as
+    /// [`CloseCause::ServerClose`]`(1008)`).
+    ///
+    /// Checked after the token check and before the 1 s rate check, so the
+    /// next matching requests get `ret` even if they came too fast. Calls
+    /// queue up: `fail_next(22004, 605, 1); fail_next(22004, 606, 1)`
+    /// answers the next two 22004 with 605, then 606.
+    pub fn fail_next(&self, cmd_id: u64, ret: u32, count: usize) {
+        if count > 0 {
+            lock(&self.shared.faults)
+                .fail_next
+                .push_back((cmd_id, ret, count));
+        }
+    }
+
+    /// From now on, any 22004/22002 whose `symbol_list` contains one of
+    /// `codes` is refused as a whole with `ret` (600 "code invalid" or 604
+    /// "code unauthorized"); the connection's set is unchanged. Calls add up
+    /// (a later call for the same code replaces its ret); `ret` 200 removes
+    /// `codes` from the refused ones. If a request contains several refused
+    /// codes, the first in request order decides the ret.
+    pub fn refuse_codes(&self, codes: &[&str], ret: u32) {
+        let mut faults = lock(&self.shared.faults);
+        faults.refused.retain(|(c, _)| !codes.contains(&c.as_str()));
+        if ret != 200 {
+            faults
+                .refused
+                .extend(codes.iter().map(|c| ((*c).to_owned(), ret)));
+        }
+    }
+
+    /// Plan limit: a 22004/22002 with more than `n` distinct codes is
+    /// answered ret 603 "token level not enough" and the set is unchanged.
+    /// None = unlimited (the default).
+    pub fn set_max_symbols(&self, n: Option<usize>) {
+        lock(&self.shared.faults).max_symbols = n;
+    }
+
+    /// Connections per token (None = unlimited, the default). A new
+    /// connection with the same `token` query parameter (absent counts as
+    /// one more token value) while `limit` others are counted is accepted at
+    /// the WebSocket level and then immediately closed with close frame 1008
+    /// "too many connections" (recorded as [`CloseCause::TooManyConnections`];
+    /// refused connections never count). A connection counts from its
+    /// handshake until `release_delay` after it closed (models the real
+    /// server noticing a dead connection late).
+    pub fn set_connection_limit(&self, limit: Option<usize>, release_delay: Duration) {
+        let mut faults = lock(&self.shared.faults);
+        faults.conn_limit = limit;
+        faults.release_delay = release_delay;
+    }
+
+    /// If Some(d): each connection is dropped (TCP shutdown, no close frame;
+    /// recorded as [`CloseCause::Dropped`]) `d` after its first 22004
+    /// answered with ret 200 (its first successful 22005). Evaluated
+    /// continuously against the current setting; None (the default) = never.
+    pub fn set_drop_after_ack(&self, d: Option<Duration>) {
+        lock(&self.shared.faults).drop_after_ack = d;
+    }
+
+    /// If Some(status): answer every WebSocket handshake with this HTTP
+    /// status (e.g. 500; an invalid code becomes 500) instead of upgrading,
+    /// before any token check; recorded as [`CloseCause::HandshakeStatus`].
+    /// None (the default) = upgrade normally.
+    pub fn set_handshake_status(&self, status: Option<u16>) {
+        lock(&self.shared.faults).handshake_status = status;
+    }
+}
+
+impl Shared {
+    pub(super) fn silent(&self) -> bool {
+        self.silent.load(Ordering::SeqCst)
+    }
+
+    /// Send a command to every open connection.
+    fn send_to_open(&self, make: impl Fn() -> Command) {
+        let handles = lock(&self.handles);
+        for h in handles.iter().filter(|h| h.remote.open) {
+            // A send error means the thread has just ended: nothing to do.
+            let _ = h.remote.cmds.send(make());
+        }
+    }
+
+    /// Forget connection `id`'s handle without shutting its socket down
+    /// (dropping the handle closes our duplicate descriptor).
+    fn forget_handle(&self, id: u64) {
+        let mut handles = lock(&self.handles);
+        if let Some(pos) = handles.iter().position(|h| h.id == id) {
+            drop(handles.swap_remove(pos));
+        }
+    }
+
+    /// Let the switches reach connection `id` (its handshake completed).
+    pub(super) fn open_for_commands(&self, id: u64) {
+        if let Some(h) = lock(&self.handles).iter_mut().find(|h| h.id == id) {
+            h.remote.open = true;
+        }
+    }
+
+    /// The connections-per-token limit ([`Simulator::set_connection_limit`]),
+    /// checked while `inner` is locked as connection `id` is admitted:
+    /// true if `id` is over the limit (then it never counts).
+    pub(super) fn limit_exceeded(&self, inner: &mut Inner, id: u64) -> bool {
+        let (limit, delay) = {
+            let faults = lock(&self.faults);
+            (faults.conn_limit, faults.release_delay)
+        };
+        let now = Instant::now();
+        let token = inner.state.conn(id).and_then(|c| c.token.clone());
+        let over = limit.is_some_and(|limit| {
+            let counted = inner
+                .state
+                .connections
+                .iter()
+                .filter(|c| {
+                    c.id != id
+                        && c.accepted
+                        && c.token == token
+                        && !inner.over_limit.contains(&c.id)
+                        && c.closed_at.is_none_or(|t| now.duration_since(t) < delay)
+                })
+                .count();
+            counted >= limit
+        });
+        if over {
+            inner.over_limit.insert(id);
+        }
+        over
+    }
+
+    /// Consume one matching [`Simulator::fail_next`] entry; returns its ret.
+    pub(super) fn take_failure(&self, cmd_id: u64) -> Option<(u32, &'static str)> {
+        let mut faults = lock(&self.faults);
+        let pos = faults.fail_next.iter().position(|f| f.0 == cmd_id)?;
+        let entry = &mut faults.fail_next[pos];
+        let ret = entry.1;
+        entry.2 -= 1;
+        if entry.2 == 0 {
+            faults.fail_next.remove(pos);
+        }
+        Some((ret, ret_msg(ret)))
+    }
+
+    /// The ret refusing this subscription list, if any ([`Simulator::refuse_codes`],
+    /// [`Simulator::set_max_symbols`]).
+    pub(super) fn refusal(&self, list: &[(String, usize)]) -> Option<(u32, &'static str)> {
+        let faults = lock(&self.faults);
+        let refused = list
+            .iter()
+            .find_map(|(code, _)| faults.refused.iter().find(|(c, _)| c == code))
+            .map(|(_, ret)| *ret);
+        let ret = refused.or(match faults.max_symbols {
+            Some(max) if list.len() > max => Some(603),
+            _ => None,
+        })?;
+        Some((ret, ret_msg(ret)))
+    }
+
+    pub(super) fn drop_after_ack(&self) -> Option<Duration> {
+        lock(&self.faults).drop_after_ack
+    }
+
+    pub(super) fn handshake_status(&self) -> Option<u16> {
+        lock(&self.faults).handshake_status
+    }
+
+    /// Record an injected frame and notify waiters.
+    fn record_injected(&self, rec: Injected) {
+        self.lock_inner().state.injected.push(rec);
+        self.cond.notify_all();
+    }
+}
+
+/// The `msg` of a `ret`, per ALLTICK.md's table.
+fn ret_msg(ret: u32) -> &'static str {
+    match ret {
+        200 => "ok",
+        400 => "request header/data param invalid",
+        401 => "token invalid",
+        429 => "rate limit",
+        600 => "code invalid",
+        601 => "body empty",
+        603 => "token level not enough",
+        604 => "code unauthorized",
+        605 => "too many requests",
+        606 => "too many requests and connection will be closed",
+        _ => "error",
+    }
+}
+
+impl Conn<'_> {
+    /// While the simulator is silent, wait without touching the socket;
+    /// then restart the clocks so the client is not punished for our
+    /// silence. Err(cause) if the connection ends meanwhile.
+    pub(super) fn pause_while_silent(&mut self) -> Result<(), CloseCause> {
+        if !self.shared.silent() {
+            return Ok(());
+        }
+        loop {
+            if let Some(cause) = self.ended() {
+                return Err(cause);
+            }
+            if !self.shared.silent() {
+                break;
+            }
+            if self.ctl.remote.reset.load(Ordering::SeqCst) {
+                // No ping while silent: wait for the client's own data.
+                return Err(self.reset(false));
+            }
+            thread::sleep(LOOP_TICK);
+        }
+        // Restart the heartbeat and rate clocks, and do not burst missed
+        // pushes.
+        let now = Instant::now();
+        self.last_heartbeat = now;
+        self.last_request = None;
+        for s in self.trades.iter_mut().chain(self.depth.iter_mut()) {
+            s.due = s.due.max(now);
+        }
+        Ok(())
+    }
+
+    /// Carry out the commands and a reset request from the [`Simulator`].
+    /// Returns Some(cause) if the connection ends.
+    pub(super) fn remote_commands(&mut self) -> Option<CloseCause> {
+        while let Ok(cmd) = self.ctl.remote.cmds.try_recv() {
+            if let Some(cause) = self.command(cmd) {
+                return Some(cause);
+            }
+        }
+        if self.ctl.remote.reset.load(Ordering::SeqCst) {
+            return Some(self.reset(true));
+        }
+        None
+    }
+
+    /// Carry out a command from the [`Simulator`]. Returns Some(cause) if
+    /// the connection ends.
+    fn command(&mut self, cmd: Command) -> Option<CloseCause> {
+        match cmd {
+            Command::Close(code, reason) => Some(self.close_with(
+                CloseCode::from(code),
+                &reason,
+                CloseCause::ServerClose(code),
+            )),
+            Command::Inject(frame) => self.inject(frame),
+        }
+    }
+
+    /// Write one injected frame and record it. Returns Some(cause) if the
+    /// connection ends.
+    fn inject(&mut self, frame: Inject) -> Option<CloseCause> {
+        let at = Instant::now();
+        let result = match &frame {
+            Inject::Text(text) => self.ws.send(Message::text(text.as_str())),
+            Inject::Binary(bytes) => self.ws.send(Message::binary(bytes.clone())),
+            Inject::InvalidUtf8(bytes) => self.ws.send(Message::Frame(Frame::message(
+                bytes.clone(),
+                OpCode::Data(Data::Text),
+                true,
+            ))),
+            Inject::Huge(len) => self.write_huge(*len),
+        };
+        self.shared.record_injected(Injected {
+            conn: self.id,
+            at,
+            frame: frame.clone(),
+            written: result.is_ok(),
+        });
+        match result {
+            Ok(()) => None,
+            // A huge frame cut short leaves the stream mid-frame: end it.
+            Err(e) if matches!(frame, Inject::Huge(_)) => Some(self.fatal(e)),
+            r => self.check_write(r).err(),
+        }
+    }
+
+    /// Write one final text frame of `len` payload bytes directly to the
+    /// socket, header first, payload in [`HUGE_CHUNK`]s.
+    fn write_huge(&mut self, len: usize) -> Result<(), WsError> {
+        // Whatever tungstenite still buffers must go out first (bounded).
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        loop {
+            match self.ws.flush() {
+                Ok(()) => break,
+                Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // RFC 6455 5.2: FIN + opcode 1 (text), unmasked, shortest length form.
+        let mut header = vec![0x81u8];
+        match (u8::try_from(len), u16::try_from(len)) {
+            (Ok(n), _) if n < 126 => header.push(n),
+            (_, Ok(n)) => {
+                header.push(126);
+                header.extend_from_slice(&n.to_be_bytes());
+            }
+            _ => {
+                header.push(127);
+                header.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        const PREFIX: &[u8] = br#"{"cmd_id":22998,"data":{"code":"HUGE","pad":""#;
+        const SUFFIX: &[u8] = br#""}}"#;
+        let (prefix, suffix) = if len >= PREFIX.len() + SUFFIX.len() {
+            (PREFIX, SUFFIX)
+        } else {
+            (&b""[..], &b""[..])
+        };
+        let chunk = vec![b'x'; HUGE_CHUNK.min(len)];
+        let stream = self.ws.get_mut();
+        stream.write_all(&header)?;
+        stream.write_all(prefix)?;
+        let mut left = len - prefix.len() - suffix.len();
+        while left > 0 {
+            if self.shared.stopping() || self.ctl.kill.load(Ordering::SeqCst) {
+                return Err(WsError::ConnectionClosed);
+            }
+            let n = left.min(chunk.len());
+            stream.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        stream.write_all(suffix)?;
+        stream.flush()?;
+        Ok(())
+    }
+
+    /// [`Simulator::reset_connections`]: make the kernel send a TCP RST by
+    /// closing the socket while unread data sits in its receive buffer.
+    /// With `provoke`, first send a ping so that the client's automatic pong
+    /// supplies that data. Falls back to a shutdown (FIN) after
+    /// [`RESET_WAIT`].
+    fn reset(&mut self, provoke: bool) -> CloseCause {
+        if provoke {
+            // Errors do not matter here: peek below sees the outcome.
+            let _ = self.ws.send(Message::Ping(Bytes::new()));
+        }
+        let tcp = self.ws.get_ref().tcp();
+        let _ = tcp.set_read_timeout(Some(RESET_WAIT));
+        // Our handle's `shutdown` (simulator dropped, drop_connections) ends
+        // the wait at once: peek then returns Ok(0).
+        let mut probe = [0u8; 1];
+        let peeked = tcp.peek(&mut probe);
+        if let Some(cause) = self.ended() {
+            return cause;
+        }
+        match peeked {
+            Ok(n) if n > 0 => {
+                // Close every descriptor of the socket without shutdown: our
+                // handle's duplicate now, the connection's own when `self`
+                // is dropped as this connection's `run` returns.
+                self.shared.forget_handle(self.id);
+                CloseCause::Reset
+            }
+            // EOF: the client already went away.
+            Ok(_) => CloseCause::PeerGone,
+            // No data in time: finish_conn shuts the socket down (FIN).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                CloseCause::Dropped
+            }
+            Err(_) => CloseCause::PeerGone,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Without the `testing` feature the fault switches do not exist: these
+//! stand-ins for `faults` report "no fault" so that the connection code
+//! needs no conditional compilation (and the optimizer drops what they
+//! would have guarded).
+
+use std::time::Duration;
+
+use super::CloseCause;
+use super::conn::Conn;
+use super::server::{Inner, Shared};
+
+impl Shared {
+    /// Never silent.
+    pub(super) fn silent(&self) -> bool {
+        false
+    }
+
+    /// No connection commands to enable.
+    pub(super) fn open_for_commands(&self, _id: u64) {}
+
+    /// No connections-per-token limit.
+    pub(super) fn limit_exceeded(&self, _inner: &mut Inner, _id: u64) -> bool {
+        false
+    }
+
+    /// No injected failures.
+    pub(super) fn take_failure(&self, _cmd_id: u64) -> Option<(u32, &'static str)> {
+        None
+    }
+
+    /// No refused codes, no symbol limit.
+    pub(super) fn refusal(&self, _list: &[(String, usize)]) -> Option<(u32, &'static str)> {
+        None
+    }
+
+    /// Never drop after the first acknowledgement.
+    pub(super) fn drop_after_ack(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Always upgrade.
+    pub(super) fn handshake_status(&self) -> Option<u16> {
+        None
+    }
+}
+
+impl Conn<'_> {
+    /// Never silent: nothing to wait for.
+    pub(super) fn pause_while_silent(&mut self) -> Result<(), CloseCause> {
+        Ok(())
+    }
+
+    /// Nobody sends commands.
+    pub(super) fn remote_commands(&mut self) -> Option<CloseCause> {
+        None
+    }
+}

@@ -1,0 +1,390 @@
+//! Market data: the random walk, trade and depth pushes, and the readings
+//! of the loosely documented wire formats they follow.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+#[cfg(feature = "testing")]
+use super::Simulator;
+use super::server::Inner;
+use super::{MAX_RECORDED_PUSHES, SentTick};
+
+/// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch: the origin of
+/// [`SeqStyle::Counter`] starting values.
+const COUNTER_EPOCH_MS: u64 = 1_704_067_200_000;
+
+/// How the `seq` of pushes is numbered. AllTick documents no meaning for
+/// it: the docs' example is time-like (`1605509068000001`), the HTTP
+/// answers carry a counter (`30841439`), and nothing says it survives a
+/// reconnect, a server restart or a fail-over.
+// Without the `testing` feature only the default is ever played.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeqStyle {
+    /// A counter per code (+1 per push; trades and depth counted apart),
+    /// shared by all connections and unrelated to `tick_time`. Every
+    /// code's counter starts just above the simulator's start time counted
+    /// in milliseconds since 2024-01-01 (an 11-digit number), so a simulator
+    /// restarted on the same port continues above where the previous one
+    /// stopped, as long as it pushed fewer than 1000 per second per code.
+    #[default]
+    Counter,
+    /// Time-like, as in the docs' example: the push's time in milliseconds
+    /// × 1000 plus a sequence within the millisecond; strictly increasing
+    /// per code across connections.
+    TimeLike,
+    /// A counter per code and per connection that starts again at 1 on
+    /// every new connection (as after a server restart or a fail-over to
+    /// another node), while `tick_time` stays real time: a reconnected
+    /// client sees lower seqs with later times.
+    PerConnection,
+}
+
+/// Which reading of the points ALLTICK.md leaves open ("survive every
+/// reading") the simulator plays. Set at start with
+/// [`SimConfig::readings`](super::SimConfig::readings)
+/// and at runtime with [`Simulator::set_readings`]; every push and response
+/// built after the change follows it. `Readings::default()`: `seq` is a
+/// per-code [`SeqStyle::Counter`] written as a JSON number, `tick_time` in
+/// milliseconds, prices/volumes/turnovers as decimal strings, errors echo
+/// `seq_id`, depth levels all good.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readings {
+    /// How `seq` is numbered.
+    pub seq: SeqStyle,
+    /// Write `seq` as a JSON string (`"seq":"30841439"`) instead of a number.
+    pub seq_as_string: bool,
+    /// Write `tick_time` in seconds (10 digits, as in the docs' example)
+    /// instead of milliseconds; several pushes then share one `tick_time`.
+    pub tick_time_seconds: bool,
+    /// Write `price`, `volume` and `turnover` (and depth levels' `price` and
+    /// `volume`) as JSON numbers instead of strings, with exactly the
+    /// digits the string would have had (`"price":651.10`, trailing zeros
+    /// kept; prices always carry two decimals, so about one in ten ends in 0).
+    pub numbers_as_json: bool,
+    /// Error answers (any `ret` other than 200) carry `"seq_id":0` instead
+    /// of echoing the request's `seq_id` (as in the docs' error example).
+    pub error_seq_id_zero: bool,
+    /// Depth pushes carry padding levels mixed with the good ones, as a
+    /// server may send for a thin side: bids hold about half of the
+    /// requested levels good, then padding up to the requested count (at
+    /// least one); asks hold all good levels with one padding level after
+    /// the first. Padding rotates through `{"price":"0","volume":"0"}`,
+    /// `{"price":"","volume":""}` and `{"price":"0"}` (volume missing).
+    /// Counted in [`SentTick::bad_levels`].
+    pub padded_depth: bool,
+}
+
+/// Where [`SeqStyle::Counter`] counters of a simulator started now begin.
+pub(super) fn counter_base() -> u64 {
+    now_ms().saturating_sub(COUNTER_EPOCH_MS)
+}
+
+/// Per-code market state, shared by all connections (like the real feed).
+pub(super) struct CodeMarket {
+    cents: u64,
+    trade_seq: u64,
+    depth_seq: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum PushKind {
+    Trade,
+    Depth,
+}
+
+#[cfg(feature = "testing")]
+impl Simulator {
+    /// Play another reading of the loosely documented formats from now on
+    /// (every push and response built after this call); see [`Readings`].
+    pub fn set_readings(&self, readings: Readings) {
+        self.shared.lock_inner().readings = readings;
+    }
+
+    /// The readings currently played.
+    pub fn readings(&self) -> Readings {
+        self.shared.lock_inner().readings
+    }
+}
+
+/// A number's digits as a JSON string, or bare with
+/// [`Readings::numbers_as_json`].
+fn num(readings: Readings, digits: &str) -> String {
+    if readings.numbers_as_json {
+        digits.to_owned()
+    } else {
+        format!("\"{digits}\"")
+    }
+}
+
+/// The padding level number `n` of [`Readings::padded_depth`].
+fn pad_level(n: usize) -> &'static str {
+    match n % 3 {
+        0 => r#"{"price":"0","volume":"0"}"#,
+        1 => r#"{"price":"","volume":""}"#,
+        _ => r#"{"price":"0"}"#,
+    }
+}
+
+impl Inner {
+    /// The readings played now.
+    #[cfg(feature = "testing")]
+    pub(super) fn readings(&self) -> Readings {
+        self.readings
+    }
+
+    /// The readings played now: always the default without the `testing`
+    /// feature.
+    #[cfg(not(feature = "testing"))]
+    pub(super) fn readings(&self) -> Readings {
+        Readings::default()
+    }
+
+    /// The next `seq` for a push of `kind` for `code` on connection `conn`
+    /// ([`Readings::seq`]).
+    fn next_seq(&mut self, conn: u64, kind: PushKind, code: &str, time_ms: u64) -> u64 {
+        let style = self.readings().seq;
+        if style == SeqStyle::PerConnection {
+            let n = self
+                .conn_seq
+                .entry((conn, kind, code.to_owned()))
+                .or_insert(0);
+            *n = n.saturating_add(1);
+            return *n;
+        }
+        let base = self.counter_base;
+        let Some(market) = self.market.get_mut(code) else {
+            return 1;
+        };
+        let last = match kind {
+            PushKind::Trade => &mut market.trade_seq,
+            PushKind::Depth => &mut market.depth_seq,
+        };
+        *last = match style {
+            SeqStyle::TimeLike => last
+                .saturating_add(1)
+                .max(time_ms.saturating_mul(1000).saturating_add(1)),
+            _ => (*last).max(base).saturating_add(1),
+        };
+        *last
+    }
+
+    /// One random-walk step for `code` (starting it if new); its price in
+    /// cents.
+    fn walk(&mut self, code: &str) -> u64 {
+        let seed_price = initial_cents(code, &mut self.rng);
+        let market = self
+            .market
+            .entry(code.to_owned())
+            .or_insert_with(|| CodeMarket {
+                cents: seed_price,
+                trade_seq: 0,
+                depth_seq: 0,
+            });
+        // Random walk: steps of about ±0.1 %, never below 0.02.
+        let k = (market.cents / 1000).max(1);
+        let step = self.rng.below(2 * k + 1);
+        market.cents = (market.cents + step).saturating_sub(k).max(2);
+        market.cents
+    }
+
+    /// Generate one push for `code`, record it, and return its JSON text
+    /// (built by hand so that numbers keep their exact digits).
+    pub(super) fn push(&mut self, conn: u64, kind: PushKind, code: &str, level: usize) -> String {
+        let readings = self.readings();
+        let time_ms = now_ms();
+        let tick_time = if readings.tick_time_seconds {
+            time_ms / 1000
+        } else {
+            time_ms
+        };
+        let cents = self.walk(code);
+        let price = fmt_cents(cents);
+        let seq = self.next_seq(conn, kind, code, time_ms);
+        let seq_text = if readings.seq_as_string {
+            format!("\"{seq}\"")
+        } else {
+            seq.to_string()
+        };
+        let code_json = Value::from(code).to_string();
+        let head = format!("\"code\":{code_json},\"seq\":{seq_text},\"tick_time\":{tick_time}");
+        let mut sent = SentTick {
+            conn,
+            code: code.to_owned(),
+            seq,
+            at: Instant::now(),
+            price,
+            volume: String::new(),
+            tick_time,
+            time_ms,
+            bad_levels: 0,
+        };
+        let (text, list) = match kind {
+            PushKind::Trade => {
+                let (text, volume) = self.trade_text(&head, cents, readings);
+                sent.volume = volume;
+                (text, &mut self.state.ticks)
+            }
+            PushKind::Depth => {
+                let (text, bad) = self.depth_text(&head, cents, level, readings);
+                sent.bad_levels = bad;
+                (text, &mut self.state.depth_pushes)
+            }
+        };
+        record_push(list, &mut self.state.discarded_pushes, sent);
+        text
+    }
+
+    /// A trade push (22998) at `cents`; also its volume digits.
+    fn trade_text(&mut self, head: &str, cents: u64, readings: Readings) -> (String, String) {
+        let volume = (1 + self.rng.below(20)) * 100;
+        let direction = self.rng.below(3);
+        let volume_text = volume.to_string();
+        let text = format!(
+            "{{\"cmd_id\":22998,\"data\":{{{head},\"price\":{},\"volume\":{},\"turnover\":{},\
+             \"trade_direction\":{direction}}}}}",
+            num(readings, &fmt_cents(cents)),
+            num(readings, &volume_text),
+            num(readings, &fmt_cents(cents.saturating_mul(volume))),
+        );
+        (text, volume_text)
+    }
+
+    /// A depth push (22999) of `level` levels around `cents`; also its
+    /// number of padding levels.
+    fn depth_text(
+        &mut self,
+        head: &str,
+        cents: u64,
+        level: usize,
+        readings: Readings,
+    ) -> (String, usize) {
+        let tick = (cents / 2000).max(1);
+        let level = level as u64;
+        let good_bids = if readings.padded_depth {
+            (level / 2).max(1)
+        } else {
+            level
+        };
+        let mut pad_kind = self.state.depth_pushes.len() + self.state.discarded_pushes as usize;
+        let mut bad = 0usize;
+        let mut pad = || -> String {
+            bad += 1;
+            pad_kind += 1;
+            pad_level(pad_kind).to_owned()
+        };
+        let level_text = |p: u64, v: u64| {
+            format!(
+                "{{\"price\":{},\"volume\":{}}}",
+                num(readings, &fmt_cents(p)),
+                num(readings, &v.to_string())
+            )
+        };
+        let mut bids: Vec<String> = Vec::with_capacity(level as usize + 1);
+        let mut asks: Vec<String> = Vec::with_capacity(level as usize + 1);
+        for i in 1..=level {
+            if i <= good_bids {
+                if let Some(p) = cents.checked_sub(i * tick).filter(|p| *p >= 1) {
+                    bids.push(level_text(p, (1 + self.rng.below(50)) * 100));
+                }
+            } else {
+                bids.push(pad());
+            }
+            asks.push(level_text(cents + i * tick, (1 + self.rng.below(50)) * 100));
+            if readings.padded_depth && i == 1 {
+                asks.push(pad());
+            }
+        }
+        if readings.padded_depth && good_bids == level {
+            bids.push(pad());
+        }
+        let text = format!(
+            "{{\"cmd_id\":22999,\"data\":{{{head},\"bids\":[{}],\"asks\":[{}]}}}}",
+            bids.join(","),
+            asks.join(","),
+        );
+        (text, bad)
+    }
+}
+
+fn record_push(list: &mut Vec<SentTick>, discarded: &mut u64, tick: SentTick) {
+    if list.len() >= MAX_RECORDED_PUSHES {
+        let half = MAX_RECORDED_PUSHES / 2;
+        list.drain(..half);
+        *discarded += half as u64;
+    }
+    list.push(tick);
+}
+
+/// Starting price of a code, in cents, within 20.00..500.00: from a hash of
+/// the code mixed with one draw of the seeded generator.
+fn initial_cents(code: &str, rng: &mut Rng) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in code.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mixed = splitmix(h ^ rng.next_u64());
+    2_000 + mixed % 48_000
+}
+
+fn fmt_cents(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(super) fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// xorshift64* generator.
+pub(super) struct Rng(u64);
+
+impl Rng {
+    pub(super) fn new(seed: u64) -> Rng {
+        let s = splitmix(seed);
+        Rng(if s == 0 { 0x9e37_79b9_7f4a_7c15 } else { s })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in 0..n (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_stays_positive() {
+        let mut rng = Rng::new(7);
+        let mut cents = 3u64;
+        for _ in 0..10_000 {
+            let k = (cents / 1000).max(1);
+            cents = (cents + rng.below(2 * k + 1)).saturating_sub(k).max(2);
+            assert!(cents >= 2);
+        }
+        let start = initial_cents("AAPL.US", &mut Rng::new(1));
+        assert!((2_000..50_000).contains(&start));
+    }
+}

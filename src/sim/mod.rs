@@ -1,0 +1,478 @@
+//! A simulated AllTick WebSocket server.
+//!
+//! Used by the tool's `--demo` mode (started in-process) and by integration
+//! tests (started in the test process, with the real binary pointed at
+//! [`Simulator::url`]). It speaks the wire protocol described in
+//! `ALLTICK.md`: JSON requests 22000/22002/22004/22006, their responses,
+//! trade pushes (22998) and depth pushes (22999), the 1 s request interval
+//! (ret 605), token checks (HTTP 401 or ret 401) and the heartbeat cutoff.
+//!
+//! `--demo` needs only the plain server; everything below about readings,
+//! fault injection and TLS exists only with the cargo feature `testing`
+//! (enabled for the tests and the soak program, not in the shipped binary).
+//!
+//! Where AllTick's docs allow more than one reading of the wire format, the
+//! simulator can play each of them (`Readings`, set in
+//! `SimConfig::readings` or at runtime with `Simulator::set_readings`):
+//! `seq` as a per-code counter (the default), time-like, or restarting on
+//! every connection (`SeqStyle`); `seq` as a string; `tick_time` in
+//! seconds; numbers as JSON numbers; error answers with `seq_id` 0; padded
+//! depth levels.
+//!
+//! Everything the server sees and sends is recorded in a [`SimState`] that
+//! tests can inspect with [`Simulator::state`] or wait on with
+//! [`Simulator::wait_until`].
+//!
+//! Fault injection, for tests of the client's error handling: server close
+//! frames (`Simulator::close_connections`), TCP resets
+//! (`Simulator::reset_connections`), abrupt drops
+//! (`Simulator::drop_connections`, `Simulator::set_drop_after_ack`), raw
+//! frames (`Simulator::inject`), error replies (`Simulator::fail_next`,
+//! `Simulator::refuse_codes`, `Simulator::set_max_symbols`), a
+//! connections-per-token limit (`Simulator::set_connection_limit`), HTTP
+//! errors at the handshake (`Simulator::set_handshake_status`) and silence
+//! (`Simulator::set_silent`). With `SimConfig::tls` it serves `wss://`
+//! (see `test_certificate`).
+//!
+//! Design: one accept thread plus one thread per connection, all blocking
+//! (std threads and tungstenite's blocking API). Each connection thread owns
+//! its socket; the simulator only keeps a `try_clone` of each `TcpStream` so
+//! that it can shut connections down from outside, plus a command channel
+//! and flags through which the other switches reach the connection thread
+//! (which looks at them at least every 10 ms).
+//!
+//! Layout: this file holds the public API and the records; `server` the
+//! shared state and the accept loop; `conn` one connection's loop;
+//! `request` request handling; `market` push generation; `faults` and
+//! `tls` the testing-only switches (`inert` stands in for `faults` without
+//! the feature).
+
+#![warn(clippy::too_many_lines)]
+
+mod conn;
+#[cfg(feature = "testing")]
+mod faults;
+#[cfg(not(feature = "testing"))]
+mod inert;
+mod market;
+mod request;
+mod server;
+#[cfg(feature = "testing")]
+mod tls;
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[cfg(feature = "testing")]
+pub use faults::{Inject, Injected};
+#[cfg(feature = "testing")]
+pub use market::{Readings, SeqStyle};
+#[cfg(feature = "testing")]
+pub use tls::test_certificate;
+
+use server::{Shared, accept_loop};
+
+/// Path of the simulated stock endpoint (the simulator accepts any path).
+pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
+
+/// Maximum number of entries kept in [`SimState::ticks`] and
+/// [`SimState::depth_pushes`]; beyond it the oldest half is discarded (and
+/// counted in [`SimState::discarded_pushes`]) so a long `--demo` run does not
+/// grow memory without bound.
+pub const MAX_RECORDED_PUSHES: usize = 100_000;
+
+/// Longest a connection thread blocks in one read before looking at its
+/// clock again (ticks due, heartbeat cutoff, silent mode, shutdown).
+const LOOP_TICK: Duration = Duration::from_millis(10);
+/// Read timeout while the WebSocket handshake is in progress.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(20);
+/// Write timeout on every accepted socket.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a server-initiated close waits for the client's close reply.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+/// At most this many pushes per code per loop iteration (catch-up cap).
+const MAX_CATCHUP: usize = 64;
+/// Largest accepted `depth_level`.
+const MAX_DEPTH_LEVEL: u64 = 10;
+
+/// Configuration of a [`Simulator`].
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Trade pushes per second per subscribed code (demo: 3.0). 0 = no pushes.
+    /// Depth pushes use the same rate per depth-subscribed code. This is the
+    /// initial rate; [`Simulator::set_ticks_per_sec`] changes it at runtime.
+    pub ticks_per_sec: f64,
+    /// Close a connection that sent no 22000 heartbeat for this long (AllTick: 30 s).
+    /// Counted from the handshake and from each 22000 answered with ret 200
+    /// (a heartbeat answered 605 does not count). The server sends a close
+    /// frame, waits up to 1 s for the reply, then drops the TCP connection.
+    pub heartbeat_cutoff: Duration,
+    /// If Some, a connection whose `token` query parameter differs is rejected (see `reject`).
+    pub expected_token: Option<String>,
+    /// How a bad token is rejected.
+    pub reject: Reject,
+    /// Minimum interval between two requests on one connection; a request
+    /// arriving sooner is answered with ret 605 "too many requests" and
+    /// otherwise ignored. None = no enforcement. Default Some(1 s).
+    ///
+    /// Measured on arrival against the previous request of any kind on the
+    /// same connection (including ones that were themselves answered 605).
+    pub min_request_interval: Option<Duration>,
+    /// Seed for the random walk.
+    pub seed: u64,
+    /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
+    /// wrapped with a `native_tls::TlsAcceptor` using this identity before
+    /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
+    /// that the client's host-name check can pass. See `test_certificate`.
+    #[cfg(feature = "testing")]
+    pub tls: Option<native_tls::Identity>,
+    /// Which reading of the loosely documented wire formats the simulator
+    /// plays at start; `Simulator::set_readings` changes it at runtime.
+    #[cfg(feature = "testing")]
+    pub readings: Readings,
+}
+
+impl Default for SimConfig {
+    /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
+    /// 1 s minimum request interval, seed 1, no TLS, default `Readings`
+    /// (`seq` a per-code counter).
+    fn default() -> Self {
+        SimConfig {
+            ticks_per_sec: 3.0,
+            heartbeat_cutoff: Duration::from_secs(30),
+            expected_token: None,
+            reject: Reject::Ret401,
+            min_request_interval: Some(Duration::from_secs(1)),
+            seed: 1,
+            #[cfg(feature = "testing")]
+            tls: None,
+            #[cfg(feature = "testing")]
+            readings: Readings::default(),
+        }
+    }
+}
+
+// By hand: `native_tls::Identity` does not implement Debug.
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("ticks_per_sec", &self.ticks_per_sec)
+            .field("heartbeat_cutoff", &self.heartbeat_cutoff)
+            .field("expected_token", &self.expected_token)
+            .field("reject", &self.reject)
+            .field("min_request_interval", &self.min_request_interval)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a connection with a bad token is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// HTTP 401 at the WebSocket handshake.
+    Http401,
+    /// Handshake succeeds; every request is answered with ret 401 "token
+    /// invalid", then the server closes.
+    Ret401,
+}
+
+/// Why the simulator considers a connection finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseCause {
+    /// The client sent a close frame (the close handshake was completed).
+    ClientClose,
+    /// The peer went away without a close handshake (EOF or reset).
+    PeerGone,
+    /// No 22000 heartbeat within [`SimConfig::heartbeat_cutoff`]; the server
+    /// sent a close frame.
+    HeartbeatTimeout,
+    /// Bad token: HTTP 401 at the handshake, or ret 401 then a close frame.
+    TokenRejected,
+    /// The handshake was answered with this HTTP status
+    /// (`Simulator::set_handshake_status`).
+    HandshakeStatus(u16),
+    /// The TLS or WebSocket handshake failed for another reason.
+    HandshakeFailed(String),
+    /// Closed without a close frame (TCP shutdown): by
+    /// `Simulator::drop_connections`, by `Simulator::set_drop_after_ack`,
+    /// or by `Simulator::reset_connections` when no unread client data
+    /// arrived within 5 s (then the client sees an orderly FIN, not a reset).
+    Dropped,
+    /// Reset by `Simulator::reset_connections`: the socket was closed with
+    /// unread data in its receive buffer, so the kernel sent a TCP RST.
+    Reset,
+    /// The server sent a close frame with this code: by
+    /// `Simulator::close_connections`, or 1008 after a ret 606 injected by
+    /// `Simulator::fail_next`.
+    ServerClose(u16),
+    /// Refused by the connections-per-token limit
+    /// (`Simulator::set_connection_limit`): accepted at the WebSocket
+    /// level, then closed at once with close frame 1008 "too many connections".
+    TooManyConnections,
+    /// Closed because the simulator was dropped.
+    Shutdown,
+    /// Any other I/O or protocol error (message text).
+    Error(String),
+}
+
+/// One accepted TCP connection.
+#[derive(Clone, Debug)]
+pub struct ConnRecord {
+    /// Connection id (1, 2, 3, … in accept order).
+    pub id: u64,
+    /// The `token` query parameter of the handshake request (percent-decoded),
+    /// None if absent or if the handshake request was never read.
+    pub token: Option<String>,
+    /// The WebSocket handshake completed.
+    pub accepted: bool,
+    /// The connection is finished (socket closed by either side).
+    pub closed: bool,
+    /// A close frame from the client was read.
+    pub close_frame_received: bool,
+    /// Path of the handshake request URI (empty until it was read).
+    pub path: String,
+    /// When the TCP connection was accepted.
+    pub opened_at: Instant,
+    /// When the connection was finished.
+    pub closed_at: Option<Instant>,
+    /// Why the connection was finished.
+    pub cause: Option<CloseCause>,
+    /// Current trade subscription set (22004), in request order.
+    pub trade_codes: Vec<String>,
+    /// Current depth subscription set (22002), in request order.
+    pub depth_codes: Vec<String>,
+}
+
+/// One request frame received from a client.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Connection id ([`ConnRecord::id`]).
+    pub conn: u64,
+    /// Arrival time (when the frame was read).
+    pub at: Instant,
+    /// `cmd_id` of the request; 0 if missing or the frame was not JSON.
+    pub cmd_id: u64,
+    /// `seq_id` of the request, if it was an unsigned integer.
+    pub seq_id: Option<u64>,
+    /// `trace` of the request, if it was a string.
+    pub trace: Option<String>,
+    /// `data` of the request (Null if missing or not JSON).
+    pub data: serde_json::Value,
+    /// The frame's text exactly as received (binary frames lossily decoded).
+    pub raw: String,
+    /// The `ret` the simulator answered with (200, 400, 401, 601, 605, or a
+    /// ret injected by `Simulator::fail_next`, `Simulator::refuse_codes`
+    /// or `Simulator::set_max_symbols`: 600, 603, 604, 606, …).
+    pub ret: u32,
+}
+
+impl Request {
+    /// codes of data.symbol_list in order (empty if none)
+    pub fn codes(&self) -> Vec<String> {
+        self.data
+            .get("symbol_list")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|item| item.get("code").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One push (trade or depth) sent to a client; recorded before it is written.
+#[derive(Clone, Debug)]
+pub struct SentTick {
+    /// Connection id ([`ConnRecord::id`]).
+    pub conn: u64,
+    /// The code pushed.
+    pub code: String,
+    /// The push's `seq` (see `SeqStyle`; with the default per code and
+    /// strictly increasing across connections).
+    pub seq: u64,
+    /// When it was recorded (just before writing).
+    pub at: Instant,
+    /// Trade price, exactly the digits sent, whether as a string or a JSON
+    /// number (for depth pushes: the mid price around which the book was
+    /// built).
+    pub price: String,
+    /// Trade volume, exactly the digits sent (empty for depth pushes).
+    pub volume: String,
+    /// The `tick_time` as sent (milliseconds, or seconds with
+    /// `Readings::tick_time_seconds`).
+    pub tick_time: u64,
+    /// The push's real time in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Padding levels in a depth push (`Readings::padded_depth`); 0 for trades.
+    pub bad_levels: usize,
+}
+
+/// Everything the simulator has recorded so far.
+#[derive(Clone, Debug, Default)]
+pub struct SimState {
+    /// One per TCP connection accepted, in order (including those rejected at the handshake).
+    pub connections: Vec<ConnRecord>,
+    /// Every request frame received, in arrival order.
+    pub requests: Vec<Request>,
+    /// Every trade push sent (22998).
+    pub ticks: Vec<SentTick>,
+    /// Every depth push sent (22999).
+    pub depth_pushes: Vec<SentTick>,
+    /// Number of old entries removed from `ticks` and `depth_pushes` to stay
+    /// under [`MAX_RECORDED_PUSHES`] each.
+    pub discarded_pushes: u64,
+    /// Every injected frame, per connection, recorded after the write attempt.
+    #[cfg(feature = "testing")]
+    pub injected: Vec<Injected>,
+}
+
+impl SimState {
+    /// The connection record with this id.
+    pub fn conn(&self, id: u64) -> Option<&ConnRecord> {
+        self.connections.iter().find(|c| c.id == id)
+    }
+
+    /// Connections whose handshake completed and that are not closed yet.
+    pub fn open_connections(&self) -> Vec<&ConnRecord> {
+        self.connections
+            .iter()
+            .filter(|c| c.accepted && !c.closed)
+            .collect()
+    }
+
+    /// Requests with this `cmd_id`, in arrival order.
+    pub fn requests_with_cmd(&self, cmd_id: u64) -> Vec<&Request> {
+        self.requests
+            .iter()
+            .filter(|r| r.cmd_id == cmd_id)
+            .collect()
+    }
+
+    /// Trade pushes of this code, in send order.
+    pub fn ticks_for(&self, code: &str) -> Vec<&SentTick> {
+        self.ticks.iter().filter(|t| t.code == code).collect()
+    }
+}
+
+/// A running simulated AllTick server on 127.0.0.1. Dropping it shuts it down
+/// (stops accepting, closes connections, joins its threads).
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Bind 127.0.0.1:0 and start serving in background threads.
+    pub fn start(cfg: SimConfig) -> io::Result<Simulator> {
+        Simulator::start_on(0, cfg)
+    }
+
+    /// Like [`Simulator::start`] but bind 127.0.0.1:`port` (0 = any port):
+    /// used to "restart" a killed server on the same port. (std sets
+    /// SO_REUSEADDR on Unix listeners, so connections of the previous server
+    /// left in TIME_WAIT do not block the bind.)
+    pub fn start_on(port: u16, cfg: SimConfig) -> io::Result<Simulator> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(cfg)?);
+        let for_thread = Arc::clone(&shared);
+        let accept = thread::Builder::new()
+            .name("alltick-sim-accept".into())
+            .spawn(move || accept_loop(listener, for_thread))?;
+        Ok(Simulator {
+            shared,
+            addr,
+            accept: Some(accept),
+        })
+    }
+
+    /// The TCP port the simulator listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `ws://127.0.0.1:PORT/quote-stock-b-ws-api`, or with `SimConfig::tls`
+    /// `wss://localhost:PORT/quote-stock-b-ws-api` (the simulator listens on
+    /// 127.0.0.1 only).
+    pub fn url(&self) -> String {
+        #[cfg(feature = "testing")]
+        if self.shared.tls.is_some() {
+            return format!("wss://localhost:{}{}", self.port(), STOCK_PATH);
+        }
+        format!("ws://127.0.0.1:{}{}", self.port(), STOCK_PATH)
+    }
+
+    /// Snapshot of everything recorded so far.
+    pub fn state(&self) -> SimState {
+        self.shared.lock_inner().state.clone()
+    }
+
+    /// Block until `pred(&state)` is true or `timeout` passes; returns the
+    /// final verdict. Woken by a Condvar notified on every state change
+    /// (request, connection, push, close), not by polling.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&SimState) -> bool) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut guard = self.shared.lock_inner();
+        loop {
+            if pred(&guard.state) {
+                return true;
+            }
+            let now = Instant::now();
+            let remaining = match deadline {
+                Some(d) if d > now => d - now,
+                Some(_) => return false,
+                // Timeout too large to represent: wait in long slices.
+                None => Duration::from_secs(3600),
+            };
+            guard = match self.shared.cond.wait_timeout(guard, remaining) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Change the per-code push rate (trades and depth) of every connection
+    /// at runtime; 0 = no pushes. Existing subscriptions are rescheduled,
+    /// staggered over one new interval (the first push is due at once).
+    pub fn set_ticks_per_sec(&self, rate: f64) {
+        self.shared
+            .rate_bits
+            .store(rate.to_bits(), Ordering::SeqCst);
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.kill_all();
+        // Wake the accept loop, which is blocked in accept().
+        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
+        // The accept loop joins every connection thread; all of them notice
+        // the stop flag within a few milliseconds. If the wake-up failed,
+        // detach rather than risk blocking forever.
+        if let Some(handle) = self.accept.take()
+            && woke
+        {
+            let _ = handle.join();
+        }
+        self.shared.cond.notify_all();
+    }
+}
