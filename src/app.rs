@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,9 +16,9 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::command::{Command, LineEvent, read_commands};
+use crate::feed::Histories;
 use crate::output::{Batch, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
-use crate::feed::Histories;
 use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
@@ -153,7 +153,7 @@ fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
         queue: opts.queue,
         market: opts.market,
         name: String::new(),
-        several: opts.connections > 1 || opts.endpoints.len() > 1 || opts.demo,
+        open: Arc::new(AtomicUsize::new(0)),
         stagger: Arc::new(Mutex::new(Stagger::default())),
         turn: 0,
         histories: Histories::default(),

@@ -523,8 +523,16 @@ fn question_mark_prints_wanted_and_acknowledged_sets() {
     check!(
         tool,
         tool.wait_stderr(
-            "stdin:2: connected; wanted 3 trade symbols: NASDAQ:AAPL NYSE:IBM NASDAQ:TSLA; acknowledged by the server 2: NASDAQ:AAPL NYSE:IBM"
+            "wanted 3 trade symbols: NASDAQ:AAPL NYSE:IBM NASDAQ:TSLA; acknowledged by the server 2: NASDAQ:AAPL NYSE:IBM"
         )
+    );
+    // Each connection answers with its name, state and URL.
+    check!(
+        tool,
+        tool.stderr()
+            .lines()
+            .any(|l| l.contains("endpoint#1: stdin:2: connected to ws://")
+                && l.contains("wanted 3 trade symbols"))
     );
     check!(
         tool,

@@ -1,0 +1,111 @@
+//! What reaches a session from the other threads: stdin commands (already
+//! routed to this connection), `?`, and the wake-up on a stop.
+
+use super::Session;
+use crate::command::Command;
+use crate::report::say;
+use crate::stats::Stats;
+use crate::symbol::{Market, Symbol};
+
+/// Messages from the other threads to the session.
+#[derive(Debug)]
+pub enum Control {
+    /// A stdin command, with its line number.
+    Command {
+        /// Line number on stdin, for notes.
+        line: u64,
+        /// The command.
+        command: Command,
+    },
+    /// Wake up: the stop flag was set.
+    Wake,
+}
+
+impl Session {
+    pub(super) fn apply(&mut self, control: Control) {
+        let Control::Command { line, command } = control else {
+            return;
+        };
+        let (adding, symbols) = match &command {
+            Command::Add(symbols) => (true, symbols),
+            Command::Remove(symbols) => (false, symbols),
+            Command::Query => {
+                self.report_state(line);
+                return;
+            }
+        };
+        if adding {
+            warn_market(self.cfg.market, symbols, &format!("stdin:{line}"));
+        }
+        self.empty_since = None;
+        let change = self.feeds.change(adding, symbols);
+        let (verb, state) = if adding {
+            ("added", "already subscribed")
+        } else {
+            ("removed", "not subscribed")
+        };
+        for s in &change.unchanged {
+            self.say(format!("stdin:{line}: note: {s} is {state}"));
+        }
+        if !change.applied.is_empty() {
+            self.say(format!(
+                "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
+                crate::feed::list(&change.applied),
+                self.feeds.trades.codes().len(),
+                self.feeds.depth.codes().len()
+            ));
+        }
+    }
+
+    /// Answer `?`: the wanted sets and the sets the server acknowledged.
+    fn report_state(&self, line: u64) {
+        let link = if self.connected {
+            "connected"
+        } else {
+            "not connected"
+        };
+        let (t, d) = (&self.feeds.trades, &self.feeds.depth);
+        let last = Stats::get(&self.figures.last_message_ms);
+        let since = if last == 0 {
+            "no message yet".to_string()
+        } else {
+            format!(
+                "last message {:.1} s ago",
+                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
+            )
+        };
+        self.say(format!(
+            "stdin:{line}: {link} to {} ({since}); wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
+            self.cfg.url,
+            t.codes().len(),
+            t.names(t.codes()),
+            t.server_set().len(),
+            t.names(t.server_set()),
+            d.codes().len(),
+            d.names(d.codes()),
+            d.server_set().len(),
+            d.names(d.server_set())
+        ));
+    }
+
+    pub(super) fn drain_controls(&mut self) {
+        while let Ok(c) = self.controls.try_recv() {
+            self.apply(c);
+        }
+    }
+}
+
+/// Flag codes that belong to the other endpoint.
+pub(super) fn warn_market(market: Option<Market>, symbols: &[Symbol], place: &str) {
+    let Some(market) = market else { return };
+    for s in symbols {
+        if Market::of_code(&s.code) != market {
+            say(format!(
+                "{place}: note: {} looks like a {} code but this is the {} endpoint; the server will likely refuse it (ret 600); see --market",
+                s.spelling,
+                Market::of_code(&s.code).name(),
+                market.name()
+            ));
+        }
+    }
+}

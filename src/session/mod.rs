@@ -1,0 +1,343 @@
+//! The session thread: keeps one endpoint connected and its subscriptions
+//! in step, for as long as the tool runs.
+//!
+//! It owns the [`Connection`] (socket, pacing, requests in flight,
+//! liveness), the [`Feeds`] (what the user wants, what the server holds)
+//! and the [`Intake`] (pushes → lines → the writer's queue). On every
+//! wake-up — a frame, or the socket's read timeout — it applies stdin
+//! commands, lets the connection check its clock, and sends what is due. A
+//! lost connection is re-opened with [`Backoff`] and the full sets are
+//! sent again.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::connect::{self, Ws};
+use crate::connection::{Connection, TICK};
+use crate::error::{ConnectError, Disconnect};
+use crate::feed::{Feeds, Histories};
+use crate::intake::Intake;
+use crate::output::Batch;
+use crate::report::say;
+use crate::schedule::Backoff;
+use crate::stagger::Stagger;
+use crate::stats::{ConnStats, Stats};
+use crate::symbol::{Market, Symbol};
+
+mod commands;
+mod serve;
+
+pub use commands::Control;
+use commands::warn_market;
+
+/// While a burst is drained, the clock's work runs every this many frames.
+const HOUSEKEEPING_EVERY: u32 = 64;
+
+/// A connection left with nothing to carry closes after this long; it
+/// opens again when a symbol comes.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
+
+/// Settings of one session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Endpoint without the token, safe to print.
+    pub url: String,
+    /// The token to append, if any.
+    pub token: Option<String>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Silence after which the connection is dead.
+    pub stale_after: Duration,
+    /// Bound on one connection attempt.
+    pub connect_timeout: Duration,
+    /// Symbols to subscribe at start.
+    pub initial: Vec<Symbol>,
+    /// Ticks the writer may fall behind before new ones are dropped.
+    pub queue: usize,
+    /// The plan's symbol limit, if the user stated it (`--max-symbols`).
+    pub max_symbols: Option<usize>,
+    /// The endpoint's market, when one endpoint is forced for every code:
+    /// codes of the other market are flagged (the server refuses them).
+    pub market: Option<Market>,
+    /// The connection's name in messages: `stock#1`.
+    pub name: String,
+    /// How many connections are open, over all sessions: with others
+    /// open, an early close may mean the token's connection limit.
+    pub open: Arc<AtomicUsize>,
+    /// The gate spacing subscription requests of different connections.
+    pub stagger: Arc<Mutex<Stagger>>,
+    /// This connection's place at the gate.
+    pub turn: usize,
+    /// What was written, shared by every connection (de-duplication).
+    pub histories: Histories,
+}
+
+/// How the session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Asked to stop; everything received was queued.
+    Stopped,
+    /// Cannot go on (the token was refused); the reason is for the user.
+    Fatal(String),
+}
+
+/// How one connection ended.
+enum ConnEnd {
+    Lost(Disconnect),
+    Stopped,
+    Fatal(String),
+    /// Nothing to carry for [`IDLE_CLOSE`].
+    Idle,
+}
+
+impl From<Disconnect> for ConnEnd {
+    fn from(d: Disconnect) -> ConnEnd {
+        ConnEnd::Lost(d)
+    }
+}
+
+/// The session: state that outlives single connections.
+pub struct Session {
+    cfg: SessionConfig,
+    url_with_token: String,
+    controls: Receiver<Control>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    backoff: Backoff,
+    feeds: Feeds,
+    intake: Intake,
+    /// This connection's figures.
+    figures: Arc<ConnStats>,
+    /// A connection is open (for `?`).
+    connected: bool,
+    /// The open connection had a subscription acknowledged.
+    acknowledged: bool,
+    /// Since when the feeds carry nothing.
+    empty_since: Option<Instant>,
+}
+
+impl Session {
+    /// A session that will read controls from `controls`, stop when `stop`
+    /// is set, and queue ticks on `out`.
+    pub fn new(
+        cfg: SessionConfig,
+        controls: Receiver<Control>,
+        stop: Arc<AtomicBool>,
+        out: Sender<Batch>,
+        stats: Arc<Stats>,
+    ) -> Session {
+        let url_with_token = match &cfg.token {
+            Some(t) => {
+                let sep = if cfg.url.contains('?') { '&' } else { '?' };
+                format!("{}{}token={}", cfg.url, sep, crate::cli::url_encode(t))
+            }
+            None => cfg.url.clone(),
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        warn_market(cfg.market, &cfg.initial, "argument");
+        Session {
+            feeds: Feeds::new(&cfg.initial, &cfg.histories),
+            intake: Intake::new(out, Arc::clone(&stats), cfg.queue),
+            figures: stats.connection(&cfg.name),
+            acknowledged: false,
+            empty_since: None,
+            cfg,
+            url_with_token,
+            controls,
+            stop,
+            stats,
+            backoff: Backoff::new(seed),
+            connected: false,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Say `line` on stderr, naming this connection.
+    fn say(&self, line: impl std::fmt::Display) {
+        say(format!("{}: {line}", self.cfg.name));
+    }
+
+    /// A hint for an early end when several connections are open.
+    fn limit_hint(&self) -> &'static str {
+        if self.cfg.open.load(Ordering::SeqCst) > 0 && !self.acknowledged {
+            " (with several connections open, the token's connection limit may be hit: free and basic plans allow 1, premium 3, professional 10; see --connections, --plan)"
+        } else {
+            ""
+        }
+    }
+
+    /// Run until stopped or a fatal error.
+    pub fn run(mut self) -> SessionEnd {
+        let mut wait = Duration::ZERO;
+        loop {
+            if (!wait.is_zero() && !self.idle_for(wait)) || self.stopping() {
+                return SessionEnd::Stopped;
+            }
+            let ws = match self.connect() {
+                None => return SessionEnd::Stopped,
+                Some(Ok(ws)) => ws,
+                Some(Err(e)) if e.is_fatal() => return SessionEnd::Fatal(e.to_string()),
+                Some(Err(e)) => {
+                    wait = self.backoff.next_delay().max(e.min_wait());
+                    self.say(format!(
+                        "cannot connect to {}: {e}; retrying in {}{}",
+                        self.cfg.url,
+                        self.attempt_text(wait),
+                        self.limit_hint()
+                    ));
+                    continue;
+                }
+            };
+            wait = match self.connected(ws) {
+                ConnEnd::Stopped => return SessionEnd::Stopped,
+                ConnEnd::Fatal(m) => return SessionEnd::Fatal(m),
+                ConnEnd::Idle => match self.park() {
+                    true => Duration::ZERO,
+                    false => return SessionEnd::Stopped,
+                },
+                ConnEnd::Lost(why) => self.lost(&why),
+            };
+        }
+    }
+
+    /// Report a lost connection; returns the wait before reconnecting.
+    fn lost(&mut self, why: &Disconnect) -> Duration {
+        if why.is_refused_frame() {
+            self.intake.refused_frame();
+        }
+        Stats::add(&self.stats.reconnects, 1);
+        let wait = self.backoff.next_delay().max(why.min_wait());
+        self.say(format!(
+            "connection lost: {why}; reconnecting in {}{}",
+            self.attempt_text(wait),
+            self.limit_hint()
+        ));
+        wait
+    }
+
+    /// The connection carried nothing for [`IDLE_CLOSE`] and was closed:
+    /// wait for a symbol to carry. False when asked to stop.
+    fn park(&mut self) -> bool {
+        self.say(format!(
+            "carried nothing for {} s: closed the connection; it opens again when a symbol comes",
+            IDLE_CLOSE.as_secs()
+        ));
+        self.empty_since = None;
+        while self.carries_nothing() {
+            if !self.idle_for(TICK * 4) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn carries_nothing(&self) -> bool {
+        self.feeds.trades.codes().is_empty() && self.feeds.depth.codes().is_empty()
+    }
+
+    /// Serve one open connection until it ends.
+    fn connected(&mut self, ws: Ws) -> ConnEnd {
+        self.say(format!("connected to {}", self.cfg.url));
+        self.connected = true;
+        self.acknowledged = false;
+        self.cfg.open.fetch_add(1, Ordering::SeqCst);
+        Stats::set(&self.figures.connected, 1);
+        let end =
+            match Connection::new(ws, self.cfg.heartbeat, self.cfg.stale_after, Instant::now()) {
+                Ok(conn) => self.serve(conn),
+                Err(d) => ConnEnd::Lost(d),
+            };
+        self.connected = false;
+        self.cfg.open.fetch_sub(1, Ordering::SeqCst);
+        self.feeds.on_disconnect();
+        self.cfg
+            .stagger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .withdraw(self.cfg.turn);
+        Stats::set(&self.figures.connected, 0);
+        // Whatever was read before the end goes out.
+        self.intake.hand_over();
+        end
+    }
+
+    fn attempt_text(&self, wait: Duration) -> String {
+        format!(
+            "{:.1} s (attempt {})",
+            wait.as_secs_f64(),
+            self.backoff.attempts()
+        )
+    }
+
+    /// One connection attempt on a helper thread, so that a stop request is
+    /// honoured at once even while TCP or TLS is still handshaking. `None`
+    /// means we were asked to stop (the attempt is abandoned; it ends by
+    /// itself within the connect timeout).
+    fn connect(&mut self) -> Option<Result<Ws, ConnectError>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let url = self.url_with_token.clone();
+        let timeout = self.cfg.connect_timeout;
+        let spawned = std::thread::Builder::new()
+            .name("connect".into())
+            .spawn(move || {
+                let _ = tx.send(connect::connect(&url, timeout));
+            });
+        if let Err(e) = spawned {
+            return Some(Err(ConnectError::Setup(format!(
+                "cannot start a thread: {e}"
+            ))));
+        }
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            crossbeam_channel::select! {
+                recv(rx) -> r => return Some(r.unwrap_or_else(|_| {
+                    Err(ConnectError::Setup("the connect attempt failed".into()))
+                })),
+                recv(self.controls) -> c => match c {
+                    Ok(c) => self.apply(c),
+                    // No more controls: wait on the attempt alone, in ticks.
+                    Err(_) => {
+                        if let Ok(r) = rx.recv_timeout(TICK) {
+                            return Some(r);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Wait `d` while applying stdin commands. False when asked to stop.
+    fn idle_for(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            match self.controls.recv_timeout(left) {
+                Ok(c) => self.apply(c),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return true,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    // Nobody can send controls any more; wait in ticks so a
+                    // stop request is still seen.
+                    std::thread::sleep(left.min(TICK));
+                }
+            }
+        }
+    }
+}
