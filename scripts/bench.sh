@@ -31,7 +31,9 @@
 #   growth      ticks/s and peak RSS with 1, 100 and 3000 subscribed codes.
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
-# GROWTH_NPY, GROWTH_RUNS, and SECTIONS (default "throughput latency idle
+# GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
+# "alltick-stream raw_client"), BIN (the alltick-stream binary to measure,
+# default target/release/alltick-stream), and SECTIONS (default "throughput latency idle
 # growth") to run only some parts. The final table is printed on stdout and saved
 # under target/bench/ (with the raw per-run numbers as .tsv). Progress goes to
 # stderr. Needs: cargo, python3 (venv + pip reach PyPI once), /usr/bin/time
@@ -123,7 +125,7 @@ fi
 
 say "building release binary and examples"
 cargo build --release --bin alltick-stream --example flood_server --example raw_client --example latency_consumer >&2 || { say "build failed"; exit 1; }
-BIN="$ROOT/target/release/alltick-stream"
+BIN="${BIN:-$ROOT/target/release/alltick-stream}"
 EX="$ROOT/target/release/examples"
 SERVER="$EX/flood_server"; RAW="$EX/raw_client"; CONSUMER="$EX/latency_consumer"
 
@@ -388,7 +390,7 @@ idle_test() {
 }
 
 # ---------------------------------------------------------------- runs
-CLIENTS=(alltick-stream python python-noutf8 websocat raw_client)
+read -ra CLIENTS <<< "${CLIENTS:-alltick-stream python python-noutf8 websocat raw_client}"
 T_START=$(date +%s)
 
 want throughput && say "throughput: N=$N ticks (python: NPY=$NPY) over M=$M codes, $RUNS runs each"

@@ -16,8 +16,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::command::{Command, LineEvent, read_commands};
-use crate::feed::Histories;
-use crate::output::{Batch, WriterEnd, run_writer};
+use crate::output::{Item, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
 use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
@@ -59,7 +58,9 @@ pub fn run() -> i32 {
     };
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let (out_tx, out_rx) = bounded::<Batch>(opts.queue);
+    // Room for `--queue` batches (the reader's tick limit keeps them fewer)
+    // and labels on top, which are never dropped.
+    let (out_tx, out_rx) = bounded::<Item>(opts.queue + 4096);
     let (ctl_tx, ctl_rx) = bounded::<Control>(1024);
     let (sig_tx, sig_rx) = bounded::<()>(4);
     if let Err(e) = install_signals(&stop, ctl_tx.clone(), sig_tx) {
@@ -156,7 +157,6 @@ fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
         open: Arc::new(AtomicUsize::new(0)),
         stagger: Arc::new(Mutex::new(Stagger::default())),
         turn: 0,
-        histories: Histories::default(),
     }
 }
 
@@ -176,7 +176,7 @@ fn install_signals(
     })
 }
 
-fn start_writer(out_rx: Receiver<Batch>, stats: &Arc<Stats>) -> Receiver<WriterEnd> {
+fn start_writer(out_rx: Receiver<Item>, stats: &Arc<Stats>) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
@@ -230,7 +230,7 @@ struct Shards {
     urls: Vec<String>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
-    out: Sender<Batch>,
+    out: Sender<Item>,
     stagger: Arc<Mutex<Stagger>>,
     ends: Sender<SessionEnd>,
     running: HashMap<ShardId, Sender<Control>>,

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::protocol::{self, CancelType};
-use crate::subscriptions::{Change, History, Outbox, Seen, Subscriptions};
+use crate::subscriptions::{Change, Outbox, Subscriptions};
 use crate::symbol::{self, Symbol};
 
 /// How long to wait after a rate-limit answer (429/605) before resending.
@@ -129,27 +129,16 @@ pub struct Feed {
 
 impl Feed {
     /// An empty feed of `kind`.
-    #[cfg(test)]
     pub fn new(kind: Kind) -> Feed {
-        Feed::with_history(kind, History::default())
-    }
-
-    /// An empty feed of `kind` whose de-duplication history is shared.
-    pub fn with_history(kind: Kind, history: History) -> Feed {
         Feed {
             kind,
-            subs: Subscriptions::with_history(history),
+            subs: Subscriptions::new(),
             levels: HashMap::new(),
             server_set: Vec::new(),
             known_good: HashSet::new(),
             probe: VecDeque::new(),
             out: Outbox::default(),
         }
-    }
-
-    /// Which feed this is.
-    pub fn kind(&self) -> Kind {
-        self.kind
     }
 
     /// The wanted codes, in the order they were added.
@@ -275,11 +264,6 @@ impl Feed {
     /// limit could not be matched to a request): send the set again.
     pub fn resend(&mut self) {
         self.out.assume_sent(None);
-    }
-
-    /// Classify a push; see [`Seen`].
-    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen<'_> {
-        self.subs.see(code, seq, time)
     }
 
     /// The answer `ret` (with the server's `msg`) to a request of this feed
@@ -446,15 +430,6 @@ impl Feed {
     }
 }
 
-/// What was written, per kind, shared by every connection.
-#[derive(Debug, Default, Clone)]
-pub struct Histories {
-    /// Trades.
-    pub trades: History,
-    /// Depth.
-    pub depth: History,
-}
-
 /// Both feeds of a connection.
 #[derive(Debug)]
 pub struct Feeds {
@@ -465,12 +440,11 @@ pub struct Feeds {
 }
 
 impl Feeds {
-    /// Both feeds, holding `initial`; `histories` (trades, depth) are
-    /// shared with the other connections.
-    pub fn new(initial: &[Symbol], histories: &Histories) -> Feeds {
+    /// Both feeds, holding `initial`.
+    pub fn new(initial: &[Symbol]) -> Feeds {
         let mut feeds = Feeds {
-            trades: Feed::with_history(Kind::Trades, History::clone(&histories.trades)),
-            depth: Feed::with_history(Kind::Depth, History::clone(&histories.depth)),
+            trades: Feed::new(Kind::Trades),
+            depth: Feed::new(Kind::Depth),
         };
         feeds.change(true, initial);
         feeds
@@ -770,10 +744,7 @@ mod tests {
 
     #[test]
     fn feeds_route_symbols_by_kind_and_trades_go_first() {
-        let mut f = Feeds::new(
-            &syms(&["NASDAQ:AAPL", "HKEX:700@depth"]),
-            &Histories::default(),
-        );
+        let mut f = Feeds::new(&syms(&["NASDAQ:AAPL", "HKEX:700@depth"]));
         assert_eq!(f.trades.codes(), codes(&["AAPL.US"]));
         assert_eq!(f.depth.codes(), codes(&["700.HK"]));
         f.on_connect();

@@ -32,6 +32,7 @@ mod connection;
 mod error;
 mod feed;
 mod intake;
+mod lines;
 mod policy;
 mod report;
 mod router;

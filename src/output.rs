@@ -1,47 +1,80 @@
-//! JSON lines: the output format, the batches that carry them to the writer
-//! thread, and the writer thread itself.
+//! JSON lines: the output format, what travels to the writer thread, and
+//! the writer thread itself.
 //!
-//! The session formats each trade straight from the frame's text into a
-//! [`Batch`] (no intermediate strings) and hands the batch over when the
-//! socket has nothing more to read, so a burst costs one queue operation and
-//! a quiet feed still gets each tick out at once. The writer batches further
-//! while the queue is busy and flushes whenever it is momentarily empty. A
-//! slow stdout only ever blocks the writer, never the socket's thread.
+//! The connections' threads hand push frames over in [`Frames`] batches,
+//! one per burst (a burst costs one queue operation; a quiet feed still gets
+//! each tick out at once), with [`Label`]s in the same queue. The writer
+//! turns frames into lines ([`crate::lines`]), batches further while the
+//! queue is busy and flushes whenever it is momentarily empty. A slow
+//! stdout only ever blocks the writer, never a socket's thread.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+use crate::lines::Lines;
 use crate::protocol::{Depth, Side, TradeView};
 use crate::stats::Stats;
 
-/// Formatted lines on their way to stdout.
+/// Push frames on their way to the writer, their text kept as received.
 #[derive(Debug, Default)]
-pub struct Batch {
-    /// Complete JSON lines, each ending in `\n`.
-    pub bytes: Vec<u8>,
-    /// How many lines (ticks) `bytes` holds.
-    pub ticks: u64,
+pub struct Frames {
+    text: String,
+    ends: Vec<usize>,
 }
 
-impl Batch {
-    /// Append one trade line.
-    pub fn push_trade(&mut self, symbol: &str, t: &TradeView) {
-        format_trade(&mut self.bytes, symbol, t);
-        self.ticks += 1;
+impl Frames {
+    /// Append one frame.
+    pub fn push(&mut self, frame: &str) {
+        self.text.push_str(frame);
+        self.ends.push(self.text.len());
     }
 
-    /// Append one depth line.
-    pub fn push_depth(&mut self, symbol: &str, d: &Depth) {
-        format_depth(&mut self.bytes, symbol, d);
-        self.ticks += 1;
+    /// How many frames.
+    pub fn len(&self) -> usize {
+        self.ends.len()
     }
 
-    /// True when it holds no line.
+    /// No frame.
     pub fn is_empty(&self) -> bool {
-        self.ticks == 0
+        self.ends.is_empty()
     }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// The frames, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let f = &self.text[start..end];
+            start = end;
+            f
+        })
+    }
+}
+
+/// From now on, lines of `code` carry `name` as their `symbol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// A depth code (else a trade code).
+    pub depth: bool,
+    /// The AllTick code.
+    pub code: String,
+    /// The user's spelling.
+    pub name: Arc<str>,
+}
+
+/// What travels to the writer, in order.
+#[derive(Debug)]
+pub enum Item {
+    /// Push frames.
+    Frames(Frames),
+    /// Labels for codes.
+    Labels(Vec<Label>),
 }
 
 /// How the writer stopped.
@@ -149,10 +182,11 @@ pub fn format_depth(out: &mut Vec<u8>, symbol: &str, d: &Depth) {
 const WRITE_BYTES: usize = 64 * 1024;
 
 /// Drain `queue` into `out` until the queue is closed and empty.
-pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
+pub fn run_writer<W: Write>(queue: Receiver<Item>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
+    let mut lines = Lines::new(Arc::clone(&stats));
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    // Ticks in `buf`; counted as written once they are handed to stdout,
-    // so the session's queue limit sees progress even mid-burst.
+    // Frames consumed into `buf`; counted as written once `buf` is handed
+    // to stdout, so the readers' queue limit sees progress even mid-burst.
     let mut buffered: u64 = 0;
     let finish = |r: io::Result<()>| match r {
         Ok(()) => None,
@@ -160,28 +194,25 @@ pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats
         Err(e) => Some(WriterEnd::Failed(e)),
     };
     loop {
-        let batch = match queue.recv() {
-            Ok(b) => b,
+        let mut next = match queue.recv() {
+            Ok(item) => Some(item),
             Err(_) => return WriterEnd::Drained,
         };
-        let mut next = Some(batch);
-        while let Some(batch) = next.take() {
-            if buf.is_empty() && batch.bytes.len() >= WRITE_BYTES {
-                // Large enough on its own: no copy.
-                if let Some(end) = finish(out.write_all(&batch.bytes)) {
-                    return end;
-                }
-                stats.note_written(batch.ticks);
-            } else {
-                buf.extend_from_slice(&batch.bytes);
-                buffered += batch.ticks;
-                if buf.len() >= WRITE_BYTES {
-                    if let Some(end) = finish(out.write_all(&buf)) {
-                        return end;
+        while let Some(item) = next.take() {
+            match item {
+                Item::Labels(labels) => labels.into_iter().for_each(|l| lines.label(l)),
+                Item::Frames(frames) => {
+                    for frame in frames.iter() {
+                        lines.frame(frame, &mut buf);
+                        buffered += 1;
+                        if buf.len() >= WRITE_BYTES {
+                            if let Some(end) = finish(out.write_all(&buf)) {
+                                return end;
+                            }
+                            buf.clear();
+                            stats.note_written(std::mem::take(&mut buffered));
+                        }
                     }
-                    buf.clear();
-                    stats.note_written(buffered);
-                    buffered = 0;
                 }
             }
             next = queue.try_recv().ok();
@@ -191,8 +222,7 @@ pub fn run_writer<W: Write>(queue: Receiver<Batch>, mut out: W, stats: Arc<Stats
             return end;
         }
         buf.clear();
-        stats.note_written(buffered);
-        buffered = 0;
+        stats.note_written(std::mem::take(&mut buffered));
     }
 }
 
@@ -268,13 +298,27 @@ mod tests {
     }
 
     #[test]
-    fn writer_drains_and_counts() {
+    fn writer_drains_labels_frames_in_order_and_counts() {
         let (tx, rx) = crossbeam_channel::bounded(16);
-        for _ in 0..10 {
-            let mut b = Batch::default();
-            b.push_trade("S", &view(None, Some("1")));
-            b.push_trade("S", &view(None, Some("2")));
-            tx.send(b).unwrap();
+        let frame = |seq: u64| {
+            format!(
+                r#"{{"cmd_id":22998,"data":{{"code":"AAPL.US","seq":{seq},"tick_time":1700000000000,"price":"1.50","volume":"1"}}}}"#
+            )
+        };
+        let mut f = Frames::default();
+        f.push(&frame(1));
+        tx.send(Item::Frames(f)).unwrap();
+        tx.send(Item::Labels(vec![Label {
+            depth: false,
+            code: "AAPL.US".into(),
+            name: Arc::from("NASDAQ:AAPL"),
+        }]))
+        .unwrap();
+        for seq in 2..=10 {
+            let mut f = Frames::default();
+            f.push(&frame(seq));
+            f.push(&frame(seq)); // a repeat: consumed, not written
+            tx.send(Item::Frames(f)).unwrap();
         }
         drop(tx);
         let stats = Arc::new(Stats::default());
@@ -283,7 +327,34 @@ mod tests {
             run_writer(rx, &mut out, stats.clone()),
             WriterEnd::Drained
         ));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 20);
-        assert_eq!(Stats::get(&stats.written), 20);
+        let text = String::from_utf8(out).unwrap();
+        let symbols: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                if l.contains("NASDAQ:AAPL") {
+                    "NASDAQ:AAPL"
+                } else {
+                    "AAPL.US"
+                }
+            })
+            .collect();
+        assert_eq!(symbols.len(), 10);
+        assert_eq!(symbols[0], "AAPL.US", "labelled after the first frame");
+        assert!(symbols[1..].iter().all(|s| *s == "NASDAQ:AAPL"));
+        assert!(text.contains("\"price\":1.50"));
+        assert_eq!(Stats::get(&stats.written), 19, "every frame consumed");
+        assert_eq!(Stats::get(&stats.dropped_repeat), 9);
+    }
+
+    #[test]
+    fn frames_keep_their_text_and_order() {
+        let mut f = Frames::default();
+        assert!(f.is_empty());
+        f.push("{\"a\":1}");
+        f.push("é");
+        f.push("");
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.iter().collect::<Vec<_>>(), ["{\"a\":1}", "é", ""]);
+        assert_eq!(f.bytes(), 9);
     }
 }

@@ -208,6 +208,43 @@ impl Trade {
     }
 }
 
+/// Which push a frame is, judged fast from its start: AllTick writes pushes
+/// as `{"cmd_id":22998,"data":…}` (22999 for depth). Returns the cmd_id
+/// when the frame starts that way; `None` otherwise — it may still be a
+/// push written another way, which [`decode`] tells.
+pub fn push_kind(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let skip = |i: &mut usize| {
+        while b
+            .get(*i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            *i += 1;
+        }
+    };
+    skip(&mut i);
+    let rest = b.get(i..)?.strip_prefix(b"{")?;
+    i = b.len() - rest.len();
+    skip(&mut i);
+    let rest = b.get(i..)?.strip_prefix(b"\"cmd_id\"")?;
+    i = b.len() - rest.len();
+    skip(&mut i);
+    let rest = b.get(i..)?.strip_prefix(b":")?;
+    i = b.len() - rest.len();
+    skip(&mut i);
+    let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let after = b.get(i + digits)?;
+    if !matches!(after, b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+        return None;
+    }
+    match &b[i..i + digits] {
+        b"22998" => Some(CMD_TRADE),
+        b"22999" => Some(CMD_DEPTH),
+        _ => None,
+    }
+}
+
 /// Validate a scanned trade with exactly the rules of [`decode`].
 pub fn validate<'a>(raw: &RawTrade<'a>) -> Result<TradeView<'a>, &'static str> {
     let code = raw.code.filter(|c| !c.is_empty()).ok_or("missing code")?;
@@ -519,6 +556,27 @@ mod tests {
         assert_eq!(v["cmd_id"], 22004);
         let v: Value = serde_json::from_str(&cancel(9, "t9", CancelType::Trades)).unwrap();
         assert_eq!(v["data"], json!({"cancel_type": 2}));
+    }
+
+    #[test]
+    fn pushes_are_told_from_their_first_key() {
+        assert_eq!(push_kind(r#"{"cmd_id":22998,"data":{}}"#), Some(CMD_TRADE));
+        assert_eq!(
+            push_kind(" {\n \"cmd_id\" : 22999 , \"data\":{}}"),
+            Some(CMD_DEPTH)
+        );
+        for other in [
+            r#"{"cmd_id":22005,"ret":200}"#,
+            r#"{"ret":200,"cmd_id":22998}"#,
+            r#"{"cmd_id":229980,"data":{}}"#,
+            r#"{"cmd_id":"22998"}"#,
+            r#"{"data":{},"cmd_id":22998}"#,
+            r#"{"cmd_id":22998"#,
+            "",
+            "[]",
+        ] {
+            assert_eq!(push_kind(other), None, "{other}");
+        }
     }
 
     #[test]

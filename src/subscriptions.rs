@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::symbol::Symbol;
 
@@ -15,13 +15,8 @@ use crate::symbol::Symbol;
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     codes: Vec<String>,
-    /// code → what we know of it. Kept after removal so ticks still in
-    /// flight are labelled the same way.
+    /// code → what we know of it.
     known: HashMap<String, Known, BuildHasherDefault<Fnv>>,
-    /// What was written per code, shared by every connection of the feed's
-    /// kind: a code that moves to another connection keeps its history,
-    /// so replays are recognised wherever they arrive.
-    history: History,
 }
 
 #[derive(Debug)]
@@ -31,20 +26,6 @@ struct Known {
     /// Whether it is in the set now.
     wanted: bool,
 }
-
-/// The last push written for a code.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Last {
-    /// Its `seq` (0: none yet).
-    seq: u64,
-    /// The latest `tick_time` written, ms (0: none yet).
-    time: u64,
-    /// The server's numbering for this code was seen to restart.
-    restarted: bool,
-}
-
-/// Per-code history of what was written, shared between connections.
-pub type History = Arc<Mutex<HashMap<String, Last, BuildHasherDefault<Fnv>>>>;
 
 /// FNV-1a: codes are short, and this lookup runs once per tick. Only codes
 /// the user subscribed to are ever inserted, so server-chosen keys cannot
@@ -80,23 +61,62 @@ impl Hasher for Fnv {
 /// written **and** its time is not after the last one written. A lower `seq`
 /// with a later time is the server's numbering starting again: written.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Seen<'a> {
-    /// New: the label for its `symbol` field.
-    New(&'a str),
+pub enum Seen {
+    /// New: write it.
+    New,
     /// New, but its `seq` is not above the last one written while its time
     /// is later: the server's numbering restarted. `first` is true the
     /// first time this happens for the code (to say so once).
     Restarted {
-        /// The label for its `symbol` field.
-        name: &'a str,
         /// First restart seen for this code.
         first: bool,
     },
     /// Provably written already: `seq` and time both not above the last
     /// written (a duplicate or a replay after a reconnect).
     Repeat,
-    /// A code the user never subscribed to (labelled with the code itself).
-    Unknown,
+}
+
+/// The last push written for a code.
+#[derive(Debug, Default, Clone, Copy)]
+struct Last {
+    /// Its `seq` (0: none yet).
+    seq: u64,
+    /// The latest `tick_time` written, ms (0: none yet).
+    time: u64,
+    /// The server's numbering for this code was seen to restart.
+    restarted: bool,
+}
+
+/// What was written, per code: the de-duplication memory of one kind of
+/// push, for every connection (a code that moves to another connection
+/// keeps its history). Only codes the user subscribed to are kept.
+#[derive(Debug, Default)]
+pub struct Dedup {
+    last: HashMap<String, Last, BuildHasherDefault<Fnv>>,
+}
+
+impl Dedup {
+    /// Classify a push of `code` with `seq` and `time` (ms), remembering
+    /// both when it is to be written. See [`Seen`] for the rule.
+    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen {
+        let last = match self.last.get_mut(code) {
+            Some(l) => l,
+            None => self.last.entry(code.to_string()).or_default(),
+        };
+        let fresh = last.seq == 0 && last.time == 0;
+        if fresh || seq > last.seq {
+            last.seq = seq;
+            last.time = last.time.max(time);
+            return Seen::New;
+        }
+        if time <= last.time {
+            return Seen::Repeat;
+        }
+        last.seq = seq;
+        last.time = time;
+        let first = !std::mem::replace(&mut last.restarted, true);
+        Seen::Restarted { first }
+    }
 }
 
 /// The outcome of applying one command, for notes on stderr.
@@ -110,17 +130,8 @@ pub struct Change {
 
 impl Subscriptions {
     /// An empty set.
-    #[cfg(test)]
     pub fn new() -> Subscriptions {
         Subscriptions::default()
-    }
-
-    /// An empty set whose de-duplication history is shared.
-    pub fn with_history(history: History) -> Subscriptions {
-        Subscriptions {
-            history,
-            ..Subscriptions::default()
-        }
     }
 
     /// Add symbols; those already present are reported as unchanged.
@@ -180,35 +191,6 @@ impl Subscriptions {
     /// Whether `code` is in the set.
     pub fn contains(&self, code: &str) -> bool {
         self.known.get(code).is_some_and(|k| k.wanted)
-    }
-
-    /// Classify a push of `code` with `seq` and `time` (ms), remembering
-    /// both when it is to be written. See [`Seen`] for the rule.
-    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen<'_> {
-        let Some(k) = self.known.get(code) else {
-            return Seen::Unknown;
-        };
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        let last = match history.get_mut(code) {
-            Some(l) => l,
-            None => history.entry(code.to_string()).or_default(),
-        };
-        let fresh = last.seq == 0 && last.time == 0;
-        if fresh || seq > last.seq {
-            last.seq = seq;
-            last.time = last.time.max(time);
-            return Seen::New(&k.name);
-        }
-        if time <= last.time {
-            return Seen::Repeat;
-        }
-        last.seq = seq;
-        last.time = time;
-        let first = !std::mem::replace(&mut last.restarted, true);
-        Seen::Restarted {
-            name: &k.name,
-            first,
-        }
     }
 
     /// The codes, in the order they were added.
@@ -344,66 +326,30 @@ mod tests {
 
     #[test]
     fn repeated_or_replayed_seqs_are_recognised_per_code() {
-        let mut s = Subscriptions::new();
-        s.add(&[sym("NASDAQ:AAPL"), sym("NASDAQ:TSLA")]);
-        assert_eq!(s.see("AAPL.US", 5, 1000), Seen::New("NASDAQ:AAPL"));
-        assert_eq!(s.see("TSLA.US", 3, 1000), Seen::New("NASDAQ:TSLA"));
-        assert_eq!(s.see("AAPL.US", 5, 1000), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 4, 900), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 6, 1000), Seen::New("NASDAQ:AAPL"));
-        assert_eq!(s.see("IBM.US", 1, 1), Seen::Unknown);
-        // Re-subscribing keeps the seq memory: a replay after resubscribe is caught.
-        s.remove(&[sym("AAPL.US")]);
-        s.add(&[sym("AAPL.US")]);
-        assert_eq!(s.see("AAPL.US", 6, 1000), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 7, 1001), Seen::New("AAPL.US"));
-        assert!(s.drop_code("TSLA.US"));
-        assert!(!s.contains("TSLA.US"));
-    }
-
-    #[test]
-    fn history_is_shared_so_a_code_that_moves_keeps_its_replays_caught() {
-        let history = History::default();
-        let mut a = Subscriptions::with_history(History::clone(&history));
-        let mut b = Subscriptions::with_history(history);
-        a.add(&[sym("NASDAQ:AAPL")]);
-        assert_eq!(a.see("AAPL.US", 10, 1_000), Seen::New("NASDAQ:AAPL"));
-        a.remove(&[sym("AAPL.US")]);
-        b.add(&[sym("AAPL.US")]);
-        assert_eq!(b.see("AAPL.US", 10, 1_000), Seen::Repeat);
-        assert_eq!(b.see("AAPL.US", 11, 1_001), Seen::New("AAPL.US"));
+        let mut d = Dedup::default();
+        assert_eq!(d.see("AAPL.US", 5, 1000), Seen::New);
+        assert_eq!(d.see("TSLA.US", 3, 1000), Seen::New);
+        assert_eq!(d.see("AAPL.US", 5, 1000), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 4, 900), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 6, 1000), Seen::New);
+        assert_eq!(d.see("AAPL.US", 6, 1000), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 7, 1001), Seen::New);
     }
 
     #[test]
     fn a_lower_seq_with_a_later_time_is_a_restart_and_is_written() {
-        let mut s = Subscriptions::new();
-        s.add(&[sym("NASDAQ:AAPL")]);
-        assert_eq!(
-            s.see("AAPL.US", 30_841_439, 5_000),
-            Seen::New("NASDAQ:AAPL")
-        );
+        let mut d = Dedup::default();
+        assert_eq!(d.see("AAPL.US", 30_841_439, 5_000), Seen::New);
         // The numbering starts again on a new connection: written, said once.
-        assert_eq!(
-            s.see("AAPL.US", 1, 6_000),
-            Seen::Restarted {
-                name: "NASDAQ:AAPL",
-                first: true
-            }
-        );
-        assert_eq!(s.see("AAPL.US", 2, 6_000), Seen::New("NASDAQ:AAPL"));
+        assert_eq!(d.see("AAPL.US", 1, 6_000), Seen::Restarted { first: true });
+        assert_eq!(d.see("AAPL.US", 2, 6_000), Seen::New);
         // A replay of the new numbering is still caught.
-        assert_eq!(s.see("AAPL.US", 2, 6_000), Seen::Repeat);
-        assert_eq!(s.see("AAPL.US", 1, 6_000), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 2, 6_000), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 1, 6_000), Seen::Repeat);
         // A second restart is written and not said again.
-        assert_eq!(
-            s.see("AAPL.US", 1, 7_000),
-            Seen::Restarted {
-                name: "NASDAQ:AAPL",
-                first: false
-            }
-        );
+        assert_eq!(d.see("AAPL.US", 1, 7_000), Seen::Restarted { first: false });
         // A higher seq is new whatever its time.
-        assert_eq!(s.see("AAPL.US", 9, 10), Seen::New("NASDAQ:AAPL"));
-        assert_eq!(s.see("AAPL.US", 9, 6_500), Seen::Repeat);
+        assert_eq!(d.see("AAPL.US", 9, 10), Seen::New);
+        assert_eq!(d.see("AAPL.US", 9, 6_500), Seen::Repeat);
     }
 }

@@ -39,6 +39,9 @@ impl Session {
         }
         self.empty_since = None;
         let change = self.feeds.change(adding, symbols);
+        if adding {
+            self.label(symbols);
+        }
         let (verb, state) = if adding {
             ("added", "already subscribed")
         } else {

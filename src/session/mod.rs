@@ -18,9 +18,9 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::connect::{self, Ws};
 use crate::connection::{Connection, TICK};
 use crate::error::{ConnectError, Disconnect};
-use crate::feed::{Feeds, Histories};
+use crate::feed::Feeds;
 use crate::intake::Intake;
-use crate::output::Batch;
+use crate::output::{Item, Label};
 use crate::report::say;
 use crate::schedule::Backoff;
 use crate::stagger::Stagger;
@@ -71,8 +71,6 @@ pub struct SessionConfig {
     pub stagger: Arc<Mutex<Stagger>>,
     /// This connection's place at the gate.
     pub turn: usize,
-    /// What was written, shared by every connection (de-duplication).
-    pub histories: Histories,
 }
 
 /// How the session ended.
@@ -126,7 +124,7 @@ impl Session {
         cfg: SessionConfig,
         controls: Receiver<Control>,
         stop: Arc<AtomicBool>,
-        out: Sender<Batch>,
+        out: Sender<Item>,
         stats: Arc<Stats>,
     ) -> Session {
         let url_with_token = match &cfg.token {
@@ -142,8 +140,8 @@ impl Session {
             .unwrap_or(7)
             ^ u64::from(std::process::id()).rotate_left(32);
         warn_market(cfg.market, &cfg.initial, "argument");
-        Session {
-            feeds: Feeds::new(&cfg.initial, &cfg.histories),
+        let mut session = Session {
+            feeds: Feeds::new(&cfg.initial),
             intake: Intake::new(out, Arc::clone(&stats), cfg.queue),
             figures: stats.connection(&cfg.name),
             acknowledged: false,
@@ -155,7 +153,31 @@ impl Session {
             stats,
             backoff: Backoff::new(seed),
             connected: false,
-        }
+        };
+        let initial = session.cfg.initial.clone();
+        session.label(&initial);
+        session
+    }
+
+    /// Tell the writer how the user spells these symbols' codes.
+    pub(super) fn label(&mut self, symbols: &[Symbol]) {
+        let labels = symbols
+            .iter()
+            .map(|s| {
+                let depth = s.feed != crate::symbol::Feed::Trades;
+                let feed = if depth {
+                    &self.feeds.depth
+                } else {
+                    &self.feeds.trades
+                };
+                Label {
+                    depth,
+                    code: s.code.clone(),
+                    name: std::sync::Arc::from(feed.display(&s.code)),
+                }
+            })
+            .collect();
+        self.intake.labels(labels);
     }
 
     fn stopping(&self) -> bool {

@@ -34,7 +34,7 @@ impl Session {
             let now = Instant::now();
             match conn.read() {
                 Ok(Frame::Text(text)) => {
-                    if let Some(r) = self.intake.text(text.as_str(), &mut self.feeds, now) {
+                    if let Some(r) = self.intake.text(text.as_str(), now) {
                         let request = conn.answered(&r);
                         if let Err(end) = self.on_response(&mut conn, &r, request) {
                             return end;
@@ -219,9 +219,9 @@ impl Session {
     /// Close the connection, keeping every push read before the server's
     /// close reply.
     fn close(&mut self, conn: Connection) {
-        let (intake, feeds) = (&mut self.intake, &mut self.feeds);
+        let intake = &mut self.intake;
         conn.close(|text| {
-            let _ = intake.text(text, feeds, Instant::now());
+            let _ = intake.text(text, Instant::now());
         });
     }
 }

@@ -1,0 +1,271 @@
+//! The writer's half of the hot path: push frames become JSON lines.
+//!
+//! The connections' threads only read frames and hand the pushes over in
+//! batches; here, on the writer thread, each is decoded (the zero-copy
+//! scanner first, the full decoder for the rest), validated, de-duplicated
+//! against everything written from every connection, and formatted straight
+//! into the output buffer. The labels (the spelling a user subscribed with)
+//! arrive through the same queue as the frames, so a frame is always
+//! labelled as its code was labelled when it was received.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::intake::DropLog;
+use crate::output::{Label, format_depth, format_trade};
+use crate::protocol::{self, Depth, Incoming, TradeView};
+use crate::report::say;
+use crate::scan::{self, Scan};
+use crate::stats::Stats;
+use crate::subscriptions::{Dedup, Fnv, Seen};
+
+type Names = HashMap<String, Arc<str>, BuildHasherDefault<Fnv>>;
+
+/// Labels and de-duplication memory of one kind of push.
+#[derive(Default)]
+struct Book {
+    names: Names,
+    seen: Dedup,
+}
+
+/// Turns push frames into lines.
+pub struct Lines {
+    trades: Book,
+    depth: Book,
+    drops: DropLog,
+    stats: Arc<Stats>,
+}
+
+impl Lines {
+    /// Counting drops in `stats`.
+    pub fn new(stats: Arc<Stats>) -> Lines {
+        Lines {
+            trades: Book::default(),
+            depth: Book::default(),
+            drops: DropLog::default(),
+            stats,
+        }
+    }
+
+    /// Label a code's lines with the user's spelling from now on.
+    pub fn label(&mut self, l: Label) {
+        let book = if l.depth {
+            &mut self.depth
+        } else {
+            &mut self.trades
+        };
+        book.names.insert(l.code, l.name);
+    }
+
+    /// Turn one push frame into a line appended to `out` (or count why not).
+    pub fn frame(&mut self, text: &str, out: &mut Vec<u8>) {
+        match scan::scan(text) {
+            Scan::Trade(raw) => match protocol::validate(&raw) {
+                Ok(view) => self.trade(&view, out),
+                Err(why) => self.invalid_trade(why),
+            },
+            Scan::Other => match protocol::decode(text) {
+                Ok(Incoming::Trade(trade)) => self.trade(&trade.view(), out),
+                Ok(Incoming::BadTrade(why)) => self.invalid_trade(why),
+                Ok(Incoming::Depth(d)) => self.depth(&d, out),
+                Ok(Incoming::BadDepth(why)) => self.invalid_depth(why),
+                // Handed over as a push, but it is not one.
+                Ok(Incoming::Response(_) | Incoming::Other { .. }) => self.garbage("not a push"),
+                Err(why) => self.garbage(why),
+            },
+        }
+    }
+
+    fn trade(&mut self, t: &TradeView, out: &mut Vec<u8>) {
+        let (stats, drops) = (&self.stats, &mut self.drops);
+        if let Some(name) = dedupe(
+            &mut self.trades,
+            stats,
+            drops,
+            "trade",
+            t.code,
+            t.seq,
+            t.time,
+        ) {
+            format_trade(out, name, t);
+        }
+    }
+
+    fn depth(&mut self, d: &Depth, out: &mut Vec<u8>) {
+        if d.bad_levels > 0 {
+            Stats::add(&self.stats.bad_depth_levels, u64::from(d.bad_levels));
+            let total = Stats::get(&self.stats.bad_depth_levels);
+            let code = &d.code;
+            if self.drops.due("bad depth level", Instant::now()) {
+                say(format!(
+                    "dropped a bad depth level (zero or empty price, or a bad volume) from a book of {code}, kept the rest; {total} bad depth levels dropped so far"
+                ));
+            }
+        }
+        let (stats, drops) = (&self.stats, &mut self.drops);
+        if let Some(name) = dedupe(
+            &mut self.depth,
+            stats,
+            drops,
+            "depth",
+            &d.code,
+            d.seq,
+            d.time,
+        ) {
+            format_depth(out, name, d);
+        }
+    }
+
+    fn invalid_trade(&mut self, why: &'static str) {
+        Stats::add(&self.stats.dropped_invalid, 1);
+        let total = Stats::get(&self.stats.dropped_invalid);
+        if self.drops.due("invalid trade", Instant::now()) {
+            say(format!(
+                "skipped an invalid trade ({why}); {total} invalid trades skipped so far"
+            ));
+        }
+    }
+
+    fn invalid_depth(&mut self, why: &'static str) {
+        Stats::add(&self.stats.dropped_invalid_depth, 1);
+        let total = Stats::get(&self.stats.dropped_invalid_depth);
+        if self.drops.due("invalid depth", Instant::now()) {
+            say(format!(
+                "skipped an unreadable depth push ({why}); {total} depth pushes skipped so far"
+            ));
+        }
+    }
+
+    fn garbage(&mut self, why: &'static str) {
+        Stats::add(&self.stats.garbage_frames, 1);
+        let total = Stats::get(&self.stats.garbage_frames);
+        if self.drops.due("garbage", Instant::now()) {
+            say(format!(
+                "skipped an unreadable frame ({why}); {total} skipped so far"
+            ));
+        }
+    }
+}
+
+/// Whether a push is to be written, and under which label; says what needs
+/// saying about restarts and repeats. Codes nobody subscribed to are
+/// written under their own code and not de-duplicated.
+fn dedupe<'a>(
+    book: &'a mut Book,
+    stats: &Stats,
+    drops: &mut DropLog,
+    kind: &str,
+    code: &'a str,
+    seq: u64,
+    time: u64,
+) -> Option<&'a str> {
+    let Some(name) = book.names.get(code) else {
+        return Some(code);
+    };
+    match book.seen.see(code, seq, time) {
+        Seen::New => Some(name),
+        Seen::Restarted { first } => {
+            Stats::add(&stats.seq_restarts, 1);
+            if first {
+                say(format!(
+                    "{name}: the server's {kind} seq numbering restarted (seq {seq} with a later time than the last one written); writing it"
+                ));
+            }
+            Some(name)
+        }
+        Seen::Repeat => {
+            Stats::add(&stats.dropped_repeat, 1);
+            let total = Stats::get(&stats.dropped_repeat);
+            if drops.due("repeat", Instant::now()) {
+                say(format!(
+                    "skipped a {kind} push already written (seq and time not after the last written for {code}); {total} skipped so far"
+                ));
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(code: &str, name: &str, depth: bool) -> Label {
+        Label {
+            depth,
+            code: code.into(),
+            name: Arc::from(name),
+        }
+    }
+
+    fn trade(code: &str, seq: u64, time: u64, price: &str) -> String {
+        format!(
+            r#"{{"cmd_id":22998,"data":{{"code":"{code}","seq":{seq},"tick_time":{time},"price":"{price}","volume":"1"}}}}"#
+        )
+    }
+
+    fn run(lines: &mut Lines, frames: &[String]) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for f in frames {
+            lines.frame(f, &mut out);
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_become_labelled_lines_and_repeats_are_skipped() {
+        let stats = Arc::new(Stats::default());
+        let mut lines = Lines::new(Arc::clone(&stats));
+        lines.label(label("AAPL.US", "NASDAQ:AAPL", false));
+        let got = run(
+            &mut lines,
+            &[
+                trade("AAPL.US", 5, 1_000_000_000_000, "651.10"),
+                trade("AAPL.US", 5, 1_000_000_000_000, "651.10"),
+                trade("IBM.US", 1, 1_000_000_000_000, "1"),
+                trade("AAPL.US", 1, 1_000_000_000_001, "652"),
+            ],
+        );
+        let names: Vec<&str> = got.iter().map(|v| v["symbol"].as_str().unwrap()).collect();
+        assert_eq!(names, ["NASDAQ:AAPL", "IBM.US", "NASDAQ:AAPL"]);
+        assert_eq!(Stats::get(&stats.dropped_repeat), 1);
+        assert_eq!(Stats::get(&stats.seq_restarts), 1);
+    }
+
+    #[test]
+    fn a_later_label_applies_to_later_frames_only() {
+        let mut lines = Lines::new(Arc::new(Stats::default()));
+        lines.label(label("AAPL.US", "NASDAQ:AAPL", false));
+        let first = run(&mut lines, &[trade("AAPL.US", 1, 1_000_000_000_000, "1")]);
+        lines.label(label("AAPL.US", "AAPL.US", false));
+        let second = run(&mut lines, &[trade("AAPL.US", 2, 1_000_000_000_001, "1")]);
+        assert_eq!(first[0]["symbol"], "NASDAQ:AAPL");
+        assert_eq!(second[0]["symbol"], "AAPL.US");
+    }
+
+    #[test]
+    fn bad_pushes_and_non_pushes_are_counted_by_their_own_name() {
+        let stats = Arc::new(Stats::default());
+        let mut lines = Lines::new(Arc::clone(&stats));
+        let got = run(
+            &mut lines,
+            &[
+                trade("A.US", 1, 2, "0"),
+                r#"{"cmd_id":22999,"data":{"code":"A.US","seq":1,"tick_time":2,"bids":[{"price":"0"},{"price":"1.5","volume":"2"}],"asks":[]}}"#.into(),
+                r#"{"cmd_id":22005,"ret":200}"#.into(),
+                "garbage".into(),
+            ],
+        );
+        assert_eq!(got.len(), 1, "the depth book is kept without its bad level");
+        assert_eq!(got[0]["bids"].as_array().unwrap().len(), 1);
+        assert_eq!(Stats::get(&stats.dropped_invalid), 1);
+        assert_eq!(Stats::get(&stats.bad_depth_levels), 1);
+        assert_eq!(Stats::get(&stats.garbage_frames), 2);
+    }
+}
