@@ -7,7 +7,7 @@ use alltick_stream::sim::Simulator;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::util::{WAIT, json_lines, sim, start};
+use crate::util::{WAIT, json_lines, sim, start, stop};
 
 /// A depth request on a connection >= `conn` with exactly this symbol_list.
 fn depth_set(sim: &Simulator, conn: u64, list: Value) -> bool {
@@ -54,8 +54,7 @@ fn depth_from_arguments_and_stdin_with_its_own_set_and_cancel() {
             .any(|r| r.cmd_id == CMD_CANCEL && r.data["cancel_type"] == 1 && r.ret == 200)
     });
     check!(tool, cancelled, "no 22006 cancel_type 1");
-    tool.signal("INT");
-    check!(tool, tool.wait_exit(WAIT).is_some_and(|s| s.success()));
+    stop(&mut tool);
 
     let st = sim.state();
     // Trades were never touched by the depth changes.

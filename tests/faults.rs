@@ -639,9 +639,7 @@ fn sigint_mid_burst_loses_nothing_that_was_read() {
     let sim = sim(3000.0);
     let mut tool = start(&sim, &["C0.US", "C1.US", "C2.US"]);
     check!(tool, tool.wait_lines(2000));
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
+    stop(&mut tool);
     let st = sim.state();
     let missing = unwritten(&json_lines(&tool), &st.ticks).len();
     check!(

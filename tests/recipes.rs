@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::util::{
-    self, TOKEN, TempDir, Tool, WAIT, bin, json_lines, key, sim, start_url, wait_for_set,
+    self, TOKEN, TempDir, Tool, WAIT, bin, json_lines, key, sim, start_url, stop, wait_for_set,
 };
 
 /// Eight symbols: their random starting prices (20..500) almost surely fall
@@ -62,13 +62,7 @@ fn jq_recipes_select_exactly_the_matching_trades() {
             })
     });
     check!(tool, enough, "not enough trades for every symbol");
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "exit: {status:?}"
-    );
+    stop(&mut tool);
     let trades = json_lines(&tool);
     let input = tool.stdout().join("\n") + "\n";
 

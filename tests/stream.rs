@@ -10,7 +10,7 @@ use alltick_stream::sim::{Reject, SimConfig, Simulator};
 
 use crate::util::{
     self, TOKEN, TempDir, Tool, WAIT, acked_on, acked_set, assert_ordered, json_lines, sim, start,
-    start_sim, unwritten, wait_for_set,
+    start_sim, stop, unwritten, wait_for_set,
 };
 
 /// The code sets of every trade-subscription request (22004) and cancel (as
@@ -32,13 +32,7 @@ fn demo_streams_both_symbols_as_json_that_jq_filters() {
             && out.iter().any(|l| l.contains("\"NASDAQ:TSLA\""))
     });
     check!(tool, both, "no trades for both symbols");
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "exit: {status:?}"
-    );
+    stop(&mut tool);
 
     let lines = json_lines(&tool);
     for v in &lines {
@@ -354,13 +348,7 @@ fn sigint_writes_every_tick_sent_before_the_close_frame() {
     let sim = sim(200.0);
     let mut tool = start(&sim, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
     check!(tool, tool.wait_lines(100));
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "status {status:?}"
-    );
+    stop(&mut tool);
     let st = sim.state();
     check!(
         tool,

@@ -41,6 +41,7 @@ struct Collected {
     stdout: Vec<String>,
     stderr: String,
     stdout_closed: bool,
+    stderr_closed: bool,
     /// While true the harness stops reading stdout: a consumer that stalls.
     paused: bool,
 }
@@ -142,7 +143,12 @@ impl Tool {
                         }
                     }
                 }
+                let (m, cv) = &*shared;
+                m.lock().unwrap().stderr_closed = true;
+                cv.notify_all();
             });
+        } else {
+            shared.0.lock().unwrap().stderr_closed = true;
         }
         let stdin = child.stdin.take();
         Tool {
@@ -267,13 +273,15 @@ impl Tool {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last output.
-                self.wait_for(Duration::from_secs(5), |_, _| true);
+                // Let the reader threads take the last output: both pipes
+                // reach EOF once the child is gone (stdout only if it is
+                // being read). A child that exits at once can be reaped
+                // before its stderr was read.
                 let (m, cv) = &*self.shared;
                 let g = m.lock().unwrap();
                 let _g = cv
                     .wait_timeout_while(g, Duration::from_secs(5), |c| {
-                        !c.stdout_closed && !c.paused
+                        (!c.stdout_closed && !c.paused) || !c.stderr_closed
                     })
                     .unwrap();
                 return Some(status);
