@@ -2,23 +2,12 @@
 //! and cancel (22006 cancel_type 1), paced together with trades, resent
 //! after a reconnect, and written as `type: depth` lines.
 
-mod util;
-
 use alltick_stream::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
 use alltick_stream::sim::Simulator;
 use serde_json::{Value, json};
 use std::time::Duration;
-use util::{Tool, WAIT, json_lines};
 
-const TOKEN: &str = "tok-DEPTH-77aa";
-
-fn sim() -> Simulator {
-    util::simulator(10.0, TOKEN)
-}
-
-fn start(sim: &Simulator, symbols: &[&str]) -> Tool {
-    util::start_url(&sim.url(), TOKEN, symbols)
-}
+use crate::util::{WAIT, json_lines, sim, start, stop};
 
 /// A depth request on a connection >= `conn` with exactly this symbol_list.
 fn depth_set(sim: &Simulator, conn: u64, list: Value) -> bool {
@@ -34,7 +23,7 @@ fn depth_set(sim: &Simulator, conn: u64, list: Value) -> bool {
 
 #[test]
 fn depth_from_arguments_and_stdin_with_its_own_set_and_cancel() {
-    let sim = sim();
+    let sim = sim(10.0);
     let mut tool = start(&sim, &["NASDAQ:AAPL", "HKEX:700@depth=5"]);
     check!(
         tool,
@@ -65,8 +54,7 @@ fn depth_from_arguments_and_stdin_with_its_own_set_and_cancel() {
             .any(|r| r.cmd_id == CMD_CANCEL && r.data["cancel_type"] == 1 && r.ret == 200)
     });
     check!(tool, cancelled, "no 22006 cancel_type 1");
-    tool.signal("INT");
-    check!(tool, tool.wait_exit(WAIT).is_some_and(|s| s.success()));
+    stop(&mut tool);
 
     let st = sim.state();
     // Trades were never touched by the depth changes.
@@ -135,7 +123,7 @@ fn depth_from_arguments_and_stdin_with_its_own_set_and_cancel() {
 
 #[test]
 fn reconnect_resubscribes_trades_and_depth() {
-    let sim = sim();
+    let sim = sim(10.0);
     let tool = start(&sim, &["NASDAQ:AAPL", "HKEX:700@depth=5"]);
     check!(
         tool,
@@ -156,7 +144,7 @@ fn reconnect_resubscribes_trades_and_depth() {
 
 #[test]
 fn a_bad_depth_suffix_is_refused_and_never_sent() {
-    let sim = sim();
+    let sim = sim(10.0);
     let mut tool = start(&sim, &["NASDAQ:AAPL"]);
     tool.send("+NASDAQ:MSFT@depth=99\n+NASDAQ:MSFT@depth=2\n");
     check!(tool, tool.wait_stderr("stdin:1: bad symbol"));

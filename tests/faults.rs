@@ -2,65 +2,17 @@
 //! Each test names the fault and asserts what the user sees and what the
 //! tool does about it.
 
-mod util;
-
-use std::collections::HashSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use alltick_stream::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Inject, SimConfig, Simulator, test_certificate};
 use serde_json::Value;
-use util::{Tool, WAIT, json_lines, wait_for_set};
 
-const TOKEN: &str = "tok-FAULTS-51a2b3";
-
-fn cfg(ticks_per_sec: f64) -> SimConfig {
-    SimConfig {
-        ticks_per_sec,
-        expected_token: Some(TOKEN.into()),
-        ..SimConfig::default()
-    }
-}
-
-fn sim(ticks_per_sec: f64) -> Simulator {
-    Simulator::start(cfg(ticks_per_sec)).expect("start simulator")
-}
-
-fn start_url(url: &str, extra: &[&str]) -> Tool {
-    util::start_url(url, TOKEN, extra)
-}
-
-fn start(sim: &Simulator, extra: &[&str]) -> Tool {
-    start_url(&sim.url(), extra)
-}
-
-/// Wait until a 22004 acknowledged with 200 on a connection >= `conn`
-/// carries exactly `want`.
-fn acked_set(sim: &Simulator, conn: u64, want: &[&str]) -> bool {
-    sim.wait_until(WAIT, |s| {
-        s.requests.iter().any(|r| {
-            r.conn >= conn && r.cmd_id == CMD_SUB_TRADES && r.ret == 200 && r.codes() == want
-        })
-    })
-}
-
-/// Per code, seqs on stdout strictly increase (no duplicates, no reordering).
-fn assert_ordered(tool: &Tool, lines: &[Value]) {
-    let codes: HashSet<&str> = lines.iter().filter_map(|v| v["code"].as_str()).collect();
-    for code in codes {
-        let seqs: Vec<u64> = lines
-            .iter()
-            .filter(|v| v["code"] == code)
-            .filter_map(|v| v["seq"].as_u64())
-            .collect();
-        check!(
-            tool,
-            seqs.windows(2).all(|w| w[0] < w[1]),
-            "{code}: seqs out of order or repeated"
-        );
-    }
-}
+use crate::util::{
+    TOKEN, TempDir, Tool, WAIT, acked_on, acked_set, assert_ordered, config, json_lines, sim,
+    start, start_sim, start_url, stop, unwritten, wait_for_set,
+};
 
 fn stderr_lines_with(tool: &Tool, needle: &str) -> usize {
     tool.stderr().lines().filter(|l| l.contains(needle)).count()
@@ -86,12 +38,6 @@ fn closed_port_url() -> String {
     format!("ws://127.0.0.1:{port}/quote-stock-b-ws-api")
 }
 
-fn stop(tool: &mut Tool) {
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "exit {status:?}");
-}
-
 #[test]
 fn server_killed_and_restarted_on_the_same_port() {
     let first = sim(20.0);
@@ -100,7 +46,7 @@ fn server_killed_and_restarted_on_the_same_port() {
     check!(tool, tool.wait_lines(6));
     drop(first);
     check!(tool, tool.wait_stderr("connection lost"));
-    let second = Simulator::start_on(port, cfg(20.0)).expect("rebind the same port");
+    let second = Simulator::start_on(port, config(20.0)).expect("rebind the same port");
     check!(
         tool,
         acked_set(&second, 1, &["AAPL.US", "IBM.US"]),
@@ -469,11 +415,7 @@ fn a_reconnect_that_races_the_old_connection_backs_off_then_gets_in() {
     let tool = start(&sim, &["NASDAQ:AAPL"]);
     check!(tool, acked_set(&sim, 1, &["AAPL.US"]));
     sim.drop_connections();
-    let back = sim.wait_until(WAIT, |s| {
-        s.requests
-            .iter()
-            .any(|r| r.conn >= 2 && r.cmd_id == CMD_SUB_TRADES && r.ret == 200)
-    });
+    let back = acked_on(&sim, 2, WAIT);
     check!(tool, back, "never got back in");
     let st = sim.state();
     let refused = st.connections.len() - 2;
@@ -567,24 +509,17 @@ fn dns_failure_is_reported_and_retried() {
 
 fn tls_sim(dir: &std::path::Path) -> (Simulator, std::path::PathBuf) {
     let (identity, ca) = test_certificate(dir).expect("make a test certificate");
-    let sim = Simulator::start(SimConfig {
+    let sim = start_sim(SimConfig {
         tls: Some(identity),
-        ..cfg(10.0)
-    })
-    .expect("start TLS simulator");
+        ..config(10.0)
+    });
     (sim, ca)
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("alltick-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
 fn wss_with_a_trusted_certificate_streams() {
-    let dir = temp_dir("tls-ok");
-    let (sim, ca) = tls_sim(&dir);
+    let dir = TempDir::new("tls-ok");
+    let (sim, ca) = tls_sim(dir.path());
     let url = sim.url();
     check_url_is_wss(&url);
     let ca = ca.to_string_lossy().to_string();
@@ -594,7 +529,6 @@ fn wss_with_a_trusted_certificate_streams() {
         &[("SSL_CERT_FILE", &ca)],
     );
     check!(tool, tool.wait_lines(2), "no ticks over TLS");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn check_url_is_wss(url: &str) {
@@ -603,9 +537,9 @@ fn check_url_is_wss(url: &str) {
 
 #[test]
 fn wss_with_an_untrusted_certificate_is_refused_and_retried() {
-    let dir = temp_dir("tls-bad");
-    let (sim, _ca) = tls_sim(&dir);
-    let empty = dir.join("empty.pem");
+    let dir = TempDir::new("tls-bad");
+    let (sim, _ca) = tls_sim(dir.path());
+    let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let empty = empty.to_string_lossy().to_string();
     let url = sim.url();
@@ -626,7 +560,6 @@ fn wss_with_an_untrusted_certificate_is_refused_and_retried() {
     );
     stop(&mut tool);
     check!(tool, tool.stdout().is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -733,24 +666,9 @@ fn sigint_mid_burst_loses_nothing_that_was_read() {
     let sim = sim(3000.0);
     let mut tool = start(&sim, &["C0.US", "C1.US", "C2.US"]);
     check!(tool, tool.wait_lines(2000));
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
+    stop(&mut tool);
     let st = sim.state();
-    let got: HashSet<(String, u64)> = json_lines(&tool)
-        .iter()
-        .map(|v| {
-            (
-                v["code"].as_str().unwrap_or("").to_string(),
-                v["seq"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    let missing = st
-        .ticks
-        .iter()
-        .filter(|t| !got.contains(&(t.code.clone(), t.seq)))
-        .count();
+    let missing = unwritten(&json_lines(&tool), &st.ticks).len();
     check!(
         tool,
         missing == 0,

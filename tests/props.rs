@@ -7,6 +7,19 @@ use alltick_stream::decimal;
 use alltick_stream::protocol::{self, Incoming};
 use alltick_stream::symbol::{MAX_SYMBOL_LEN, Symbol};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+/// `cases` per property; failures are kept in `props.proptest-regressions`
+/// beside this file (proptest's default would look for a folder beside the
+/// test crate's root, since tests/ has a main.rs).
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(cases)
+    }
+}
 
 fn code_is_safe(code: &str) -> bool {
     !code.is_empty()
@@ -17,7 +30,7 @@ fn code_is_safe(code: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(config(2000))]
 
     #[test]
     fn symbol_parser_never_panics_and_accepts_only_safe_codes(s in "\\PC{0,40}") {
@@ -180,7 +193,7 @@ fn json_field() -> impl Strategy<Value = Option<serde_json::Value>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(config(3000))]
 
     #[test]
     fn zero_copy_path_agrees_with_the_full_decoder(
@@ -460,7 +473,7 @@ fn level() -> impl Strategy<Value = Level> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(config(3000))]
 
     /// Prices, volumes and turnovers reach stdout with the server's digits
     /// exactly (after the allowed rewrites), as strings or JSON numbers, on

@@ -3,29 +3,21 @@
 //! simulator playing that reading, asserting what a user sees on stdout and
 //! stderr.
 
-mod util;
-
 use std::time::Duration;
 
 use alltick_stream::protocol::CMD_SUB_TRADES;
 use alltick_stream::sim::{Inject, Readings, SentTick, SeqStyle, SimConfig, Simulator};
 use serde_json::Value;
-use util::{Tool, WAIT, json_lines, wait_for_set};
 
-const TOKEN: &str = "tok-READINGS-3c4d5e";
+use crate::util::{
+    Tool, WAIT, acked_on, acked_set, config, json_lines, start, start_sim, stop, wait_for_set,
+};
 
 fn sim_with(ticks_per_sec: f64, readings: Readings) -> Simulator {
-    Simulator::start(SimConfig {
-        ticks_per_sec,
-        expected_token: Some(TOKEN.into()),
+    start_sim(SimConfig {
         readings,
-        ..SimConfig::default()
+        ..config(ticks_per_sec)
     })
-    .expect("start simulator")
-}
-
-fn start(sim: &Simulator, extra: &[&str]) -> Tool {
-    util::start_url(&sim.url(), TOKEN, extra)
 }
 
 /// The stdout line for the trade (code, seq), parsed, if written yet.
@@ -74,12 +66,6 @@ fn wait_written(tool: &Tool, ticks: &[SentTick], what: &str) {
     check!(tool, all, "{what}: not written: {missing:?}");
 }
 
-fn stop(tool: &mut Tool) {
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(tool, status.is_some_and(|s| s.success()), "exit {status:?}");
-}
-
 #[test]
 fn seq_restarting_on_a_new_connection_still_writes_every_tick() {
     let sim = sim_with(20.0, Readings::default());
@@ -97,10 +83,7 @@ fn seq_restarting_on_a_new_connection_still_writes_every_tick() {
     sim.drop_connections();
     check!(
         tool,
-        sim.wait_until(WAIT, |s| s.requests.iter().any(|r| r.conn >= 2
-            && r.cmd_id == CMD_SUB_TRADES
-            && r.ret == 200
-            && r.codes() == ["AAPL.US", "IBM.US"])),
+        acked_set(&sim, 2, &["AAPL.US", "IBM.US"]),
         "no resubscription after the drop"
     );
     let last_time = before.iter().map(|t| t.time_ms).max().unwrap_or(0);
@@ -373,11 +356,7 @@ fn http_403_at_the_handshake_names_both_causes_and_retries_slowly() {
     );
     sim.set_handshake_status(None);
     let first = sim.state().connections[0].opened_at;
-    let back = sim.wait_until(Duration::from_secs(90), |s| {
-        s.requests
-            .iter()
-            .any(|r| r.conn >= 2 && r.cmd_id == CMD_SUB_TRADES && r.ret == 200)
-    });
+    let back = acked_on(&sim, 2, Duration::from_secs(90));
     check!(tool, back, "no connection after the 403 was cleared");
     let st = sim.state();
     let second = st.connections.get(1).map(|c| c.opened_at);

@@ -3,22 +3,20 @@
 //! opened read-write (`<>ctl`). `scripts/recipes/check.sh` runs these and
 //! the other recipes exactly as written, against `--demo`.
 
-mod util;
-
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alltick_stream::sim::Simulator;
 use serde_json::Value;
-use util::{Tool, WAIT, bin, json_lines, wait_for_set};
 
-const TOKEN: &str = "tok-RECIPES-5a4b3c";
+use crate::util::{
+    self, TOKEN, TempDir, Tool, WAIT, bin, json_lines, key, sim, start_url, stop, wait_for_set,
+};
 
 /// Eight symbols: their random starting prices (20..500) almost surely fall
 /// on both sides of the recipe's 200.
@@ -33,49 +31,9 @@ const SYMBOLS: [&str; 8] = [
     "NYSE:JPM",
 ];
 
-fn sim(ticks_per_sec: f64) -> Simulator {
-    util::simulator(ticks_per_sec, TOKEN)
-}
-
-/// Kill a child process on every way out of a test.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Run `jq ARGS` over `input`, bounded by [`WAIT`].
-fn jq(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new("jq")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("jq is installed");
-    let mut stdin = child.stdin.take().expect("jq stdin");
-    let input = input.to_owned();
-    // Written from a thread: jq's output may fill its pipe before it has
-    // read all of its input.
-    thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.expect("wait for jq"),
-        Err(_) => {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("jq {args:?} did not finish within {WAIT:?}");
-        }
-    }
-}
-
 /// jq's output lines as JSON values, failing on an error exit.
 fn jq_values(tool: &Tool, args: &[&str], input: &str) -> Vec<Value> {
-    let out = jq(args, input);
+    let out = util::jq(args, input);
     check!(
         tool,
         out.status.success(),
@@ -88,14 +46,6 @@ fn jq_values(tool: &Tool, args: &[&str], input: &str) -> Vec<Value> {
         .collect()
 }
 
-/// (code, seq): what identifies a trade.
-fn key(v: &Value) -> (String, u64) {
-    (
-        v["code"].as_str().unwrap_or_default().to_owned(),
-        v["seq"].as_u64().unwrap_or_default(),
-    )
-}
-
 fn price(v: &Value) -> f64 {
     v["price"].as_f64().expect("price is a number")
 }
@@ -103,10 +53,7 @@ fn price(v: &Value) -> f64 {
 #[test]
 fn jq_recipes_select_exactly_the_matching_trades() {
     let sim = sim(20.0);
-    let url = sim.url();
-    let mut args = vec!["--url", url.as_str()];
-    args.extend_from_slice(&SYMBOLS);
-    let mut tool = Tool::start(&args, Some(TOKEN));
+    let mut tool = start_url(&sim.url(), &SYMBOLS);
     let enough = tool.wait_for(WAIT, |out, _| {
         out.len() >= 120
             && SYMBOLS.iter().all(|s| {
@@ -115,13 +62,7 @@ fn jq_recipes_select_exactly_the_matching_trades() {
             })
     });
     check!(tool, enough, "not enough trades for every symbol");
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "exit: {status:?}"
-    );
+    stop(&mut tool);
     let trades = json_lines(&tool);
     let input = tool.stdout().join("\n") + "\n";
 
@@ -195,110 +136,39 @@ fn jq_recipes_select_exactly_the_matching_trades() {
     );
 }
 
-/// Lines a child writes to a pipe, collected by a thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Collected>, Condvar)>);
-
-#[derive(Default)]
-struct Collected {
-    lines: Vec<String>,
-    closed: bool,
-}
-
-impl Lines {
-    fn collect(pipe: impl Read + Send + 'static) -> Lines {
-        let lines = Lines::default();
-        let shared = lines.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let (m, cv) = &*shared.0;
-                m.lock().unwrap().lines.push(line);
-                cv.notify_all();
-            }
-            let (m, cv) = &*shared.0;
-            m.lock().unwrap().closed = true;
-            cv.notify_all();
-        });
-        lines
-    }
-
-    /// Wait until `pred(lines, closed)` holds, re-checked at least every
-    /// `step` (for conditions that also depend on something else); false
-    /// after `timeout`.
-    fn wait(
-        &self,
-        timeout: Duration,
-        step: Duration,
-        pred: impl Fn(&[String], bool) -> bool,
-    ) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (m, cv) = &*self.0;
-        let mut g = m.lock().unwrap();
-        loop {
-            if pred(&g.lines, g.closed) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            g = cv.wait_timeout(g, left.min(step)).unwrap().0;
-        }
-    }
-
-    fn text(&self) -> String {
-        self.0.0.lock().unwrap().lines.join("\n")
-    }
-}
-
 #[test]
 fn jq_live_last_price_map_follows_the_stream_while_it_runs() {
     let sim = sim(10.0);
-    let tool = Command::new(bin())
-        .args(["--url", &sim.url(), "NASDAQ:AAPL", "NASDAQ:TSLA"])
+    let mut cmd = Command::new(bin());
+    cmd.args(["--url", &sim.url(), "NASDAQ:AAPL", "NASDAQ:TSLA"])
         .env("ALLTICK_TOKEN", TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn alltick-stream");
-    let mut tool = Reap(tool);
-    let tool_out = tool.0.stdout.take().expect("stdout");
-    let tool_err = Lines::collect(tool.0.stderr.take().expect("stderr"));
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn alltick-stream");
+    let tool_out = child.stdout.take().expect("stdout");
+    let mut tool = Tool::watch(child, &cmd);
     // alltick-stream … | jq -cn --unbuffered 'foreach …'
-    let jq = Command::new("jq")
-        .args([
-            "-cn",
-            "--unbuffered",
-            "foreach inputs as $t ({}; .[$t.symbol] = $t.price)",
-        ])
-        .stdin(Stdio::from(tool_out))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("jq is installed");
-    let mut jq = Reap(jq);
-    let maps = Lines::collect(jq.0.stdout.take().expect("jq stdout"));
-    let why = || {
-        format!(
-            "\n--- jq:\n{}\n--- stderr:\n{}",
-            maps.text(),
-            tool_err.text()
-        )
-    };
+    let mut jq = Command::new("jq");
+    jq.args([
+        "-cn",
+        "--unbuffered",
+        "foreach inputs as $t ({}; .[$t.symbol] = $t.price)",
+    ])
+    .stdin(Stdio::from(tool_out))
+    .stdout(Stdio::piped());
+    let maps = Tool::spawn(jq);
+    let why = |maps: &Tool, tool: &Tool| format!("{}{}", maps.describe(), tool.describe());
 
     // Maps arrive while the tool runs: jq does not hold them back.
-    let both = maps.wait(WAIT, WAIT, |lines, _| {
+    let both = maps.wait_for(WAIT, |lines, _| {
         lines
             .last()
             .is_some_and(|l| l.contains("\"NASDAQ:AAPL\":") && l.contains("\"NASDAQ:TSLA\":"))
     });
-    assert!(both, "no map with both symbols{}", why());
-    assert!(
-        tool.0.try_wait().expect("try_wait").is_none(),
-        "the tool stopped{}",
-        why()
-    );
+    assert!(both, "no map with both symbols{}", why(&maps, &tool));
+    let running = tool.wait_exit(Duration::ZERO).is_none();
+    assert!(running, "the tool stopped{}", why(&maps, &tool));
 
     // With the market stopped, the last map holds the last price the
     // server sent for each code.
@@ -315,49 +185,26 @@ fn jq_live_last_price_map_follows_the_stream_while_it_runs() {
         }
         last
     };
-    let caught_up = maps.wait(WAIT, Duration::from_millis(50), |lines, _| {
+    let caught_up = maps.wait_every(WAIT, Duration::from_millis(50), |lines, _| {
         lines.last().is_some_and(|l| {
             let got: HashMap<String, f64> = serde_json::from_str(l).unwrap_or_default();
             got == expected()
         })
     });
-    assert!(caught_up, "last map != {:?}{}", expected(), why());
+    assert!(
+        caught_up,
+        "last map != {:?}{}",
+        expected(),
+        why(&maps, &tool)
+    );
 
     // The tool stops on SIGINT, and jq with it at EOF.
-    let ok = Command::new("kill")
-        .args(["-INT", &tool.0.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -INT failed");
+    tool.signal("INT");
     assert!(
-        maps.wait(WAIT, WAIT, |_, closed| closed),
+        maps.wait_stdout_closed(WAIT),
         "jq did not end after the tool{}",
-        why()
+        why(&maps, &tool)
     );
-}
-
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "alltick-recipes-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `echo TEXT >ctl`: open the FIFO for writing, write, close; bounded (an
@@ -382,7 +229,7 @@ fn echo_into(fifo: &Path, text: &str) {
 fn fifo_opened_read_write_keeps_reading_after_each_writer_closes() {
     let sim = sim(5.0);
     let dir = TempDir::new("fifo");
-    let ctl = dir.0.join("ctl");
+    let ctl = dir.path().join("ctl");
     let made = Command::new("mkfifo")
         .arg(&ctl)
         .status()
@@ -401,31 +248,25 @@ fn fifo_opened_read_write_keeps_reading_after_each_writer_closes() {
         .stdin(Stdio::from(ctl_rw))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut tool = Reap(cmd.spawn().expect("spawn alltick-stream"));
-    // Only the tool holds the FIFO open now.
-    drop(cmd);
-    let stderr = Lines::collect(tool.0.stderr.take().expect("stderr"));
-    let why = || format!("\n--- stderr:\n{}", stderr.text());
-    assert!(wait_for_set(&sim, &["AAPL.US"]), "initial set{}", why());
+    let mut tool = Tool::spawn(cmd);
+    // Only the tool holds the FIFO open now: the command was consumed.
+    check!(tool, wait_for_set(&sim, &["AAPL.US"]), "initial set");
 
     // echo "+NYSE:IBM" >ctl: one writer comes and goes.
     echo_into(&ctl, "+NYSE:IBM\n");
-    assert!(
+    check!(
+        tool,
         wait_for_set(&sim, &["AAPL.US", "IBM.US"]),
-        "no 22004 with both codes{}",
-        why()
+        "no 22004 with both codes"
     );
     // The tool read that line and then found no writer: opened read-only
     // it would have seen EOF here and stopped reading commands.
     echo_into(&ctl, "-NASDAQ:AAPL\n");
-    assert!(
+    check!(
+        tool,
         wait_for_set(&sim, &["IBM.US"]),
-        "the second writer's command was not read{}",
-        why()
+        "the second writer's command was not read"
     );
-    assert!(
-        tool.0.try_wait().expect("try_wait").is_none(),
-        "the tool stopped{}",
-        why()
-    );
+    let running = tool.wait_exit(Duration::ZERO).is_none();
+    check!(tool, running, "the tool stopped");
 }

@@ -13,9 +13,9 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, Error, HandshakeError, Message, WebSocket};
 
-type Client = WebSocket<MaybeTlsStream<TcpStream>>;
+use crate::util::{TempDir, WAIT};
 
-const WAIT: Duration = Duration::from_secs(3);
+type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn connect(url: &str) -> Client {
     let (mut ws, _) = tungstenite::connect(url).expect("connect to simulator");
@@ -613,10 +613,10 @@ fn handshake_status_403() {
 
 #[test]
 fn tls_with_test_certificate() {
-    let dir = std::env::temp_dir().join(format!("alltick-sim-smoke-tls-{}", std::process::id()));
-    let (identity, ca) = test_certificate(&dir).expect("test certificate (openssl CLI)");
+    let dir = TempDir::new("sim-smoke-tls");
+    let (identity, ca) = test_certificate(dir.path()).expect("test certificate (openssl CLI)");
     let ca_pem = std::fs::read(&ca).expect("read CA");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let sim = Simulator::start(SimConfig {
         tls: Some(identity),
         ticks_per_sec: 0.0,

@@ -1,36 +1,17 @@
 //! End-to-end tests: the real binary against the simulated AllTick server
 //! on 127.0.0.1, asserting on what reaches stdout/stderr and on the wire.
 
-mod util;
-
 use std::collections::HashSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alltick_stream::protocol::{CMD_CANCEL, CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Reject, SimConfig, Simulator};
-use serde_json::Value;
-use util::{Tool, WAIT, json_lines, wait_for_set};
 
-const TOKEN: &str = "tok-SECRET-9f8e7d6c";
-
-fn sim(ticks_per_sec: f64) -> Simulator {
-    util::simulator(ticks_per_sec, TOKEN)
-}
-
-fn start(sim: &Simulator, extra: &[&str]) -> Tool {
-    util::start_url(&sim.url(), TOKEN, extra)
-}
-
-/// Lines for one code, as (seq) in output order.
-fn seqs(lines: &[Value], code: &str) -> Vec<u64> {
-    lines
-        .iter()
-        .filter(|v| v["code"] == code)
-        .map(|v| v["seq"].as_u64().expect("seq"))
-        .collect()
-}
+use crate::util::{
+    self, TOKEN, TempDir, Tool, WAIT, acked_on, acked_set, assert_ordered, json_lines, sim, start,
+    start_sim, stop, unwritten, wait_for_set,
+};
 
 /// The code sets of every trade-subscription request (22004) and cancel (as
 /// an empty set), in arrival order.
@@ -51,13 +32,7 @@ fn demo_streams_both_symbols_as_json_that_jq_filters() {
             && out.iter().any(|l| l.contains("\"NASDAQ:TSLA\""))
     });
     check!(tool, both, "no trades for both symbols");
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "exit: {status:?}"
-    );
+    stop(&mut tool);
 
     let lines = json_lines(&tool);
     for v in &lines {
@@ -68,18 +43,10 @@ fn demo_streams_both_symbols_as_json_that_jq_filters() {
         check!(tool, code == "AAPL.US" || code == "TSLA.US", "code {code}");
     }
     // Real jq as a consumer.
-    let mut jq = Command::new("jq")
-        .args(["-c", "select(.symbol == \"NASDAQ:TSLA\") | .code"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("jq is installed");
-    jq.stdin
-        .take()
-        .unwrap()
-        .write_all((tool.stdout().join("\n") + "\n").as_bytes())
-        .unwrap();
-    let out = jq.wait_with_output().unwrap();
+    let out = util::jq(
+        &["-c", "select(.symbol == \"NASDAQ:TSLA\") | .code"],
+        &(tool.stdout().join("\n") + "\n"),
+    );
     check!(tool, out.status.success(), "jq failed");
     let jq_lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -265,14 +232,7 @@ fn reconnects_after_a_drop_and_resubscribes_the_full_set() {
     check!(tool, wait_for_set(&sim, &["AAPL.US", "IBM.US"]));
     check!(tool, tool.wait_for(WAIT, |out, _| out.len() >= 4));
     sim.drop_connections();
-    let resubscribed = sim.wait_until(WAIT, |s| {
-        s.requests.iter().any(|r| {
-            r.conn >= 2
-                && r.cmd_id == CMD_SUB_TRADES
-                && r.ret == 200
-                && r.codes() == ["AAPL.US", "IBM.US"]
-        })
-    });
+    let resubscribed = acked_set(&sim, 2, &["AAPL.US", "IBM.US"]);
     check!(
         tool,
         resubscribed,
@@ -296,15 +256,7 @@ fn reconnects_after_a_drop_and_resubscribes_the_full_set() {
             .any(|l| l.contains(&format!("\"seq\":{seq2},"))))
     );
     // Nothing twice, per code in order.
-    let lines = json_lines(&tool);
-    for code in ["AAPL.US", "IBM.US"] {
-        let s = seqs(&lines, code);
-        check!(
-            tool,
-            s.windows(2).all(|w| w[0] < w[1]),
-            "{code} out of order or duplicated"
-        );
-    }
+    assert_ordered(&tool, &json_lines(&tool));
 }
 
 #[test]
@@ -328,11 +280,7 @@ fn a_silent_server_is_detected_within_stale_after() {
         "took {detected:?}"
     );
     sim.set_silent(false);
-    let back = sim.wait_until(WAIT, |s| {
-        s.requests
-            .iter()
-            .any(|r| r.conn >= 2 && r.cmd_id == CMD_SUB_TRADES && r.ret == 200)
-    });
+    let back = acked_on(&sim, 2, WAIT);
     check!(tool, back, "no reconnect after the silence");
 }
 
@@ -364,12 +312,11 @@ fn the_token_is_sent_but_never_printed() {
 }
 
 fn rejected_token_stops_the_tool(reject: Reject) {
-    let sim = Simulator::start(SimConfig {
+    let sim = start_sim(SimConfig {
         expected_token: Some("the-right-one".into()),
         reject,
         ..SimConfig::default()
-    })
-    .unwrap();
+    });
     let mut tool = start(&sim, &["NASDAQ:AAPL"]);
     let status = tool.wait_exit(WAIT);
     check!(
@@ -401,13 +348,7 @@ fn sigint_writes_every_tick_sent_before_the_close_frame() {
     let sim = sim(200.0);
     let mut tool = start(&sim, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
     check!(tool, tool.wait_lines(100));
-    tool.signal("INT");
-    let status = tool.wait_exit(WAIT);
-    check!(
-        tool,
-        status.is_some_and(|s| s.success()),
-        "status {status:?}"
-    );
+    stop(&mut tool);
     let st = sim.state();
     check!(
         tool,
@@ -415,20 +356,7 @@ fn sigint_writes_every_tick_sent_before_the_close_frame() {
         "no close frame reached the server"
     );
     let lines = json_lines(&tool);
-    let got: HashSet<(String, u64)> = lines
-        .iter()
-        .map(|v| {
-            (
-                v["code"].as_str().unwrap_or("").to_string(),
-                v["seq"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    let missing: Vec<_> = st
-        .ticks
-        .iter()
-        .filter(|t| !got.contains(&(t.code.clone(), t.seq)))
-        .collect();
+    let missing = unwritten(&lines, &st.ticks);
     check!(
         tool,
         missing.is_empty(),
@@ -482,9 +410,8 @@ fn no_token_and_bad_arguments_exit_2() {
 #[test]
 fn token_file_is_read_and_trimmed() {
     let sim = sim(10.0);
-    let dir = std::env::temp_dir().join(format!("alltick-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("token");
+    let dir = TempDir::new("token");
+    let file = dir.path().join("token");
     std::fs::write(&file, format!("  {TOKEN}\n")).unwrap();
     let url = sim.url();
     let path = file.to_string_lossy().to_string();
@@ -494,7 +421,6 @@ fn token_file_is_read_and_trimmed() {
         tool,
         sim.state().connections[0].token.as_deref() == Some(TOKEN)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

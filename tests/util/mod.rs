@@ -1,15 +1,31 @@
-//! Test harness: runs the real `alltick-stream` binary as a child process,
-//! collects its stdout lines and stderr text as they arrive, and lets a test
-//! await conditions on them with a bound. A failed check prints the command,
-//! its stdout and its stderr, so a red test explains itself.
+//! The shared harness: runs the real `alltick-stream` binary (or any other
+//! child, such as jq) as a child process, collects its stdout lines and
+//! stderr text as they arrive, and lets a test await conditions on them with
+//! a bound. A failed check prints the command, its stdout and its stderr, so
+//! a red test explains itself. Below the runner: simulator helpers and waits
+//! on what the simulator recorded.
 
-#![allow(dead_code)]
-
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use alltick_stream::protocol::CMD_SUB_TRADES;
+use alltick_stream::sim::{SentTick, SimConfig, Simulator};
+use serde_json::Value;
+
+/// Assert with the tool's output attached.
+macro_rules! check {
+    ($tool:expr, $cond:expr) => {
+        assert!($cond, "check failed: {}{}", stringify!($cond), $tool.describe())
+    };
+    ($tool:expr, $cond:expr, $($msg:tt)+) => {
+        assert!($cond, "{}{}", format!($($msg)+), $tool.describe())
+    };
+}
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
@@ -25,6 +41,7 @@ struct Collected {
     stdout: Vec<String>,
     stderr: String,
     stdout_closed: bool,
+    stderr_closed: bool,
     /// While true the harness stops reading stdout: a consumer that stalls.
     paused: bool,
 }
@@ -55,39 +72,60 @@ impl Tool {
         if let Some(t) = token {
             cmd.env("ALLTICK_TOKEN", t);
         }
-        let mut child = cmd.spawn().expect("spawn alltick-stream");
+        Tool::spawn(cmd)
+    }
+
+    /// Spawn `cmd` (consumed, so that it holds no copy of the child's stdio)
+    /// and collect whichever of its stdout and stderr are piped.
+    pub fn spawn(mut cmd: Command) -> Tool {
+        let child = cmd.spawn().expect("spawn the command under test");
+        Tool::watch(child, &cmd)
+    }
+
+    /// Take over a spawned `child` of `cmd` whose stdout may already have
+    /// been handed elsewhere (a pipe into another process).
+    pub fn watch(mut child: Child, cmd: &Command) -> Tool {
+        let program = cmd.get_program().to_string_lossy();
+        let program = if program == bin() {
+            "alltick-stream".into()
+        } else {
+            program
+        };
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+        let command = format!("{program} {}", args.join(" "));
         let shared = Arc::new((Mutex::new(Collected::default()), Condvar::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        {
-            let shared = shared.clone();
-            thread::spawn(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut line = String::new();
-                loop {
-                    {
+        match child.stdout.take() {
+            Some(stdout) => {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(stdout);
+                    let mut line = String::new();
+                    loop {
+                        {
+                            let (m, cv) = &*shared;
+                            let g = m.lock().unwrap();
+                            drop(cv.wait_while(g, |c| c.paused).unwrap());
+                        }
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
                         let (m, cv) = &*shared;
-                        let g = m.lock().unwrap();
-                        drop(cv.wait_while(g, |c| c.paused).unwrap());
-                    }
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
+                        m.lock()
+                            .unwrap()
+                            .stdout
+                            .push(line.trim_end_matches('\n').to_string());
+                        cv.notify_all();
                     }
                     let (m, cv) = &*shared;
-                    m.lock()
-                        .unwrap()
-                        .stdout
-                        .push(line.trim_end_matches('\n').to_string());
+                    m.lock().unwrap().stdout_closed = true;
                     cv.notify_all();
-                }
-                let (m, cv) = &*shared;
-                m.lock().unwrap().stdout_closed = true;
-                cv.notify_all();
-            });
+                });
+            }
+            None => shared.0.lock().unwrap().stdout_closed = true,
         }
-        {
+        if let Some(stderr) = child.stderr.take() {
             let shared = shared.clone();
             thread::spawn(move || {
                 let mut stderr = stderr;
@@ -105,14 +143,19 @@ impl Tool {
                         }
                     }
                 }
+                let (m, cv) = &*shared;
+                m.lock().unwrap().stderr_closed = true;
+                cv.notify_all();
             });
+        } else {
+            shared.0.lock().unwrap().stderr_closed = true;
         }
         let stdin = child.stdin.take();
         Tool {
             child,
             stdin,
             shared,
-            command: format!("alltick-stream {}", args.join(" ")),
+            command,
         }
     }
 
@@ -158,6 +201,17 @@ impl Tool {
 
     /// Wait until `pred(stdout lines, stderr)` holds; false after `timeout`.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[String], &str) -> bool) -> bool {
+        self.wait_every(timeout, timeout, pred)
+    }
+
+    /// Like [`Tool::wait_for`], re-checked at least every `step` as well, for
+    /// conditions that also depend on something other than the output.
+    pub fn wait_every(
+        &self,
+        timeout: Duration,
+        step: Duration,
+        pred: impl Fn(&[String], &str) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         let (m, cv) = &*self.shared;
         let mut g = m.lock().unwrap();
@@ -169,8 +223,18 @@ impl Tool {
             if left.is_zero() {
                 return false;
             }
-            g = cv.wait_timeout(g, left).unwrap().0;
+            g = cv.wait_timeout(g, left.min(step)).unwrap().0;
         }
+    }
+
+    /// Wait until the child's stdout reached EOF.
+    pub fn wait_stdout_closed(&self, timeout: Duration) -> bool {
+        let (m, cv) = &*self.shared;
+        let g = m.lock().unwrap();
+        !cv.wait_timeout_while(g, timeout, |c| !c.stdout_closed)
+            .unwrap()
+            .1
+            .timed_out()
     }
 
     /// Wait until stderr contains `needle`.
@@ -209,13 +273,15 @@ impl Tool {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last output.
-                self.wait_for(Duration::from_secs(5), |_, _| true);
+                // Let the reader threads take the last output: both pipes
+                // reach EOF once the child is gone (stdout only if it is
+                // being read). A child that exits at once can be reaped
+                // before its stderr was read.
                 let (m, cv) = &*self.shared;
                 let g = m.lock().unwrap();
                 let _g = cv
                     .wait_timeout_while(g, Duration::from_secs(5), |c| {
-                        !c.stdout_closed && !c.paused
+                        (!c.stdout_closed && !c.paused) || !c.stderr_closed
                     })
                     .unwrap();
                 return Some(status);
@@ -251,49 +317,83 @@ impl Drop for Tool {
     }
 }
 
-/// A simulator on 127.0.0.1 pushing `ticks_per_sec` per code and
-/// accepting only `token`.
-pub fn simulator(ticks_per_sec: f64, token: &str) -> alltick_stream::sim::Simulator {
-    alltick_stream::sim::Simulator::start(alltick_stream::sim::SimConfig {
+/// The token every simulator expects (unless a test says otherwise) and
+/// every tool is given. Tests check it never reaches the output.
+pub const TOKEN: &str = "tok-SECRET-9f8e7d6c";
+
+/// A simulator configuration pushing `ticks_per_sec` per code and accepting
+/// only [`TOKEN`].
+pub fn config(ticks_per_sec: f64) -> SimConfig {
+    SimConfig {
         ticks_per_sec,
-        expected_token: Some(token.into()),
-        ..alltick_stream::sim::SimConfig::default()
-    })
-    .expect("start simulator")
+        expected_token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    }
 }
 
-/// Run the tool against `url` with `token`, then `extra` arguments.
-pub fn start_url(url: &str, token: &str, extra: &[&str]) -> Tool {
+/// Start a simulator on 127.0.0.1 with `cfg`.
+pub fn start_sim(cfg: SimConfig) -> Simulator {
+    Simulator::start(cfg).expect("start simulator")
+}
+
+/// A simulator pushing `ticks_per_sec` per code, accepting only [`TOKEN`].
+pub fn sim(ticks_per_sec: f64) -> Simulator {
+    start_sim(config(ticks_per_sec))
+}
+
+/// Run the tool against `url` with [`TOKEN`], then `extra` arguments.
+pub fn start_url(url: &str, extra: &[&str]) -> Tool {
     let mut args = vec!["--url", url];
     args.extend_from_slice(extra);
-    Tool::start(&args, Some(token))
+    Tool::start(&args, Some(TOKEN))
+}
+
+/// Run the tool against `sim` with [`TOKEN`], then `extra` arguments.
+pub fn start(sim: &Simulator, extra: &[&str]) -> Tool {
+    start_url(&sim.url(), extra)
+}
+
+/// SIGINT, and require a clean exit.
+pub fn stop(tool: &mut Tool) {
+    tool.signal("INT");
+    let status = tool.wait_exit(WAIT);
+    check!(tool, status.is_some_and(|s| s.success()), "exit {status:?}");
 }
 
 /// Wait until the latest trade subscription (22004) was acknowledged and
 /// carries exactly `want`.
-pub fn wait_for_set(sim: &alltick_stream::sim::Simulator, want: &[&str]) -> bool {
+pub fn wait_for_set(sim: &Simulator, want: &[&str]) -> bool {
     sim.wait_until(WAIT, |s| {
         s.requests
             .iter()
             .rev()
-            .find(|r| r.cmd_id == alltick_stream::protocol::CMD_SUB_TRADES)
+            .find(|r| r.cmd_id == CMD_SUB_TRADES)
             .is_some_and(|r| r.ret == 200 && r.codes() == want)
     })
 }
 
-/// Assert with the tool's output attached.
-#[macro_export]
-macro_rules! check {
-    ($tool:expr, $cond:expr) => {
-        assert!($cond, "check failed: {}{}", stringify!($cond), $tool.describe())
-    };
-    ($tool:expr, $cond:expr, $($msg:tt)+) => {
-        assert!($cond, "{}{}", format!($($msg)+), $tool.describe())
-    };
+/// Wait until a 22004 acknowledged with 200 on a connection >= `conn`
+/// carries exactly `want`.
+pub fn acked_set(sim: &Simulator, conn: u64, want: &[&str]) -> bool {
+    sim.wait_until(WAIT, |s| {
+        s.requests.iter().any(|r| {
+            r.conn >= conn && r.cmd_id == CMD_SUB_TRADES && r.ret == 200 && r.codes() == want
+        })
+    })
+}
+
+/// Wait (up to `timeout`) until a 22004 with any codes was acknowledged with
+/// 200 on a connection >= `conn`.
+pub fn acked_on(sim: &Simulator, conn: u64, timeout: Duration) -> bool {
+    sim.wait_until(timeout, |s| {
+        s.requests
+            .iter()
+            .any(|r| r.conn >= conn && r.cmd_id == CMD_SUB_TRADES && r.ret == 200)
+    })
 }
 
 /// Parse stdout lines as JSON, failing on any that is not.
-pub fn json_lines(tool: &Tool) -> Vec<serde_json::Value> {
+pub fn json_lines(tool: &Tool) -> Vec<Value> {
     tool.stdout()
         .iter()
         .map(|l| {
@@ -301,4 +401,89 @@ pub fn json_lines(tool: &Tool) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}{}", tool.describe()))
         })
         .collect()
+}
+
+/// (code, seq): what identifies a trade.
+pub fn key(v: &Value) -> (String, u64) {
+    (
+        v["code"].as_str().unwrap_or_default().to_owned(),
+        v["seq"].as_u64().unwrap_or_default(),
+    )
+}
+
+/// The ticks of `sent` that are not among the output `lines`.
+pub fn unwritten<'a>(lines: &[Value], sent: &'a [SentTick]) -> Vec<&'a SentTick> {
+    let got: HashSet<(String, u64)> = lines.iter().map(key).collect();
+    sent.iter()
+        .filter(|t| !got.contains(&(t.code.clone(), t.seq)))
+        .collect()
+}
+
+/// Per code, seqs on stdout strictly increase (no duplicates, no reordering).
+pub fn assert_ordered(tool: &Tool, lines: &[Value]) {
+    let codes: HashSet<&str> = lines.iter().filter_map(|v| v["code"].as_str()).collect();
+    for code in codes {
+        let seqs: Vec<u64> = lines
+            .iter()
+            .filter(|v| v["code"] == code)
+            .map(|v| v["seq"].as_u64().expect("seq"))
+            .collect();
+        check!(
+            tool,
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{code}: seqs out of order or repeated"
+        );
+    }
+}
+
+/// Run `jq ARGS` over `input`, bounded by [`WAIT`].
+pub fn jq(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new("jq")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jq is installed");
+    let mut stdin = child.stdin.take().expect("jq stdin");
+    let input = input.to_owned();
+    // Written from a thread: jq's output may fill its pipe before it has
+    // read all of its input.
+    thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(WAIT) {
+        Ok(out) => out.expect("wait for jq"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("jq {args:?} did not finish within {WAIT:?}");
+        }
+    }
+}
+
+/// A fresh directory, removed when dropped. Unique per call: the tests share
+/// one process.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("alltick-tests-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

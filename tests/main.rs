@@ -1,0 +1,14 @@
+//! The integration tests, built as one binary: the real `alltick-stream`
+//! against the simulated AllTick server, the simulator itself, and property
+//! tests over the parsers. Filter by module, e.g. `cargo test faults::`.
+
+#[macro_use]
+mod util;
+
+mod depth;
+mod faults;
+mod props;
+mod readings;
+mod recipes;
+mod sim_smoke;
+mod stream;
