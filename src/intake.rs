@@ -80,7 +80,7 @@ impl Intake {
 
     /// Handle one text frame. Pushes go into the batch; an answer to a
     /// request is returned for the caller to act on.
-    pub fn text(&mut self, text: &str, now: Instant) -> Option<Response> {
+    pub fn text(&mut self, text: &str) -> Option<Response> {
         if protocol::push_kind(text).is_some() {
             self.push(text);
             return None;
@@ -94,14 +94,11 @@ impl Intake {
                 | Incoming::Depth(_)
                 | Incoming::BadDepth(_),
             ) => self.push(text),
-            Ok(Incoming::Other { cmd_id }) => self.garbage(
-                match cmd_id {
-                    Some(_) => "unknown cmd_id",
-                    None => "no cmd_id",
-                },
-                now,
-            ),
-            Err(why) => self.garbage(why, now),
+            Ok(Incoming::Other { cmd_id }) => self.garbage(match cmd_id {
+                Some(_) => "unknown cmd_id",
+                None => "no cmd_id",
+            }),
+            Err(why) => self.garbage(why),
         }
         None
     }
@@ -132,8 +129,8 @@ impl Intake {
     }
 
     /// A frame that is not text at all.
-    pub fn binary(&mut self, now: Instant) {
-        self.garbage("unexpected binary frame", now);
+    pub fn binary(&mut self) {
+        self.garbage("unexpected binary frame");
     }
 
     /// A frame the WebSocket layer refused (too large, invalid UTF-8).
@@ -141,10 +138,10 @@ impl Intake {
         Stats::add(&self.stats.garbage_frames, 1);
     }
 
-    fn garbage(&mut self, why: &'static str, now: Instant) {
+    fn garbage(&mut self, why: &'static str) {
         Stats::add(&self.stats.garbage_frames, 1);
         let total = Stats::get(&self.stats.garbage_frames);
-        if self.drops.due("garbage", now) {
+        if self.drops.due("garbage", Instant::now()) {
             say(format!(
                 "skipped an unreadable frame ({why}); {total} skipped so far"
             ));
@@ -157,6 +154,8 @@ impl Intake {
         if self.frames.is_empty() {
             return;
         }
+        // Each batch is sized by what it holds: a quiet feed's one-frame
+        // batches stay small while they wait in the queue.
         let frames = std::mem::take(&mut self.frames);
         let n = frames.len() as u64;
         Stats::add(&self.stats.received, n);

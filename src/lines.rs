@@ -19,16 +19,17 @@ use crate::protocol::{self, Depth, Incoming, TradeView};
 use crate::report::say;
 use crate::scan::{self, Scan};
 use crate::stats::Stats;
-use crate::subscriptions::{Dedup, Fnv, Seen};
+use crate::subscriptions::{Fnv, Last, Seen};
 
-type Names = HashMap<String, Arc<str>, BuildHasherDefault<Fnv>>;
-
-/// Labels and de-duplication memory of one kind of push.
-#[derive(Default)]
-struct Book {
-    names: Names,
-    seen: Dedup,
+/// A labelled code: its label and what was written of it.
+struct Entry {
+    name: Arc<str>,
+    last: Last,
 }
+
+/// Labels and de-duplication memory of one kind of push: one lookup a
+/// push. Only codes the user subscribed to are kept.
+type Book = HashMap<String, Entry, BuildHasherDefault<Fnv>>;
 
 /// Turns push frames into lines.
 pub struct Lines {
@@ -56,7 +57,18 @@ impl Lines {
         } else {
             &mut self.trades
         };
-        book.names.insert(l.code, l.name);
+        match book.get_mut(&l.code) {
+            Some(e) => e.name = l.name,
+            None => {
+                book.insert(
+                    l.code,
+                    Entry {
+                        name: l.name,
+                        last: Last::default(),
+                    },
+                );
+            }
+        }
     }
 
     /// Turn one push frame into a line appended to `out` (or count why not).
@@ -161,10 +173,10 @@ fn dedupe<'a>(
     seq: u64,
     time: u64,
 ) -> Option<&'a str> {
-    let Some(name) = book.names.get(code) else {
+    let Some(Entry { name, last }) = book.get_mut(code) else {
         return Some(code);
     };
-    match book.seen.see(code, seq, time) {
+    match last.see(seq, time) {
         Seen::New => Some(name),
         Seen::Restarted { first } => {
             Stats::add(&stats.seq_restarts, 1);

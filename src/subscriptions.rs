@@ -76,9 +76,9 @@ pub enum Seen {
     Repeat,
 }
 
-/// The last push written for a code.
+/// The last push written for a code: its de-duplication memory.
 #[derive(Debug, Default, Clone, Copy)]
-struct Last {
+pub struct Last {
     /// Its `seq` (0: none yet).
     seq: u64,
     /// The latest `tick_time` written, ms (0: none yet).
@@ -87,34 +87,22 @@ struct Last {
     restarted: bool,
 }
 
-/// What was written, per code: the de-duplication memory of one kind of
-/// push, for every connection (a code that moves to another connection
-/// keeps its history). Only codes the user subscribed to are kept.
-#[derive(Debug, Default)]
-pub struct Dedup {
-    last: HashMap<String, Last, BuildHasherDefault<Fnv>>,
-}
-
-impl Dedup {
-    /// Classify a push of `code` with `seq` and `time` (ms), remembering
-    /// both when it is to be written. See [`Seen`] for the rule.
-    pub fn see(&mut self, code: &str, seq: u64, time: u64) -> Seen {
-        let last = match self.last.get_mut(code) {
-            Some(l) => l,
-            None => self.last.entry(code.to_string()).or_default(),
-        };
-        let fresh = last.seq == 0 && last.time == 0;
-        if fresh || seq > last.seq {
-            last.seq = seq;
-            last.time = last.time.max(time);
+impl Last {
+    /// Classify the code's next push, with `seq` and `time` (ms),
+    /// remembering both when it is to be written. See [`Seen`].
+    pub fn see(&mut self, seq: u64, time: u64) -> Seen {
+        let fresh = self.seq == 0 && self.time == 0;
+        if fresh || seq > self.seq {
+            self.seq = seq;
+            self.time = self.time.max(time);
             return Seen::New;
         }
-        if time <= last.time {
+        if time <= self.time {
             return Seen::Repeat;
         }
-        last.seq = seq;
-        last.time = time;
-        let first = !std::mem::replace(&mut last.restarted, true);
+        self.seq = seq;
+        self.time = time;
+        let first = !std::mem::replace(&mut self.restarted, true);
         Seen::Restarted { first }
     }
 }
@@ -326,30 +314,31 @@ mod tests {
 
     #[test]
     fn repeated_or_replayed_seqs_are_recognised_per_code() {
-        let mut d = Dedup::default();
-        assert_eq!(d.see("AAPL.US", 5, 1000), Seen::New);
-        assert_eq!(d.see("TSLA.US", 3, 1000), Seen::New);
-        assert_eq!(d.see("AAPL.US", 5, 1000), Seen::Repeat);
-        assert_eq!(d.see("AAPL.US", 4, 900), Seen::Repeat);
-        assert_eq!(d.see("AAPL.US", 6, 1000), Seen::New);
-        assert_eq!(d.see("AAPL.US", 6, 1000), Seen::Repeat);
-        assert_eq!(d.see("AAPL.US", 7, 1001), Seen::New);
+        let (mut aapl, mut tsla) = (Last::default(), Last::default());
+        assert_eq!(aapl.see(5, 1000), Seen::New);
+        assert_eq!(tsla.see(3, 1000), Seen::New);
+        assert_eq!(aapl.see(5, 1000), Seen::Repeat);
+        assert_eq!(aapl.see(4, 900), Seen::Repeat);
+        assert_eq!(aapl.see(6, 1000), Seen::New);
+        assert_eq!(aapl.see(6, 1000), Seen::Repeat);
+        assert_eq!(aapl.see(7, 1001), Seen::New);
+        assert_eq!(tsla.see(3, 1000), Seen::Repeat);
     }
 
     #[test]
     fn a_lower_seq_with_a_later_time_is_a_restart_and_is_written() {
-        let mut d = Dedup::default();
-        assert_eq!(d.see("AAPL.US", 30_841_439, 5_000), Seen::New);
+        let mut d = Last::default();
+        assert_eq!(d.see(30_841_439, 5_000), Seen::New);
         // The numbering starts again on a new connection: written, said once.
-        assert_eq!(d.see("AAPL.US", 1, 6_000), Seen::Restarted { first: true });
-        assert_eq!(d.see("AAPL.US", 2, 6_000), Seen::New);
+        assert_eq!(d.see(1, 6_000), Seen::Restarted { first: true });
+        assert_eq!(d.see(2, 6_000), Seen::New);
         // A replay of the new numbering is still caught.
-        assert_eq!(d.see("AAPL.US", 2, 6_000), Seen::Repeat);
-        assert_eq!(d.see("AAPL.US", 1, 6_000), Seen::Repeat);
+        assert_eq!(d.see(2, 6_000), Seen::Repeat);
+        assert_eq!(d.see(1, 6_000), Seen::Repeat);
         // A second restart is written and not said again.
-        assert_eq!(d.see("AAPL.US", 1, 7_000), Seen::Restarted { first: false });
+        assert_eq!(d.see(1, 7_000), Seen::Restarted { first: false });
         // A higher seq is new whatever its time.
-        assert_eq!(d.see("AAPL.US", 9, 10), Seen::New);
-        assert_eq!(d.see("AAPL.US", 9, 6_500), Seen::Repeat);
+        assert_eq!(d.see(9, 10), Seen::New);
+        assert_eq!(d.see(9, 6_500), Seen::Repeat);
     }
 }

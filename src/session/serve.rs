@@ -31,17 +31,16 @@ impl Session {
                     Err(end) => return end,
                 }
             }
-            let now = Instant::now();
             match conn.read() {
                 Ok(Frame::Text(text)) => {
-                    if let Some(r) = self.intake.text(text.as_str(), now) {
+                    if let Some(r) = self.intake.text(text.as_str()) {
                         let request = conn.answered(&r);
                         if let Err(end) = self.on_response(&mut conn, &r, request) {
                             return end;
                         }
                     }
                 }
-                Ok(Frame::Binary) => self.intake.binary(now),
+                Ok(Frame::Binary) => self.intake.binary(),
                 Ok(Frame::Idle) => {}
                 // The burst is over: hand it to the writer.
                 Ok(Frame::BurstOver) => self.intake.hand_over(),
@@ -221,7 +220,7 @@ impl Session {
     fn close(&mut self, conn: Connection) {
         let intake = &mut self.intake;
         conn.close(|text| {
-            let _ = intake.text(text, Instant::now());
+            let _ = intake.text(text);
         });
     }
 }
