@@ -16,9 +16,9 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::command::{Command, LineEvent, read_commands};
+use crate::feed::Histories;
 use crate::output::{Batch, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
-use crate::feed::Histories;
 use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};

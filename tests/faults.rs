@@ -329,10 +329,9 @@ fn ret_603_names_the_count_and_is_not_resent() {
     check!(tool, tool.wait_stderr("ret 603"));
     check!(
         tool,
-        tool.stderr()
-            .lines()
-            .any(|l| l.contains("ret 603") && l.contains("3 codes were sent")
-                && l.contains("first N codes"))
+        tool.stderr().lines().any(|l| l.contains("ret 603")
+            && l.contains("3 codes were sent")
+            && l.contains("first N codes"))
     );
     // No resend loop: by the second heartbeat (~4 s) a loop would have
     // resent the set several times.
@@ -364,7 +363,10 @@ fn max_symbols_holds_back_the_excess_until_a_removal_frees_room() {
     check!(tool, tool.stderr().contains("NASDAQ:NVDA"));
     check!(tool, wait_for_set(&sim, &["AAPL.US", "TSLA.US"]));
     tool.send("?\n");
-    check!(tool, tool.wait_stderr("held back (over --max-symbols × --connections) 1: NASDAQ:NVDA"));
+    check!(
+        tool,
+        tool.wait_stderr("held back (over --max-symbols × --connections) 1: NASDAQ:NVDA")
+    );
     tool.send("-NASDAQ:TSLA\n");
     check!(tool, tool.wait_stderr("admitting NASDAQ:NVDA"));
     check!(tool, wait_for_set(&sim, &["AAPL.US", "NVDA.US"]));
