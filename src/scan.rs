@@ -475,7 +475,11 @@ mod tests {
         ];
         for text in documented_cases {
             let fast = documented(text.as_bytes(), text).expect(text);
-            assert_eq!(Some(&fast), fixed_shape(text.as_bytes(), text).as_ref(), "{text}");
+            assert_eq!(
+                Some(&fast),
+                fixed_shape(text.as_bytes(), text).as_ref(),
+                "{text}"
+            );
         }
         for text in [
             cases[0],

@@ -5,7 +5,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use alltick_stream::sim::{
-    CloseCause, Inject, Readings, Reject, SeqStyle, SimConfig, Simulator, test_certificate,
+    CloseCause, FOREX_PATH, Inject, OverLimit, Readings, Reject, STOCK_PATH, SeqStyle, SimConfig,
+    Simulator, test_certificate,
 };
 use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
@@ -1038,4 +1039,136 @@ fn padded_depth_levels_mixed_with_good_ones() {
         assert_eq!(sent.bad_levels, bad, "{text}");
     }
     assert_eq!(kinds.len(), 3, "{kinds:?}");
+}
+
+#[test]
+fn each_endpoint_serves_its_own_market() {
+    let sim = quiet_sim();
+    assert_eq!(sim.url_for(STOCK_PATH), sim.url());
+    let mut stock = connect(&sim.url());
+    let mut forex = connect(&sim.url_for(FOREX_PATH));
+    let mut any = connect(&sim.url_for("/elsewhere"));
+    wait_open(&sim, 3);
+
+    let ret = |ws: &mut Client, seq: u64, cmd: u64, codes: &[&str]| {
+        request(ws, cmd, seq, symbols(codes))["ret"].as_u64()
+    };
+    assert_eq!(ret(&mut stock, 1, 22004, &["AAPL.US", "700.HK"]), Some(200));
+    assert_eq!(
+        ret(&mut stock, 2, 22004, &["AAPL.US", "BTCUSDT"]),
+        Some(600)
+    );
+    assert_eq!(ret(&mut stock, 3, 22002, &["EURUSD"]), Some(600));
+    assert_eq!(ret(&mut forex, 4, 22004, &["BTCUSDT", "Silver"]), Some(200));
+    assert_eq!(
+        ret(&mut forex, 5, 22004, &["BTCUSDT", "AAPL.US"]),
+        Some(600)
+    );
+    assert_eq!(ret(&mut forex, 6, 22002, &["600519.SH"]), Some(600));
+    assert_eq!(ret(&mut any, 7, 22004, &["AAPL.US", "BTCUSDT"]), Some(200));
+
+    let st = sim.state();
+    let paths: Vec<&str> = st.connections.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, [STOCK_PATH, FOREX_PATH, "/elsewhere"]);
+    // A refused request leaves the set as it was.
+    assert_eq!(st.connections[0].trade_codes, ["AAPL.US", "700.HK"]);
+    assert_eq!(st.connections[1].trade_codes, ["BTCUSDT", "Silver"]);
+    assert_eq!(st.connections[2].trade_codes, ["AAPL.US", "BTCUSDT"]);
+    let r = st.requests.iter().find(|r| r.ret == 600).expect("a 600");
+    assert_eq!(r.conn, 1);
+
+    // Switched off: any code on any path.
+    sim.set_market_check(false);
+    assert_eq!(
+        ret(&mut stock, 8, 22004, &["AAPL.US", "BTCUSDT"]),
+        Some(200)
+    );
+    assert_eq!(ret(&mut forex, 9, 22002, &["AAPL.US"]), Some(200));
+    sim.set_market_check(true);
+    assert_eq!(ret(&mut stock, 10, 22004, &["EURUSD"]), Some(600));
+}
+
+#[test]
+fn over_limit_serves_only_the_first_n_codes() {
+    let sim = Simulator::start(SimConfig {
+        ticks_per_sec: 50.0,
+        min_request_interval: None,
+        ..SimConfig::default()
+    })
+    .expect("start");
+    sim.set_max_symbols(Some(2));
+    sim.set_over_limit(OverLimit::ServeFirst);
+    let mut ws = connect(&sim.url());
+    let r = request(
+        &mut ws,
+        22004,
+        1,
+        symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]),
+    );
+    assert_eq!(
+        (r["ret"].as_u64(), r["msg"].as_str()),
+        (Some(200), Some("ok"))
+    );
+    // Depth has its own limit of 2.
+    let r = request(&mut ws, 22002, 2, symbols(&["9988.HK", "700.HK", "1.HK"]));
+    assert_eq!(r["ret"], 200);
+    let st = sim.state();
+    assert_eq!(st.connections[0].trade_codes, ["AAPL.US", "TSLA.US"]);
+    assert_eq!(st.connections[0].depth_codes, ["9988.HK", "700.HK"]);
+
+    // Pushes: only the served codes, each of them.
+    let mut pushes = Vec::new();
+    pump_until(
+        &mut ws,
+        Instant::now() + Duration::from_millis(20),
+        &mut pushes,
+    );
+    assert!(sim.wait_until(WAIT, |s| {
+        ["AAPL.US", "TSLA.US"]
+            .iter()
+            .all(|c| s.ticks.iter().filter(|t| t.code == *c).count() >= 5)
+            && ["9988.HK", "700.HK"]
+                .iter()
+                .all(|c| s.depth_pushes.iter().any(|t| t.code == *c))
+    }));
+    let st = sim.state();
+    assert!(
+        st.ticks
+            .iter()
+            .all(|t| ["AAPL.US", "TSLA.US"].contains(&t.code.as_str()))
+    );
+    assert!(
+        st.depth_pushes
+            .iter()
+            .all(|t| ["9988.HK", "700.HK"].contains(&t.code.as_str()))
+    );
+
+    // Back to the default: over the limit is refused with 603.
+    sim.set_over_limit(OverLimit::Refuse);
+    let r = request(&mut ws, 22004, 3, symbols(&["A.US", "B.US", "C.US"]));
+    assert_eq!(r["ret"], 603);
+    assert_eq!(
+        sim.state().connections[0].trade_codes,
+        ["AAPL.US", "TSLA.US"]
+    );
+}
+
+#[test]
+fn drop_connection_drops_that_one_only() {
+    let sim = quiet_sim();
+    let mut first = connect(&sim.url());
+    let mut second = connect(&sim.url());
+    wait_open(&sim, 2);
+    assert!(!sim.drop_connection(99), "no such connection");
+    assert!(sim.drop_connection(1));
+    assert!(
+        !read_to_end(&mut first, Instant::now() + WAIT),
+        "no close frame"
+    );
+    wait_cause(&sim, 1, CloseCause::Dropped);
+    // The other one still answers.
+    assert_eq!(request(&mut second, 22000, 1, json!({}))["ret"], 200);
+    let st = sim.state();
+    assert!(st.conn(2).is_some_and(|c| c.accepted && !c.closed));
+    assert!(!sim.drop_connection(1), "already gone");
 }

@@ -15,11 +15,12 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 
 use super::market::PushKind;
-use super::request::token_from_query;
+use super::request::{market_of_path, token_from_query};
 use super::server::{Ctl, Shared, interval_for};
 use super::{
     CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, MAX_CATCHUP, Reject, WRITE_TIMEOUT,
 };
+use crate::symbol::Market;
 
 pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -105,6 +106,12 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         Err(cause) => return cause,
     };
     let over_limit = shared.admit(id);
+    let path = shared
+        .lock_inner()
+        .state
+        .conn(id)
+        .map(|c| c.path.clone())
+        .unwrap_or_default();
 
     let rate_bits = shared.rate_bits.load(Ordering::SeqCst);
     let now = Instant::now();
@@ -114,6 +121,7 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         ctl,
         ws,
         token_bad,
+        market: market_of_path(&path),
         interval: interval_for(f64::from_bits(rate_bits)),
         rate_bits,
         trades: Vec::new(),
@@ -223,6 +231,8 @@ pub(super) struct Conn<'a> {
     pub(super) ctl: &'a Ctl,
     pub(super) ws: WebSocket<SimStream>,
     pub(super) token_bad: bool,
+    /// The market the connection's URL path serves (None: any code).
+    pub(super) market: Option<Market>,
     pub(super) interval: Option<Duration>,
     /// The rate `interval` was computed from (`f64::to_bits`).
     pub(super) rate_bits: u64,

@@ -66,10 +66,28 @@ pub(super) struct Faults {
     /// Refused codes and the ret that refuses them.
     refused: Vec<(String, u32)>,
     max_symbols: Option<usize>,
+    over_limit: OverLimit,
+    /// [`Simulator::set_market_check`]: `true` unless switched off.
+    any_market: bool,
     conn_limit: Option<usize>,
     release_delay: Duration,
     drop_after_ack: Option<Duration>,
     handshake_status: Option<u16>,
+}
+
+/// What the simulator does with a subscription over
+/// [`Simulator::set_max_symbols`]'s limit. AllTick's docs allow both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OverLimit {
+    /// Answer ret 603 "token level not enough" and leave the set unchanged
+    /// (the default).
+    #[default]
+    Refuse,
+    /// "Only processes the first N codes and ignores the rest": answer
+    /// ret 200 and serve (and record in
+    /// [`ConnRecord::trade_codes`](super::ConnRecord::trade_codes) /
+    /// `depth_codes`) only the first N distinct codes of the request.
+    ServeFirst,
 }
 
 /// The switches' side of one connection: kept in its handle.
@@ -198,10 +216,42 @@ impl Simulator {
     }
 
     /// Plan limit: a 22004/22002 with more than `n` distinct codes is
-    /// answered ret 603 "token level not enough" and the set is unchanged.
-    /// None = unlimited (the default).
+    /// answered ret 603 "token level not enough" and the set is unchanged,
+    /// or, after `set_over_limit(OverLimit::ServeFirst)`, acknowledged with
+    /// only its first `n` codes served. None = unlimited (the default).
     pub fn set_max_symbols(&self, n: Option<usize>) {
         lock(&self.shared.faults).max_symbols = n;
+    }
+
+    /// What a request over [`Simulator::set_max_symbols`]'s limit gets:
+    /// [`OverLimit::Refuse`] (ret 603, the default) or
+    /// [`OverLimit::ServeFirst`] (ret 200, first N codes served).
+    pub fn set_over_limit(&self, mode: OverLimit) {
+        lock(&self.shared.faults).over_limit = mode;
+    }
+
+    /// Whether each connection serves only the codes of the market its URL
+    /// path names (on by default): on [`STOCK_PATH`](super::STOCK_PATH)
+    /// stock codes (`….US`, `….HK`, `….SH`, `….SZ`), on
+    /// [`FOREX_PATH`](super::FOREX_PATH) every other code, on any other path
+    /// any code. A 22004/22002 with a code of the wrong market is refused
+    /// as a whole with ret 600 "code invalid", like AllTick's server, and
+    /// the set is unchanged. `false` serves any code on any path.
+    pub fn set_market_check(&self, on: bool) {
+        lock(&self.shared.faults).any_market = !on;
+    }
+
+    /// Abruptly close connection `id` (TCP shutdown, no close frame;
+    /// recorded as [`CloseCause::Dropped`]); the others are untouched.
+    /// Returns false if no such connection is open.
+    pub fn drop_connection(&self, id: u64) -> bool {
+        let handles = lock(&self.shared.handles);
+        let Some(h) = handles.iter().find(|h| h.id == id) else {
+            return false;
+        };
+        h.kill.store(true, Ordering::SeqCst);
+        let _ = h.stream.shutdown(std::net::Shutdown::Both);
+        true
     }
 
     /// Connections per token (None = unlimited, the default). A new
@@ -310,18 +360,30 @@ impl Shared {
     }
 
     /// The ret refusing this subscription list, if any ([`Simulator::refuse_codes`],
-    /// [`Simulator::set_max_symbols`]).
-    pub(super) fn refusal(&self, list: &[(String, usize)]) -> Option<(u32, &'static str)> {
+    /// [`Simulator::set_max_symbols`] with [`OverLimit::Refuse`]); with
+    /// [`OverLimit::ServeFirst`] an over-long `list` is cut to the limit.
+    pub(super) fn refusal(&self, list: &mut Vec<(String, usize)>) -> Option<(u32, &'static str)> {
         let faults = lock(&self.faults);
         let refused = list
             .iter()
             .find_map(|(code, _)| faults.refused.iter().find(|(c, _)| c == code))
             .map(|(_, ret)| *ret);
         let ret = refused.or(match faults.max_symbols {
-            Some(max) if list.len() > max => Some(603),
+            Some(max) if list.len() > max => match faults.over_limit {
+                OverLimit::Refuse => Some(603),
+                OverLimit::ServeFirst => {
+                    list.truncate(max);
+                    None
+                }
+            },
             _ => None,
         })?;
         Some((ret, ret_msg(ret)))
+    }
+
+    /// [`Simulator::set_market_check`] is on.
+    pub(super) fn market_check(&self) -> bool {
+        !lock(&self.faults).any_market
     }
 
     pub(super) fn drop_after_ack(&self) -> Option<Duration> {

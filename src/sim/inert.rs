@@ -29,8 +29,13 @@ impl Shared {
     }
 
     /// No refused codes, no symbol limit.
-    pub(super) fn refusal(&self, _list: &[(String, usize)]) -> Option<(u32, &'static str)> {
+    pub(super) fn refusal(&self, _list: &mut Vec<(String, usize)>) -> Option<(u32, &'static str)> {
         None
+    }
+
+    /// Each endpoint serves only its own market's codes.
+    pub(super) fn market_check(&self) -> bool {
+        true
     }
 
     /// Never drop after the first acknowledgement.

@@ -23,12 +23,20 @@
 //! tests can inspect with [`Simulator::state`] or wait on with
 //! [`Simulator::wait_until`].
 //!
+//! Like AllTick's server it serves both endpoints: a connection on
+//! [`STOCK_PATH`] is served stock codes only, one on [`FOREX_PATH`] the
+//! other codes only (a code of the wrong market gets ret 600; the testing
+//! switch `Simulator::set_market_check(false)` lifts this), one on any other
+//! path any code.
+//!
 //! Fault injection, for tests of the client's error handling: server close
 //! frames (`Simulator::close_connections`), TCP resets
 //! (`Simulator::reset_connections`), abrupt drops
-//! (`Simulator::drop_connections`, `Simulator::set_drop_after_ack`), raw
+//! (`Simulator::drop_connections`, `Simulator::drop_connection`,
+//! `Simulator::set_drop_after_ack`), raw
 //! frames (`Simulator::inject`), error replies (`Simulator::fail_next`,
-//! `Simulator::refuse_codes`, `Simulator::set_max_symbols`), a
+//! `Simulator::refuse_codes`, `Simulator::set_max_symbols` with 603 or, by
+//! `Simulator::set_over_limit`, serving only the first N codes), a
 //! connections-per-token limit (`Simulator::set_connection_limit`), HTTP
 //! errors at the handshake (`Simulator::set_handshake_status`) and silence
 //! (`Simulator::set_silent`). With `SimConfig::tls` it serves `wss://`
@@ -71,7 +79,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[cfg(feature = "testing")]
-pub use faults::{Inject, Injected};
+pub use faults::{Inject, Injected, OverLimit};
 #[cfg(feature = "testing")]
 pub use market::{Readings, SeqStyle};
 #[cfg(feature = "testing")]
@@ -79,8 +87,12 @@ pub use tls::test_certificate;
 
 use server::{Shared, accept_loop};
 
-/// Path of the simulated stock endpoint (the simulator accepts any path).
+/// Path of the simulated stock endpoint: a connection on it is served stock
+/// codes only (`….US`, `….HK`, `….SH`, `….SZ`; others get ret 600).
 pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
+/// Path of the simulated forex/crypto endpoint: a connection on it is served
+/// the other codes only. Any other path serves any code.
+pub const FOREX_PATH: &str = "/quote-b-ws-api";
 
 /// Maximum number of entries kept in [`SimState::ticks`] and
 /// [`SimState::depth_pushes`]; beyond it the oldest half is discarded (and
@@ -418,6 +430,14 @@ impl Simulator {
             return format!("wss://localhost:{}{}", self.port(), STOCK_PATH);
         }
         format!("ws://127.0.0.1:{}{}", self.port(), STOCK_PATH)
+    }
+
+    /// Like [`Simulator::url`] with another path, e.g. [`FOREX_PATH`]
+    /// (`ws://127.0.0.1:PORT/quote-b-ws-api`).
+    pub fn url_for(&self, path: &str) -> String {
+        let stock = self.url();
+        let base = stock.strip_suffix(STOCK_PATH).unwrap_or(&stock);
+        format!("{base}{path}")
     }
 
     /// Snapshot of everything recorded so far.

@@ -8,7 +8,8 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{Conn, Sched};
-use super::{CloseCause, MAX_DEPTH_LEVEL, Request};
+use super::{CloseCause, FOREX_PATH, MAX_DEPTH_LEVEL, Request, STOCK_PATH};
+use crate::symbol::Market;
 
 impl Conn<'_> {
     /// Handle one request frame. Returns Some(cause) if the connection ends.
@@ -100,16 +101,20 @@ impl Conn<'_> {
         const OK: (u32, &str) = (200, "ok");
         const INVALID: (u32, &str) = (400, "request header/data param invalid");
         const EMPTY: (u32, &str) = (601, "body empty");
+        const CODE_INVALID: (u32, &str) = (600, "code invalid");
         match cmd_id {
             // The heartbeat clock is restarted by on_request.
             22000 => OK,
             22002 | 22004 => {
-                let list = match parse_symbol_list(data) {
+                let mut list = match parse_symbol_list(data) {
                     Ok(list) => list,
                     Err(ListError::Empty) => return EMPTY,
                     Err(ListError::Invalid) => return INVALID,
                 };
-                if let Some(refused) = self.shared.refusal(&list) {
+                if self.wrong_market(&list) {
+                    return CODE_INVALID;
+                }
+                if let Some(refused) = self.shared.refusal(&mut list) {
                     return refused;
                 }
                 let interval = self.interval;
@@ -145,6 +150,29 @@ impl Conn<'_> {
             }
             _ => INVALID,
         }
+    }
+}
+
+impl Conn<'_> {
+    /// Whether `list` holds a code of the other market than the one this
+    /// connection's path serves (`Simulator::set_market_check`).
+    fn wrong_market(&self, list: &[(String, usize)]) -> bool {
+        match self.market {
+            Some(market) if self.shared.market_check() => {
+                list.iter().any(|(code, _)| Market::of_code(code) != market)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The market served on a URL path: None (any code) for a path that is
+/// neither AllTick's stock nor its forex endpoint.
+pub(super) fn market_of_path(path: &str) -> Option<Market> {
+    match path.trim_end_matches('/') {
+        STOCK_PATH => Some(Market::Stock),
+        FOREX_PATH => Some(Market::Forex),
+        _ => None,
     }
 }
 
