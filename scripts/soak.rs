@@ -101,10 +101,10 @@ fn main() {
     let mut rng = Rng(0x5eed_1234_abcd_0001 ^ u64::from(std::process::id()));
     let mut outages: Vec<Outage> = Vec::new();
     // Everything every simulator instance sent: (code, seq) → send time.
-    let mut sent: HashMap<(String, u64), Instant> = HashMap::new();
-    let harvest = |sim: &Simulator, sent: &mut HashMap<(String, u64), Instant>| {
+    let mut sent: HashMap<(String, u64), (Instant, u64)> = HashMap::new();
+    let harvest = |sim: &Simulator, sent: &mut HashMap<(String, u64), (Instant, u64)>| {
         for t in sim.state().ticks {
-            sent.insert((t.code, t.seq), t.at);
+            sent.insert((t.code, t.seq), (t.at, t.conn));
         }
     };
     let mut rss_samples: Vec<(Duration, u64)> = Vec::new();
@@ -190,6 +190,17 @@ fn main() {
                     && (what == "restart" || r.conn as usize > conns_before)
             })
         });
+        // Pushes on a connection the tool has given up on (after silence,
+        // say) are lost until the server notices: the outage lasts until
+        // every connection from before the fault is closed.
+        if what != "restart" {
+            sim.wait_until(Duration::from_secs(10), |s| {
+                s.connections
+                    .iter()
+                    .filter(|c| (c.id as usize) <= conns_before && c.accepted)
+                    .all(|c| c.closed)
+            });
+        }
         outages.push(Outage {
             what,
             from: from - Duration::from_millis(500),
@@ -228,11 +239,14 @@ fn main() {
         last.insert(code.clone(), seq);
         got.insert((code, seq));
     }
-    let missing: Vec<(&(String, u64), &Instant)> =
-        sent.iter().filter(|(k, _)| !got.contains(*k)).collect();
+    let missing: Vec<(&(String, u64), &Instant, u64)> = sent
+        .iter()
+        .filter(|(k, _)| !got.contains(*k))
+        .map(|(k, (at, conn))| (k, at, *conn))
+        .collect();
     let unexplained: Vec<_> = missing
         .iter()
-        .filter(|(_, at)| !outages.iter().any(|o| **at >= o.from && **at <= o.to))
+        .filter(|(_, at, _)| !outages.iter().any(|o| **at >= o.from && **at <= o.to))
         .collect();
     let extra = got.iter().filter(|k| !sent.contains_key(*k)).count();
 
@@ -286,7 +300,7 @@ fn main() {
     for o in &outages {
         let lost = missing
             .iter()
-            .filter(|(_, at)| **at >= o.from && **at <= o.to)
+            .filter(|(_, at, _)| **at >= o.from && **at <= o.to)
             .count();
         if lost > 0 {
             println!(
@@ -299,11 +313,15 @@ fn main() {
     }
     if !unexplained.is_empty() {
         println!(
-            "unexplained gaps (first 10): {:?}",
+            "unexplained gaps (first 10; code, seq, connection, seconds in): {:?}",
             unexplained
                 .iter()
                 .take(10)
-                .map(|(k, _)| k)
+                .map(|(k, at, conn)| (
+                    k,
+                    conn,
+                    format!("{:.1}", at.saturating_duration_since(started).as_secs_f64())
+                ))
                 .collect::<Vec<_>>()
         );
     }

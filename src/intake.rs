@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -47,6 +48,21 @@ impl DropLog {
             self.last.insert(kind, now);
         }
         due
+    }
+
+    /// Count `n` more in `counter`, and say `line(total)` if a line of
+    /// `kind` is due.
+    pub fn count(
+        &mut self,
+        counter: &AtomicU64,
+        n: u64,
+        kind: &'static str,
+        line: impl FnOnce(u64) -> String,
+    ) {
+        Stats::add(counter, n);
+        if self.due(kind, Instant::now()) {
+            say(line(Stats::get(counter)));
+        }
     }
 }
 
@@ -139,13 +155,10 @@ impl Intake {
     }
 
     fn garbage(&mut self, why: &'static str) {
-        Stats::add(&self.stats.garbage_frames, 1);
-        let total = Stats::get(&self.stats.garbage_frames);
-        if self.drops.due("garbage", Instant::now()) {
-            say(format!(
-                "skipped an unreadable frame ({why}); {total} skipped so far"
-            ));
-        }
+        self.drops
+            .count(&self.stats.garbage_frames, 1, "garbage", |total| {
+                format!("skipped an unreadable frame ({why}); {total} skipped so far")
+            });
     }
 
     /// Hand the batch to the writer; if the writer is `--queue` ticks
@@ -179,14 +192,13 @@ impl Intake {
         match sent {
             Ok(()) => Stats::add(&self.stats.queued, n),
             Err(n) => {
-                Stats::add(&self.stats.dropped_overflow, n);
-                let total = Stats::get(&self.stats.dropped_overflow);
-                if self.drops.due("overflow", Instant::now()) {
-                    say(format!(
-                        "output queue full ({} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far",
-                        self.queue
-                    ));
-                }
+                let cap = self.queue;
+                self.drops
+                    .count(&self.stats.dropped_overflow, n, "overflow", |total| {
+                        format!(
+                            "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
+                        )
+                    });
             }
         }
     }

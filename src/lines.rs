@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::intake::DropLog;
 use crate::output::{Label, format_depth, format_trade};
@@ -107,14 +106,17 @@ impl Lines {
 
     fn depth(&mut self, d: &Depth, out: &mut Vec<u8>) {
         if d.bad_levels > 0 {
-            Stats::add(&self.stats.bad_depth_levels, u64::from(d.bad_levels));
-            let total = Stats::get(&self.stats.bad_depth_levels);
-            let code = &d.code;
-            if self.drops.due("bad depth level", Instant::now()) {
-                say(format!(
-                    "dropped a bad depth level (zero or empty price, or a bad volume) from a book of {code}, kept the rest; {total} bad depth levels dropped so far"
-                ));
-            }
+            let (s, code) = (&self.stats, &d.code);
+            self.drops.count(
+                &s.bad_depth_levels,
+                u64::from(d.bad_levels),
+                "bad depth level",
+                |total| {
+                    format!(
+                        "dropped a bad depth level (zero or empty price, or a bad volume) from a book of {code}, kept the rest; {total} bad depth levels dropped so far"
+                    )
+                },
+            );
         }
         let (stats, drops) = (&self.stats, &mut self.drops);
         if let Some(name) = dedupe(
@@ -131,33 +133,28 @@ impl Lines {
     }
 
     fn invalid_trade(&mut self, why: &'static str) {
-        Stats::add(&self.stats.dropped_invalid, 1);
-        let total = Stats::get(&self.stats.dropped_invalid);
-        if self.drops.due("invalid trade", Instant::now()) {
-            say(format!(
-                "skipped an invalid trade ({why}); {total} invalid trades skipped so far"
-            ));
-        }
+        let s = &self.stats;
+        self.drops
+            .count(&s.dropped_invalid, 1, "invalid trade", |total| {
+                format!("skipped an invalid trade ({why}); {total} invalid trades skipped so far")
+            });
     }
 
     fn invalid_depth(&mut self, why: &'static str) {
-        Stats::add(&self.stats.dropped_invalid_depth, 1);
-        let total = Stats::get(&self.stats.dropped_invalid_depth);
-        if self.drops.due("invalid depth", Instant::now()) {
-            say(format!(
-                "skipped an unreadable depth push ({why}); {total} depth pushes skipped so far"
-            ));
-        }
+        let s = &self.stats;
+        self.drops
+            .count(&s.dropped_invalid_depth, 1, "invalid depth", |total| {
+                format!(
+                    "skipped an unreadable depth push ({why}); {total} depth pushes skipped so far"
+                )
+            });
     }
 
     fn garbage(&mut self, why: &'static str) {
-        Stats::add(&self.stats.garbage_frames, 1);
-        let total = Stats::get(&self.stats.garbage_frames);
-        if self.drops.due("garbage", Instant::now()) {
-            say(format!(
-                "skipped an unreadable frame ({why}); {total} skipped so far"
-            ));
-        }
+        let s = &self.stats;
+        self.drops.count(&s.garbage_frames, 1, "garbage", |total| {
+            format!("skipped an unreadable frame ({why}); {total} skipped so far")
+        });
     }
 }
 
@@ -188,13 +185,11 @@ fn dedupe<'a>(
             Some(name)
         }
         Seen::Repeat => {
-            Stats::add(&stats.dropped_repeat, 1);
-            let total = Stats::get(&stats.dropped_repeat);
-            if drops.due("repeat", Instant::now()) {
-                say(format!(
+            drops.count(&stats.dropped_repeat, 1, "repeat", |total| {
+                format!(
                     "skipped a {kind} push already written (seq and time not after the last written for {code}); {total} skipped so far"
-                ));
-            }
+                )
+            });
             None
         }
     }

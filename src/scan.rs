@@ -36,6 +36,22 @@ pub struct RawTrade<'a> {
     pub trade_direction: Option<&'a str>,
 }
 
+impl<'a> RawTrade<'a> {
+    /// The field a key of the push's `data` fills, if any.
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
+        Some(match key {
+            b"code" => &mut self.code,
+            b"seq" => &mut self.seq,
+            b"tick_time" => &mut self.tick_time,
+            b"price" => &mut self.price,
+            b"volume" => &mut self.volume,
+            b"turnover" => &mut self.turnover,
+            b"trade_direction" => &mut self.trade_direction,
+            _ => return None,
+        })
+    }
+}
+
 /// Scan one text frame.
 pub fn scan(text: &str) -> Scan<'_> {
     let b = text.as_bytes();
@@ -138,16 +154,7 @@ fn fixed_shape<'a>(b: &'a [u8], text: &'a str) -> Option<RawTrade<'a>> {
             };
             let key = &b[ks..ke];
             let mut ignored = None;
-            let slot = match key {
-                b"code" => &mut t.code,
-                b"seq" => &mut t.seq,
-                b"tick_time" => &mut t.tick_time,
-                b"price" => &mut t.price,
-                b"volume" => &mut t.volume,
-                b"turnover" => &mut t.turnover,
-                b"trade_direction" => &mut t.trade_direction,
-                _ => &mut ignored,
-            };
+            let slot = t.slot(key).unwrap_or(&mut ignored);
             // A repeated key, or a code that is not a string: the general
             // path and the full decoder judge it.
             if slot.is_some() || (key == b"code" && kind != Kind::Str) {
@@ -416,15 +423,8 @@ fn scan_inner<'a>(b: &'a [u8], text: &'a str) -> Option<Scan<'a>> {
     let mut ok = true;
     let mut inner = Cursor { b: &b[..de], i: ds };
     inner.members(|key, kind, s, e| {
-        let slot = match key {
-            b"code" => &mut t.code,
-            b"seq" => &mut t.seq,
-            b"tick_time" => &mut t.tick_time,
-            b"price" => &mut t.price,
-            b"volume" => &mut t.volume,
-            b"turnover" => &mut t.turnover,
-            b"trade_direction" => &mut t.trade_direction,
-            _ => return,
+        let Some(slot) = t.slot(key) else {
+            return;
         };
         // A repeated key: leave the frame to the full decoder.
         ok &= slot.is_none();

@@ -56,26 +56,29 @@ pub struct ConnStats {
 impl ConnStats {
     /// `stock#1 connected; last message 0.3 s ago; 2 trade and 0 depth symbols`.
     pub fn line(&self) -> String {
-        let last = Stats::get(&self.last_message_ms);
-        let since = if last == 0 {
-            "no message yet".to_string()
-        } else {
-            format!(
-                "last message {:.1} s ago",
-                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
-            )
-        };
         format!(
-            "{} {}; {since}; {} trade and {} depth symbols",
+            "{} {}; {}; {} trade and {} depth symbols",
             self.name,
             if Stats::get(&self.connected) == 1 {
                 "connected"
             } else {
                 "not connected"
             },
+            self.since(),
             Stats::get(&self.trade_symbols),
             Stats::get(&self.depth_symbols),
         )
+    }
+
+    /// `last message 0.3 s ago`, or `no message yet`.
+    pub fn since(&self) -> String {
+        match Stats::get(&self.last_message_ms) {
+            0 => "no message yet".to_string(),
+            last => format!(
+                "last message {:.1} s ago",
+                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
+            ),
+        }
     }
 }
 

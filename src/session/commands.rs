@@ -4,7 +4,6 @@
 use super::Session;
 use crate::command::Command;
 use crate::report::say;
-use crate::stats::Stats;
 use crate::symbol::{Market, Symbol};
 
 /// Messages from the other threads to the session.
@@ -68,15 +67,7 @@ impl Session {
             "not connected"
         };
         let (t, d) = (&self.feeds.trades, &self.feeds.depth);
-        let last = Stats::get(&self.figures.last_message_ms);
-        let since = if last == 0 {
-            "no message yet".to_string()
-        } else {
-            format!(
-                "last message {:.1} s ago",
-                Stats::now_ms().saturating_sub(last) as f64 / 1000.0
-            )
-        };
+        let since = self.figures.since();
         self.say(format!(
             "stdin:{line}: {link} to {} ({since}); wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",
             self.cfg.url,
