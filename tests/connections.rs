@@ -9,7 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use alltick_stream::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
-use alltick_stream::sim::{CloseCause, ConnRecord, FOREX_PATH, Request, STOCK_PATH, SimState};
+use alltick_stream::sim::{
+    CloseCause, ConnRecord, FOREX_PATH, Request, STOCK_PATH, SimState, Simulator,
+};
 use serde_json::Value;
 
 use crate::util::{TOKEN, Tool, WAIT, json_lines, sim};
@@ -21,6 +23,29 @@ const SLOW: Duration = Duration::from_secs(60);
 /// Run the tool with `args` (which name the endpoints) and the token.
 fn start(args: &[&str]) -> Tool {
     Tool::start(args, Some(TOKEN))
+}
+
+/// The tool with AAPL and TSLA on two connections of one endpoint, once
+/// ticks of both are on stdout.
+fn two_streaming(sim: &Simulator) -> Tool {
+    let url = sim.url();
+    let tool = start(&[
+        "--url",
+        &url,
+        "--connections",
+        "2",
+        "--max-symbols",
+        "1",
+        "NASDAQ:AAPL",
+        "NASDAQ:TSLA",
+    ]);
+    check!(
+        tool,
+        tool.wait_for(SLOW, |out, _| has_code(out, "AAPL.US")
+            && has_code(out, "TSLA.US")),
+        "ticks of both"
+    );
+    tool
 }
 
 fn is_subscription(r: &Request) -> bool {
@@ -335,23 +360,7 @@ fn codes_route_by_their_form_to_the_stock_and_forex_endpoints() {
 #[test]
 fn one_connection_down_leaves_the_other_streaming() {
     let sim = sim(50.0);
-    let url = sim.url();
-    let tool = start(&[
-        "--url",
-        &url,
-        "--connections",
-        "2",
-        "--max-symbols",
-        "1",
-        "NASDAQ:AAPL",
-        "NASDAQ:TSLA",
-    ]);
-    check!(
-        tool,
-        tool.wait_for(SLOW, |out, _| has_code(out, "AAPL.US")
-            && has_code(out, "TSLA.US")),
-        "ticks of both"
-    );
+    let tool = two_streaming(&sim);
     let st = sim.state();
     let down = carrier(&st, "TSLA.US").expect("TSLA's connection").id;
     let up = carrier(&st, "AAPL.US").expect("AAPL's connection").id;
@@ -447,23 +456,7 @@ fn one_connection_down_leaves_the_other_streaming() {
 #[test]
 fn sigint_with_two_connections_writes_every_tick_sent() {
     let sim = sim(200.0);
-    let url = sim.url();
-    let mut tool = start(&[
-        "--url",
-        &url,
-        "--connections",
-        "2",
-        "--max-symbols",
-        "1",
-        "NASDAQ:AAPL",
-        "NASDAQ:TSLA",
-    ]);
-    check!(
-        tool,
-        tool.wait_for(SLOW, |out, _| has_code(out, "AAPL.US")
-            && has_code(out, "TSLA.US")),
-        "ticks of both"
-    );
+    let mut tool = two_streaming(&sim);
     tool.signal("INT");
     let status = tool.wait_exit(WAIT);
     check!(
