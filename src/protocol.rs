@@ -1,8 +1,9 @@
 //! AllTick WebSocket messages: requests we send and messages we receive.
 //!
-//! Pure encode/decode, no I/O. See `ALLTICK.md`-style summary in the README:
-//! every request is `{"cmd_id","seq_id","trace","data"}`; responses echo
-//! `seq_id`/`trace` and carry `ret`; pushes (22998 trades) carry `data` only.
+//! Pure encode/decode, no I/O. Every request is
+//! `{"cmd_id","seq_id","trace","data"}`; responses echo `seq_id`/`trace`
+//! (errors may carry `seq_id: 0`) and carry `ret`; pushes (22998 trades,
+//! 22999 depth) carry `data` only.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -324,7 +325,7 @@ pub enum Incoming {
     Depth(Depth),
     /// A depth push that failed validation.
     BadDepth(&'static str),
-    /// A well-formed message of a kind we do not handle (e.g. depth, for now).
+    /// A well-formed message of a kind we do not handle (an unknown cmd_id).
     Other {
         /// Its cmd_id, if it had one.
         cmd_id: Option<u64>,

@@ -1,9 +1,10 @@
-//! The session thread: keeps one endpoint connected and its subscriptions
-//! in step, for as long as the tool runs.
+//! A session thread: keeps one connection of one endpoint open and its
+//! subscriptions in step, for as long as the tool runs.
 //!
 //! It owns the [`Connection`] (socket, pacing, requests in flight,
 //! liveness), the [`Feeds`] (what the user wants, what the server holds)
-//! and the [`Intake`] (pushes → lines → the writer's queue). On every
+//! and the [`Intake`] (push frames → the writer's queue; answers back
+//! here). On every
 //! wake-up — a frame, or the socket's read timeout — it applies stdin
 //! commands, lets the connection check its clock, and sends what is due. A
 //! lost connection is re-opened with [`Backoff`] and the full sets are
