@@ -168,12 +168,6 @@ impl Router {
             .unwrap_or(0)
     }
 
-    /// Symbols held back, in order.
-    #[cfg(test)]
-    pub fn held(&self) -> &[Symbol] {
-        &self.held
-    }
-
     /// Route one command; `place` names its source for notes (`stdin:3`).
     pub fn route(&mut self, command: &Command, place: &str) -> Routed {
         let mut out = Routed::default();
@@ -433,7 +427,7 @@ mod tests {
         let out = r.route(&add(&["A.US", "B.US", "C.US", "D.US", "E.US"]), "stdin:1");
         assert_eq!(codes(&out, S0), vec!["A.US", "B.US"]);
         assert_eq!(codes(&out, S1), vec!["C.US", "D.US"]);
-        assert_eq!(r.held().len(), 1);
+        assert_eq!(r.held.len(), 1);
         assert!(out.notes[0].contains("holding back 1") && out.notes[0].contains("E.US"));
         // Depth counts separately.
         let out = r.route(&add(&["A.US@depth"]), "stdin:2");
@@ -443,7 +437,7 @@ mod tests {
         assert_eq!(out.sends[0], (S1, remove(&["C.US"])));
         assert_eq!(out.sends[1], (S1, add(&["E.US"])));
         assert!(out.notes[0].contains("admitting E.US") && out.notes[0].contains("stock#2"));
-        assert!(r.held().is_empty());
+        assert!(r.held.is_empty());
     }
 
     #[test]
@@ -462,7 +456,7 @@ mod tests {
         let mut r = two_endpoints(1, Some(1));
         r.route(&add(&["A.US", "B.US", "C.US"]), "argument");
         assert_eq!(
-            r.held().iter().map(|s| s.code.as_str()).collect::<Vec<_>>(),
+            r.held.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(),
             vec!["B.US", "C.US"]
         );
         let out = r.route(&remove(&["A.US"]), "stdin:1");

@@ -186,13 +186,6 @@ impl Subscriptions {
         &self.codes
     }
 
-    /// The label for ticks of `code`: the user's spelling, or the code itself
-    /// for a code the user never asked for.
-    #[cfg(test)]
-    pub fn name_of(&self, code: &str) -> Option<Arc<str>> {
-        self.known.get(code).map(|k| Arc::clone(&k.name))
-    }
-
     /// The spelling for `code` as a plain string, for messages.
     pub fn display(&self, code: &str) -> String {
         self.known
@@ -276,7 +269,7 @@ mod tests {
         assert_eq!(c.applied, vec!["NASDAQ:AAPL", "NYSE:IBM"]);
         assert_eq!(c.unchanged, vec!["AAPL.US"]);
         assert_eq!(s.codes(), ["AAPL.US", "IBM.US"]);
-        assert_eq!(s.name_of("AAPL.US").as_deref(), Some("NASDAQ:AAPL"));
+        assert_eq!(s.display("AAPL.US"), "NASDAQ:AAPL");
     }
 
     #[test]
@@ -291,7 +284,7 @@ mod tests {
         s.add(&[sym("TSLA.US")]);
         assert_eq!(s.codes(), ["TSLA.US"]);
         // In-flight ticks of a removed code keep their label.
-        assert_eq!(s.name_of("AAPL.US").as_deref(), Some("NASDAQ:AAPL"));
+        assert_eq!(s.display("AAPL.US"), "NASDAQ:AAPL");
     }
 
     #[test]

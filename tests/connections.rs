@@ -25,13 +25,13 @@ fn start(args: &[&str]) -> Tool {
     Tool::start(args, Some(TOKEN))
 }
 
-/// The tool with AAPL and TSLA on two connections of one endpoint, once
-/// ticks of both are on stdout.
-fn two_streaming(sim: &Simulator) -> Tool {
+/// The tool with `extra` flags and AAPL and TSLA on two connections of the
+/// simulator's endpoint (one symbol each).
+fn start_two(sim: &Simulator, extra: &[&str]) -> Tool {
     let url = sim.url();
-    let tool = start(&[
-        "--url",
-        &url,
+    let mut args = vec!["--url", url.as_str()];
+    args.extend_from_slice(extra);
+    args.extend([
         "--connections",
         "2",
         "--max-symbols",
@@ -39,6 +39,13 @@ fn two_streaming(sim: &Simulator) -> Tool {
         "NASDAQ:AAPL",
         "NASDAQ:TSLA",
     ]);
+    start(&args)
+}
+
+/// The tool with AAPL and TSLA on two connections of one endpoint, once
+/// ticks of both are on stdout.
+fn two_streaming(sim: &Simulator) -> Tool {
+    let tool = start_two(sim, &[]);
     check!(
         tool,
         tool.wait_for(SLOW, |out, _| has_code(out, "AAPL.US")
@@ -507,17 +514,7 @@ fn sigint_with_two_connections_writes_every_tick_sent() {
 fn connection_refused_by_the_token_limit_backs_off_while_the_other_streams() {
     let sim = sim(10.0);
     sim.set_connection_limit(Some(1), Duration::ZERO);
-    let url = sim.url();
-    let tool = start(&[
-        "--url",
-        &url,
-        "--connections",
-        "2",
-        "--max-symbols",
-        "1",
-        "NASDAQ:AAPL",
-        "NASDAQ:TSLA",
-    ]);
+    let tool = start_two(&sim, &[]);
     let refused = |s: &SimState| -> Vec<Instant> {
         s.connections
             .iter()
@@ -580,19 +577,7 @@ fn connection_refused_by_the_token_limit_backs_off_while_the_other_streams() {
 #[test]
 fn stats_lines_name_each_connection() {
     let sim = sim(5.0);
-    let url = sim.url();
-    let tool = start(&[
-        "--url",
-        &url,
-        "--stats",
-        "1",
-        "--connections",
-        "2",
-        "--max-symbols",
-        "1",
-        "NASDAQ:AAPL",
-        "NASDAQ:TSLA",
-    ]);
+    let tool = start_two(&sim, &["--stats", "1"]);
     let both = tool.wait_for(SLOW, |_, err| {
         err.lines().any(|l| {
             l.contains("stats: ")
