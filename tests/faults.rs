@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use alltick_stream::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
-use alltick_stream::sim::{Inject, SimConfig, Simulator, test_certificate};
+use alltick_stream::sim::{Inject, OverLimit, SimConfig, Simulator, test_certificate};
 use serde_json::Value;
 
 use crate::util::{
@@ -289,6 +289,42 @@ fn ret_603_names_the_count_and_is_not_resent() {
         tool,
         sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
     );
+}
+
+#[test]
+fn a_server_that_serves_the_first_n_and_ignores_the_rest_is_not_resent_to() {
+    // The docs' other reading of the plan limit: ret 200, first N served.
+    let sim = sim(20.0);
+    sim.set_max_symbols(Some(2));
+    sim.set_over_limit(OverLimit::ServeFirst);
+    let tool = start(
+        &sim,
+        &[
+            "--heartbeat",
+            "2",
+            "NASDAQ:AAPL",
+            "NASDAQ:TSLA",
+            "NASDAQ:NVDA",
+        ],
+    );
+    check!(tool, tool.wait_stderr("subscribed to 3 symbols"));
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| {
+            out.iter().any(|l| l.contains("AAPL.US")) && out.iter().any(|l| l.contains("TSLA.US"))
+        }),
+        "the served codes do not stream"
+    );
+    // Acknowledged: no resend loop, by the second heartbeat.
+    check!(
+        tool,
+        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 2)
+    );
+    check!(
+        tool,
+        sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
+    );
+    check!(tool, !tool.stdout().iter().any(|l| l.contains("NVDA.US")));
 }
 
 #[test]
