@@ -32,7 +32,7 @@
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
 # GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
-# "alltick-stream raw_client"), BIN (the alltick-stream binary to measure,
+# "alltick-stream raw_client"), GROWTH_CLIENTS (the growth section's), BIN (the alltick-stream binary to measure,
 # default target/release/alltick-stream), and SECTIONS (default "throughput latency idle
 # growth") to run only some parts. The final table is printed on stdout and saved
 # under target/bench/ (with the raw per-run numbers as .tsv). Progress goes to
@@ -57,6 +57,7 @@ else
     : "${GROWTH_N:=1000000}" "${GROWTH_NPY:=50000}" "${GROWTH_RUNS:=3}"
 fi
 : "${M:=50}"
+: "${GROWTH_CLIENTS:=alltick-stream python websocat raw_client}"
 RATES="1000 10000 100000"
 : "${SECTIONS:=throughput latency idle growth}"
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -417,7 +418,7 @@ want idle && say "idle: $IDLE_SECS s" && idle_test
 want growth && say "growth: $GROWTH_SYMBOLS codes, $GROWTH_N ticks (python: $GROWTH_NPY), $GROWTH_RUNS run(s)"
 want growth && for k in $GROWTH_SYMBOLS; do
     for run in $(seq 1 "$GROWTH_RUNS"); do
-        for name in alltick-stream python websocat raw_client; do
+        for name in $GROWTH_CLIENTS; do
             available "$name" || continue
             ticks=$GROWTH_N; case "$name" in python*) ticks=$GROWTH_NPY ;; esac
             tput_run "$name" "$k" "$ticks" growth

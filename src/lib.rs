@@ -20,6 +20,7 @@
 pub mod app;
 pub mod command;
 pub mod decimal;
+pub mod fast;
 pub mod output;
 pub mod protocol;
 pub mod scan;
@@ -30,6 +31,7 @@ mod cli;
 mod connect;
 mod connection;
 mod error;
+
 mod feed;
 mod intake;
 mod lines;

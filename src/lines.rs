@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
+use crate::fast;
 use crate::intake::DropLog;
-use crate::output::{Label, format_depth, format_trade};
+use crate::output::{Label, format_depth, format_trade, push_json_str};
 use crate::protocol::{self, Depth, Incoming, TradeView};
 use crate::report::say;
 use crate::scan::{self, Scan};
@@ -23,7 +24,24 @@ use crate::subscriptions::{Fnv, Last, Seen};
 /// A labelled code: its label and what was written of it.
 struct Entry {
     name: Arc<str>,
+    /// A trade line's start for this label ([`fast::head`]).
+    head: Box<[u8]>,
     last: Last,
+}
+
+impl Entry {
+    fn new(code: &str, name: Arc<str>) -> Entry {
+        let mut head = Vec::new();
+        let (mut symbol, mut code_json) = (Vec::new(), Vec::new());
+        push_json_str(&mut symbol, &name);
+        push_json_str(&mut code_json, code);
+        fast::head(&mut head, &symbol, &code_json);
+        Entry {
+            name,
+            head: head.into(),
+            last: Last::default(),
+        }
+    }
 }
 
 /// Labels and de-duplication memory of one kind of push: one lookup a
@@ -56,22 +74,23 @@ impl Lines {
         } else {
             &mut self.trades
         };
+        let entry = Entry::new(&l.code, l.name);
         match book.get_mut(&l.code) {
-            Some(e) => e.name = l.name,
+            Some(e) => {
+                e.name = entry.name;
+                e.head = entry.head;
+            }
             None => {
-                book.insert(
-                    l.code,
-                    Entry {
-                        name: l.name,
-                        last: Last::default(),
-                    },
-                );
+                book.insert(l.code, entry);
             }
         }
     }
 
     /// Turn one push frame into a line appended to `out` (or count why not).
     pub fn frame(&mut self, text: &str, out: &mut Vec<u8>) {
+        if let Some(t) = fast::read(text) {
+            return self.plain_trade(&t, out);
+        }
         match scan::scan(text) {
             Scan::Trade(raw) => match protocol::validate(&raw) {
                 Ok(view) => self.trade(&view, out),
@@ -91,16 +110,33 @@ impl Lines {
 
     fn trade(&mut self, t: &TradeView, out: &mut Vec<u8>) {
         let (stats, drops) = (&self.stats, &mut self.drops);
-        if let Some(name) = dedupe(
-            &mut self.trades,
-            stats,
-            drops,
-            "trade",
-            t.code,
-            t.seq,
-            t.time,
-        ) {
+        let push = Push {
+            kind: "trade",
+            code: t.code,
+            seq: t.seq,
+            time: t.time,
+        };
+        if let Some(name) = dedupe(&mut self.trades, stats, drops, &push) {
             format_trade(out, name, t);
+        }
+    }
+
+    /// A trade on the fast path: the same rules as [`Lines::trade`].
+    fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) {
+        let (stats, drops) = (&self.stats, &mut self.drops);
+        match self.trades.get_mut(t.code) {
+            None => fast::write_unlabelled(out, t),
+            Some(e) => {
+                let push = Push {
+                    kind: "trade",
+                    code: t.code,
+                    seq: t.seq,
+                    time: t.time,
+                };
+                if written(&mut e.last, stats, drops, &e.name, &push) {
+                    fast::write(out, &e.head, t);
+                }
+            }
         }
     }
 
@@ -119,15 +155,13 @@ impl Lines {
             );
         }
         let (stats, drops) = (&self.stats, &mut self.drops);
-        if let Some(name) = dedupe(
-            &mut self.depth,
-            stats,
-            drops,
-            "depth",
-            &d.code,
-            d.seq,
-            d.time,
-        ) {
+        let push = Push {
+            kind: "depth",
+            code: &d.code,
+            seq: d.seq,
+            time: d.time,
+        };
+        if let Some(name) = dedupe(&mut self.depth, stats, drops, &push) {
             format_depth(out, name, d);
         }
     }
@@ -158,6 +192,15 @@ impl Lines {
     }
 }
 
+/// The push a de-duplication decision is about.
+#[derive(Clone, Copy)]
+struct Push<'a> {
+    kind: &'static str,
+    code: &'a str,
+    seq: u64,
+    time: u64,
+}
+
 /// Whether a push is to be written, and under which label; says what needs
 /// saying about restarts and repeats. Codes nobody subscribed to are
 /// written under their own code and not de-duplicated.
@@ -165,16 +208,25 @@ fn dedupe<'a>(
     book: &'a mut Book,
     stats: &Stats,
     drops: &mut DropLog,
-    kind: &str,
-    code: &'a str,
-    seq: u64,
-    time: u64,
+    p: &Push<'a>,
 ) -> Option<&'a str> {
-    let Some(Entry { name, last }) = book.get_mut(code) else {
-        return Some(code);
+    let Some(Entry { name, last, .. }) = book.get_mut(p.code) else {
+        return Some(p.code);
     };
+    written(last, stats, drops, name, p).then_some(name)
+}
+
+/// Whether a labelled code's push is to be written (remembering it); says
+/// what needs saying about restarts and repeats.
+fn written(last: &mut Last, stats: &Stats, drops: &mut DropLog, name: &str, p: &Push) -> bool {
+    let Push {
+        kind,
+        code,
+        seq,
+        time,
+    } = *p;
     match last.see(seq, time) {
-        Seen::New => Some(name),
+        Seen::New => true,
         Seen::Restarted { first } => {
             Stats::add(&stats.seq_restarts, 1);
             if first {
@@ -182,7 +234,7 @@ fn dedupe<'a>(
                     "{name}: the server's {kind} seq numbering restarted (seq {seq} with a later time than the last one written); writing it"
                 ));
             }
-            Some(name)
+            true
         }
         Seen::Repeat => {
             drops.count(&stats.dropped_repeat, 1, "repeat", |total| {
@@ -190,7 +242,7 @@ fn dedupe<'a>(
                     "skipped a {kind} push already written (seq and time not after the last written for {code}); {total} skipped so far"
                 )
             });
-            None
+            false
         }
     }
 }

@@ -89,7 +89,7 @@ pub enum WriterEnd {
 }
 
 /// Append `s` as a JSON string.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let plain = s
         .bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f);

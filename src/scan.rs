@@ -55,7 +55,7 @@ impl<'a> RawTrade<'a> {
 /// Scan one text frame.
 pub fn scan(text: &str) -> Scan<'_> {
     let b = text.as_bytes();
-    if let Some(t) = documented(b, text).or_else(|| fixed_shape(b, text)) {
+    if let Some(t) = fixed_shape(b, text) {
         return Scan::Trade(t);
     }
     scan_inner(b, text).unwrap_or(Scan::Other)
@@ -63,59 +63,6 @@ pub fn scan(text: &str) -> Scan<'_> {
 
 /// How AllTick starts every trade push.
 const TRADE_PREFIX: &[u8] = br#"{"cmd_id":22998,"data":{"#;
-
-/// The keys after `code`, in the order AllTick's docs print them.
-const DOCUMENTED_ORDER: [&[u8]; 6] = [
-    br#","seq":"#,
-    br#","tick_time":"#,
-    br#","price":"#,
-    br#","volume":"#,
-    br#","turnover":"#,
-    br#","trade_direction":"#,
-];
-
-/// The push exactly as the docs print it, without whitespace: every key in
-/// the documented order, each value a string without escapes, a number or
-/// `null`. Literal comparisons and one pass; `None` for anything else,
-/// which [`fixed_shape`] and the general scan then read.
-fn documented<'a>(b: &'a [u8], text: &'a str) -> Option<RawTrade<'a>> {
-    let rest = b.strip_prefix(TRADE_PREFIX)?.strip_prefix(br#""code":"#)?;
-    let mut c = Cursor {
-        b,
-        i: b.len() - rest.len(),
-    };
-    let mut t = RawTrade::default();
-    if b.get(c.i) != Some(&b'"') {
-        return None;
-    }
-    let (s, e) = c.plain_str()?;
-    t.code = Some(text.get(s..e)?);
-    let slots = [
-        &mut t.seq,
-        &mut t.tick_time,
-        &mut t.price,
-        &mut t.volume,
-        &mut t.turnover,
-        &mut t.trade_direction,
-    ];
-    for (key, slot) in DOCUMENTED_ORDER.iter().zip(slots) {
-        c.i += b.get(c.i..)?.strip_prefix(*key).map(|_| key.len())?;
-        *slot = match *b.get(c.i)? {
-            b'"' => {
-                let (s, e) = c.plain_str()?;
-                Some(text.get(s..e)?)
-            }
-            b'-' | b'0'..=b'9' => {
-                let s = c.i;
-                c.i = number_end(b, s)?;
-                Some(text.get(s..c.i)?)
-            }
-            b'n' => c.literal(b"null", Kind::Null).map(|_| None)?,
-            _ => return None,
-        };
-    }
-    (b.get(c.i..)? == b"}}").then_some(t)
-}
 
 /// The shape the server sends: `{"cmd_id":22998,"data":{…}}` with `data`
 /// a flat object of strings, numbers and nulls. One pass over the frame;
@@ -468,28 +415,9 @@ mod tests {
             r#"{"cmd_id":22998,"data":{"code":"AAPL.US","seq":"30841439","tick_time":1605509068,"price":651.10,"volume":"300","turnover":null,"trade_direction":"2","extra":-1.5e3}}"#,
             r#"{"cmd_id":22998,"data":{ "code" : "A" , "price" : "1" } } "#,
             r#"{"cmd_id":22998,"data":{}}"#,
-        ];
-        let documented_cases = [
             r#"{"cmd_id":22998,"data":{"code":"1288.HK","seq":1605509068000001,"tick_time":1605509068,"price":"651.12","volume":"300","turnover":"12345.6","trade_direction":1}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A","seq":"7","tick_time":"1","price":651.10,"volume":null,"turnover":-1e3,"trade_direction":"0"}}"#,
         ];
-        for text in documented_cases {
-            let fast = documented(text.as_bytes(), text).expect(text);
-            assert_eq!(
-                Some(&fast),
-                fixed_shape(text.as_bytes(), text).as_ref(),
-                "{text}"
-            );
-        }
-        for text in [
-            cases[0],
-            r#"{"cmd_id":22998,"data":{"code":"A","seq":1,"tick_time":1,"price":"1","volume":"1","turnover":"1","trade_direction":1}} "#,
-            r#"{"cmd_id":22998,"data":{"code":"A\u0041","seq":1,"tick_time":1,"price":"1","volume":"1","turnover":"1","trade_direction":1}}"#,
-            r#"{"cmd_id":22998,"data":{"code":"A","seq":01,"tick_time":1,"price":"1","volume":"1","turnover":"1","trade_direction":1}}"#,
-            r#"{"cmd_id":22998,"data":{"code":"A","seq":1,"tick_time":1,"price":"1","volume":"1","turnover":"1","trade_direction":true}}"#,
-        ] {
-            assert_eq!(documented(text.as_bytes(), text), None, "{text}");
-        }
         for text in cases {
             let fixed = fixed_shape(text.as_bytes(), text).expect(text);
             let Some(Scan::Trade(general)) = scan_inner(text.as_bytes(), text) else {

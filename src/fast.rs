@@ -1,0 +1,346 @@
+//! The trade push as AllTick's docs print it, read and checked in one pass
+//! and written out by copying: the path nearly every tick takes.
+//!
+//! [`read`] accepts a frame only when it is exactly the documented shape
+//! without whitespace — every key in the documented order — and every value
+//! is already in the form the line carries: integers without leading zeros,
+//! decimals that are valid JSON number text, a positive price, a code
+//! without escapes. It then knows the line is valid, and [`write`] copies
+//! the frame's own digits into it. Anything else, valid or not, returns
+//! `None` and takes the general path ([`crate::scan`], then the full
+//! decoder), which rewrites, reports and counts; so this path only has to
+//! be right about what it accepts, and the property tests hold it to the
+//! general path's output.
+
+use crate::protocol::{Side, to_millis};
+
+/// A trade push of the documented shape whose every value can be copied
+/// into the line as it stands.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plain<'a> {
+    /// `code`, without escapes.
+    pub code: &'a str,
+    /// `seq`.
+    pub seq: u64,
+    /// `tick_time` in milliseconds.
+    pub time: u64,
+    seq_text: &'a [u8],
+    /// `tick_time`'s digits when they are milliseconds already.
+    time_text: Option<&'a [u8]>,
+    price: &'a [u8],
+    volume: Option<&'a [u8]>,
+    turnover: Option<&'a [u8]>,
+    side: Option<Side>,
+}
+
+/// How AllTick starts every trade push, up to the code's first character.
+const START: &[u8; 32] = br#"{"cmd_id":22998,"data":{"code":""#;
+
+/// The longest integer read here: 19 digits never overflow a `u64`.
+const MAX_DIGITS: usize = 19;
+
+/// Read a frame of the documented shape whose values need no rewriting.
+pub fn read(text: &str) -> Option<Plain<'_>> {
+    let b = text.as_bytes();
+    let mut i = lit(b, 0, START)?;
+    let code_start = i;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' {
+            break;
+        }
+        if c == b'\\' || c < 0x20 {
+            return None;
+        }
+        i += 1;
+    }
+    // The code ends at an ASCII quote, so both ends are char boundaries.
+    let code = text.get(code_start..i).filter(|c| !c.is_empty())?;
+    i = lit(b, i, br#"","seq":"#)?;
+    let (seq, seq_text, i) = integer(b, i)?;
+    let i = lit(b, i, br#","tick_time":"#)?;
+    let (tick_time, tick_text, i) = integer(b, i)?;
+    let i = lit(b, i, br#","price":"#)?;
+    let (price, i) = decimal(b, i, true)?;
+    let i = lit(b, i, br#","volume":"#)?;
+    let (volume, i) = optional(b, i)?;
+    let i = lit(b, i, br#","turnover":"#)?;
+    let (turnover, i) = optional(b, i)?;
+    let i = lit(b, i, br#","trade_direction":"#)?;
+    let (side, i) = if b.get(i) == Some(&b'n') {
+        (None, lit(b, i, b"null")?)
+    } else {
+        let (n, _, i) = integer(b, i)?;
+        let side = match n {
+            1 => Some(Side::Buy),
+            2 => Some(Side::Sell),
+            _ => None,
+        };
+        (side, i)
+    };
+    if b.get(i..)? != b"}}" {
+        return None;
+    }
+    let time = to_millis(tick_time);
+    Some(Plain {
+        code,
+        seq,
+        time,
+        seq_text,
+        time_text: (time == tick_time).then_some(tick_text),
+        price,
+        volume,
+        turnover,
+        side,
+    })
+}
+
+/// The index after `word` if `b` has it at `i`. A fixed-length word is
+/// compared inline.
+#[inline(always)]
+fn lit<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> {
+    let end = i.checked_add(N)?;
+    (b.get(i..end)? == word).then_some(end)
+}
+
+/// How many ASCII digits `b` starts with, eight bytes at a time.
+#[inline(always)]
+fn digits(b: &[u8]) -> usize {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let mut n = 0;
+    while let Some(chunk) = b.get(n..n + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Per byte, nonzero unless the high nibble is 3 and the low one at
+        // most 9 (no carry crosses bytes: each low nibble is masked first).
+        let not_digit =
+            ((x & HIGH) ^ 0x3030_3030_3030_3030) | (((x & !HIGH) + 0x0606_0606_0606_0606) & HIGH);
+        if not_digit != 0 {
+            return n + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + b[n..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// A non-negative integer, as a number or a string of digits, without
+/// leading zeros: its value, its digits and the index after it.
+#[inline(always)]
+fn integer(b: &[u8], i: usize) -> Option<(u64, &[u8], usize)> {
+    let quoted = b.get(i) == Some(&b'"');
+    let start = i + usize::from(quoted);
+    let text = &b.get(start..)?[..digits(b.get(start..)?)];
+    if text.is_empty() || text.len() > MAX_DIGITS || (text[0] == b'0' && text.len() > 1) {
+        return None;
+    }
+    let n = text.iter().fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'));
+    let j = start + text.len();
+    let end = if quoted { lit(b, j, b"\"")? } else { j };
+    Some((n, text, end))
+}
+
+/// A decimal (string or number) that is valid JSON number text as it
+/// stands — digits with at most one inner dot, no leading zero before a
+/// digit — and, when `positive`, not zero. Returns its text and the index
+/// after it.
+#[inline(always)]
+fn decimal(b: &[u8], i: usize, positive: bool) -> Option<(&[u8], usize)> {
+    let quoted = b.get(i) == Some(&b'"');
+    let start = i + usize::from(quoted);
+    let rest = b.get(start..)?;
+    let int = digits(rest);
+    if int == 0 || (rest[0] == b'0' && int > 1) {
+        return None;
+    }
+    let len = if rest.get(int) == Some(&b'.') {
+        let frac = digits(&rest[int + 1..]);
+        if frac == 0 {
+            return None;
+        }
+        int + 1 + frac
+    } else {
+        int
+    };
+    let text = &rest[..len];
+    // Only digits and a dot, which sorts below '0'.
+    if positive && !text.iter().any(|&c| c > b'0') {
+        return None;
+    }
+    let j = start + len;
+    let end = if quoted { lit(b, j, b"\"")? } else { j };
+    Some((text, end))
+}
+
+/// A volume or turnover: a decimal, or `null` or `""` for none.
+#[inline(always)]
+fn optional(b: &[u8], i: usize) -> Option<(Option<&[u8]>, usize)> {
+    match b.get(i..i + 2)? {
+        b"nu" => Some((None, lit(b, i, b"null")?)),
+        b"\"\"" => Some((None, i + 2)),
+        _ => decimal(b, i, false).map(|(t, end)| (Some(t), end)),
+    }
+}
+
+/// The start of a trade line up to its `seq` value, for `symbol` (JSON
+/// text, quoted) and `code`: what [`write`] puts first.
+pub fn head(out: &mut Vec<u8>, symbol_json: &[u8], code_json: &[u8]) {
+    out.extend_from_slice(br#"{"type":"trade","symbol":"#);
+    out.extend_from_slice(symbol_json);
+    out.extend_from_slice(br#","code":"#);
+    out.extend_from_slice(code_json);
+    out.extend_from_slice(br#","seq":"#);
+}
+
+/// Append the trade's line, after `head` (from [`head`]).
+pub fn write(out: &mut Vec<u8>, head: &[u8], t: &Plain) {
+    out.extend_from_slice(head);
+    rest(out, t);
+}
+
+/// Append the line of a trade whose code nobody labelled: its code is its
+/// symbol.
+pub fn write_unlabelled(out: &mut Vec<u8>, t: &Plain) {
+    let code = t.code.as_bytes();
+    out.extend_from_slice(br#"{"type":"trade","symbol":""#);
+    out.extend_from_slice(code);
+    out.extend_from_slice(br#"","code":""#);
+    out.extend_from_slice(code);
+    out.extend_from_slice(br#"","seq":"#);
+    rest(out, t);
+}
+
+fn rest(out: &mut Vec<u8>, t: &Plain) {
+    out.extend_from_slice(t.seq_text);
+    out.extend_from_slice(br#","time":"#);
+    match t.time_text {
+        Some(digits) => out.extend_from_slice(digits),
+        None => out.extend_from_slice(t.time.to_string().as_bytes()),
+    }
+    out.extend_from_slice(br#","price":"#);
+    out.extend_from_slice(t.price);
+    out.extend_from_slice(br#","volume":"#);
+    out.extend_from_slice(t.volume.unwrap_or(b"null"));
+    out.extend_from_slice(br#","turnover":"#);
+    out.extend_from_slice(t.turnover.unwrap_or(b"null"));
+    out.extend_from_slice(match t.side {
+        Some(Side::Buy) => b",\"side\":\"buy\"}\n",
+        Some(Side::Sell) => b",\"side\":\"sell\"}\n",
+        None => b",\"side\":null}\n",
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::format_trade;
+    use crate::protocol::{Incoming, decode};
+
+    fn frame(seq: &str, time: &str, price: &str, vol: &str, turn: &str, dir: &str) -> String {
+        format!(
+            r#"{{"cmd_id":22998,"data":{{"code":"AAPL.US","seq":{seq},"tick_time":{time},"price":{price},"volume":{vol},"turnover":{turn},"trade_direction":{dir}}}}}"#
+        )
+    }
+
+    /// The line through this path, and through the full decoder.
+    fn both(text: &str) -> (Option<String>, Option<String>) {
+        let fast = read(text).map(|t| {
+            let mut out = Vec::new();
+            write_unlabelled(&mut out, &t);
+            String::from_utf8(out).unwrap()
+        });
+        let full = match decode(text) {
+            Ok(Incoming::Trade(t)) => {
+                let mut out = Vec::new();
+                let view = t.view();
+                format_trade(&mut out, view.code, &view);
+                Some(String::from_utf8(out).unwrap())
+            }
+            _ => None,
+        };
+        (fast, full)
+    }
+
+    #[test]
+    fn takes_the_documented_shape_and_writes_what_the_decoder_writes() {
+        for text in [
+            frame(
+                "5",
+                "1605509068000",
+                r#""651.10""#,
+                r#""300""#,
+                r#""19533.0""#,
+                "1",
+            ),
+            frame(r#""5""#, r#""1605509068""#, "651.1", "300", "0", r#""2""#),
+            frame("0", "0", r#""0.5""#, "null", r#""""#, "0"),
+            frame("1", "2", r#""10""#, r#""0.000""#, "null", "null"),
+            frame("9999999999999999999", "1", r#""1""#, "1", "1", "7"),
+            frame("1", "1", r#""1""#, "1", "1", "1").replace("AAPL.US", "€ÄÖ\u{7f}.US"),
+        ] {
+            let (fast, full) = both(&text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, full, "{text}");
+        }
+    }
+
+    #[test]
+    fn steps_aside_for_anything_that_needs_rewriting_or_is_invalid() {
+        for text in [
+            frame("05", "1", r#""1""#, "1", "1", "1"),
+            frame("5", "1", r#""0""#, "1", "1", "1"),
+            frame("5", "1", r#""0.00""#, "1", "1", "1"),
+            frame("5", "1", r#"".5""#, "1", "1", "1"),
+            frame("5", "1", r#""5.""#, "1", "1", "1"),
+            frame("5", "1", r#""007.5""#, "1", "1", "1"),
+            frame("5", "1", r#""1.2.3""#, "1", "1", "1"),
+            frame("5", "1", r#""1e5""#, "1", "1", "1"),
+            frame("5", "1", "1e5", "1", "1", "1"),
+            frame("5", "1", "null", "1", "1", "1"),
+            frame("5", "1", r#""1""#, r#""-1""#, "1", "1"),
+            frame("5", "1", r#""1""#, "1", "1", r#""01""#),
+            frame("5.0", "1", r#""1""#, "1", "1", "1"),
+            frame("12345678901234567890", "1", r#""1""#, "1", "1", "1"),
+            frame("5", "1", r#""1""#, "1", "1", "true"),
+            frame("5", "1", r#""1""#, "1", "1", "1") + " ",
+            frame("5", "1", r#""1""#, "1", "1", "1").replace("AAPL", "AA\\u0050L"),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace("AAPL.US", ""),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace(":1}}", ":1,\"x\":1}}"),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace(",\"seq\"", ", \"seq\""),
+        ] {
+            assert_eq!(read(&text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn counts_leading_digits_a_word_at_a_time() {
+        let naive = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut cases: Vec<Vec<u8>> = vec![vec![], b"0123456789012345678x".to_vec()];
+        for len in 0..20 {
+            for stop in [b'/', b':', b'.', b'"', 0xFF, 0xFA, 0x39 + 0x80, 0x00] {
+                let mut v: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+                v.push(stop);
+                v.extend_from_slice(b"99999999");
+                cases.push(v);
+            }
+        }
+        for c in cases {
+            assert_eq!(digits(&c), naive(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_labelled_head_gives_the_formatter_s_line() {
+        let text = frame("5", "1605509068", r#""651.10""#, "null", r#""1""#, "2");
+        let t = read(&text).unwrap();
+        let mut h = Vec::new();
+        head(&mut h, br#""NASDAQ:AAPL""#, br#""AAPL.US""#);
+        let mut out = Vec::new();
+        write(&mut out, &h, &t);
+        let Ok(Incoming::Trade(full)) = decode(&text) else {
+            panic!("{text}")
+        };
+        let mut want = Vec::new();
+        format_trade(&mut want, "NASDAQ:AAPL", &full.view());
+        assert_eq!(String::from_utf8(out), String::from_utf8(want));
+    }
+}
