@@ -58,9 +58,10 @@ pub fn run() -> i32 {
     };
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    // Room for `--queue` batches (the reader's tick limit keeps them fewer)
-    // and labels on top, which are never dropped.
-    let (out_tx, out_rx) = bounded::<Item>(opts.queue + 4096);
+    // The readers bound what waits in the queue by `--queue` ticks, and
+    // labels by `intake::LABELS_WAITING`; an array channel of that size
+    // would take its memory up front.
+    let (out_tx, out_rx) = unbounded::<Item>();
     let (ctl_tx, ctl_rx) = bounded::<Control>(1024);
     let (sig_tx, sig_rx) = bounded::<()>(4);
     if let Err(e) = install_signals(&stop, ctl_tx.clone(), sig_tx) {

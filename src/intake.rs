@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 
 use crate::output::{Frames, Item, Label};
 use crate::protocol::{self, Incoming, Response};
@@ -24,8 +24,18 @@ use crate::stats::Stats;
 /// dropped. Far below the heartbeat period, so the link stays alive.
 pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
 
+/// How often a session waiting to send labels looks at the queue again.
+const LABEL_WAIT: Duration = Duration::from_millis(100);
+
+/// Items a session lets wait in the queue before it waits to send labels:
+/// more than a writer that is merely slow ever leaves.
+pub const LABELS_WAITING: usize = 4096;
+
 /// A batch is handed to the writer at this size even mid-burst.
 pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// Room beyond [`BATCH_BYTES`] for the frame that fills a batch.
+const BATCH_SLACK: usize = 4 * 1024;
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
 /// at most one line per kind every [`DropLog::EVERY`], with running totals.
@@ -120,6 +130,10 @@ impl Intake {
     }
 
     fn push(&mut self, text: &str) {
+        if self.frames.is_empty() {
+            // One allocation for a whole batch of usual frames.
+            self.frames.reserve(BATCH_BYTES + BATCH_SLACK);
+        }
         self.frames.push(text);
         if self.frames.bytes() >= BATCH_BYTES {
             self.hand_over();
@@ -134,14 +148,12 @@ impl Intake {
         }
         // Frames read so far keep the labels they were read under.
         self.hand_over();
-        match self.out.try_send(Item::Labels(labels)) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            // The queue has room for `--queue` batches and more: full only
-            // if the writer is stuck, and then this waits for it.
-            Err(TrySendError::Full(item)) => {
-                let _ = self.out.send(item);
-            }
+        // Only a writer stuck on stdout leaves this many items waiting;
+        // then this waits for it rather than pile labels up.
+        while self.out.len() >= self.queue + LABELS_WAITING {
+            self.stats.wait_for_progress(LABEL_WAIT);
         }
+        let _ = self.out.send(Item::Labels(labels));
     }
 
     /// A frame that is not text at all.
@@ -169,7 +181,8 @@ impl Intake {
         }
         // Each batch is sized by what it holds: a quiet feed's one-frame
         // batches stay small while they wait in the queue.
-        let frames = std::mem::take(&mut self.frames);
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.fit();
         let n = frames.len() as u64;
         Stats::add(&self.stats.received, n);
         // A writer that is momentarily behind (descheduled on a busy
@@ -179,27 +192,19 @@ impl Intake {
         let limit = self.queue as u64;
         let full = self.stats.unwritten() + n > limit
             && !self.stats.wait_for_room(n, limit, OVERFLOW_GRACE);
-        let sent = if full {
-            Err(n)
+        if !full {
+            // A send fails only when the writer is gone (stdout closed):
+            // then there is nothing to count.
+            let _ = self.out.send(Item::Frames(frames));
+            Stats::add(&self.stats.queued, n);
         } else {
-            match self.out.try_send(Item::Frames(frames)) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => Err(n),
-                // The writer is gone (stdout closed): nothing to count.
-                Err(TrySendError::Disconnected(_)) => Ok(()),
-            }
-        };
-        match sent {
-            Ok(()) => Stats::add(&self.stats.queued, n),
-            Err(n) => {
-                let cap = self.queue;
-                self.drops
-                    .count(&self.stats.dropped_overflow, n, "overflow", |total| {
-                        format!(
-                            "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
-                        )
-                    });
-            }
+            let cap = self.queue;
+            self.drops
+                .count(&self.stats.dropped_overflow, n, "overflow", |total| {
+                    format!(
+                        "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
+                    )
+                });
         }
     }
 }

@@ -31,6 +31,20 @@ impl Frames {
         self.ends.push(self.text.len());
     }
 
+    /// Make room for `bytes` more without growing step by step.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.text.reserve(bytes);
+    }
+
+    /// Give back room a small batch does not use, so that what waits in
+    /// the queue takes about what it holds.
+    pub fn fit(&mut self) {
+        if self.text.capacity() > 2 * self.text.len() {
+            self.text.shrink_to_fit();
+            self.ends.shrink_to_fit();
+        }
+    }
+
     /// How many frames.
     pub fn len(&self) -> usize {
         self.ends.len()

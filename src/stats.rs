@@ -127,6 +127,12 @@ impl Stats {
         self.progress.notify_all();
     }
 
+    /// Wait up to `timeout` for the writer's next progress.
+    pub fn wait_for_progress(&self, timeout: Duration) {
+        let guard = self.progress_lock.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.progress.wait_timeout(guard, timeout));
+    }
+
     /// Wait up to `timeout` until `need` more ticks fit under `limit`
     /// unwritten ones; true if they do.
     pub fn wait_for_room(&self, need: u64, limit: u64, timeout: Duration) -> bool {
