@@ -215,6 +215,12 @@ impl Trade {
 /// push written another way, which [`decode`] tells.
 pub fn push_kind(text: &str) -> Option<u64> {
     let b = text.as_bytes();
+    // How AllTick writes them, compared as fixed-length words.
+    match b.first_chunk::<16>() {
+        Some(br#"{"cmd_id":22998,"#) => return Some(CMD_TRADE),
+        Some(br#"{"cmd_id":22999,"#) => return Some(CMD_DEPTH),
+        _ => {}
+    }
     let mut i = 0;
     let skip = |i: &mut usize| {
         while b

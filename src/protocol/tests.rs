@@ -21,6 +21,8 @@ fn encodes_requests() {
 #[test]
 fn pushes_are_told_from_their_first_key() {
     assert_eq!(push_kind(r#"{"cmd_id":22998,"data":{}}"#), Some(CMD_TRADE));
+    assert_eq!(push_kind(r#"{"cmd_id":22999,"data":{}}"#), Some(CMD_DEPTH));
+    assert_eq!(push_kind(r#"{"cmd_id": 22998,"data":{}}"#), Some(CMD_TRADE));
     assert_eq!(
         push_kind(" {\n \"cmd_id\" : 22999 , \"data\":{}}"),
         Some(CMD_DEPTH)
