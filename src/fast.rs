@@ -1,8 +1,9 @@
 //! The trade push as AllTick's docs print it, read and checked in one pass
 //! and written out by copying: the path nearly every tick takes.
 //!
-//! [`read`] accepts a frame only when it is exactly the documented shape
-//! without whitespace — every key in the documented order — and every value
+//! [`read`] accepts a frame only when it is exactly the documented shape —
+//! every key in the documented order, written without whitespace or with
+//! one space after each colon and comma as the docs print it — and every value
 //! is already in the form the line carries: integers without leading zeros,
 //! decimals that are valid JSON number text, a positive price, a code
 //! without escapes. It then knows the line is valid, and [`write`] copies
@@ -36,13 +37,26 @@ pub struct Plain<'a> {
 /// How AllTick starts every trade push, up to the code's first character.
 const START: &[u8; 32] = br#"{"cmd_id":22998,"data":{"code":""#;
 
+/// The same with a space after each `:` and `,`, as the docs print it.
+const START_SPACED: &[u8; 36] = br#"{"cmd_id": 22998, "data": {"code": ""#;
+
 /// The longest integer read here: 19 digits never overflow a `u64`.
 const MAX_DIGITS: usize = 19;
 
 /// Read a frame of the documented shape whose values need no rewriting.
 pub fn read(text: &str) -> Option<Plain<'_>> {
     let b = text.as_bytes();
-    let mut i = lit(b, 0, START)?;
+    match lit(b, 0, START) {
+        Some(i) => read_from::<false>(text, i),
+        None => read_from::<true>(text, lit(b, 0, START_SPACED)?),
+    }
+}
+
+/// The rest of [`read`], from the code's first character at `i`; with
+/// `SPACED`, a space may follow each comma and colon.
+#[inline(always)]
+fn read_from<const SPACED: bool>(text: &str, mut i: usize) -> Option<Plain<'_>> {
+    let b = text.as_bytes();
     let code_start = i;
     while let Some(&c) = b.get(i) {
         if c == b'"' {
@@ -55,17 +69,17 @@ pub fn read(text: &str) -> Option<Plain<'_>> {
     }
     // The code ends at an ASCII quote, so both ends are char boundaries.
     let code = text.get(code_start..i).filter(|c| !c.is_empty())?;
-    i = lit(b, i, br#"","seq":"#)?;
+    i = key::<SPACED, _>(b, i + 1, br#""seq":"#)?;
     let (seq, seq_text, i) = integer(b, i)?;
-    let i = lit(b, i, br#","tick_time":"#)?;
+    let i = key::<SPACED, _>(b, i, br#""tick_time":"#)?;
     let (tick_time, tick_text, i) = integer(b, i)?;
-    let i = lit(b, i, br#","price":"#)?;
+    let i = key::<SPACED, _>(b, i, br#""price":"#)?;
     let (price, i) = decimal(b, i, true)?;
-    let i = lit(b, i, br#","volume":"#)?;
+    let i = key::<SPACED, _>(b, i, br#""volume":"#)?;
     let (volume, i) = optional(b, i)?;
-    let i = lit(b, i, br#","turnover":"#)?;
+    let i = key::<SPACED, _>(b, i, br#""turnover":"#)?;
     let (turnover, i) = optional(b, i)?;
-    let i = lit(b, i, br#","trade_direction":"#)?;
+    let i = key::<SPACED, _>(b, i, br#""trade_direction":"#)?;
     let (side, i) = if b.get(i) == Some(&b'n') {
         (None, lit(b, i, b"null")?)
     } else {
@@ -121,6 +135,17 @@ fn digits(b: &[u8]) -> usize {
         n += 8;
     }
     n + b[n..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// The next member's key: a comma, then `word` (the quoted key and its
+/// colon), with `SPACED` each followed by at most one space. Returns where
+/// the value starts.
+#[inline(always)]
+fn key<const SPACED: bool, const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> {
+    let space = |i: usize| usize::from(SPACED && b.get(i) == Some(&b' '));
+    let i = lit(b, i, b",")?;
+    let i = lit(b, i + space(i), word)?;
+    Some(i + space(i))
 }
 
 /// A non-negative integer, as a number or a string of digits, without
@@ -275,6 +300,8 @@ mod tests {
             frame("0", "0", r#""0.5""#, "null", r#""""#, "0"),
             frame("1", "2", r#""10""#, r#""0.000""#, "null", "null"),
             frame("9999999999999999999", "1", r#""1""#, "1", "1", "7"),
+            // As the docs print it, a space after each colon and comma.
+            r#"{"cmd_id": 22998, "data": {"code": "1288.HK", "seq": 1605509068000001, "tick_time": 1605509068, "price": "651.12", "volume": "300", "turnover": "12345.6", "trade_direction": 1}}"#.to_string(),
             frame("1", "1", r#""1""#, "1", "1", "1").replace("AAPL.US", "€ÄÖ\u{7f}.US"),
         ] {
             let (fast, full) = both(&text);
@@ -305,7 +332,9 @@ mod tests {
             frame("5", "1", r#""1""#, "1", "1", "1").replace("AAPL", "AA\\u0050L"),
             frame("5", "1", r#""1""#, "1", "1", "1").replace("AAPL.US", ""),
             frame("5", "1", r#""1""#, "1", "1", "1").replace(":1}}", ":1,\"x\":1}}"),
-            frame("5", "1", r#""1""#, "1", "1", "1").replace(",\"seq\"", ", \"seq\""),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace(",\"seq\"", ",  \"seq\""),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace(":\"AAPL", ": \"AAPL"),
+            frame("5", "1", r#""1""#, "1", "1", "1").replace("}}", "} }"),
         ] {
             assert_eq!(read(&text), None, "{text}");
         }

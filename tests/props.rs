@@ -359,6 +359,14 @@ fn tick_time() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// Whitespace in a generated frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spacing {
+    None,
+    Docs,
+    Wide,
+}
+
 /// How a generated frame is written.
 #[derive(Clone, Debug)]
 struct Form {
@@ -367,34 +375,41 @@ struct Form {
     escape: u8,
     /// Seed of the member order; 0 keeps the documented order.
     order: u64,
-    /// Whitespace around `:` and `,`.
-    spaced: bool,
+    /// Whitespace around `:` and `,`: none, a space after each (as the
+    /// docs print it), or more.
+    spacing: Spacing,
     /// `data` before `cmd_id`.
     data_first: bool,
 }
 
 fn form() -> impl Strategy<Value = Form> {
-    let any_form = (0u8..4, any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
-        |(escape, order, spaced, data_first)| Form {
+    let spacing = prop_oneof![
+        Just(Spacing::None),
+        Just(Spacing::Docs),
+        Just(Spacing::Wide)
+    ];
+    let any_form = (0u8..4, any::<u64>(), spacing, any::<bool>()).prop_map(
+        |(escape, order, spacing, data_first)| Form {
             escape,
             order,
-            spaced,
+            spacing,
             data_first,
         },
     );
-    // The documented shape, as AllTick sends it (without whitespace).
-    let documented = Just(Form {
-        escape: 0,
-        order: 0,
-        spaced: false,
-        data_first: false,
-    });
+    // The documented shape, without whitespace or as the docs print it.
+    let documented =
+        prop_oneof![Just(Spacing::None), Just(Spacing::Docs)].prop_map(|spacing| Form {
+            escape: 0,
+            order: 0,
+            spacing,
+            data_first: false,
+        });
     prop_oneof![1 => documented, 2 => any_form]
 }
 
 /// Write an object from its members in the order `seed` picks (as given
 /// for 0).
-fn object(mut members: Vec<(String, String)>, seed: u64, spaced: bool) -> String {
+fn object(mut members: Vec<(String, String)>, seed: u64, spacing: Spacing) -> String {
     let mut s = seed;
     for i in (1..members.len()).rev().filter(|_| seed != 0) {
         s = s
@@ -402,7 +417,11 @@ fn object(mut members: Vec<(String, String)>, seed: u64, spaced: bool) -> String
             .wrapping_add(1442695040888963407);
         members.swap(i, (s >> 33) as usize % (i + 1));
     }
-    let (colon, comma) = if spaced { (" : ", " ,\n ") } else { (":", ",") };
+    let (colon, comma) = match spacing {
+        Spacing::None => (":", ","),
+        Spacing::Docs => (": ", ", "),
+        Spacing::Wide => (" : ", " ,\n "),
+    };
     let body: Vec<String> = members
         .iter()
         .map(|(k, v)| format!("\"{k}\"{colon}{v}"))
@@ -422,7 +441,7 @@ fn frame(cmd_id: u64, data: String, form: &Form) -> String {
     } else {
         vec![("cmd_id".into(), cmd_id.to_string()), ("data".into(), data)]
     };
-    object(members, 0, form.spaced)
+    object(members, 0, form.spacing)
 }
 
 /// The header members every push carries, written as `form` says.
@@ -476,7 +495,7 @@ fn level() -> impl Strategy<Value = Level> {
                 (Some(Some(p)), Some(v)) if positive(&p) => Some((p, v)),
                 _ => None,
             };
-            (object(m, seed, false), kept)
+            (object(m, seed, Spacing::None), kept)
         }),
         // Padding and junk.
         1 => prop::sample::select(vec![
@@ -518,7 +537,7 @@ proptest! {
         if let Some(d) = &dir {
             data.push(("trade_direction".into(), d.json().unwrap()));
         }
-        let text = frame(22998, object(data, form.order, form.spaced), &form);
+        let text = frame(22998, object(data, form.order, form.spacing), &form);
 
         let want = match (price.decimal(), volume.decimal(), turnover.decimal()) {
             (Some(Some(p)), Some(v), Some(t)) if positive(&p) => {
@@ -543,7 +562,7 @@ proptest! {
             }
             Val::Absent => false,
         };
-        let documented = form.escape == 0 && form.order == 0 && !form.spaced && !form.data_first
+        let documented = form.escape == 0 && form.order == 0 && form.spacing != Spacing::Wide && !form.data_first
             && dir.is_some() && [&price, &volume, &turnover].into_iter().all(as_is)
             && seq.to_string().len() < 20 && time.to_string().len() < 20;
         if documented && want.is_some() {
@@ -577,7 +596,7 @@ proptest! {
         };
         data.push(("bids".into(), side(&bids)));
         data.push(("asks".into(), side(&asks)));
-        let text = frame(22999, object(data, form.order, form.spaced), &form);
+        let text = frame(22999, object(data, form.order, form.spacing), &form);
 
         let Ok(Incoming::Depth(d)) = protocol::decode(&text) else {
             return Err(TestCaseError::fail(format!("not a depth push: {text}")));
