@@ -13,6 +13,7 @@
 //! be right about what it accepts, and the property tests hold it to the
 //! general path's output.
 
+use crate::output::push_u64;
 use crate::protocol::{Side, to_millis};
 
 /// A trade push of the documented shape whose every value can be copied
@@ -239,7 +240,7 @@ fn rest(out: &mut Vec<u8>, t: &Plain) {
     out.extend_from_slice(br#","time":"#);
     match t.time_text {
         Some(digits) => out.extend_from_slice(digits),
-        None => out.extend_from_slice(t.time.to_string().as_bytes()),
+        None => push_u64(out, t.time),
     }
     out.extend_from_slice(br#","price":"#);
     out.extend_from_slice(t.price);

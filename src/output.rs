@@ -118,7 +118,7 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Append an unsigned integer in decimal, without allocating.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
