@@ -2,7 +2,8 @@
 //! simulated AllTick server, which serves both endpoints on their paths.
 //! Sharding by `--max-symbols`, the 3 s stagger between connections,
 //! held-back symbols, routing by code form, one connection's outage leaving
-//! the others streaming, SIGINT, the token's connection limit, `--stats`.
+//! the others streaming, SIGINT, the token's connection limit, `--stats`,
+//! the idle close of a connection left with nothing to carry.
 
 use std::collections::{HashMap, HashSet};
 use std::thread;
@@ -587,4 +588,77 @@ fn stats_lines_name_each_connection() {
         })
     });
     check!(tool, both, "no stats line with both connections");
+}
+
+/// A connection left with nothing to carry closes after a minute (cleanly,
+/// with a close frame) while the other streams on, and a connection opens
+/// again when a symbol comes for it.
+#[test]
+fn a_connection_left_with_nothing_closes_after_a_minute_and_opens_again() {
+    let sim = sim(5.0);
+    let mut tool = two_streaming(&sim);
+    let st = sim.state();
+    let idle = carrier(&st, "TSLA.US").expect("TSLA's connection").id;
+    let removed = Instant::now();
+    tool.send("-NASDAQ:TSLA\n");
+
+    let idle_close = Duration::from_secs(60);
+    check!(
+        tool,
+        tool.wait_for(idle_close + WAIT, |_, err| err
+            .contains("carried nothing for 60 s: closed the connection")),
+        "no idle close"
+    );
+    let closed = sim.wait_until(WAIT, |s| s.conn(idle).is_some_and(|c| c.closed));
+    check!(tool, closed, "{:?}", sim.state().connections);
+    let st = sim.state();
+    let rec = st.conn(idle).expect("the idle connection");
+    check!(
+        tool,
+        rec.cause == Some(CloseCause::ClientClose),
+        "{:?}",
+        rec.cause
+    );
+    let after = rec.closed_at.expect("closed_at").duration_since(removed);
+    check!(
+        tool,
+        after >= idle_close,
+        "closed {after:?} after the removal"
+    );
+    let aapl_before = tool
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("AAPL.US"))
+        .count();
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| out
+            .iter()
+            .filter(|l| l.contains("AAPL.US"))
+            .count()
+            > aapl_before),
+        "AAPL stopped streaming"
+    );
+
+    let tsla_before = tool
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("TSLA.US"))
+        .count();
+    tool.send("+NASDAQ:TSLA\n");
+    let reopened = sim.wait_until(SLOW, |s| {
+        s.open_connections()
+            .iter()
+            .any(|c| c.id > idle && c.trade_codes == ["TSLA.US"])
+    });
+    check!(tool, reopened, "{:?}", sim.state().connections);
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| out
+            .iter()
+            .filter(|l| l.contains("TSLA.US"))
+            .count()
+            > tsla_before),
+        "TSLA did not stream again"
+    );
 }
