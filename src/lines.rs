@@ -24,20 +24,23 @@ use crate::subscriptions::{Fnv, Last, Seen};
 /// A labelled code: its label and what was written of it.
 struct Entry {
     name: Arc<str>,
-    /// A trade line's start for this label ([`fast::head`]).
+    /// A trade line's start for this label ([`fast::head`]); empty for
+    /// a depth code.
     head: Box<[u8]>,
     last: Last,
 }
 
 impl Entry {
-    fn new(code: &str, name: Arc<str>) -> Entry {
+    fn new(l: &Label) -> Entry {
         let mut head = Vec::new();
-        let (mut symbol, mut code_json) = (Vec::new(), Vec::new());
-        push_json_str(&mut symbol, &name);
-        push_json_str(&mut code_json, code);
-        fast::head(&mut head, &symbol, &code_json);
+        if !l.depth {
+            let (mut symbol, mut code_json) = (Vec::new(), Vec::new());
+            push_json_str(&mut symbol, &l.name);
+            push_json_str(&mut code_json, &l.code);
+            fast::head(&mut head, &symbol, &code_json);
+        }
         Entry {
-            name,
+            name: Arc::clone(&l.name),
             head: head.into(),
             last: Last::default(),
         }
@@ -74,7 +77,7 @@ impl Lines {
         } else {
             &mut self.trades
         };
-        let entry = Entry::new(&l.code, l.name);
+        let entry = Entry::new(&l);
         match book.get_mut(&l.code) {
             Some(e) => {
                 e.name = entry.name;
