@@ -5,9 +5,11 @@
 //!   connected: the open socket with its pacing, requests in flight and
 //!   liveness clock (`connection`, over `connect`), the subscription feeds
 //!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`), and
-//!   the intake that turns pushes into lines (`intake`, with [`protocol`],
-//!   [`scan`] and [`decimal`]); errors are typed (`error`);
-//! - the writer thread ([`output`]) drains a bounded queue to stdout;
+//!   the intake that hands pushes over unparsed (`intake`, telling them
+//!   from answers with [`protocol`]); errors are typed (`error`);
+//! - the writer thread ([`output`]) drains the queue, bounded by `--queue`
+//!   ticks, and turns frames into lines (`lines`, with [`fast`], [`scan`],
+//!   [`protocol`] and [`decimal`]);
 //! - a stdin thread parses commands ([`command`], [`symbol`]), and the
 //!   router (`router`, `stagger`) spreads symbols over connections;
 //! - [`app`] wires them up; [`sim`] is the simulated server behind `--demo`

@@ -1,10 +1,11 @@
 //! The writer's half of the hot path: push frames become JSON lines.
 //!
 //! The connections' threads only read frames and hand the pushes over in
-//! batches; here, on the writer thread, each is decoded (the zero-copy
-//! scanner first, the full decoder for the rest), validated, de-duplicated
-//! against everything written from every connection, and formatted straight
-//! into the output buffer. The labels (the spelling a user subscribed with)
+//! batches; here, on the writer thread, each is decoded (the documented
+//! shape in one pass, [`fast`], then the zero-copy scanner, then the full
+//! decoder for the rest), validated, de-duplicated against everything
+//! written from every connection, and formatted straight into the output
+//! buffer. The labels (the spelling a user subscribed with)
 //! arrive through the same queue as the frames, so a frame is always
 //! labelled as its code was labelled when it was received.
 
