@@ -37,7 +37,7 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Run the program with the process's arguments; returns the exit status.
 pub fn run() -> i32 {
-    let opts = match cli::parse(std::env::args().skip(1)) {
+    let mut opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
             print!("{}", cli::HELP);
@@ -93,7 +93,8 @@ pub fn run() -> i32 {
             max_symbols: opts.max_symbols,
         },
     );
-    start_router(router, shards, opts.symbols.clone(), ctl_rx);
+    // Moved, not copied: with thousands of symbols each copy is felt.
+    start_router(router, shards, std::mem::take(&mut opts.symbols), ctl_rx);
     if let Some(period) = opts.stats {
         start_stats(period, &stats);
     }
@@ -285,7 +286,8 @@ fn start_router(
     initial: Vec<Symbol>,
     ctl_rx: Receiver<Control>,
 ) {
-    let first = router.route(&Command::Add(initial.clone()), "argument");
+    let nothing = initial.is_empty();
+    let first = router.route(&Command::Add(initial), "argument");
     for note in first.notes {
         say(note);
     }
@@ -297,7 +299,7 @@ fn start_router(
             _ => None,
         })
         .collect();
-    if initial.is_empty() {
+    if nothing {
         // Nothing to carry yet: open the first endpoint anyway, so a
         // refused token is reported at once and commands find it ready.
         starts.push((router.first_shard(), Vec::new()));
