@@ -3,8 +3,9 @@
 //! batches through the bounded queue to the writer thread, which decodes,
 //! validates, de-duplicates and formats them ([`crate::lines`]). Telling a
 //! push from an answer is a look at the frame's first key
-//! ([`protocol::push_kind`]); a frame written any other way is decoded
-//! here, and handed over if it turns out to be a push. Labels for the
+//! ([`protocol::push_kind`]); a frame written any other way is scanned
+//! ([`scan::scan`]) or else decoded here, and handed over if it turns out
+//! to be a push. Labels for the
 //! output travel through the same queue, so they keep their order with
 //! the frames.
 
@@ -18,6 +19,7 @@ use crossbeam_channel::Sender;
 use crate::output::{Frames, Item, Label};
 use crate::protocol::{self, Incoming, Response};
 use crate::report::say;
+use crate::scan::{self, Scan};
 use crate::stats::Stats;
 
 /// How long a full queue may hold up the reader before new ticks are
@@ -107,13 +109,16 @@ impl Intake {
     /// Handle one text frame. Pushes go into the batch; an answer to a
     /// request is returned for the caller to act on.
     pub fn text(&mut self, text: &str) -> Option<Response> {
-        if protocol::push_kind(text).is_some() {
+        // A trade push written another way (another first key) is still
+        // told by the zero-copy scanner, without a full decode here.
+        if protocol::push_kind(text).is_some() || matches!(scan::scan(text), Scan::Trade(_)) {
             self.push(text);
             return None;
         }
         match protocol::decode(text) {
             Ok(Incoming::Response(r)) => return Some(r),
-            // A push written another way: the writer decodes it again.
+            // A depth push, or a trade the scanner leaves to the full
+            // decoder, written another way: the writer decodes it again.
             Ok(
                 Incoming::Trade(_)
                 | Incoming::BadTrade(_)
@@ -212,6 +217,37 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pushes are handed over whatever their key order; answers come back
+    /// to the session; anything else is counted.
+    #[test]
+    fn frames_are_told_apart_whatever_their_key_order() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(Stats::default());
+        let mut intake = Intake::new(tx, Arc::clone(&stats), 100);
+        let pushes = [
+            r#"{"cmd_id":22998,"data":{"code":"A.US","seq":1,"tick_time":1,"price":"1"}}"#,
+            r#"{"data":{"code":"A.US","seq":2,"tick_time":2,"price":"1"},"cmd_id":22998}"#,
+            r#"{"data":{"code":"A.US","seq":3,"tick_time":3,"bids":[],"asks":[]},"cmd_id":22999}"#,
+        ];
+        for p in pushes {
+            assert!(intake.text(p).is_none(), "{p}");
+        }
+        let answer = intake
+            .text(r#"{"ret":200,"msg":"ok","cmd_id":22005,"seq_id":1,"trace":"t","data":{}}"#);
+        assert!(answer.is_some());
+        assert!(intake.text(r#"{"data":{},"cmd_id":1}"#).is_none());
+        intake.hand_over();
+        let handed: Vec<String> = rx
+            .try_iter()
+            .flat_map(|item| match item {
+                Item::Frames(f) => f.iter().map(str::to_string).collect::<Vec<_>>(),
+                Item::Labels(_) => Vec::new(),
+            })
+            .collect();
+        assert_eq!(handed, pushes);
+        assert_eq!(Stats::get(&stats.garbage_frames), 1);
+    }
 
     #[test]
     fn drop_reports_are_rate_limited_per_kind() {
