@@ -87,8 +87,13 @@ fn keys(lines: &[Value]) -> HashSet<(String, u64)> {
 
 /// Whether stdout has a line of `code`.
 fn has_code(out: &[String], code: &str) -> bool {
+    lines_of(out, code) > 0
+}
+
+/// How many stdout lines are of `code`.
+fn lines_of(out: &[String], code: &str) -> usize {
     let needle = format!("\"code\":\"{code}\"");
-    out.iter().any(|l| l.contains(&needle))
+    out.iter().filter(|l| l.contains(&needle)).count()
 }
 
 /// Each code's seqs on stdout strictly increase (no duplicate, no reorder).
@@ -625,26 +630,14 @@ fn a_connection_left_with_nothing_closes_after_a_minute_and_opens_again() {
         after >= idle_close,
         "closed {after:?} after the removal"
     );
-    let aapl_before = tool
-        .stdout()
-        .iter()
-        .filter(|l| l.contains("AAPL.US"))
-        .count();
+    let aapl_before = lines_of(&tool.stdout(), "AAPL.US");
     check!(
         tool,
-        tool.wait_for(WAIT, |out, _| out
-            .iter()
-            .filter(|l| l.contains("AAPL.US"))
-            .count()
-            > aapl_before),
+        tool.wait_for(WAIT, |out, _| lines_of(out, "AAPL.US") > aapl_before),
         "AAPL stopped streaming"
     );
 
-    let tsla_before = tool
-        .stdout()
-        .iter()
-        .filter(|l| l.contains("TSLA.US"))
-        .count();
+    let tsla_before = lines_of(&tool.stdout(), "TSLA.US");
     tool.send("+NASDAQ:TSLA\n");
     let reopened = sim.wait_until(SLOW, |s| {
         s.open_connections()
@@ -654,11 +647,7 @@ fn a_connection_left_with_nothing_closes_after_a_minute_and_opens_again() {
     check!(tool, reopened, "{:?}", sim.state().connections);
     check!(
         tool,
-        tool.wait_for(WAIT, |out, _| out
-            .iter()
-            .filter(|l| l.contains("TSLA.US"))
-            .count()
-            > tsla_before),
+        tool.wait_for(WAIT, |out, _| lines_of(out, "TSLA.US") > tsla_before),
         "TSLA did not stream again"
     );
 }
