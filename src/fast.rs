@@ -13,7 +13,7 @@
 //! be right about what it accepts, and the property tests hold it to the
 //! general path's output.
 
-use crate::output::push_u64;
+use crate::output::{Int, TradeTail, trade_head, trade_tail};
 use crate::protocol::{Side, to_millis};
 
 /// A trade push of the documented shape whose every value can be copied
@@ -207,52 +207,35 @@ fn optional(b: &[u8], i: usize) -> Option<(Option<&[u8]>, usize)> {
     }
 }
 
-/// The start of a trade line up to its `seq` value, for `symbol` (JSON
-/// text, quoted) and `code`: what [`write`] puts first.
-pub fn head(out: &mut Vec<u8>, symbol_json: &[u8], code_json: &[u8]) {
-    out.extend_from_slice(br#"{"type":"trade","symbol":"#);
-    out.extend_from_slice(symbol_json);
-    out.extend_from_slice(br#","code":"#);
-    out.extend_from_slice(code_json);
-    out.extend_from_slice(br#","seq":"#);
+impl<'a> Plain<'a> {
+    /// The line's fields after `seq`, copied as they stand.
+    fn tail(&self) -> TradeTail<'a> {
+        TradeTail {
+            seq: Int::Digits(self.seq_text),
+            time: match self.time_text {
+                Some(digits) => Int::Digits(digits),
+                None => Int::Value(self.time),
+            },
+            price: self.price,
+            volume: self.volume,
+            turnover: self.turnover,
+            side: self.side,
+        }
+    }
 }
 
-/// Append the trade's line, after `head` (from [`head`]).
+/// Append the trade's line after `head`, a start written by
+/// [`trade_head`] for its label.
 pub fn write(out: &mut Vec<u8>, head: &[u8], t: &Plain) {
     out.extend_from_slice(head);
-    rest(out, t);
+    trade_tail(out, &t.tail());
 }
 
 /// Append the line of a trade whose code nobody labelled: its code is its
 /// symbol.
 pub fn write_unlabelled(out: &mut Vec<u8>, t: &Plain) {
-    let code = t.code.as_bytes();
-    out.extend_from_slice(br#"{"type":"trade","symbol":""#);
-    out.extend_from_slice(code);
-    out.extend_from_slice(br#"","code":""#);
-    out.extend_from_slice(code);
-    out.extend_from_slice(br#"","seq":"#);
-    rest(out, t);
-}
-
-fn rest(out: &mut Vec<u8>, t: &Plain) {
-    out.extend_from_slice(t.seq_text);
-    out.extend_from_slice(br#","time":"#);
-    match t.time_text {
-        Some(digits) => out.extend_from_slice(digits),
-        None => push_u64(out, t.time),
-    }
-    out.extend_from_slice(br#","price":"#);
-    out.extend_from_slice(t.price);
-    out.extend_from_slice(br#","volume":"#);
-    out.extend_from_slice(t.volume.unwrap_or(b"null"));
-    out.extend_from_slice(br#","turnover":"#);
-    out.extend_from_slice(t.turnover.unwrap_or(b"null"));
-    out.extend_from_slice(match t.side {
-        Some(Side::Buy) => b",\"side\":\"buy\"}\n",
-        Some(Side::Sell) => b",\"side\":\"sell\"}\n",
-        None => b",\"side\":null}\n",
-    });
+    trade_head(out, t.code, t.code);
+    trade_tail(out, &t.tail());
 }
 
 #[cfg(test)]
@@ -363,7 +346,7 @@ mod tests {
         let text = frame("5", "1605509068", r#""651.10""#, "null", r#""1""#, "2");
         let t = read(&text).unwrap();
         let mut h = Vec::new();
-        head(&mut h, br#""NASDAQ:AAPL""#, br#""AAPL.US""#);
+        trade_head(&mut h, "NASDAQ:AAPL", "AAPL.US");
         let mut out = Vec::new();
         write(&mut out, &h, &t);
         let Ok(Incoming::Trade(full)) = decode(&text) else {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::fast;
 use crate::intake::DropLog;
-use crate::output::{Label, format_depth, format_trade, push_json_str};
+use crate::output::{Label, format_depth, format_trade, trade_head};
 use crate::protocol::{self, Depth, Incoming, TradeView};
 use crate::report::say;
 use crate::scan::{self, Scan};
@@ -25,7 +25,7 @@ use crate::subscriptions::{Fnv, Last, Seen};
 /// A labelled code: its label and what was written of it.
 struct Entry {
     name: Arc<str>,
-    /// A trade line's start for this label ([`fast::head`]); empty for
+    /// A trade line's start for this label ([`trade_head`]); empty for
     /// a depth code.
     head: Box<[u8]>,
     last: Last,
@@ -35,10 +35,7 @@ impl Entry {
     fn new(l: &Label) -> Entry {
         let mut head = Vec::new();
         if !l.depth {
-            let (mut symbol, mut code_json) = (Vec::new(), Vec::new());
-            push_json_str(&mut symbol, &l.name);
-            push_json_str(&mut code_json, &l.code);
-            fast::head(&mut head, &symbol, &code_json);
+            trade_head(&mut head, &l.name, &l.code);
         }
         Entry {
             name: Arc::clone(&l.name),

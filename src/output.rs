@@ -103,7 +103,7 @@ pub enum WriterEnd {
 }
 
 /// Append `s` as a JSON string.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let plain = s
         .bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f);
@@ -118,7 +118,7 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Append an unsigned integer in decimal, without allocating.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -139,27 +139,80 @@ fn push_opt_number(out: &mut Vec<u8>, n: Option<&str>) {
     }
 }
 
-/// Append one trade as a JSON line (with the newline).
-pub fn format_trade(out: &mut Vec<u8>, symbol: &str, t: &TradeView) {
+/// An integer field of a line: digits to copy as they stand, or a value
+/// to write.
+#[derive(Clone, Copy, Debug)]
+pub enum Int<'a> {
+    /// Canonical decimal digits (no sign, no leading zero).
+    Digits(&'a [u8]),
+    /// A value.
+    Value(u64),
+}
+
+/// A trade line after its `seq` key: every field whose text the line
+/// carries as it stands.
+#[derive(Clone, Copy, Debug)]
+pub struct TradeTail<'a> {
+    /// `seq`.
+    pub seq: Int<'a>,
+    /// `time`, in milliseconds.
+    pub time: Int<'a>,
+    /// `price`: valid JSON number text.
+    pub price: &'a [u8],
+    /// `volume`, likewise, if any.
+    pub volume: Option<&'a [u8]>,
+    /// `turnover`, likewise, if any.
+    pub turnover: Option<&'a [u8]>,
+    /// `side`.
+    pub side: Option<Side>,
+}
+
+/// Append the start of a trade line, up to its `seq` value.
+pub fn trade_head(out: &mut Vec<u8>, symbol: &str, code: &str) {
     out.extend_from_slice(b"{\"type\":\"trade\",\"symbol\":");
     push_json_str(out, symbol);
     out.extend_from_slice(b",\"code\":");
-    push_json_str(out, t.code);
+    push_json_str(out, code);
     out.extend_from_slice(b",\"seq\":");
-    push_u64(out, t.seq);
+}
+
+/// Append the rest of a trade line, after [`trade_head`] (with the newline).
+#[inline]
+pub fn trade_tail(out: &mut Vec<u8>, t: &TradeTail) {
+    let int = |out: &mut Vec<u8>, n: Int| match n {
+        Int::Digits(d) => out.extend_from_slice(d),
+        Int::Value(v) => push_u64(out, v),
+    };
+    int(out, t.seq);
     out.extend_from_slice(b",\"time\":");
-    push_u64(out, t.time);
+    int(out, t.time);
     out.extend_from_slice(b",\"price\":");
-    out.extend_from_slice(t.price.as_bytes());
+    out.extend_from_slice(t.price);
     out.extend_from_slice(b",\"volume\":");
-    push_opt_number(out, t.volume.as_deref());
+    out.extend_from_slice(t.volume.unwrap_or(b"null"));
     out.extend_from_slice(b",\"turnover\":");
-    push_opt_number(out, t.turnover.as_deref());
+    out.extend_from_slice(t.turnover.unwrap_or(b"null"));
     out.extend_from_slice(match t.side {
         Some(Side::Buy) => b",\"side\":\"buy\"}\n",
         Some(Side::Sell) => b",\"side\":\"sell\"}\n",
         None => b",\"side\":null}\n",
     });
+}
+
+/// Append one trade as a JSON line (with the newline).
+pub fn format_trade(out: &mut Vec<u8>, symbol: &str, t: &TradeView) {
+    trade_head(out, symbol, t.code);
+    trade_tail(
+        out,
+        &TradeTail {
+            seq: Int::Value(t.seq),
+            time: Int::Value(t.time),
+            price: t.price.as_bytes(),
+            volume: t.volume.as_deref().map(str::as_bytes),
+            turnover: t.turnover.as_deref().map(str::as_bytes),
+            side: t.side,
+        },
+    );
 }
 
 /// Append one depth push as a JSON line: levels as `[price, volume]`

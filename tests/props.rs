@@ -144,7 +144,7 @@ fn line_via_fast(text: &str) -> Result<Vec<u8>, String> {
     use alltick_stream::scan::{Scan, scan};
     if let Some(t) = fast::read(text) {
         let mut head = Vec::new();
-        fast::head(&mut head, b"\"S\"", &serde_json::to_vec(t.code).unwrap());
+        alltick_stream::output::trade_head(&mut head, "S", t.code);
         let mut out = Vec::new();
         fast::write(&mut out, &head, &t);
         return Ok(out);
