@@ -30,6 +30,19 @@ fn stops_quickly(tool: &mut Tool, sig: &str) {
 }
 
 /// A ws:// URL on a port where nothing listens.
+/// No resend loop: by the second heartbeat (about 4 s at `--heartbeat 2`)
+/// a loop would have resent the set several times; it was sent once.
+fn sent_once_by_the_second_heartbeat(tool: &Tool, sim: &Simulator) {
+    check!(
+        tool,
+        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 2)
+    );
+    check!(
+        tool,
+        sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
+    );
+}
+
 fn closed_port_url() -> String {
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -279,16 +292,7 @@ fn ret_603_names_the_count_and_is_not_resent() {
             && l.contains("3 codes were sent")
             && l.contains("first N codes"))
     );
-    // No resend loop: by the second heartbeat (~4 s) a loop would have
-    // resent the set several times.
-    check!(
-        tool,
-        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 2)
-    );
-    check!(
-        tool,
-        sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
-    );
+    sent_once_by_the_second_heartbeat(&tool, &sim);
 }
 
 #[test]
@@ -315,15 +319,7 @@ fn a_server_that_serves_the_first_n_and_ignores_the_rest_is_not_resent_to() {
         }),
         "the served codes do not stream"
     );
-    // Acknowledged: no resend loop, by the second heartbeat.
-    check!(
-        tool,
-        sim.wait_until(WAIT, |s| s.requests_with_cmd(CMD_HEARTBEAT).len() >= 2)
-    );
-    check!(
-        tool,
-        sim.state().requests_with_cmd(CMD_SUB_TRADES).len() == 1
-    );
+    sent_once_by_the_second_heartbeat(&tool, &sim);
     check!(tool, !tool.stdout().iter().any(|l| l.contains("NVDA.US")));
 }
 

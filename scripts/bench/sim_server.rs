@@ -25,23 +25,34 @@ use std::time::Duration;
 
 use alltick_stream::sim::{SimConfig, Simulator};
 
+/// The next argument as a `T`, or `default` when there is none.
+fn arg<T: std::str::FromStr>(
+    args: &mut impl Iterator<Item = String>,
+    name: &str,
+    default: T,
+) -> Result<T, ExitCode>
+where
+    T::Err: std::fmt::Display,
+{
+    match args.next().map(|a| a.parse::<T>()) {
+        None => Ok(default),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => {
+            eprintln!("sim_server: {name}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let rate: f64 = match args.next().map(|a| a.parse()) {
-        None => 1.0,
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
-            eprintln!("sim_server: TICKS_PER_SEC: {e}");
-            return ExitCode::from(2);
-        }
+    let rate: f64 = match arg(&mut args, "TICKS_PER_SEC", 1.0) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
-    let secs: u64 = match args.next().map(|a| a.parse()) {
-        None => 60,
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            eprintln!("sim_server: SECONDS: {e}");
-            return ExitCode::from(2);
-        }
+    let secs: u64 = match arg(&mut args, "SECONDS", 60) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let sim = match Simulator::start(SimConfig {
         ticks_per_sec: rate,

@@ -377,26 +377,25 @@ pub fn decode(text: &str) -> Result<Incoming, &'static str> {
             seq_id: obj.get("seq_id").and_then(|v| integer::<u64>(v)),
         }));
     }
-    let data = obj.get("data").map(|d| members(d));
-    if cmd_id == Some(CMD_TRADE) {
-        return Ok(match data {
-            Some(Some(d)) => match decode_trade(&d) {
+    let data = || match obj.get("data").map(|d| members(d)) {
+        Some(Some(d)) => Ok(d),
+        Some(None) => Err("data is not an object"),
+        None => Err("no data"),
+    };
+    match cmd_id {
+        Some(CMD_TRADE) => {
+            return Ok(match data().and_then(|d| decode_trade(&d)) {
                 Ok(t) => Incoming::Trade(t),
                 Err(why) => Incoming::BadTrade(why),
-            },
-            Some(None) => Incoming::BadTrade("data is not an object"),
-            None => Incoming::BadTrade("no data"),
-        });
-    }
-    if cmd_id == Some(CMD_DEPTH) {
-        return Ok(match data {
-            Some(Some(d)) => match decode_depth(&d) {
+            });
+        }
+        Some(CMD_DEPTH) => {
+            return Ok(match data().and_then(|d| decode_depth(&d)) {
                 Ok(d) => Incoming::Depth(d),
                 Err(why) => Incoming::BadDepth(why),
-            },
-            Some(None) => Incoming::BadDepth("data is not an object"),
-            None => Incoming::BadDepth("no data"),
-        });
+            });
+        }
+        _ => {}
     }
     Ok(Incoming::Other { cmd_id })
 }
