@@ -233,6 +233,49 @@ fn numbers_as_json_numbers_keep_their_exact_digits() {
     stop(&mut tool);
 }
 
+/// Pushes with `data` before `cmd_id` (and the docs' spaces) take the
+/// general path, trades and depth alike: every one written with its exact
+/// digits, none skipped as unreadable.
+#[test]
+fn pushes_with_data_before_cmd_id_are_written_exactly() {
+    let sim = sim_with(
+        20.0,
+        Readings {
+            data_first: true,
+            numbers_as_json: true,
+            ..Readings::default()
+        },
+    );
+    let mut tool = start(&sim, &["NASDAQ:AAPL", "NASDAQ:TSLA@depth=5"]);
+    let ticks = sent(&sim, 5, |_| true);
+    wait_written(&tool, &ticks, "data-first trades");
+    let out = tool.stdout();
+    for t in &ticks {
+        let line = raw_trade_line(&out, &t.code, t.seq).unwrap_or_default();
+        check!(
+            tool,
+            line.contains(&format!("\"price\":{},", t.price))
+                && line.contains(&format!("\"volume\":{},", t.volume)),
+            "sent price {} volume {}, wrote: {line}",
+            t.price,
+            t.volume
+        );
+    }
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| out
+            .iter()
+            .any(|l| l.contains("\"type\":\"depth\"") && l.contains("TSLA.US"))),
+        "no data-first depth push written"
+    );
+    stop(&mut tool);
+    check!(
+        tool,
+        !tool.stderr().contains("unreadable"),
+        "pushes skipped as unreadable"
+    );
+}
+
 #[test]
 fn error_with_seq_id_zero_still_leads_to_a_resend() {
     let sim = sim_with(

@@ -74,6 +74,10 @@ pub struct Readings {
     /// `{"price":"","volume":""}` and `{"price":"0"}` (volume missing).
     /// Counted in [`SentTick::bad_levels`].
     pub padded_depth: bool,
+    /// Write pushes with `data` before `cmd_id`, a space after each outer
+    /// colon and comma (`{"data": {…}, "cmd_id": 22998}`): JSON fixes no key
+    /// order, and the docs print spaces.
+    pub data_first: bool,
 }
 
 /// Where [`SeqStyle::Counter`] counters of a simulator started now begin.
@@ -115,6 +119,19 @@ fn num(readings: Readings, digits: &str) -> String {
         digits.to_owned()
     } else {
         format!("\"{digits}\"")
+    }
+}
+
+/// A push `{"cmd_id":N,"data":D}` rewritten as `{"data": D, "cmd_id": N}`
+/// ([`Readings::data_first`]).
+fn data_first(text: &str) -> String {
+    let split = text
+        .strip_prefix("{\"cmd_id\":")
+        .and_then(|rest| rest.split_once(",\"data\":"))
+        .and_then(|(cmd, data)| Some((cmd, data.strip_suffix('}')?)));
+    match split {
+        Some((cmd, data)) => format!("{{\"data\": {data}, \"cmd_id\": {cmd}}}"),
+        None => text.to_owned(),
     }
 }
 
@@ -233,7 +250,11 @@ impl Inner {
             }
         };
         record_push(list, &mut self.state.discarded_pushes, sent);
-        text
+        if readings.data_first {
+            data_first(&text)
+        } else {
+            text
+        }
     }
 
     /// A trade push (22998) at `cents`; also its volume digits.
