@@ -428,7 +428,7 @@ mod tests {
         );
         assert_eq!(o.heartbeat, Duration::from_secs(10));
         assert_eq!(o.stale_after, Duration::from_secs(30));
-        assert_eq!(o.symbols[0].code, "AAPL.US");
+        assert_eq!(&*o.symbols[0].code, "AAPL.US");
         assert_eq!(o.market, None);
         assert_eq!((o.connections, o.max_symbols), (1, None));
     }

@@ -173,8 +173,8 @@ mod tests {
 
     fn codes(c: &Command) -> (bool, Vec<String>) {
         match c {
-            Command::Add(v) => (true, v.iter().map(|s| s.code.clone()).collect()),
-            Command::Remove(v) => (false, v.iter().map(|s| s.code.clone()).collect()),
+            Command::Add(v) => (true, v.iter().map(|s| s.code.to_string()).collect()),
+            Command::Remove(v) => (false, v.iter().map(|s| s.code.to_string()).collect()),
             Command::Query => panic!("not a subscription change"),
         }
     }

@@ -21,6 +21,7 @@ use crate::report::say;
 use crate::scan::{self, Scan};
 use crate::stats::Stats;
 use crate::subscriptions::{Fnv, Last, Seen};
+use crate::symbol::Code;
 
 /// A labelled code: its label and what was written of it.
 struct Entry {
@@ -47,7 +48,7 @@ impl Entry {
 
 /// Labels and de-duplication memory of one kind of push: one lookup a
 /// push. Only codes the user subscribed to are kept.
-type Book = HashMap<String, Entry, BuildHasherDefault<Fnv>>;
+type Book = HashMap<Code, Entry, BuildHasherDefault<Fnv>>;
 
 /// Turns push frames into lines.
 pub struct Lines {

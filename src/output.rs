@@ -77,7 +77,7 @@ pub struct Label {
     /// A depth code (else a trade code).
     pub depth: bool,
     /// The AllTick code.
-    pub code: String,
+    pub code: crate::symbol::Code,
     /// The user's spelling.
     pub name: Arc<str>,
 }

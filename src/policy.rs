@@ -28,7 +28,7 @@ pub struct InFlight {
     /// The feed whose set it carried; `None` for a heartbeat.
     pub feed: Option<Kind>,
     /// The codes it carried.
-    pub codes: Vec<String>,
+    pub codes: Vec<crate::symbol::Code>,
     /// When it was sent.
     pub sent_at: Instant,
 }

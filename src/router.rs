@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use crate::command::Command;
-use crate::symbol::{self, Market, Symbol};
+use crate::symbol::{self, Code, Market, Symbol};
 
 /// One connection: its endpoint and its number there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,12 +77,12 @@ impl Routed {
 /// The codes one shard carries, per kind.
 #[derive(Debug, Default)]
 struct Load {
-    trades: HashSet<String>,
-    depth: HashSet<String>,
+    trades: HashSet<Code>,
+    depth: HashSet<Code>,
 }
 
 impl Load {
-    fn of(&mut self, s: &Symbol) -> &mut HashSet<String> {
+    fn of(&mut self, s: &Symbol) -> &mut HashSet<Code> {
         match s.feed {
             symbol::Feed::Trades => &mut self.trades,
             symbol::Feed::Depth(_) => &mut self.depth,
@@ -122,7 +122,7 @@ fn same(a: &Symbol, b: &Symbol) -> bool {
 
 fn label(s: &Symbol) -> String {
     match s.feed {
-        symbol::Feed::Trades => s.spelling.clone(),
+        symbol::Feed::Trades => s.spelling.to_string(),
         symbol::Feed::Depth(_) => format!("{}@depth", s.spelling),
     }
 }
@@ -364,7 +364,9 @@ mod tests {
             .iter()
             .filter(|(id, _)| *id == shard)
             .flat_map(|(_, c)| match c {
-                Command::Add(v) | Command::Remove(v) => v.iter().map(|s| s.code.clone()).collect(),
+                Command::Add(v) | Command::Remove(v) => {
+                    v.iter().map(|s| s.code.to_string()).collect()
+                }
                 Command::Query => Vec::new(),
             })
             .collect()
@@ -456,7 +458,7 @@ mod tests {
         let mut r = two_endpoints(1, Some(1));
         r.route(&add(&["A.US", "B.US", "C.US"]), "argument");
         assert_eq!(
-            r.held.iter().map(|s| s.code.as_str()).collect::<Vec<_>>(),
+            r.held.iter().map(|s| &*s.code).collect::<Vec<_>>(),
             vec!["B.US", "C.US"]
         );
         let out = r.route(&remove(&["A.US"]), "stdin:1");

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::symbol::Symbol;
+use crate::symbol::{Code, Symbol};
 
 /// The set the user wants, in the order symbols were added.
 #[derive(Debug, Default)]
 pub struct Subscriptions {
-    codes: Vec<String>,
+    codes: Vec<Code>,
     /// code → what we know of it.
-    known: HashMap<String, Known, BuildHasherDefault<Fnv>>,
+    known: HashMap<Code, Known, BuildHasherDefault<Fnv>>,
 }
 
 #[derive(Debug)]
@@ -127,11 +127,11 @@ impl Subscriptions {
         let mut change = Change::default();
         for s in symbols {
             if self.contains(&s.code) {
-                change.unchanged.push(s.spelling.clone());
+                change.unchanged.push(s.spelling.to_string());
                 continue;
             }
             self.codes.push(s.code.clone());
-            let name = Arc::from(s.spelling.as_str());
+            let name = Arc::clone(&s.spelling);
             self.known
                 .entry(s.code.clone())
                 .and_modify(|k| {
@@ -139,7 +139,7 @@ impl Subscriptions {
                     k.wanted = true;
                 })
                 .or_insert(Known { name, wanted: true });
-            change.applied.push(s.spelling.clone());
+            change.applied.push(s.spelling.to_string());
         }
         change
     }
@@ -154,9 +154,9 @@ impl Subscriptions {
                     if let Some(k) = self.known.get_mut(&s.code) {
                         k.wanted = false;
                     }
-                    change.applied.push(s.spelling.clone());
+                    change.applied.push(s.spelling.to_string());
                 }
-                None => change.unchanged.push(s.spelling.clone()),
+                None => change.unchanged.push(s.spelling.to_string()),
             }
         }
         change
@@ -164,7 +164,7 @@ impl Subscriptions {
 
     /// Remove one code (refused by the server); true if it was in the set.
     pub fn drop_code(&mut self, code: &str) -> bool {
-        match self.codes.iter().position(|c| c == code) {
+        match self.codes.iter().position(|c| **c == *code) {
             Some(i) => {
                 self.codes.remove(i);
                 if let Some(k) = self.known.get_mut(code) {
@@ -182,8 +182,16 @@ impl Subscriptions {
     }
 
     /// The codes, in the order they were added.
-    pub fn codes(&self) -> &[String] {
+    pub fn codes(&self) -> &[Code] {
         &self.codes
+    }
+
+    /// The user's spelling of `code`, shared (the code itself if it is
+    /// not in the set).
+    pub fn name_of(&self, code: &str) -> Arc<str> {
+        self.known
+            .get(code)
+            .map_or_else(|| Arc::from(code), |k| Arc::clone(&k.name))
     }
 
     /// The spelling for `code` as a plain string, for messages.
@@ -262,13 +270,17 @@ mod tests {
         Symbol::parse(s).unwrap()
     }
 
+    fn names(s: &Subscriptions) -> Vec<&str> {
+        s.codes().iter().map(|c| &**c).collect()
+    }
+
     #[test]
     fn both_spellings_are_one_subscription_and_the_first_name_sticks() {
         let mut s = Subscriptions::new();
         let c = s.add(&[sym("NASDAQ:AAPL"), sym("AAPL.US"), sym("NYSE:IBM")]);
         assert_eq!(c.applied, vec!["NASDAQ:AAPL", "NYSE:IBM"]);
         assert_eq!(c.unchanged, vec!["AAPL.US"]);
-        assert_eq!(s.codes(), ["AAPL.US", "IBM.US"]);
+        assert_eq!(names(&s), ["AAPL.US", "IBM.US"]);
         assert_eq!(s.display("AAPL.US"), "NASDAQ:AAPL");
     }
 
@@ -279,10 +291,10 @@ mod tests {
         let c = s.remove(&[sym("AAPL.US"), sym("NYSE:IBM")]);
         assert_eq!(c.applied, vec!["AAPL.US"]);
         assert_eq!(c.unchanged, vec!["NYSE:IBM"]);
-        assert_eq!(s.codes(), ["TSLA.US"]);
+        assert_eq!(names(&s), ["TSLA.US"]);
         s.remove(&[sym("NYSE:IBM")]);
         s.add(&[sym("TSLA.US")]);
-        assert_eq!(s.codes(), ["TSLA.US"]);
+        assert_eq!(names(&s), ["TSLA.US"]);
         // In-flight ticks of a removed code keep their label.
         assert_eq!(s.display("AAPL.US"), "NASDAQ:AAPL");
     }

@@ -7,6 +7,7 @@
 //! user types can change the shape of the JSON sent to the server.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest symbol accepted, in bytes, in either spelling.
 pub const MAX_SYMBOL_LEN: usize = 32;
@@ -68,13 +69,19 @@ pub enum Feed {
 /// Most depth levels that can be asked for (AllTick's cap, HK stocks).
 pub const MAX_DEPTH_LEVELS: u8 = 10;
 
+/// An AllTick code or a user's spelling of one, shared: every record of a
+/// symbol (the router's, the feeds', the writer's) holds the same text
+/// rather than its own copy, which with thousands of symbols is most of
+/// what they cost.
+pub type Code = Arc<str>;
+
 /// One symbol: the user's spelling and the AllTick code it stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symbol {
     /// What the user typed, without any `@depth` suffix, e.g. `NASDAQ:AAPL`.
-    pub spelling: String,
+    pub spelling: Code,
     /// The code sent to the server, e.g. `AAPL.US`.
-    pub code: String,
+    pub code: Code,
     /// Trades, or depth (`SYMBOL@depth`, `SYMBOL@depth=5`).
     pub feed: Feed,
 }
@@ -199,8 +206,8 @@ impl Symbol {
             ticker = if trimmed.is_empty() { "0" } else { trimmed }.to_string();
         }
         Ok(Symbol {
-            spelling: input.to_string(),
-            code: format!("{ticker}.{suffix}"),
+            spelling: input.into(),
+            code: format!("{ticker}.{suffix}").into(),
             feed: Feed::Trades,
         })
     }
@@ -224,9 +231,11 @@ impl Symbol {
         if input.ends_with('.') {
             return Err(err(input, "must not end with a dot"));
         }
+        // A native code is its own spelling: one shared text.
+        let code: Code = input.into();
         Ok(Symbol {
-            spelling: input.to_string(),
-            code: input.to_string(),
+            spelling: Arc::clone(&code),
+            code,
             feed: Feed::Trades,
         })
     }
@@ -238,7 +247,7 @@ mod tests {
 
     fn code(s: &str) -> String {
         Symbol::parse(s)
-            .map(|s| s.code)
+            .map(|s| s.code.to_string())
             .unwrap_or_else(|e| e.to_string())
     }
 
@@ -260,7 +269,7 @@ mod tests {
         assert_eq!(code("AAPL.US"), "AAPL.US");
         assert_eq!(code("Silver"), "Silver");
         assert_eq!(code("BTCUSDT"), "BTCUSDT");
-        assert_eq!(Symbol::parse("Silver").unwrap().spelling, "Silver");
+        assert_eq!(&*Symbol::parse("Silver").unwrap().spelling, "Silver");
     }
 
     #[test]
@@ -300,10 +309,7 @@ mod tests {
     #[test]
     fn depth_suffix() {
         let s = Symbol::parse("HKEX:700@depth=5").unwrap();
-        assert_eq!(
-            (s.code.as_str(), s.spelling.as_str()),
-            ("700.HK", "HKEX:700")
-        );
+        assert_eq!((&*s.code, &*s.spelling), ("700.HK", "HKEX:700"));
         assert_eq!(s.feed, Feed::Depth(Some(5)));
         assert_eq!(
             Symbol::parse("BTCUSDT@depth").unwrap().feed,

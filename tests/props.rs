@@ -36,7 +36,7 @@ proptest! {
     fn symbol_parser_never_panics_and_accepts_only_safe_codes(s in "\\PC{0,40}") {
         if let Ok(sym) = Symbol::parse(&s) {
             prop_assert!(code_is_safe(&sym.code), "{:?} -> {:?}", s, sym.code);
-            prop_assert!(s.starts_with(&sym.spelling));
+            prop_assert!(s.starts_with(&*sym.spelling));
         }
     }
 
@@ -45,9 +45,9 @@ proptest! {
         if let Ok(sym) = Symbol::parse(&s) {
             prop_assert!(code_is_safe(&sym.code));
             // The request built from it is valid JSON carrying the code exactly.
-            let req = protocol::subscribe_trades(1, "t", [sym.code.as_str()]);
+            let req = protocol::subscribe_trades(1, "t", [&*sym.code]);
             let v: serde_json::Value = serde_json::from_str(&req).unwrap();
-            prop_assert_eq!(v["data"]["symbol_list"][0]["code"].as_str(), Some(sym.code.as_str()));
+            prop_assert_eq!(v["data"]["symbol_list"][0]["code"].as_str(), Some(&*sym.code));
         }
     }
 

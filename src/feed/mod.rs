@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::protocol::{self, CancelType};
 use crate::subscriptions::{Change, Outbox, Subscriptions};
-use crate::symbol::{self, Symbol};
+use crate::symbol::{self, Code, Symbol};
 
 /// How long to wait after a rate-limit answer (429/605) before resending.
 pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
@@ -68,7 +68,7 @@ impl Kind {
 }
 
 /// A set as sent to the server: codes with their depth level, if any.
-pub type Set = Vec<(String, Option<u8>)>;
+pub type Set = Vec<(Code, Option<u8>)>;
 
 /// What the caller must do after an answer to one of this feed's requests.
 #[derive(Debug, PartialEq, Eq)]
@@ -117,13 +117,13 @@ pub struct Feed {
     subs: Subscriptions,
     /// Levels asked for, per code (`None`: the server's default; always
     /// `None` for trades).
-    levels: HashMap<String, Option<u8>>,
+    levels: HashMap<Code, Option<u8>>,
     /// The set the server holds on this connection (last acknowledged).
-    server_set: Vec<String>,
+    server_set: Vec<Code>,
     /// Every code the server ever acknowledged: known to be valid.
-    known_good: HashSet<String>,
+    known_good: HashSet<Code>,
     /// Codes suspected of a 600/604 refusal, tried one at a time.
-    probe: VecDeque<String>,
+    probe: VecDeque<Code>,
     out: Outbox<Set>,
 }
 
@@ -142,12 +142,12 @@ impl Feed {
     }
 
     /// The wanted codes, in the order they were added.
-    pub fn codes(&self) -> &[String] {
+    pub fn codes(&self) -> &[Code] {
         self.subs.codes()
     }
 
     /// The set the server acknowledged on this connection.
-    pub fn server_set(&self) -> &[String] {
+    pub fn server_set(&self) -> &[Code] {
         &self.server_set
     }
 
@@ -156,8 +156,13 @@ impl Feed {
         self.subs.display(code)
     }
 
+    /// The user's spelling of `code`, shared with the set's own record.
+    pub fn name_of(&self, code: &str) -> std::sync::Arc<str> {
+        self.subs.name_of(code)
+    }
+
     /// The user's spellings of `codes`, for messages (`(none)` if empty).
-    pub fn names(&self, codes: &[String]) -> String {
+    pub fn names(&self, codes: &[Code]) -> String {
         if codes.is_empty() {
             return "(none)".into();
         }
@@ -178,9 +183,11 @@ impl Feed {
                 };
                 let old = self.levels.insert(s.code.clone(), level);
                 // A new level for a code already subscribed is a change too.
-                if old.is_some_and(|o| o != level) && !change.applied.contains(&s.spelling) {
-                    change.unchanged.retain(|u| *u != s.spelling);
-                    change.applied.push(s.spelling.clone());
+                let spelling = &*s.spelling;
+                if old.is_some_and(|o| o != level) && !change.applied.iter().any(|a| a == spelling)
+                {
+                    change.unchanged.retain(|u| u != spelling);
+                    change.applied.push(spelling.to_string());
                 }
             }
         }
@@ -208,7 +215,7 @@ impl Feed {
     /// The set to have on the server now: the wanted set, or while suspects
     /// are being tried, the known-good part of it plus the next suspect.
     fn target(&mut self) -> Set {
-        let level = |c: &String| (c.clone(), self.levels.get(c).copied().flatten());
+        let level = |c: &Code| (Code::clone(c), self.levels.get(c).copied().flatten());
         while let Some(front) = self.probe.front() {
             if self.subs.contains(front) {
                 let mut t: Set = self
@@ -239,7 +246,7 @@ impl Feed {
     /// Take the waiting set and encode its request with `seq_id`: the full
     /// set, or a cancel when it is empty (an empty list is undocumented).
     /// Returns the request text and the codes it carries.
-    pub fn take_request(&mut self, seq_id: u32) -> Option<(String, Vec<String>)> {
+    pub fn take_request(&mut self, seq_id: u32) -> Option<(String, Vec<Code>)> {
         let set = self.out.take()?;
         let text = if set.is_empty() {
             protocol::cancel(seq_id, &format!("cancel-{seq_id}"), self.kind.cancel_type())
@@ -248,12 +255,12 @@ impl Feed {
                 Kind::Trades => protocol::subscribe_trades(
                     seq_id,
                     &format!("sub-{seq_id}"),
-                    set.iter().map(|(c, _)| c.as_str()),
+                    set.iter().map(|(c, _)| &**c),
                 ),
                 Kind::Depth => protocol::subscribe_depth(
                     seq_id,
                     &format!("depth-{seq_id}"),
-                    set.iter().map(|(c, l)| (c.as_str(), *l)),
+                    set.iter().map(|(c, l)| (&**c, *l)),
                 ),
             }
         };
@@ -272,7 +279,7 @@ impl Feed {
         &mut self,
         ret: i64,
         msg: &str,
-        codes: Vec<String>,
+        codes: Vec<Code>,
         max_symbols: Option<usize>,
     ) -> Reaction {
         let what = format!("{} subscription", self.kind.name());
@@ -324,7 +331,7 @@ impl Feed {
         }
     }
 
-    fn with_levels(&self, codes: Vec<String>) -> Set {
+    fn with_levels(&self, codes: Vec<Code>) -> Set {
         codes
             .into_iter()
             .map(|c| {
@@ -334,7 +341,7 @@ impl Feed {
             .collect()
     }
 
-    fn acknowledged(&mut self, codes: Vec<String>) -> Reaction {
+    fn acknowledged(&mut self, codes: Vec<Code>) -> Reaction {
         let note = self.ack_note(&codes);
         if self.probe.front().is_some_and(|p| codes.contains(p)) {
             self.probe.pop_front();
@@ -345,19 +352,19 @@ impl Feed {
         Reaction::say(note)
     }
 
-    fn ack_note(&self, codes: &[String]) -> String {
+    fn ack_note(&self, codes: &[Code]) -> String {
         let kind = self.kind;
-        let before: HashSet<&str> = self.server_set.iter().map(String::as_str).collect();
-        let after: HashSet<&str> = codes.iter().map(String::as_str).collect();
+        let before: HashSet<&str> = self.server_set.iter().map(|c| &**c).collect();
+        let after: HashSet<&str> = codes.iter().map(|c| &**c).collect();
         let mut changes: Vec<String> = codes
             .iter()
-            .filter(|c| !before.contains(c.as_str()))
+            .filter(|c| !before.contains(&***c))
             .map(|c| format!("+{}", kind.label(&self.subs.display(c))))
             .collect();
         changes.extend(
             self.server_set
                 .iter()
-                .filter(|c| !after.contains(c.as_str()))
+                .filter(|c| !after.contains(&***c))
                 .map(|c| format!("-{}", kind.label(&self.subs.display(c)))),
         );
         let prefix = match kind {
@@ -380,7 +387,7 @@ impl Feed {
     /// A request was refused for a bad code (600/604) without saying which.
     /// The codes it added over the known-good ones are the suspects: one is
     /// dropped at once; several are tried one at a time.
-    fn refused_codes(&mut self, ret: i64, codes: &[String]) -> Reaction {
+    fn refused_codes(&mut self, ret: i64, codes: &[Code]) -> Reaction {
         let kind = self.kind;
         let meaning = protocol::ret_meaning(ret);
         // The server keeps the set it had.
@@ -388,7 +395,7 @@ impl Feed {
             .assume_sent(Some(self.with_levels(self.server_set.clone())));
         // While probing, the request carried exactly one suspect.
         let probed = self.probe.front().filter(|p| codes.contains(p)).cloned();
-        let suspects: Vec<String> = match probed {
+        let suspects: Vec<Code> = match probed {
             Some(p) => {
                 self.probe.pop_front();
                 vec![p]

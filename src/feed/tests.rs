@@ -6,12 +6,12 @@ fn syms(list: &[&str]) -> Vec<Symbol> {
     list.iter().map(|s| Symbol::parse(s).unwrap()).collect()
 }
 
-fn codes(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+fn codes(list: &[&str]) -> Vec<Code> {
+    list.iter().map(|s| Code::from(*s)).collect()
 }
 
 /// Send what is pending; returns the codes carried.
-fn send(f: &mut Feed) -> Option<Vec<String>> {
+fn send(f: &mut Feed) -> Option<Vec<Code>> {
     if !f.pending() {
         return None;
     }

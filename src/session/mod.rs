@@ -122,7 +122,7 @@ impl Session {
     /// A session that will read controls from `controls`, stop when `stop`
     /// is set, and queue ticks on `out`.
     pub fn new(
-        cfg: SessionConfig,
+        mut cfg: SessionConfig,
         controls: Receiver<Control>,
         stop: Arc<AtomicBool>,
         out: Sender<Item>,
@@ -140,9 +140,12 @@ impl Session {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id()).rotate_left(32);
-        warn_market(cfg.market, &cfg.initial, "argument");
+        // The initial symbols live on in the feeds and the writer's labels;
+        // a copy kept here would cost ~140 bytes a symbol for the whole run.
+        let initial = std::mem::take(&mut cfg.initial);
+        warn_market(cfg.market, &initial, "argument");
         let mut session = Session {
-            feeds: Feeds::new(&cfg.initial),
+            feeds: Feeds::new(&initial),
             intake: Intake::new(out, Arc::clone(&stats), cfg.queue),
             figures: stats.connection(&cfg.name),
             acknowledged: false,
@@ -155,7 +158,6 @@ impl Session {
             backoff: Backoff::new(seed),
             connected: false,
         };
-        let initial = session.cfg.initial.clone();
         session.label(&initial);
         session
     }
@@ -174,7 +176,7 @@ impl Session {
                 Label {
                     depth,
                     code: s.code.clone(),
-                    name: std::sync::Arc::from(feed.display(&s.code)),
+                    name: feed.name_of(&s.code),
                 }
             })
             .collect();
