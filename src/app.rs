@@ -162,19 +162,29 @@ fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
     }
 }
 
+/// Signals this soon after the first are the same request: `timeout` and
+/// `kill` of a process group deliver one to the process and then another
+/// to its group, which would otherwise read as an impatient second signal.
+const SAME_SIGNAL: Duration = Duration::from_millis(250);
+
 fn install_signals(
     stop: &Arc<AtomicBool>,
     ctl_tx: Sender<Control>,
     sig_tx: Sender<()>,
 ) -> Result<(), ctrlc::Error> {
     let stop = Arc::clone(stop);
-    ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            // A second signal: leave at once.
-            std::process::exit(130);
+    let mut first: Option<Instant> = None;
+    ctrlc::set_handler(move || match first {
+        // The same request, delivered twice.
+        Some(at) if at.elapsed() < SAME_SIGNAL => {}
+        // A second signal: leave at once.
+        Some(_) => std::process::exit(130),
+        None => {
+            first = Some(Instant::now());
+            stop.store(true, Ordering::SeqCst);
+            let _ = ctl_tx.try_send(Control::Wake);
+            let _ = sig_tx.try_send(());
         }
-        let _ = ctl_tx.try_send(Control::Wake);
-        let _ = sig_tx.try_send(());
     })
 }
 

@@ -721,6 +721,9 @@ fn a_second_sigint_exits_at_once() {
     tool.pause_stdout();
     check!(tool, tool.wait_stderr("output queue full"));
     tool.signal("INT");
+    // Later than a repeat of the same signal (250 ms), sooner than the
+    // first stop's one second.
+    std::thread::sleep(Duration::from_millis(450));
     tool.signal("INT");
     let status = tool.wait_exit(Duration::from_secs(10));
     check!(
@@ -728,4 +731,25 @@ fn a_second_sigint_exits_at_once() {
         status.and_then(|s| s.code()) == Some(130),
         "{status:?}"
     );
+}
+
+/// `timeout` sends its signal to the tool and then to its process group:
+/// the tool sees it twice within moments. That is one stop, not an
+/// impatient second signal.
+#[test]
+fn a_signal_delivered_twice_at_once_is_one_stop() {
+    let sim = sim(2000.0);
+    let mut tool = start(&sim, &["--queue", "5000", "C0.US", "C1.US"]);
+    check!(tool, tool.wait_lines(10));
+    // With stdout blocked the stop takes a while, so a second signal
+    // finds it still under way.
+    tool.pause_stdout();
+    check!(tool, tool.wait_stderr("output queue full"));
+    tool.signal("INT");
+    // After the first has been handled, as `timeout`'s second delivery.
+    std::thread::sleep(Duration::from_millis(20));
+    tool.signal("INT");
+    tool.resume_stdout();
+    let status = tool.wait_exit(Duration::from_secs(10));
+    check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
 }
