@@ -3,6 +3,7 @@
 //! tool does about it.
 
 use std::net::TcpListener;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use alltick_stream::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
@@ -712,20 +713,28 @@ fn sigint_mid_burst_loses_nothing_that_was_read() {
     );
 }
 
-#[test]
-fn a_second_sigint_exits_at_once() {
+/// Two SIGINTs `apart`, sent while the first one's stop is held up by a
+/// blocked stdout (so it takes up to a second); stdout is read again
+/// after the second. Returns the tool and its exit status.
+fn two_sigints_while_stdout_is_blocked(apart: Duration) -> (Tool, Option<ExitStatus>) {
     let sim = sim(2000.0);
     let mut tool = start(&sim, &["--queue", "5000", "C0.US", "C1.US"]);
     check!(tool, tool.wait_lines(10));
-    // With stdout blocked the first signal's stop takes up to a second.
     tool.pause_stdout();
     check!(tool, tool.wait_stderr("output queue full"));
     tool.signal("INT");
+    std::thread::sleep(apart);
+    tool.signal("INT");
+    tool.resume_stdout();
+    let status = tool.wait_exit(Duration::from_secs(10));
+    (tool, status)
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
     // Later than a repeat of the same signal (250 ms), sooner than the
     // first stop's one second.
-    std::thread::sleep(Duration::from_millis(450));
-    tool.signal("INT");
-    let status = tool.wait_exit(Duration::from_secs(10));
+    let (tool, status) = two_sigints_while_stdout_is_blocked(Duration::from_millis(450));
     check!(
         tool,
         status.and_then(|s| s.code()) == Some(130),
@@ -738,18 +747,7 @@ fn a_second_sigint_exits_at_once() {
 /// impatient second signal.
 #[test]
 fn a_signal_delivered_twice_at_once_is_one_stop() {
-    let sim = sim(2000.0);
-    let mut tool = start(&sim, &["--queue", "5000", "C0.US", "C1.US"]);
-    check!(tool, tool.wait_lines(10));
-    // With stdout blocked the stop takes a while, so a second signal
-    // finds it still under way.
-    tool.pause_stdout();
-    check!(tool, tool.wait_stderr("output queue full"));
-    tool.signal("INT");
     // After the first has been handled, as `timeout`'s second delivery.
-    std::thread::sleep(Duration::from_millis(20));
-    tool.signal("INT");
-    tool.resume_stdout();
-    let status = tool.wait_exit(Duration::from_secs(10));
+    let (tool, status) = two_sigints_while_stdout_is_blocked(Duration::from_millis(20));
     check!(tool, status.is_some_and(|s| s.success()), "{status:?}");
 }
