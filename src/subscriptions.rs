@@ -188,7 +188,7 @@ impl Subscriptions {
 
     /// The user's spelling of `code`, shared (the code itself if it is
     /// not in the set).
-    pub fn name_of(&self, code: &str) -> Arc<str> {
+    pub fn name_of(&self, code: &str) -> Code {
         self.known
             .get(code)
             .map_or_else(|| Arc::from(code), |k| Arc::clone(&k.name))

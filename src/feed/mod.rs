@@ -157,7 +157,7 @@ impl Feed {
     }
 
     /// The user's spelling of `code`, shared with the set's own record.
-    pub fn name_of(&self, code: &str) -> std::sync::Arc<str> {
+    pub fn name_of(&self, code: &str) -> Code {
         self.subs.name_of(code)
     }
 
