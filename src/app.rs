@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::command::{Command, LineEvent, read_commands};
-use crate::output::{Item, WriterEnd, run_writer};
+use crate::output::{Frames, Item, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
 use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
@@ -68,7 +68,8 @@ pub fn run() -> i32 {
         say(format!("cannot install the signal handler: {e}"));
         return EXIT_FAILURE;
     }
-    let writer_rx = start_writer(out_rx, &stats);
+    let (spare_tx, spare_rx) = bounded::<Frames>(crate::intake::SPARE_BATCHES);
+    let writer_rx = start_writer(out_rx, spare_tx, &stats);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let shards = Shards {
         base: base_config(&opts, token),
@@ -76,6 +77,7 @@ pub fn run() -> i32 {
         stop: Arc::clone(&stop),
         stats: Arc::clone(&stats),
         out: out_tx,
+        spares: spare_rx,
         stagger: Arc::new(Mutex::new(Stagger::default())),
         ends: ends_tx,
         running: HashMap::new(),
@@ -188,12 +190,16 @@ fn install_signals(
     })
 }
 
-fn start_writer(out_rx: Receiver<Item>, stats: &Arc<Stats>) -> Receiver<WriterEnd> {
+fn start_writer(
+    out_rx: Receiver<Item>,
+    spares: Sender<Frames>,
+    stats: &Arc<Stats>,
+) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
         let stdout = std::io::stdout();
-        let _ = tx.send(run_writer(out_rx, stdout.lock(), stats));
+        let _ = tx.send(run_writer(out_rx, spares, stdout.lock(), stats));
     });
     if let Err(e) = spawned {
         say(format!("cannot start the writer: {e}"));
@@ -243,6 +249,8 @@ struct Shards {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     out: Sender<Item>,
+    /// Spent batches, back from the writer.
+    spares: Receiver<Frames>,
     stagger: Arc<Mutex<Stagger>>,
     ends: Sender<SessionEnd>,
     running: HashMap<ShardId, Sender<Control>>,
@@ -267,6 +275,7 @@ impl Shards {
                 rx,
                 Arc::clone(&self.stop),
                 self.out.clone(),
+                self.spares.clone(),
                 Arc::clone(&self.stats),
             );
             let ends = self.ends.clone();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::output::{Frames, Item, Label};
 use crate::protocol::{self, Incoming, Response};
@@ -25,6 +25,9 @@ use crate::stats::Stats;
 /// How long a full queue may hold up the reader before new ticks are
 /// dropped. Far below the heartbeat period, so the link stays alive.
 pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
+
+/// Spent batches kept for reuse (see [`crate::output::run_writer`]).
+pub const SPARE_BATCHES: usize = 16;
 
 /// How often a session waiting to send labels looks at the queue again.
 const LABEL_WAIT: Duration = Duration::from_millis(100);
@@ -83,6 +86,8 @@ impl DropLog {
 pub struct Intake {
     frames: Frames,
     out: Sender<Item>,
+    /// Spent batches, back from the writer.
+    spares: Receiver<Frames>,
     stats: Arc<Stats>,
     drops: DropLog,
     /// `--queue`: ticks the writer may fall behind.
@@ -90,11 +95,18 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Frames go to `out`; at most `queue` ticks may wait for the writer.
-    pub fn new(out: Sender<Item>, stats: Arc<Stats>, queue: usize) -> Intake {
+    /// Frames go to `out` (in batches taken from `spares` when there are
+    /// any); at most `queue` ticks may wait for the writer.
+    pub fn new(
+        out: Sender<Item>,
+        spares: Receiver<Frames>,
+        stats: Arc<Stats>,
+        queue: usize,
+    ) -> Intake {
         Intake {
             frames: Frames::default(),
             out,
+            spares,
             stats,
             drops: DropLog::default(),
             queue,
@@ -135,9 +147,13 @@ impl Intake {
     }
 
     fn push(&mut self, text: &str) {
-        if self.frames.is_empty() {
-            // One allocation for a whole batch of usual frames.
-            self.frames.reserve(BATCH_BYTES + BATCH_SLACK);
+        if self.frames.is_empty() && self.frames.capacity() == 0 {
+            // One allocation for a whole batch of usual frames, or one
+            // the writer is done with.
+            match self.spares.try_recv() {
+                Ok(spare) => self.frames = spare,
+                Err(_) => self.frames.reserve(BATCH_BYTES + BATCH_SLACK),
+            }
         }
         self.frames.push(text);
         if self.frames.bytes() >= BATCH_BYTES {
@@ -224,7 +240,8 @@ mod tests {
     fn frames_are_told_apart_whatever_their_key_order() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(Stats::default());
-        let mut intake = Intake::new(tx, Arc::clone(&stats), 100);
+        let spares = crossbeam_channel::bounded(1).1;
+        let mut intake = Intake::new(tx, spares, Arc::clone(&stats), 100);
         let pushes = [
             r#"{"cmd_id":22998,"data":{"code":"A.US","seq":1,"tick_time":1,"price":"1"}}"#,
             r#"{"data":{"code":"A.US","seq":2,"tick_time":2,"price":"1"},"cmd_id":22998}"#,

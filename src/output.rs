@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::lines::Lines;
 use crate::protocol::{Depth, Side, TradeView};
@@ -29,6 +29,17 @@ impl Frames {
     pub fn push(&mut self, frame: &str) {
         self.text.push_str(frame);
         self.ends.push(self.text.len());
+    }
+
+    /// Empty it, keeping its room for the next batch.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Bytes it has room for.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity()
     }
 
     /// Make room for `bytes` more without growing step by step.
@@ -252,8 +263,16 @@ pub fn format_depth(out: &mut Vec<u8>, symbol: &str, d: &Depth) {
 /// carried 15–20% more ticks per second into a pipe than 64 KiB ones.
 const WRITE_BYTES: usize = 32 * 1024;
 
-/// Drain `queue` into `out` until the queue is closed and empty.
-pub fn run_writer<W: Write>(queue: Receiver<Item>, mut out: W, stats: Arc<Stats>) -> WriterEnd {
+/// Drain `queue` into `out` until the queue is closed and empty. Batches
+/// of full size go back through `spares` to be filled again: allocating
+/// and freeing a batch each time made the allocator hand memory back to
+/// the system and fault it in again.
+pub fn run_writer<W: Write>(
+    queue: Receiver<Item>,
+    spares: Sender<Frames>,
+    mut out: W,
+    stats: Arc<Stats>,
+) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
     // Frames consumed into `buf`; counted as written once `buf` is handed
@@ -272,7 +291,7 @@ pub fn run_writer<W: Write>(queue: Receiver<Item>, mut out: W, stats: Arc<Stats>
         while let Some(item) = next.take() {
             match item {
                 Item::Labels(labels) => labels.into_iter().for_each(|l| lines.label(l)),
-                Item::Frames(frames) => {
+                Item::Frames(mut frames) => {
                     for frame in frames.iter() {
                         lines.frame(frame, &mut buf);
                         buffered += 1;
@@ -283,6 +302,10 @@ pub fn run_writer<W: Write>(queue: Receiver<Item>, mut out: W, stats: Arc<Stats>
                             buf.clear();
                             stats.note_written(std::mem::take(&mut buffered));
                         }
+                    }
+                    if frames.capacity() >= crate::intake::BATCH_BYTES {
+                        frames.clear();
+                        let _ = spares.try_send(frames);
                     }
                 }
             }
@@ -369,6 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn full_size_batches_come_back_empty_for_reuse() {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded(4);
+        let frame = r#"{"cmd_id":22998,"data":{"code":"A.US","seq":1,"tick_time":1700000000000,"price":"1"}}"#;
+        let mut big = Frames::default();
+        big.reserve(crate::intake::BATCH_BYTES);
+        big.push(frame);
+        let mut small = Frames::default();
+        small.push(frame);
+        tx.send(Item::Frames(big)).unwrap();
+        tx.send(Item::Frames(small)).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        run_writer(rx, spare_tx, &mut out, Arc::new(Stats::default()));
+        let back: Vec<Frames> = spare_rx.try_iter().collect();
+        assert_eq!(back.len(), 1, "only the full-size batch is kept");
+        assert!(back[0].is_empty());
+        assert!(back[0].capacity() >= crate::intake::BATCH_BYTES);
+    }
+
+    #[test]
     fn writer_drains_labels_frames_in_order_and_counts() {
         let (tx, rx) = crossbeam_channel::bounded(16);
         let frame = |seq: u64| {
@@ -395,7 +439,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let mut out = Vec::new();
         assert!(matches!(
-            run_writer(rx, &mut out, stats.clone()),
+            run_writer(rx, crossbeam_channel::bounded(1).0, &mut out, stats.clone()),
             WriterEnd::Drained
         ));
         let text = String::from_utf8(out).unwrap();

@@ -21,7 +21,7 @@ use crate::connection::{Connection, TICK};
 use crate::error::{ConnectError, Disconnect};
 use crate::feed::Feeds;
 use crate::intake::Intake;
-use crate::output::{Item, Label};
+use crate::output::{Frames, Item, Label};
 use crate::report::say;
 use crate::schedule::Backoff;
 use crate::stagger::Stagger;
@@ -126,6 +126,7 @@ impl Session {
         controls: Receiver<Control>,
         stop: Arc<AtomicBool>,
         out: Sender<Item>,
+        spares: Receiver<Frames>,
         stats: Arc<Stats>,
     ) -> Session {
         let url_with_token = match &cfg.token {
@@ -146,7 +147,7 @@ impl Session {
         warn_market(cfg.market, &initial, "argument");
         let mut session = Session {
             feeds: Feeds::new(&initial),
-            intake: Intake::new(out, Arc::clone(&stats), cfg.queue),
+            intake: Intake::new(out, spares, Arc::clone(&stats), cfg.queue),
             figures: stats.connection(&cfg.name),
             acknowledged: false,
             empty_since: None,
