@@ -184,6 +184,23 @@ fn tick_time_in_seconds_is_written_as_milliseconds() {
     stop(&mut tool);
 }
 
+/// Each of `ticks` was written with the server's price and volume digits,
+/// as JSON numbers.
+fn check_exact_digits(tool: &Tool, ticks: &[SentTick]) {
+    let out = tool.stdout();
+    for t in ticks {
+        let line = raw_trade_line(&out, &t.code, t.seq).unwrap_or_default();
+        check!(
+            tool,
+            line.contains(&format!("\"price\":{},", t.price))
+                && line.contains(&format!("\"volume\":{},", t.volume)),
+            "sent price {} volume {}, wrote: {line}",
+            t.price,
+            t.volume
+        );
+    }
+}
+
 #[test]
 fn numbers_as_json_numbers_keep_their_exact_digits() {
     let sim = sim_with(
@@ -199,18 +216,8 @@ fn numbers_as_json_numbers_keep_their_exact_digits() {
     let ticks = sent(&sim, 5, |_| true);
     wait_written(&tool, &ticks, "JSON-number trades");
     wait_written(&tool, &zero, "the trailing-zero trade");
-    let out = tool.stdout();
-    for t in ticks.iter().chain(&zero) {
-        let line = raw_trade_line(&out, &t.code, t.seq).unwrap_or_default();
-        check!(
-            tool,
-            line.contains(&format!("\"price\":{},", t.price))
-                && line.contains(&format!("\"volume\":{},", t.volume)),
-            "sent price {} volume {}, wrote: {line}",
-            t.price,
-            t.volume
-        );
-    }
+    let both: Vec<_> = ticks.iter().chain(&zero).cloned().collect();
+    check_exact_digits(&tool, &both);
 
     // An escape in the code sends the frame down the general decoder; its
     // 20-digit price must come out digit for digit.
@@ -249,18 +256,7 @@ fn pushes_with_data_before_cmd_id_are_written_exactly() {
     let mut tool = start(&sim, &["NASDAQ:AAPL", "NASDAQ:TSLA@depth=5"]);
     let ticks = sent(&sim, 5, |_| true);
     wait_written(&tool, &ticks, "data-first trades");
-    let out = tool.stdout();
-    for t in &ticks {
-        let line = raw_trade_line(&out, &t.code, t.seq).unwrap_or_default();
-        check!(
-            tool,
-            line.contains(&format!("\"price\":{},", t.price))
-                && line.contains(&format!("\"volume\":{},", t.volume)),
-            "sent price {} volume {}, wrote: {line}",
-            t.price,
-            t.volume
-        );
-    }
+    check_exact_digits(&tool, &ticks);
     check!(
         tool,
         tool.wait_for(WAIT, |out, _| out
