@@ -196,10 +196,7 @@ impl Subscriptions {
 
     /// The spelling for `code` as a plain string, for messages.
     pub fn display(&self, code: &str) -> String {
-        self.known
-            .get(code)
-            .map(|k| k.name.to_string())
-            .unwrap_or_else(|| code.to_string())
+        self.name_of(code).to_string()
     }
 }
 
