@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::CMD_SUB_TRADES;
 use alltick_stream::sim::{Inject, SimConfig, Simulator};
+use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 
 const TOKEN: &str = "soak-token";
 

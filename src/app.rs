@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
-use crate::command::{Command, LineEvent, read_commands};
-use crate::output::{Frames, Item, WriterEnd, run_writer};
 use crate::report::{say, set_secret};
+use crate::router::command::{Command, LineEvent, read_commands};
 use crate::router::{Endpoint, Limits, Router, ShardId};
+use crate::session::stagger::Stagger;
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
-use crate::stagger::Stagger;
-use crate::stats::Stats;
-use crate::symbol::Symbol;
+use crate::wire::symbol::Symbol;
+use crate::writer::queue::{Frames, Item};
+use crate::writer::stats::Stats;
+use crate::writer::{WriterEnd, run_writer};
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -68,7 +69,7 @@ pub fn run() -> i32 {
         say(format!("cannot install the signal handler: {e}"));
         return EXIT_FAILURE;
     }
-    let (spare_tx, spare_rx) = bounded::<Frames>(crate::intake::SPARE_BATCHES);
+    let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
     let writer_rx = start_writer(out_rx, spare_tx, &stats);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let shards = Shards {
@@ -138,8 +139,8 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
     };
     Ok((
         vec![
-            endpoint("stock", cli::STOCK_URL, crate::symbol::Market::Stock),
-            endpoint("forex", cli::FOREX_URL, crate::symbol::Market::Forex),
+            endpoint("stock", cli::STOCK_URL, crate::wire::symbol::Market::Stock),
+            endpoint("forex", cli::FOREX_URL, crate::wire::symbol::Market::Forex),
         ],
         None,
     ))

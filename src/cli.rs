@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::symbol::{Market, Symbol};
+use crate::wire::symbol::{Market, Symbol};
 
 /// AllTick's stock endpoint (US, HK, CN stocks and indices).
 pub const STOCK_URL: &str = "wss://quote.alltick.co/quote-stock-b-ws-api";

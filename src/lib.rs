@@ -1,47 +1,36 @@
 //! alltick-stream: AllTick real-time trades to stdout as JSON lines.
 //!
-//! Threads and channels, no async runtime:
-//! - a session thread per connection ([`session`]) keeps its endpoint
-//!   connected: the open socket with its pacing, requests in flight and
-//!   liveness clock (`connection`, over `connect`), the subscription feeds
-//!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`), and
-//!   the intake that hands pushes over unparsed (`intake`, telling them
-//!   from answers with [`protocol`]); errors are typed (`error`);
-//! - the writer thread ([`output`]) drains the queue, bounded by `--queue`
-//!   ticks, and turns frames into lines (`lines`, with [`fast`], [`scan`],
-//!   [`protocol`] and [`decimal`]);
-//! - a stdin thread parses commands ([`command`], [`symbol`]), and the
-//!   router (`router`, `stagger`) spreads symbols over connections;
-//! - [`app`] wires them up; [`sim`] is the simulated server behind `--demo`
-//!   and the tests.
+//! Threads and channels, no async runtime. The folders are the threads:
+//! - [`session`]: one thread per connection keeps its endpoint connected:
+//!   dialling (`connect`), the open socket with its pacing, requests in
+//!   flight and liveness clock (`connection`), the subscription feeds
+//!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`,
+//!   `stagger`), typed errors (`error`), and the intake that hands pushes
+//!   over unparsed (`intake`);
+//! - [`writer`]: the writer thread drains the queue ([`writer::queue`], the
+//!   one module both sides import), turns frames into lines (`lines`,
+//!   [`writer::format`], de-duplication in `dedupe`) and keeps the counters
+//!   (`stats`);
+//! - [`router`]: the stdin command grammar ([`router::command`]) and the
+//!   spreading of symbols over connections;
+//! - [`wire`]: the AllTick wire format, no I/O: messages
+//!   ([`wire::protocol`]), the zero-copy scanner and the one-pass reader
+//!   ([`wire::scan`], [`wire::fast`]), exact decimals, symbols;
+//! - [`sim`]: the simulated AllTick server behind `--demo` and the tests;
+//! - [`app`] wires them up from the command line ([`cli`]); [`report`]
+//!   writes stderr with the token scrubbed.
+//!
+//! Imports run one way: `app` → `router`, `session`, `writer` → `wire`.
 
 #![warn(clippy::too_many_lines)]
 
 // What the tests and benchmark programs use is public; the rest is the
 // binary's own.
 pub mod app;
-pub mod command;
-pub mod decimal;
-pub mod fast;
-pub mod output;
-pub mod protocol;
-pub mod scan;
+pub mod cli;
+pub mod report;
+pub mod router;
+pub mod session;
 pub mod sim;
-pub mod symbol;
-
-mod cli;
-mod connect;
-mod connection;
-mod error;
-
-mod feed;
-mod intake;
-mod lines;
-mod policy;
-mod report;
-mod router;
-mod schedule;
-mod session;
-mod stagger;
-mod stats;
-mod subscriptions;
+pub mod wire;
+pub mod writer;

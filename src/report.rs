@@ -37,6 +37,21 @@ pub fn say(message: impl Display) {
     let _ = writeln!(err, "alltick-stream: {line}");
 }
 
+/// A short list for messages: the first few items, then a count.
+pub fn list(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,10 +9,10 @@ use std::collections::{HashMap, HashSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
 use alltick_stream::sim::{
     CloseCause, ConnRecord, FOREX_PATH, Request, STOCK_PATH, SimState, Simulator,
 };
+use alltick_stream::wire::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
 use serde_json::Value;
 
 use crate::util::{TOKEN, Tool, WAIT, json_lines, sim};

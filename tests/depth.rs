@@ -2,8 +2,8 @@
 //! and cancel (22006 cancel_type 1), paced together with trades, resent
 //! after a reconnect, and written as `type: depth` lines.
 
-use alltick_stream::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
 use alltick_stream::sim::Simulator;
+use alltick_stream::wire::protocol::{CMD_CANCEL, CMD_SUB_DEPTH, CMD_SUB_TRADES};
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Inject, OverLimit, SimConfig, Simulator, test_certificate};
+use alltick_stream::wire::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
 use serde_json::Value;
 
 use crate::util::{

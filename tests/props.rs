@@ -2,10 +2,11 @@
 //! grammar, the symbol parser and the message decoder. None may panic, and
 //! what they accept must be safe to put on the wire and on stdout.
 
-use alltick_stream::command::{LineEvent, MAX_LINE, parse_line, read_commands};
-use alltick_stream::protocol::{self, Incoming};
-use alltick_stream::symbol::{MAX_SYMBOL_LEN, Symbol};
-use alltick_stream::{decimal, fast};
+use alltick_stream::router::command::{LineEvent, MAX_LINE, parse_line, read_commands};
+use alltick_stream::wire::protocol::{self, Incoming};
+use alltick_stream::wire::symbol::{MAX_SYMBOL_LEN, Symbol};
+use alltick_stream::wire::{decimal, fast};
+use alltick_stream::writer::format;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -62,8 +63,8 @@ proptest! {
         read_commands(bytes.as_slice(), |e| {
             if let LineEvent::Command { command, .. } = e {
                 let syms = match command {
-                    alltick_stream::command::Command::Add(v) | alltick_stream::command::Command::Remove(v) => v,
-                    alltick_stream::command::Command::Query => Vec::new(),
+                    alltick_stream::router::command::Command::Add(v) | alltick_stream::router::command::Command::Remove(v) => v,
+                    alltick_stream::router::command::Command::Query => Vec::new(),
                 };
                 assert!(syms.iter().all(|s| code_is_safe(&s.code)));
             }
@@ -141,19 +142,19 @@ proptest! {
 /// Format a frame's trade the way the writer does: the documented shape
 /// first, then the zero-copy scanner, the full decoder when both step aside.
 fn line_via_fast(text: &str) -> Result<Vec<u8>, String> {
-    use alltick_stream::scan::{Scan, scan};
+    use alltick_stream::wire::scan::{Scan, scan};
     if let Some(t) = fast::read(text) {
         let mut head = Vec::new();
-        alltick_stream::output::trade_head(&mut head, "S", t.code);
+        alltick_stream::writer::format::trade_head(&mut head, "S", t.code);
         let mut out = Vec::new();
-        fast::write(&mut out, &head, &t);
+        format::write(&mut out, &head, &t);
         return Ok(out);
     }
     match scan(text) {
         Scan::Trade(raw) => {
             let t = protocol::validate(&raw).map_err(|e| e.to_string())?;
             let mut out = Vec::new();
-            alltick_stream::output::format_trade(&mut out, "S", &t);
+            alltick_stream::writer::format::format_trade(&mut out, "S", &t);
             Ok(out)
         }
         Scan::Other => line_via_full(text),
@@ -164,7 +165,7 @@ fn line_via_full(text: &str) -> Result<Vec<u8>, String> {
     match protocol::decode(text) {
         Ok(Incoming::Trade(t)) => {
             let mut out = Vec::new();
-            alltick_stream::output::format_trade(&mut out, "S", &t.view());
+            alltick_stream::writer::format::format_trade(&mut out, "S", &t.view());
             Ok(out)
         }
         Ok(Incoming::BadTrade(why)) => Err(why.to_string()),
@@ -568,7 +569,7 @@ proptest! {
         if documented && want.is_some() {
             prop_assert!(fast::read(&text).is_some(), "{}", text);
         }
-        let scanned = matches!(alltick_stream::scan::scan(&text), alltick_stream::scan::Scan::Trade(_));
+        let scanned = matches!(alltick_stream::wire::scan::scan(&text), alltick_stream::wire::scan::Scan::Trade(_));
         prop_assert_eq!(scanned, form.escape == 0, "{}", text);
         let fast = line_via_fast(&text).map(|l| String::from_utf8(l).unwrap());
         let full = line_via_full(&text).map(|l| String::from_utf8(l).unwrap());
@@ -616,7 +617,7 @@ proptest! {
             json_str(&code), millis(time), kept(&bids), kept(&asks),
         );
         let mut out = Vec::new();
-        alltick_stream::output::format_depth(&mut out, "S", &d);
+        alltick_stream::writer::format::format_depth(&mut out, "S", &d);
         prop_assert_eq!(String::from_utf8(out).unwrap(), want, "{}", text);
         prop_assert_eq!(d.bad_levels as usize, bad, "{}", text);
     }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use alltick_stream::protocol::CMD_SUB_TRADES;
 use alltick_stream::sim::{Inject, Readings, SentTick, SeqStyle, SimConfig, Simulator};
+use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 use crate::util::{

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::{CMD_CANCEL, CMD_HEARTBEAT, CMD_SUB_TRADES};
 use alltick_stream::sim::{Reject, SimConfig, Simulator};
+use alltick_stream::wire::protocol::{CMD_CANCEL, CMD_HEARTBEAT, CMD_SUB_TRADES};
 
 use crate::util::{
     self, TOKEN, TempDir, Tool, WAIT, acked_on, acked_set, assert_ordered, json_lines, sim, start,

@@ -2,9 +2,9 @@
 //! routed to this connection), `?`, and the wake-up on a stop.
 
 use super::Session;
-use crate::command::Command;
 use crate::report::say;
-use crate::symbol::{Market, Symbol};
+use crate::router::command::Command;
+use crate::wire::symbol::{Market, Symbol};
 
 /// Messages from the other threads to the session.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl Session {
         if !change.applied.is_empty() {
             self.say(format!(
                 "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
-                crate::feed::list(&change.applied),
+                crate::report::list(&change.applied),
                 self.feeds.trades.codes().len(),
                 self.feeds.depth.codes().len()
             ));

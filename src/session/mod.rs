@@ -16,20 +16,29 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connect::{self, Ws};
-use crate::connection::{Connection, TICK};
-use crate::error::{ConnectError, Disconnect};
-use crate::feed::Feeds;
-use crate::intake::Intake;
-use crate::output::{Frames, Item, Label};
 use crate::report::say;
-use crate::schedule::Backoff;
-use crate::stagger::Stagger;
-use crate::stats::{ConnStats, Stats};
-use crate::symbol::{Market, Symbol};
+use crate::wire::symbol::{Market, Symbol};
+use crate::writer::queue::{Frames, Item, Label};
+use crate::writer::stats::{ConnStats, Stats};
+use connect::Ws;
+use connection::{Connection, TICK};
+use error::{ConnectError, Disconnect};
+use feed::Feeds;
+use intake::Intake;
+use schedule::Backoff;
+use stagger::Stagger;
 
 mod commands;
+pub(crate) mod connect;
+pub(crate) mod connection;
+pub(crate) mod error;
+pub(crate) mod feed;
+pub(crate) mod intake;
+pub(crate) mod policy;
+pub(crate) mod schedule;
 mod serve;
+pub(crate) mod stagger;
+pub(crate) mod subscriptions;
 
 pub use commands::Control;
 use commands::warn_market;
@@ -168,7 +177,7 @@ impl Session {
         let labels = symbols
             .iter()
             .map(|s| {
-                let depth = s.feed != crate::symbol::Feed::Trades;
+                let depth = s.feed != crate::wire::symbol::Feed::Trades;
                 let feed = if depth {
                     &self.feeds.depth
                 } else {

@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 use super::{ConnEnd, HOUSEKEEPING_EVERY, IDLE_CLOSE, Session};
-use crate::connection::{Connection, Frame};
-use crate::error::Disconnect;
-use crate::feed::{Act, Kind, Reaction};
-use crate::policy::{self, InFlight, REQUEST_EXPIRY};
-use crate::protocol::{self, Response};
-use crate::schedule::Due;
-use crate::stagger::Stagger;
-use crate::stats::Stats;
+use crate::session::connection::{Connection, Frame};
+use crate::session::error::Disconnect;
+use crate::session::feed::{Act, Kind, Reaction};
+use crate::session::policy::{self, InFlight, REQUEST_EXPIRY};
+use crate::session::schedule::Due;
+use crate::session::stagger::Stagger;
+use crate::wire::protocol::{self, Response};
+use crate::writer::stats::Stats;
 
 impl Session {
     /// Read frames until the connection ends or a stop is asked for.

@@ -20,7 +20,7 @@ use super::server::{Ctl, Shared, interval_for};
 use super::{
     CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, MAX_CATCHUP, Reject, WRITE_TIMEOUT,
 };
-use crate::symbol::Market;
+use crate::wire::symbol::Market;
 
 pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()

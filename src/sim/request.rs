@@ -9,7 +9,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{Conn, Sched};
 use super::{CloseCause, FOREX_PATH, MAX_DEPTH_LEVEL, Request, STOCK_PATH};
-use crate::symbol::Market;
+use crate::wire::symbol::Market;
 
 impl Conn<'_> {
     /// Handle one request frame. Returns Some(cause) if the connection ends.

@@ -13,8 +13,8 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use alltick_stream::protocol::CMD_SUB_TRADES;
 use alltick_stream::sim::{SentTick, SimConfig, Simulator};
+use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 /// Assert with the tool's output attached.

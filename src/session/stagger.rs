@@ -6,7 +6,7 @@
 //! connection's thread: a connection asks for its turn, and turns are given
 //! first come, first served, so a connection that keeps dropping and
 //! resubscribing never starves the others. Requests on one connection are
-//! paced by that connection's own [`crate::schedule::Pacer`]; the gate
+//! paced by that connection's own [`crate::session::schedule::Pacer`]; the gate
 //! only spaces requests of *different* connections.
 
 use std::collections::VecDeque;

@@ -7,6 +7,7 @@
 //! user types can change the shape of the JSON sent to the server.
 
 use std::fmt;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 /// Longest symbol accepted, in bytes, in either spelling.
@@ -238,6 +239,32 @@ impl Symbol {
             code,
             feed: Feed::Trades,
         })
+    }
+}
+
+/// FNV-1a, the hasher of every table keyed by code: codes are short, and this lookup runs once per tick. Only codes
+/// the user subscribed to are ever inserted, so server-chosen keys cannot
+/// crowd the table.
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 

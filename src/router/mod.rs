@@ -9,10 +9,12 @@
 //! named, and admitted as soon as a removal frees room, first come first
 //! served. Pure: commands in, per-shard commands and notes out.
 
+pub mod command;
+
 use std::collections::HashSet;
 
-use crate::command::Command;
-use crate::symbol::{self, Code, Market, Symbol};
+use crate::router::command::Command;
+use crate::wire::symbol::{self, Code, Market, Symbol};
 
 /// One connection: its endpoint and its number there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -280,7 +282,7 @@ impl Router {
             "{place}: holding back {} (every connection has its {max} symbols, --connections {}): {}; they are subscribed as soon as a removal frees room",
             newly.len(),
             self.limits.connections,
-            crate::feed::list(&newly)
+            crate::report::list(&newly)
         ));
     }
 

@@ -15,9 +15,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::protocol::{self, CancelType};
-use crate::subscriptions::{Change, Outbox, Subscriptions};
-use crate::symbol::{self, Code, Symbol};
+use crate::session::subscriptions::{Change, Outbox, Subscriptions};
+use crate::wire::protocol::{self, CancelType};
+use crate::wire::symbol::{self, Code, Symbol};
 
 /// How long to wait after a rate-limit answer (429/605) before resending.
 pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
@@ -379,7 +379,7 @@ impl Feed {
             format!(
                 "{prefix}subscribed to {} symbols ({})",
                 codes.len(),
-                list(&changes)
+                crate::report::list(&changes)
             )
         }
     }
@@ -517,21 +517,6 @@ impl Feeds {
         self.trades.resend();
         self.depth.resend();
     }
-}
-
-/// A short list for messages: the first few items, then a count.
-pub fn list(items: &[String]) -> String {
-    const SHOWN: usize = 8;
-    let mut s = items
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if items.len() > SHOWN {
-        s.push_str(&format!(" and {} more", items.len() - SHOWN));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! Counters shared by the threads, for reports on stderr and the exit summary.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::report::say;
 
 /// Running totals. Relaxed atomics: these are reports, not synchronisation.
 #[derive(Debug, Default)]
@@ -219,5 +222,44 @@ impl Stats {
             return None;
         }
         Some(format!("dropped in total: {}", shown.join(", ")))
+    }
+}
+
+/// Rate-limited reports of dropped data: the first of a kind at once, then
+/// at most one line per kind every [`DropLog::EVERY`], with running totals.
+#[derive(Debug, Default)]
+pub struct DropLog {
+    last: HashMap<&'static str, Instant>,
+}
+
+impl DropLog {
+    /// At most one line per kind this often.
+    pub const EVERY: Duration = Duration::from_secs(10);
+
+    /// Whether a line of `kind` may be said at `now` (and remember it).
+    pub fn due(&mut self, kind: &'static str, now: Instant) -> bool {
+        let due = self
+            .last
+            .get(kind)
+            .is_none_or(|at| now >= *at + Self::EVERY);
+        if due {
+            self.last.insert(kind, now);
+        }
+        due
+    }
+
+    /// Count `n` more in `counter`, and say `line(total)` if a line of
+    /// `kind` is due.
+    pub fn count(
+        &mut self,
+        counter: &AtomicU64,
+        n: u64,
+        kind: &'static str,
+        line: impl FnOnce(u64) -> String,
+    ) {
+        Stats::add(counter, n);
+        if self.due(kind, Instant::now()) {
+            say(line(Stats::get(counter)));
+        }
     }
 }

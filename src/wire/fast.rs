@@ -8,13 +8,12 @@
 //! decimals that are valid JSON number text, a positive price, a code
 //! without escapes. It then knows the line is valid, and [`write`] copies
 //! the frame's own digits into it. Anything else, valid or not, returns
-//! `None` and takes the general path ([`crate::scan`], then the full
+//! `None` and takes the general path ([`crate::wire::scan`], then the full
 //! decoder), which rewrites, reports and counts; so this path only has to
 //! be right about what it accepts, and the property tests hold it to the
 //! general path's output.
 
-use crate::output::{Int, TradeTail, trade_head, trade_tail};
-use crate::protocol::{Side, to_millis};
+use crate::wire::protocol::{Side, to_millis};
 
 /// A trade push of the documented shape whose every value can be copied
 /// into the line as it stands.
@@ -26,13 +25,13 @@ pub struct Plain<'a> {
     pub seq: u64,
     /// `tick_time` in milliseconds.
     pub time: u64,
-    seq_text: &'a [u8],
+    pub seq_text: &'a [u8],
     /// `tick_time`'s digits when they are milliseconds already.
-    time_text: Option<&'a [u8]>,
-    price: &'a [u8],
-    volume: Option<&'a [u8]>,
-    turnover: Option<&'a [u8]>,
-    side: Option<Side>,
+    pub time_text: Option<&'a [u8]>,
+    pub price: &'a [u8],
+    pub volume: Option<&'a [u8]>,
+    pub turnover: Option<&'a [u8]>,
+    pub side: Option<Side>,
 }
 
 /// How AllTick starts every trade push, up to the code's first character.
@@ -207,91 +206,14 @@ fn optional(b: &[u8], i: usize) -> Option<(Option<&[u8]>, usize)> {
     }
 }
 
-impl<'a> Plain<'a> {
-    /// The line's fields after `seq`, copied as they stand.
-    fn tail(&self) -> TradeTail<'a> {
-        TradeTail {
-            seq: Int::Digits(self.seq_text),
-            time: match self.time_text {
-                Some(digits) => Int::Digits(digits),
-                None => Int::Value(self.time),
-            },
-            price: self.price,
-            volume: self.volume,
-            turnover: self.turnover,
-            side: self.side,
-        }
-    }
-}
-
-/// Append the trade's line after `head`, a start written by
-/// [`trade_head`] for its label.
-pub fn write(out: &mut Vec<u8>, head: &[u8], t: &Plain) {
-    out.extend_from_slice(head);
-    trade_tail(out, &t.tail());
-}
-
-/// Append the line of a trade whose code nobody labelled: its code is its
-/// symbol.
-pub fn write_unlabelled(out: &mut Vec<u8>, t: &Plain) {
-    trade_head(out, t.code, t.code);
-    trade_tail(out, &t.tail());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::format_trade;
-    use crate::protocol::{Incoming, decode};
 
     fn frame(seq: &str, time: &str, price: &str, vol: &str, turn: &str, dir: &str) -> String {
         format!(
             r#"{{"cmd_id":22998,"data":{{"code":"AAPL.US","seq":{seq},"tick_time":{time},"price":{price},"volume":{vol},"turnover":{turn},"trade_direction":{dir}}}}}"#
         )
-    }
-
-    /// The line through this path, and through the full decoder.
-    fn both(text: &str) -> (Option<String>, Option<String>) {
-        let fast = read(text).map(|t| {
-            let mut out = Vec::new();
-            write_unlabelled(&mut out, &t);
-            String::from_utf8(out).unwrap()
-        });
-        let full = match decode(text) {
-            Ok(Incoming::Trade(t)) => {
-                let mut out = Vec::new();
-                let view = t.view();
-                format_trade(&mut out, view.code, &view);
-                Some(String::from_utf8(out).unwrap())
-            }
-            _ => None,
-        };
-        (fast, full)
-    }
-
-    #[test]
-    fn takes_the_documented_shape_and_writes_what_the_decoder_writes() {
-        for text in [
-            frame(
-                "5",
-                "1605509068000",
-                r#""651.10""#,
-                r#""300""#,
-                r#""19533.0""#,
-                "1",
-            ),
-            frame(r#""5""#, r#""1605509068""#, "651.1", "300", "0", r#""2""#),
-            frame("0", "0", r#""0.5""#, "null", r#""""#, "0"),
-            frame("1", "2", r#""10""#, r#""0.000""#, "null", "null"),
-            frame("9999999999999999999", "1", r#""1""#, "1", "1", "7"),
-            // As the docs print it, a space after each colon and comma.
-            r#"{"cmd_id": 22998, "data": {"code": "1288.HK", "seq": 1605509068000001, "tick_time": 1605509068, "price": "651.12", "volume": "300", "turnover": "12345.6", "trade_direction": 1}}"#.to_string(),
-            frame("1", "1", r#""1""#, "1", "1", "1").replace("AAPL.US", "€ÄÖ\u{7f}.US"),
-        ] {
-            let (fast, full) = both(&text);
-            assert!(fast.is_some(), "{text}");
-            assert_eq!(fast, full, "{text}");
-        }
     }
 
     #[test]
@@ -339,21 +261,5 @@ mod tests {
         for c in cases {
             assert_eq!(digits(&c), naive(&c), "{c:?}");
         }
-    }
-
-    #[test]
-    fn a_labelled_head_gives_the_formatter_s_line() {
-        let text = frame("5", "1605509068", r#""651.10""#, "null", r#""1""#, "2");
-        let t = read(&text).unwrap();
-        let mut h = Vec::new();
-        trade_head(&mut h, "NASDAQ:AAPL", "AAPL.US");
-        let mut out = Vec::new();
-        write(&mut out, &h, &t);
-        let Ok(Incoming::Trade(full)) = decode(&text) else {
-            panic!("{text}")
-        };
-        let mut want = Vec::new();
-        format_trade(&mut want, "NASDAQ:AAPL", &full.view());
-        assert_eq!(String::from_utf8(out), String::from_utf8(want));
     }
 }

@@ -1,7 +1,7 @@
 //! What a connection's thread does with each text frame: answers to
 //! requests go back to the session; pushes are handed over, unparsed, in
 //! batches through the bounded queue to the writer thread, which decodes,
-//! validates, de-duplicates and formats them ([`crate::lines`]). Telling a
+//! validates, de-duplicates and formats them ([`crate::writer::lines`]). Telling a
 //! push from an answer is a look at the frame's first key
 //! ([`protocol::push_kind`]); a frame written any other way is scanned
 //! ([`scan::scan`]) or else decoded here, and handed over if it turns out
@@ -9,24 +9,21 @@
 //! output travel through the same queue, so they keep their order with
 //! the frames.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::output::{Frames, Item, Label};
-use crate::protocol::{self, Incoming, Response};
-use crate::report::say;
-use crate::scan::{self, Scan};
-use crate::stats::Stats;
+use crate::wire::protocol::{self, Incoming, Response};
+use crate::wire::scan::{self, Scan};
+use crate::writer::queue::{BATCH_BYTES, Frames, Item, Label};
+use crate::writer::stats::{DropLog, Stats};
 
 /// How long a full queue may hold up the reader before new ticks are
 /// dropped. Far below the heartbeat period, so the link stays alive.
 pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
 
-/// Spent batches kept for reuse (see [`crate::output::run_writer`]): 1 MiB
+/// Spent batches kept for reuse (see [`crate::writer::run_writer`]): 1 MiB
 /// at most. Measured with `scripts/bench.sh`, 16 gained about 8% ticks/s
 /// under a flood, 4 about half of that.
 pub const SPARE_BATCHES: usize = 16;
@@ -38,50 +35,8 @@ const LABEL_WAIT: Duration = Duration::from_millis(100);
 /// more than a writer that is merely slow ever leaves.
 pub const LABELS_WAITING: usize = 4096;
 
-/// A batch is handed to the writer at this size even mid-burst.
-pub const BATCH_BYTES: usize = 64 * 1024;
-
 /// Room beyond [`BATCH_BYTES`] for the frame that fills a batch.
 const BATCH_SLACK: usize = 4 * 1024;
-
-/// Rate-limited reports of dropped data: the first of a kind at once, then
-/// at most one line per kind every [`DropLog::EVERY`], with running totals.
-#[derive(Debug, Default)]
-pub struct DropLog {
-    last: HashMap<&'static str, Instant>,
-}
-
-impl DropLog {
-    /// At most one line per kind this often.
-    pub const EVERY: Duration = Duration::from_secs(10);
-
-    /// Whether a line of `kind` may be said at `now` (and remember it).
-    pub fn due(&mut self, kind: &'static str, now: Instant) -> bool {
-        let due = self
-            .last
-            .get(kind)
-            .is_none_or(|at| now >= *at + Self::EVERY);
-        if due {
-            self.last.insert(kind, now);
-        }
-        due
-    }
-
-    /// Count `n` more in `counter`, and say `line(total)` if a line of
-    /// `kind` is due.
-    pub fn count(
-        &mut self,
-        counter: &AtomicU64,
-        n: u64,
-        kind: &'static str,
-        line: impl FnOnce(u64) -> String,
-    ) {
-        Stats::add(counter, n);
-        if self.due(kind, Instant::now()) {
-            say(line(Stats::get(counter)));
-        }
-    }
-}
 
 /// The receiving end of a session: the batch being filled and the queue
 /// to the writer.
@@ -235,6 +190,7 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// Pushes are handed over whatever their key order; answers come back
     /// to the session; anything else is counted.

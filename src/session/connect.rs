@@ -14,7 +14,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::{MaybeTlsStream, Mode};
 use tungstenite::{Error as WsError, WebSocket};
 
-use crate::error::{ConnectError, describe};
+use crate::session::error::{ConnectError, describe};
 
 /// The socket type the session owns.
 pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;

@@ -5,7 +5,7 @@
 //! string values carry no escapes. Anything else it does not understand
 //! (escapes, a `ret`, another cmd_id, malformed JSON) makes it step aside
 //! with [`Scan::Other`], and the full `serde_json` decoder in
-//! [`crate::protocol::decode`] takes the frame instead — so the scanner only
+//! [`crate::wire::protocol::decode`] takes the frame instead — so the scanner only
 //! ever has to be right about what it accepts.
 
 /// What scanning a frame found.

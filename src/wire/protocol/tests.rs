@@ -1,7 +1,7 @@
 //! Unit tests of the protocol module.
 
 use super::*;
-use crate::scan::{Scan, scan};
+use crate::wire::scan::{Scan, scan};
 
 #[test]
 fn encodes_requests() {

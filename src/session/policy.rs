@@ -2,14 +2,14 @@
 //! connection is dead, when it counts as healthy, and what to do with an
 //! answer that matches no subscription. Time is a parameter, so every rule
 //! is unit-tested without sockets or sleeps. The per-feed rules (full-set
-//! resend, narrowing, 429/603/606 …) live in [`crate::feed`]; pacing and
-//! backoff in [`crate::schedule`].
+//! resend, narrowing, 429/603/606 …) live in [`crate::session::feed`]; pacing and
+//! backoff in [`crate::session::schedule`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::feed::{self, Act, Kind, Reaction};
-use crate::protocol::{self, Response};
+use crate::session::feed::{self, Act, Kind, Reaction};
+use crate::wire::protocol::{self, Response};
 
 /// A connection counts as healthy (and resets the backoff) after this long
 /// with its subscription acknowledged and heartbeats answered.
@@ -28,7 +28,7 @@ pub struct InFlight {
     /// The feed whose set it carried; `None` for a heartbeat.
     pub feed: Option<Kind>,
     /// The codes it carried.
-    pub codes: Vec<crate::symbol::Code>,
+    pub codes: Vec<crate::wire::symbol::Code>,
     /// When it was sent.
     pub sent_at: Instant,
 }

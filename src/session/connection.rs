@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use tungstenite::Message;
 use tungstenite::Utf8Bytes;
 
-use crate::connect::{self, Ws};
-use crate::error::{Disconnect, describe, is_timeout};
-use crate::policy::{Health, InFlight, Liveness, Requests};
-use crate::protocol::{self, Response};
-use crate::schedule::{Due, Pacer};
+use crate::session::connect::{self, Ws};
+use crate::session::error::{Disconnect, describe, is_timeout};
+use crate::session::policy::{Health, InFlight, Liveness, Requests};
+use crate::session::schedule::{Due, Pacer};
+use crate::wire::protocol::{self, Response};
 
 /// Longest one read blocks: bounds how late a stdin command or a stop
 /// request is noticed.
@@ -141,7 +141,7 @@ impl Connection {
             return Err(Disconnect::Stale(self.liveness.window()));
         }
         match self.ws.flush() {
-            Err(tungstenite::Error::Io(e)) if !crate::error::is_timeout_io(&e) => {
+            Err(tungstenite::Error::Io(e)) if !crate::session::error::is_timeout_io(&e) => {
                 return Err(Disconnect::SendFailed(e.to_string()));
             }
             // Closed connections and the like surface on the next read,

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::decimal;
-use crate::scan::RawTrade;
+use crate::wire::decimal;
+use crate::wire::scan::RawTrade;
 
 /// Heartbeat request; the server closes a connection without one for 30 s.
 pub const CMD_HEARTBEAT: u64 = 22000;

@@ -7,7 +7,7 @@
 
 use std::io::{self, BufRead};
 
-use crate::symbol::Symbol;
+use crate::wire::symbol::Symbol;
 
 /// Longest stdin line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 8192;

@@ -13,15 +13,16 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use crate::fast;
-use crate::intake::DropLog;
-use crate::output::{Label, format_depth, format_trade, trade_head};
-use crate::protocol::{self, Depth, Incoming, TradeView};
 use crate::report::say;
-use crate::scan::{self, Scan};
-use crate::stats::Stats;
-use crate::subscriptions::{Fnv, Last, Seen};
-use crate::symbol::Code;
+use crate::wire::fast;
+use crate::wire::protocol::{self, Depth, Incoming, TradeView};
+use crate::wire::scan::{self, Scan};
+use crate::wire::symbol::{Code, Fnv};
+use crate::writer::dedupe::{Last, Seen};
+use crate::writer::format::{self, format_depth, format_trade, trade_head};
+use crate::writer::queue::Label;
+use crate::writer::stats::DropLog;
+use crate::writer::stats::Stats;
 
 /// A labelled code: its label and what was written of it.
 struct Entry {
@@ -127,7 +128,7 @@ impl Lines {
     fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) {
         let (stats, drops) = (&self.stats, &mut self.drops);
         match self.trades.get_mut(t.code) {
-            None => fast::write_unlabelled(out, t),
+            None => format::write_unlabelled(out, t),
             Some(e) => {
                 let push = Push {
                     kind: "trade",
@@ -136,7 +137,7 @@ impl Lines {
                     time: t.time,
                 };
                 if written(&mut e.last, stats, drops, &e.name, &push) {
-                    fast::write(out, &e.head, t);
+                    format::write(out, &e.head, t);
                 }
             }
         }
