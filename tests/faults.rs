@@ -290,7 +290,7 @@ fn ret_603_names_the_count_and_is_not_resent() {
     check!(
         tool,
         tool.stderr().lines().any(|l| l.contains("ret 603")
-            && l.contains("3 codes were sent")
+            && l.contains("3 codes sent")
             && l.contains("first N codes"))
     );
     sent_once_by_the_second_heartbeat(&tool, &sim);

@@ -311,6 +311,53 @@ fn the_token_is_sent_but_never_printed() {
     );
 }
 
+/// A one-letter token is in nearly every word: it is hidden where it can
+/// stand (a URL's `token=`), and every other line reads as written. One
+/// symbol is "1 symbol".
+#[test]
+fn a_one_letter_token_leaves_lines_unmangled_and_one_symbol_is_singular() {
+    let sim = start_sim(SimConfig {
+        ticks_per_sec: 20.0,
+        expected_token: Some("T".into()),
+        ..SimConfig::default()
+    });
+    let mut tool = Tool::start(&["--url", &sim.url(), "NASDAQ:TSLA"], Some("T"));
+    check!(tool, tool.wait_lines(2));
+    sim.drop_connections();
+    check!(tool, tool.wait_stderr("connection lost"));
+    check!(tool, sim.wait_until(WAIT, |s| s.connections.len() >= 2));
+    check!(
+        tool,
+        tool.wait_for(WAIT, |_, err| err.matches("subscribed to").count() >= 2)
+    );
+    stop(&mut tool);
+    let err = tool.stderr();
+    check!(
+        tool,
+        sim.state()
+            .connections
+            .iter()
+            .all(|c| c.token.as_deref() == Some("T")),
+        "the token did not reach the server"
+    );
+    check!(
+        tool,
+        err.contains("subscribed to 1 symbol (+NASDAQ:TSLA)"),
+        "{err}"
+    );
+    check!(
+        tool,
+        err.contains(&format!("connected to {}", sim.url())),
+        "{err}"
+    );
+    check!(
+        tool,
+        !err.contains("***") && !err.contains("1 symbols"),
+        "{err}"
+    );
+    check!(tool, !err.contains("token=T"), "{err}");
+}
+
 fn rejected_token_stops_the_tool(reject: Reject) {
     let sim = start_sim(SimConfig {
         expected_token: Some("the-right-one".into()),

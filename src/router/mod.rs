@@ -279,8 +279,9 @@ impl Router {
         }
         let max = self.limits.max_symbols.unwrap_or(usize::MAX);
         out.notes.push(format!(
-            "{place}: holding back {} (every connection has its {max} symbols, --connections {}): {}; they are subscribed as soon as a removal frees room",
+            "{place}: holding back {} (every connection has its {}, --connections {}): {}; they are subscribed as soon as a removal frees room",
             newly.len(),
+            crate::report::count(max, "symbol"),
             self.limits.connections,
             crate::report::list(&newly)
         ));

@@ -180,7 +180,8 @@ impl Intake {
             self.drops
                 .count(&self.stats.dropped_overflow, n, "overflow", |total| {
                     format!(
-                        "output queue full ({cap} ticks): stdout is not keeping up; dropping new ticks, {total} dropped so far"
+                        "output queue full ({}): stdout is not keeping up; dropping new ticks, {total} dropped so far",
+                        crate::report::count(cap, "tick")
                     )
                 });
         }

@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use crate::report::count;
 use crate::session::subscriptions::{Change, Outbox, Subscriptions};
 use crate::wire::protocol::{self, CancelType};
 use crate::wire::symbol::{self, Code, Symbol};
@@ -312,13 +313,13 @@ impl Feed {
             603 => {
                 // Resending the same set would be refused again: wait for
                 // the user to change it.
-                let n = codes.len();
+                let n = count(codes.len(), "code");
                 self.out.assume_sent(Some(self.with_levels(codes)));
                 let limit = max_symbols
                     .map(|m| format!(" (--max-symbols says {m})"))
                     .unwrap_or_default();
                 Reaction::say(format!(
-                    "{what} refused: ret 603 {meaning}{server_msg}: {n} codes were sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
+                    "{what} refused: ret 603 {meaning}{server_msg}: {n} sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
                 ))
             }
             600 | 604 => self.refused_codes(ret, &codes),
@@ -372,13 +373,13 @@ impl Feed {
             Kind::Depth => "depth: ",
         };
         if codes.is_empty() {
-            format!("{} subscriptions cancelled (0 symbols)", kind.name())
+            format!("{} subscriptions cancelled (no symbols)", kind.name())
         } else if changes.is_empty() {
-            format!("{prefix}subscribed to {} symbols", codes.len())
+            format!("{prefix}subscribed to {}", count(codes.len(), "symbol"))
         } else {
             format!(
-                "{prefix}subscribed to {} symbols ({})",
-                codes.len(),
+                "{prefix}subscribed to {} ({})",
+                count(codes.len(), "symbol"),
                 crate::report::list(&changes)
             )
         }
@@ -420,9 +421,9 @@ impl Feed {
                 self.subs.drop_code(bad);
                 self.levels.remove(bad);
                 Reaction::say(format!(
-                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the {} set, {} symbols remain",
+                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the {} set, {} remain",
                     kind.name(),
-                    self.subs.codes().len()
+                    count(self.subs.codes().len(), "symbol")
                 ))
             }
             many => {
