@@ -451,12 +451,15 @@ fn a_reconnect_that_races_the_old_connection_backs_off_then_gets_in() {
     let back = acked_on(&sim, 2, WAIT);
     check!(tool, back, "never got back in");
     let st = sim.state();
+    // The old connection counts for 1.5 s after the drop, longer than the
+    // first reconnect delay: at least one attempt races it and is refused.
     let refused = st.connections.len() - 2;
-    check!(tool, refused <= 4, "{refused} refused attempts: a storm");
     check!(
         tool,
-        tool.stderr().contains("too many connections") || refused == 0
+        (1..=4).contains(&refused),
+        "{refused} refused attempts (none: no race; over 4: a storm)"
     );
+    check!(tool, tool.stderr().contains("too many connections"));
 }
 
 /// Bounds on how many attempts the backoff allows in `window`, from its

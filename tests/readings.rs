@@ -1,5 +1,7 @@
-//! Every reading AllTick's docs allow (ALLTICK.md, "What the docs leave
-//! open: survive every reading"), end to end: the real binary against a
+//! Every reading AllTick's docs allow where they leave a point open (what
+//! `seq` means and how it is typed, seconds or milliseconds in `tick_time`,
+//! numbers as strings or JSON numbers, errors without `seq_id`, padded
+//! depth levels, the plan limit, key order), end to end: the real binary against a
 //! simulator playing that reading, asserting what a user sees on stdout and
 //! stderr.
 

@@ -1,24 +1,8 @@
-//! What reaches a session from the other threads: stdin commands (already
-//! routed to this connection), `?`, and the wake-up on a stop.
+//! How a session applies what reaches it from the other threads ([`Control`]):
+//! stdin commands (already routed to this connection) and `?`.
 
-use super::Session;
-use crate::report::say;
+use super::{Control, Session, warn_market};
 use crate::router::command::Command;
-use crate::wire::symbol::{Market, Symbol};
-
-/// Messages from the other threads to the session.
-#[derive(Debug)]
-pub enum Control {
-    /// A stdin command, with its line number.
-    Command {
-        /// Line number on stdin, for notes.
-        line: u64,
-        /// The command.
-        command: Command,
-    },
-    /// Wake up: the stop flag was set.
-    Wake,
-}
 
 impl Session {
     pub(super) fn apply(&mut self, control: Control) {
@@ -85,21 +69,6 @@ impl Session {
     pub(super) fn drain_controls(&mut self) {
         while let Ok(c) = self.controls.try_recv() {
             self.apply(c);
-        }
-    }
-}
-
-/// Flag codes that belong to the other endpoint.
-pub(super) fn warn_market(market: Option<Market>, symbols: &[Symbol], place: &str) {
-    let Some(market) = market else { return };
-    for s in symbols {
-        if Market::of_code(&s.code) != market {
-            say(format!(
-                "{place}: note: {} looks like a {} code but this is the {} endpoint; the server will likely refuse it (ret 600); see --market",
-                s.spelling,
-                Market::of_code(&s.code).name(),
-                market.name()
-            ));
         }
     }
 }

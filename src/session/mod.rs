@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::report::say;
+use crate::router::command::Command;
 use crate::wire::symbol::{Market, Symbol};
 use crate::writer::queue::{Frames, Item, Label};
 use crate::writer::stats::{ConnStats, Stats};
@@ -39,9 +40,6 @@ pub(crate) mod schedule;
 mod serve;
 pub(crate) mod stagger;
 pub(crate) mod subscriptions;
-
-pub use commands::Control;
-use commands::warn_market;
 
 /// While a burst is drained, the clock's work runs every this many frames.
 const HOUSEKEEPING_EVERY: u32 = 64;
@@ -373,6 +371,35 @@ impl Session {
                     std::thread::sleep(left.min(TICK));
                 }
             }
+        }
+    }
+}
+
+/// Messages from the other threads to the session.
+#[derive(Debug)]
+pub enum Control {
+    /// A stdin command, with its line number.
+    Command {
+        /// Line number on stdin, for notes.
+        line: u64,
+        /// The command.
+        command: Command,
+    },
+    /// Wake up: the stop flag was set.
+    Wake,
+}
+
+/// Flag codes that belong to the other endpoint.
+fn warn_market(market: Option<Market>, symbols: &[Symbol], place: &str) {
+    let Some(market) = market else { return };
+    for s in symbols {
+        if Market::of_code(&s.code) != market {
+            say(format!(
+                "{place}: note: {} looks like a {} code but this is the {} endpoint; the server will likely refuse it (ret 600); see --market",
+                s.spelling,
+                Market::of_code(&s.code).name(),
+                market.name()
+            ));
         }
     }
 }

@@ -182,7 +182,7 @@ impl Simulator {
     }
 
     /// Answer the next `count` requests (on any connection) whose `cmd_id`
-    /// is `cmd_id` with `ret` (and the `msg` of ALLTICK.md's table) instead
+    /// is `cmd_id` with `ret` (and the `msg` AllTick's error-code table gives it) instead
     /// of processing them. For ret 606 the connection is then closed with
     /// close frame 1008 "too many requests" (recorded as
     /// [`CloseCause::ServerClose`]`(1008)`).
@@ -401,7 +401,7 @@ impl Shared {
     }
 }
 
-/// The `msg` of a `ret`, per ALLTICK.md's table.
+/// The `msg` of a `ret`, as AllTick's error-code table words it.
 fn ret_msg(ret: u32) -> &'static str {
     match ret {
         200 => "ok",

@@ -41,8 +41,10 @@ pub enum SeqStyle {
     PerConnection,
 }
 
-/// Which reading of the points ALLTICK.md leaves open ("survive every
-/// reading") the simulator plays. Set at start with
+/// Which reading the simulator plays of the points AllTick's docs leave
+/// open (the meaning and type of `seq`, seconds or milliseconds in
+/// `tick_time`, numbers as strings or JSON numbers, errors that do not echo
+/// `seq_id`, padded depth levels, key order). Set at start with
 /// [`SimConfig::readings`](super::SimConfig::readings)
 /// and at runtime with [`Simulator::set_readings`]; every push and response
 /// built after the change follows it. `Readings::default()`: `seq` is a
@@ -199,10 +201,7 @@ impl Inner {
                 trade_seq: 0,
                 depth_seq: 0,
             });
-        // Random walk: steps of about ±0.1 %, never below 0.02.
-        let k = (market.cents / 1000).max(1);
-        let step = self.rng.below(2 * k + 1);
-        market.cents = (market.cents + step).saturating_sub(k).max(2);
+        market.cents = step(market.cents, &mut self.rng);
         market.cents
     }
 
@@ -338,6 +337,13 @@ fn record_push(list: &mut Vec<SentTick>, discarded: &mut u64, tick: SentTick) {
     list.push(tick);
 }
 
+/// One random-walk step from `cents`: about ±0.1 % (at least a cent),
+/// never below 0.02.
+fn step(cents: u64, rng: &mut Rng) -> u64 {
+    let k = (cents / 1000).max(1);
+    (cents + rng.below(2 * k + 1)).saturating_sub(k).max(2)
+}
+
 /// Starting price of a code, in cents, within 20.00..500.00: from a hash of
 /// the code mixed with one draw of the seeded generator.
 fn initial_cents(code: &str, rng: &mut Rng) -> u64 {
@@ -397,15 +403,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn walk_stays_positive() {
-        let mut rng = Rng::new(7);
-        let mut cents = 3u64;
-        for _ in 0..10_000 {
-            let k = (cents / 1000).max(1);
-            cents = (cents + rng.below(2 * k + 1)).saturating_sub(k).max(2);
-            assert!(cents >= 2);
+    fn walk_stays_positive_moves_and_keeps_its_step_size() {
+        // From the floor, from a typical price and from a large one.
+        for start in [2u64, 3, 45_000, 10_000_000] {
+            let mut rng = Rng::new(start);
+            let (mut cents, mut seen) = (start, std::collections::HashSet::new());
+            for _ in 0..10_000 {
+                let next = step(cents, &mut rng);
+                assert!(next >= 2, "{cents} -> {next}");
+                let k = (cents / 1000).max(1);
+                assert!(
+                    next.abs_diff(cents) <= k,
+                    "{cents} -> {next}: a step over {k}"
+                );
+                seen.insert(next);
+                cents = next;
+            }
+            assert!(
+                seen.len() > 10,
+                "from {start} the walk hardly moved: {seen:?}"
+            );
         }
-        let start = initial_cents("AAPL.US", &mut Rng::new(1));
-        assert!((2_000..50_000).contains(&start));
+        for code in ["AAPL.US", "TSLA.US", "700.HK", "BTCUSDT"] {
+            let start = initial_cents(code, &mut Rng::new(1));
+            assert!((2_000..50_000).contains(&start), "{code}: {start}");
+        }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Used by the tool's `--demo` mode (started in-process) and by integration
 //! tests (started in the test process, with the real binary pointed at
-//! [`Simulator::url`]). It speaks the wire protocol described in
-//! `ALLTICK.md`: JSON requests 22000/22002/22004/22006, their responses,
+//! [`Simulator::url`]). It speaks the wire protocol of AllTick's
+//! WebSocket API docs: JSON requests 22000/22002/22004/22006, their responses,
 //! trade pushes (22998) and depth pushes (22999), the 1 s request interval
 //! (ret 605), token checks (HTTP 401 or ret 401) and the heartbeat cutoff.
 //!
