@@ -536,8 +536,8 @@ fn connection_refused_by_the_token_limit_backs_off_while_the_other_streams() {
     check!(tool, tool.wait_stderr("connection limit"));
     let first_refusal = refused(&sim.state())[0];
     // A measuring window, not a synchronisation: how many attempts come in
-    // the 10 s after the first refusal.
-    let window = Duration::from_secs(10);
+    // the 5 s after the first refusal.
+    let window = Duration::from_secs(5);
     thread::sleep((first_refusal + window).saturating_duration_since(Instant::now()));
     let st = sim.state();
     let attempts = refused(&st)
@@ -545,10 +545,11 @@ fn connection_refused_by_the_token_limit_backs_off_while_the_other_streams() {
         .filter(|at| at.duration_since(first_refusal) <= window)
         .count();
     // Backoff: attempt n waits at least 0.25 s × 2^n, so from the first
-    // refusal the next ones come after ≥ 0.25, 0.75, 1.75, 3.75, 7.75 s.
+    // refusal the next ones come after ≥ 0.25, 0.75, 1.75, 3.75 s: five at
+    // most in 5 s (a storm makes dozens), and at least a second one.
     check!(
         tool,
-        (2..=6).contains(&attempts),
+        (2..=5).contains(&attempts),
         "{attempts} refused attempts in {window:?}"
     );
     // Only one connection is ever admitted; its code keeps streaming.
