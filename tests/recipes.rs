@@ -1,6 +1,6 @@
-//! The README's recipes, run for real: the jq filters over the tool's output
-//! (a captured run and a live pipe into jq) and the FIFO control channel
-//! opened read-write (`<>ctl`). `scripts/recipes/check.sh` runs these and
+//! The recipes of docs/RECIPES.md, run for real: the jq filters over the
+//! tool's output (a captured run and a live pipe into jq) and the FIFO
+//! control channel opened read-write (`<>ctl`). `scripts/recipes/check.sh` runs these and
 //! the other recipes exactly as written, against `--demo`.
 
 use std::collections::HashMap;

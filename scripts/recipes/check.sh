@@ -5,11 +5,11 @@
 #   scripts/recipes/check.sh jq-price redis
 #
 # The recipes are the fenced blocks that follow a `<!-- recipe: NAME -->`
-# line, read from README.md once they are there, else docs/RECIPES.md (kept for older checkouts)
-# (RECIPES_DOC=path overrides), and run as written, each in its own
-# temporary directory. In them `alltick-stream` is a shell function that runs
-# `alltick-stream --demo` for a few seconds (then SIGTERM), copying its stdout
-# to raw.jsonl so the result can be compared with what the tool wrote.
+# line, read from docs/RECIPES.md (RECIPES_DOC=path overrides), and run as
+# written, each in its own temporary directory. In them `alltick-stream` is
+# a shell function that runs `alltick-stream --demo` for a few seconds (then
+# SIGTERM), copying its stdout to raw.jsonl so the result can be compared
+# with what the tool wrote.
 # Each recipe prints PASS, SKIP (a tool it needs is missing, with how to get
 # it) or FAIL; the exit status is 1 if any failed. Everything runs on
 # 127.0.0.1 (a redis-server on a free port, kcat's in-process mock Kafka
@@ -23,13 +23,8 @@ cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
 target="${CARGO_TARGET_DIR:-$root/target}"
 
-if [ -n "${RECIPES_DOC:-}" ]; then
-    doc=$RECIPES_DOC
-elif grep -q '^<!-- recipe: ' README.md 2>/dev/null; then
-    doc=$root/README.md
-else
-    doc=$root/docs/RECIPES.md
-fi
+doc=${RECIPES_DOC:-$root/docs/RECIPES.md}
+[ -f "$doc" ] || { echo "check.sh: no recipes file $doc" >&2; exit 2; }
 
 echo "check.sh: building the release binary" >&2
 cargo build --release --quiet || { echo "check.sh: cargo build failed" >&2; exit 1; }
