@@ -172,30 +172,23 @@ fn subscription_requests_on_different_connections_arrive_three_seconds_apart() {
         "--url",
         &url,
         "--connections",
-        "3",
+        "2",
         "--max-symbols",
         "1",
         "NASDAQ:AAPL",
         "NASDAQ:TSLA",
-        "NYSE:IBM",
         "HKEX:700@depth=5",
         "HKEX:9988@depth",
-        "HKEX:5@depth",
     ]);
-    // Three connections, each with one trade and one depth symbol acked.
+    // Two connections, each with one trade and one depth symbol acked.
     let done = sim.wait_until(SLOW, |s| {
         let open = s.open_connections();
-        open.len() == 3
+        open.len() == 2
             && open
                 .iter()
                 .all(|c| c.trade_codes.len() == 1 && c.depth_codes.len() == 1)
     });
-    check!(
-        tool,
-        done,
-        "three connections: {:?}",
-        sim.state().connections
-    );
+    check!(tool, done, "two connections: {:?}", sim.state().connections);
     // A removal empties one connection's trades: a cancel (22006).
     tool.send("-NASDAQ:AAPL\n");
     let cancelled = sim.wait_until(SLOW, |s| {
@@ -208,14 +201,14 @@ fn subscription_requests_on_different_connections_arrive_three_seconds_apart() {
     let st = sim.state();
     check!(
         tool,
-        accepted(&st).len() == 3,
+        accepted(&st).len() == 2,
         "reconnected: {:?}",
         st.connections
     );
     let subs: Vec<&Request> = st.requests.iter().filter(|r| is_subscription(r)).collect();
     check!(
         tool,
-        subs.len() >= 7,
+        subs.len() >= 5,
         "{} subscription requests",
         subs.len()
     );

@@ -175,7 +175,10 @@ fn a_burst_of_stdin_changes_is_coalesced_and_paced() {
 #[test]
 fn bad_stdin_lines_are_reported_by_line_number_and_never_sent() {
     let sim = sim(0.0);
-    let mut tool = start(&sim, &["NASDAQ:AAPL"]);
+    let mut tool = start(
+        &sim,
+        &["--heartbeat", "1", "--stale-after", "3", "NASDAQ:AAPL"],
+    );
     check!(tool, wait_for_set(&sim, &["AAPL.US"]));
     tool.send("# comment\n\nNASDAQ:TSLA\n+FOO:BAR NASDAQ:TSLA\n+NASDAQ:MSFT\n");
     check!(tool, wait_for_set(&sim, &["AAPL.US", "MSFT.US"]));

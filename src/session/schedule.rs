@@ -25,6 +25,8 @@ pub struct Pacer {
     heartbeat: Duration,
     last_request: Option<Instant>,
     last_heartbeat: Instant,
+    /// The last request sent was a heartbeat.
+    last_was_heartbeat: bool,
     subscription_not_before: Option<Instant>,
 }
 
@@ -35,30 +37,37 @@ impl Pacer {
             heartbeat,
             last_request: None,
             last_heartbeat: now,
+            last_was_heartbeat: false,
             subscription_not_before: None,
         }
     }
 
     /// What to send at `now`, given whether the subscription set changed.
-    /// Heartbeats go first: a subscription waits at most one request gap.
+    /// A due heartbeat goes first, except right after another heartbeat:
+    /// when both are due they take turns, so a subscription waits at most
+    /// one request gap even when the heartbeat period is shorter than the
+    /// gap (`--heartbeat 1`), and a heartbeat is never late by more.
     pub fn due(&self, now: Instant, subscription_pending: bool) -> Due {
         if let Some(last) = self.last_request
             && now < last + MIN_REQUEST_GAP
         {
             return Due::Nothing;
         }
-        if now >= self.last_heartbeat + self.heartbeat {
-            return Due::Heartbeat;
+        let heartbeat = now >= self.last_heartbeat + self.heartbeat;
+        let subscription =
+            subscription_pending && self.subscription_not_before.is_none_or(|t| now >= t);
+        match (heartbeat, subscription) {
+            (true, true) if self.last_was_heartbeat => Due::Subscription,
+            (true, _) => Due::Heartbeat,
+            (false, true) => Due::Subscription,
+            (false, false) => Due::Nothing,
         }
-        if subscription_pending && self.subscription_not_before.is_none_or(|t| now >= t) {
-            return Due::Subscription;
-        }
-        Due::Nothing
     }
 
     /// Record that a request of kind `what` was sent at `now`.
     pub fn sent(&mut self, what: Due, now: Instant) {
         self.last_request = Some(now);
+        self.last_was_heartbeat = what == Due::Heartbeat;
         match what {
             Due::Heartbeat => self.last_heartbeat = now,
             Due::Subscription => self.subscription_not_before = None,
@@ -161,6 +170,32 @@ mod tests {
         p.sent(Due::Heartbeat, t1);
         assert_eq!(p.due(t1 + MIN_REQUEST_GAP, true), Due::Subscription);
         assert_eq!(p.due(t1 + HB, false), Due::Heartbeat);
+    }
+
+    #[test]
+    fn a_heartbeat_period_below_the_gap_does_not_starve_subscriptions() {
+        // --heartbeat 1: a heartbeat is due whenever the gap allows a
+        // request; a pending subscription still goes out, one gap later.
+        let t0 = Instant::now();
+        let mut p = Pacer::new(Duration::from_secs(1), t0);
+        let mut now = t0 + Duration::from_secs(1);
+        assert_eq!(p.due(now, false), Due::Heartbeat);
+        p.sent(Due::Heartbeat, now);
+        let mut order = Vec::new();
+        while now < t0 + Duration::from_secs(10) {
+            now += Duration::from_millis(10);
+            let what = p.due(now, true);
+            if what != Due::Nothing {
+                p.sent(what, now);
+                order.push((what, now));
+            }
+        }
+        assert_eq!(order[0].0, Due::Subscription, "{order:?}");
+        // They take turns: neither kind goes twice in a row while both wait.
+        for pair in order.windows(2) {
+            assert_ne!(pair[0].0, pair[1].0, "{order:?}");
+            assert!(pair[1].1 - pair[0].1 <= MIN_REQUEST_GAP + Duration::from_millis(10));
+        }
     }
 
     #[test]
