@@ -8,6 +8,7 @@ mod util;
 mod connections;
 mod depth;
 mod faults;
+mod generate;
 mod props;
 mod readings;
 mod recipes;
