@@ -41,8 +41,22 @@ pub fn run() -> i32 {
     let mut opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::Help) => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return EXIT_OK;
+        }
+        Ok(Parsed::Generate(kind)) => {
+            let mut out = std::io::stdout().lock();
+            let written = out
+                .write_all(cli::generate(kind).as_bytes())
+                .and_then(|()| out.flush());
+            return match written {
+                // A closed stdout (`| head`) ends quietly, as the stream does.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    say(format!("cannot write to stdout: {e}"));
+                    EXIT_FAILURE
+                }
+                _ => EXIT_OK,
+            };
         }
         Ok(Parsed::Version) => {
             println!("alltick-stream {}", env!("CARGO_PKG_VERSION"));

@@ -8,6 +8,7 @@ mod util;
 mod connections;
 mod depth;
 mod faults;
+mod generate;
 mod house;
 mod props;
 mod readings;

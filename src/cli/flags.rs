@@ -1,0 +1,378 @@
+//! The one table of flags, and the prose that goes with them.
+//!
+//! Everything a user reads about the command line is generated from here:
+//! `--help`, the man page and the shell completions (see
+//! [`super::help`] and [`super::generate`]), and the parser looks its flags
+//! up here too, so a flag cannot be parsed without being documented. To add
+//! a flag, add a row to [`FLAGS`] and its arm to the parser's `Given::set`:
+//! a row without its arm fails the unit tests, and an arm without its row
+//! is never reached.
+
+use super::PLAN_NAMES;
+use super::generate::Kind;
+
+/// One command-line flag, with everything the help, the man page and the
+/// completions say about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// The long name without its dashes: `plan` for `--plan`.
+    pub long: &'static str,
+    /// The one-letter name, if it has one: `h` for `-h`.
+    pub short: Option<char>,
+    /// What follows the flag, if it takes a value.
+    pub value: Option<Value>,
+    /// What applies when the flag is not given, as the help shows it
+    /// (`[default: …]`); `None` for flags without one.
+    pub default: Option<&'static str>,
+    /// One paragraph, lower-case, no final period; the first clause (up to
+    /// `: `, `; ` or ` (`) is the summary the completions show.
+    pub help: &'static str,
+}
+
+/// The value a flag takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// Its name in the help: `SECS`, `URL`, `PATH`.
+    pub name: &'static str,
+    /// What kind of word it is, so that the completions can offer it.
+    pub hint: Hint,
+}
+
+/// What kind of word a value is, for shell completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// A file name: completed from the file system.
+    Path,
+    /// A `ws://` or `wss://` URL: nothing to offer.
+    Url,
+    /// A number (a count, or seconds): nothing to offer.
+    Number,
+    /// One of a fixed set of words, offered as they are.
+    OneOf(&'static [&'static str]),
+}
+
+impl Flag {
+    /// `--plan`: how the user types it.
+    pub fn long_name(&self) -> String {
+        format!("--{}", self.long)
+    }
+
+    /// The fixed set of values, empty when the value is free.
+    pub fn choices(&self) -> &'static [&'static str] {
+        match self.value {
+            Some(Value {
+                hint: Hint::OneOf(choices),
+                ..
+            }) => choices,
+            _ => &[],
+        }
+    }
+
+    /// The value as the help and the man page show it: the choices
+    /// themselves when they are few and short (`stock|forex`), else the
+    /// value's name (`NAME`); `None` for flags without a value.
+    pub fn value_word(&self) -> Option<String> {
+        let value = self.value?;
+        Some(if self.shows_choices() {
+            self.choices().join("|")
+        } else {
+            value.name.to_string()
+        })
+    }
+
+    /// The help paragraph, led by the choices when [`Flag::value_word`]
+    /// does not show them: `free, basic … or all-cn: set …`.
+    pub fn text(&self) -> String {
+        match self.choices().split_last() {
+            Some((last, rest)) if !self.shows_choices() => {
+                let list = match rest {
+                    [] => last.to_string(),
+                    _ => format!("{} or {last}", rest.join(", ")),
+                };
+                format!("{list}: {}", self.help)
+            }
+            _ => self.help.to_string(),
+        }
+    }
+
+    /// Whether the choices stand in for the value's name: there are
+    /// some, and `--flag a|b` fits the help's flag column.
+    pub fn shows_choices(&self) -> bool {
+        let choices = self.choices();
+        let inline: usize = choices.iter().map(|c| c.len() + 1).sum();
+        !choices.is_empty() && self.long.len() + 2 + inline <= INLINE_CHOICES
+    }
+
+    /// The first clause of the help: what a completion menu shows.
+    pub fn summary(&self) -> &'static str {
+        let end = [": ", "; ", " ("]
+            .iter()
+            .filter_map(|sep| self.help.find(sep))
+            .min()
+            .unwrap_or(self.help.len());
+        &self.help[..end]
+    }
+}
+
+/// Longest `--flag a|b` that shows its choices in place of the value's
+/// name; it is the width of the help's flag column.
+const INLINE_CHOICES: usize = 22;
+
+/// The flag a command-line word names (`--plan`, `-h`), if any.
+pub fn find(word: &str) -> Option<&'static Flag> {
+    if let Some(long) = word.strip_prefix("--") {
+        return FLAGS.iter().find(|f| f.long == long);
+    }
+    let mut chars = word.strip_prefix('-')?.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => FLAGS.iter().find(|f| f.short == Some(c)),
+        _ => None,
+    }
+}
+
+const fn value(name: &'static str, hint: Hint) -> Option<Value> {
+    Some(Value { name, hint })
+}
+
+/// A flag with a long name only; the table fills in the rest.
+const fn flag(long: &'static str, help: &'static str) -> Flag {
+    Flag {
+        long,
+        short: None,
+        value: None,
+        default: None,
+        help,
+    }
+}
+
+/// Every flag, in the order the help lists them. Subcommands (`replay`,
+/// `serve`) will get tables of their own beside this one.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        value: value("NAME", Hint::OneOf(&PLAN_NAMES)),
+        ..flag(
+            "plan",
+            "set --connections and --max-symbols from AllTick's plan table \
+             (explicit flags win)",
+        )
+    },
+    Flag {
+        value: value("N", Hint::Number),
+        default: Some("1"),
+        ..flag("connections", "most connections per endpoint")
+    },
+    Flag {
+        value: value("N", Hint::Number),
+        default: Some("no limit"),
+        ..flag(
+            "max-symbols",
+            "codes per connection, per kind (trades, depth); beyond N x \
+             connections symbols are held back and admitted when room frees",
+        )
+    },
+    Flag {
+        value: value("MARKET", Hint::OneOf(&["stock", "forex"])),
+        default: Some("by code form"),
+        ..flag("market", "use only this endpoint, for every code")
+    },
+    Flag {
+        value: value("URL", Hint::Url),
+        ..flag("url", "one endpoint for every code, ws:// or wss://")
+    },
+    Flag {
+        value: value("URL", Hint::Url),
+        default: Some("AllTick's"),
+        ..flag("stock-url", "the stock endpoint")
+    },
+    Flag {
+        value: value("URL", Hint::Url),
+        default: Some("AllTick's"),
+        ..flag("forex-url", "the forex/crypto endpoint")
+    },
+    Flag {
+        value: value("PATH", Hint::Path),
+        default: Some("$ALLTICK_TOKEN"),
+        ..flag("token-file", "read the token from PATH")
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("10"),
+        ..flag(
+            "heartbeat",
+            "heartbeat period, at least 1 and below the server's 30 s cut-off",
+        )
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("30"),
+        ..flag(
+            "stale-after",
+            "silence after which the link is dead; must exceed --heartbeat",
+        )
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("10"),
+        ..flag("connect-timeout", "bound on one connection attempt")
+    },
+    Flag {
+        value: value("N", Hint::Number),
+        default: Some("16384"),
+        ..flag(
+            "queue",
+            "ticks held for a slow stdout before new ones are dropped (and counted)",
+        )
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("off"),
+        ..flag(
+            "stats",
+            "a status line on stderr every SECS seconds: rates, queue, drops, \
+             reconnects, each connection",
+        )
+    },
+    flag(
+        "demo",
+        "stream from a built-in simulated AllTick server on 127.0.0.1: no \
+         token, no network",
+    ),
+    Flag {
+        value: value("KIND", Hint::OneOf(&Kind::NAMES)),
+        ..flag(
+            "generate",
+            "print a man page or a shell completion script on stdout",
+        )
+    },
+    Flag {
+        short: Some('h'),
+        ..flag("help", "print this help and exit")
+    },
+    Flag {
+        short: Some('V'),
+        ..flag("version", "print the version and exit")
+    },
+];
+
+/// One paragraph of a prose section, or one term with its description.
+#[derive(Clone, Copy, Debug)]
+pub enum Block {
+    /// A paragraph.
+    Text(&'static str),
+    /// A term (a command, a variable, a status) and what it means.
+    Item(&'static str, &'static str),
+}
+
+/// A titled section of prose, the same in `--help` and the man page.
+#[derive(Clone, Copy, Debug)]
+pub struct Section {
+    /// The heading, upper-case: `EXIT STATUS`.
+    pub title: &'static str,
+    /// The paragraphs and items, in order.
+    pub blocks: &'static [Block],
+}
+
+/// What the program is, in one line: the help's first line, the man page's
+/// NAME.
+pub const ABOUT: &str = "stream AllTick real-time trades to stdout as JSON lines";
+
+/// The man page's DESCRIPTION (the help leaves it out, to stay short).
+pub const DESCRIPTION: Section = Section {
+    title: "DESCRIPTION",
+    blocks: &[
+        Block::Text(
+            "alltick-stream subscribes to the SYMBOLs given as arguments and on \
+             stdin, and writes every trade (and order-book update) AllTick pushes \
+             to stdout, one JSON object per line. Status and errors go to stderr; \
+             stdout carries only data.",
+        ),
+        Block::Text(
+            "It sends heartbeats, notices a connection that fell silent, reconnects \
+             and resubscribes by itself, and spreads symbols over several \
+             connections when the plan allows. The token is read from ALLTICK_TOKEN \
+             or --token-file and never appears in anything the tool prints.",
+        ),
+    ],
+};
+
+/// How symbols are written.
+pub const SYMBOLS: Section = Section {
+    title: "SYMBOLS",
+    blocks: &[Block::Text(
+        "EXCHANGE:TICKER (NASDAQ:AAPL, NYSE:IBM, HKEX:700, SSE:600519) or a native \
+         AllTick code, sent exactly as typed (AAPL.US, .DJI.US, 700.HK, BTCUSDT, \
+         Silver). SYMBOL@depth or SYMBOL@depth=N (1-10) subscribes to its order \
+         book. Stock codes go to the stock endpoint, the rest to the forex/crypto \
+         endpoint.",
+    )],
+};
+
+/// The stdin command grammar.
+pub const STDIN: Section = Section {
+    title: "STDIN",
+    blocks: &[
+        Block::Text("One command per line, while streaming:"),
+        Block::Item("+SYMBOL [SYMBOL...]", "subscribe"),
+        Block::Item("-SYMBOL [SYMBOL...]", "unsubscribe"),
+        Block::Item(
+            "?",
+            "print each connection's wanted and acknowledged sets, and the \
+             symbols held back, on stderr",
+        ),
+        Block::Text("Blank lines and lines starting with # are ignored. EOF keeps streaming."),
+    ],
+};
+
+/// The environment variables read.
+pub const ENVIRONMENT: Section = Section {
+    title: "ENVIRONMENT",
+    blocks: &[Block::Item(
+        "ALLTICK_TOKEN",
+        "the API token (never pass it on the command line)",
+    )],
+};
+
+/// What each exit status means.
+pub const EXIT_STATUS: Section = Section {
+    title: "EXIT STATUS",
+    blocks: &[
+        Block::Item("0", "stopped by SIGINT/SIGTERM, or stdout closed"),
+        Block::Item("1", "cannot go on: token refused, stdout failed"),
+        Block::Item("2", "bad arguments, or no token"),
+    ],
+};
+
+/// The man page's EXAMPLES: what each does, then the shell lines.
+pub const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "Try it without a token or network:",
+        &["alltick-stream --demo NASDAQ:AAPL NASDAQ:TSLA"],
+    ),
+    (
+        "Stream two stocks and keep the trades above 200:",
+        &[
+            "export ALLTICK_TOKEN=...",
+            "alltick-stream NASDAQ:AAPL NASDAQ:TSLA | jq -c 'select(.price > 200)'",
+        ],
+    ),
+    (
+        "Change the subscriptions from another program through a FIFO (<> keeps it open):",
+        &[
+            "mkfifo ctl",
+            "alltick-stream NASDAQ:AAPL <>ctl >ticks.jsonl &",
+            "echo \"+NYSE:IBM\" >ctl; echo \"-NASDAQ:TSLA\" >ctl",
+        ],
+    ),
+    (
+        "Use the connections and symbol limits of the premium plan, with a status line every minute:",
+        &["alltick-stream --plan premium --stats 60 NASDAQ:AAPL HKEX:700 BTCUSDT"],
+    ),
+    (
+        "Install the man page and the bash completion:",
+        &[
+            "alltick-stream --generate man >~/.local/share/man/man1/alltick-stream.1",
+            "alltick-stream --generate complete-bash \\",
+            "    >~/.local/share/bash-completion/completions/alltick-stream",
+        ],
+    ),
+];

@@ -1,0 +1,371 @@
+//! The command line: what the flags mean ([`parse`]), and everything
+//! generated from their one table ([`flags::FLAGS`]): `--help`, the man page
+//! and the shell completions.
+//!
+//! - [`flags`]: the table, one row per flag with its help, and the prose
+//!   sections around it;
+//! - [`help`]: the `--help` text;
+//! - [`generate`]: `--generate`: the man page and the completion scripts.
+
+pub mod flags;
+pub mod generate;
+pub mod help;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::wire::symbol::{Market, Symbol};
+use flags::Flag;
+
+pub use generate::{Kind, generate};
+pub use help::help;
+
+/// AllTick's stock endpoint (US, HK, CN stocks and indices).
+pub const STOCK_URL: &str = "wss://quote.alltick.co/quote-stock-b-ws-api";
+/// AllTick's forex / metals / crypto / CFD endpoint.
+pub const FOREX_URL: &str = "wss://quote.alltick.co/quote-b-ws-api";
+
+/// Default output queue length, in ticks.
+pub const DEFAULT_QUEUE: usize = 16_384;
+
+/// AllTick closes a connection that sent no heartbeat for this long, so the
+/// heartbeat period must stay below it.
+pub const SERVER_CUTOFF: Duration = Duration::from_secs(30);
+
+/// AllTick's plans: (name, connections per token, symbols per connection).
+pub const PLANS: &[(&str, usize, usize)] = &[
+    ("free", 1, 5),
+    ("basic", 1, 100),
+    ("premium", 3, 200),
+    ("professional", 10, 3000),
+    ("all-hk", 10, 3000),
+    ("all-cn", 10, 3000),
+];
+
+/// The plans' names, for `--plan`'s row of the flag table (a constant, so
+/// the table can stay one).
+pub const PLAN_NAMES: [&str; PLANS.len()] = {
+    let mut names = [""; PLANS.len()];
+    let mut i = 0;
+    while i < PLANS.len() {
+        names[i] = PLANS[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// One endpoint to connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointUrl {
+    /// Short name for messages: `stock`, `forex`.
+    pub name: String,
+    /// URL without the token.
+    pub url: String,
+    /// The market it serves; `None`: every code goes here.
+    pub market: Option<Market>,
+}
+
+/// Everything the flags decide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Symbols to subscribe at start.
+    pub symbols: Vec<Symbol>,
+    /// The endpoints; empty with `--demo` (the simulator supplies them).
+    pub endpoints: Vec<EndpointUrl>,
+    /// `--market`: one endpoint forced for every code (for code checks).
+    pub market: Option<Market>,
+    /// `--token-file`, if given.
+    pub token_file: Option<PathBuf>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Liveness limit.
+    pub stale_after: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Output queue length.
+    pub queue: usize,
+    /// Most connections per endpoint.
+    pub connections: usize,
+    /// Codes per connection per kind, if limited.
+    pub max_symbols: Option<usize>,
+    /// Period of the `--stats` line, if asked for.
+    pub stats: Option<Duration>,
+    /// Run against the built-in simulator.
+    pub demo: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// Run with these options.
+    Run(Options),
+    /// Print help and exit 0.
+    Help,
+    /// Print the version and exit 0.
+    Version,
+    /// Print a man page or a completion script and exit 0.
+    Generate(Kind),
+}
+
+fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
+    let secs: f64 = v
+        .parse()
+        .map_err(|_| format!("{flag} needs a number of seconds, got {v:?}"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "{flag} must be between 0 and 86400 seconds, got {v}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn count(flag: &str, v: &str, max: usize) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("{flag} needs a count from 1 to {max}, got {v:?}"))
+}
+
+/// The flags as given, before they are checked together.
+#[derive(Debug, Default)]
+struct Given {
+    symbols: Vec<Symbol>,
+    url: Option<String>,
+    stock_url: Option<String>,
+    forex_url: Option<String>,
+    market: Option<Market>,
+    token_file: Option<PathBuf>,
+    heartbeat: Option<Duration>,
+    stale_after: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    queue: Option<usize>,
+    connections: Option<usize>,
+    max_symbols: Option<usize>,
+    plan: Option<(usize, usize)>,
+    stats: Option<Duration>,
+    demo: bool,
+}
+
+impl Given {
+    /// Take one flag of the table with its value (`None` for flags without
+    /// one). `Some` is an answer that ends the parsing (`--help`).
+    fn set(&mut self, flag: &Flag, value: Option<String>) -> Result<Option<Parsed>, String> {
+        let name = &flag.long_name();
+        let value = value.as_deref().unwrap_or("");
+        match flag.long {
+            "help" => return Ok(Some(Parsed::Help)),
+            "version" => return Ok(Some(Parsed::Version)),
+            "generate" => return Kind::from_name(value).map(|k| Some(Parsed::Generate(k))),
+            "demo" => self.demo = true,
+            "url" => self.url = Some(value.into()),
+            "stock-url" => self.stock_url = Some(value.into()),
+            "forex-url" => self.forex_url = Some(value.into()),
+            "market" => {
+                self.market = Some(match value {
+                    "stock" => Market::Stock,
+                    "forex" => Market::Forex,
+                    other => return Err(format!("--market must be stock or forex, got {other:?}")),
+                })
+            }
+            "token-file" => self.token_file = Some(PathBuf::from(value)),
+            "heartbeat" => self.heartbeat = Some(seconds(name, value)?),
+            "stale-after" => self.stale_after = Some(seconds(name, value)?),
+            "connect-timeout" => self.connect_timeout = Some(seconds(name, value)?),
+            "queue" => self.queue = Some(count(name, value, 10_000_000)?),
+            "connections" => self.connections = Some(count(name, value, 100)?),
+            "max-symbols" => self.max_symbols = Some(count(name, value, 1_000_000)?),
+            "stats" => self.stats = Some(seconds(name, value)?),
+            "plan" => {
+                let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
+                    format!(
+                        "--plan must be one of {}, got {value:?}",
+                        PLAN_NAMES.join(", ")
+                    )
+                })?;
+                self.plan = Some((*c, *m));
+            }
+            // A row of the table without its arm here; the tests catch it.
+            _ => return Err(format!("unknown flag {name} (see --help)")),
+        }
+        Ok(None)
+    }
+}
+
+/// Parse the arguments (without the program name). Only the flags of
+/// [`flags::FLAGS`] are known; whether one takes a value is read there.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut args = args.into_iter();
+    let mut given = Given::default();
+    let mut only_symbols = false;
+    while let Some(arg) = args.next() {
+        if only_symbols || !arg.starts_with('-') || arg == "-" {
+            given
+                .symbols
+                .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
+            continue;
+        }
+        if arg == "--" {
+            only_symbols = true;
+            continue;
+        }
+        let (word, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (arg.as_str(), None),
+        };
+        let unknown = || format!("unknown flag {word} (see --help)");
+        let flag = flags::find(word).ok_or_else(unknown)?;
+        let value = match (flag.value, inline) {
+            (None, None) => None,
+            // `--demo=yes`: there is no flag `--demo` that takes a value.
+            (None, Some(_)) => return Err(unknown()),
+            (Some(_), Some(v)) => Some(v.to_string()),
+            (Some(_), None) => Some(args.next().ok_or_else(|| format!("{arg} needs a value"))?),
+        };
+        if let Some(answer) = given.set(flag, value)? {
+            return Ok(answer);
+        }
+    }
+    finish(given).map(Parsed::Run)
+}
+
+/// Check the flags together and settle the defaults.
+fn finish(g: Given) -> Result<Options, String> {
+    let heartbeat = g.heartbeat.unwrap_or(Duration::from_secs(10));
+    let stale_after = g.stale_after.unwrap_or(Duration::from_secs(30));
+    check_timing(heartbeat, stale_after)?;
+    let endpoints = endpoints(&g)?;
+    let (plan_connections, plan_max) = match g.plan {
+        Some((c, m)) => (Some(c), Some(m)),
+        None => (None, None),
+    };
+    Ok(Options {
+        endpoints,
+        market: g.market,
+        token_file: g.token_file,
+        heartbeat,
+        stale_after,
+        connect_timeout: g.connect_timeout.unwrap_or(Duration::from_secs(10)),
+        queue: g.queue.unwrap_or(DEFAULT_QUEUE),
+        connections: g.connections.or(plan_connections).unwrap_or(1),
+        max_symbols: g.max_symbols.or(plan_max),
+        stats: g.stats,
+        demo: g.demo,
+        symbols: g.symbols,
+    })
+}
+
+fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), String> {
+    if heartbeat < Duration::from_secs(1) {
+        return Err(
+            "--heartbeat must be at least 1 second (AllTick allows one request per second)".into(),
+        );
+    }
+    if heartbeat >= SERVER_CUTOFF {
+        return Err(format!(
+            "--heartbeat ({} s) must stay below the server's {} s cut-off: AllTick closes a connection that sent no heartbeat for {} s",
+            heartbeat.as_secs_f64(),
+            SERVER_CUTOFF.as_secs(),
+            SERVER_CUTOFF.as_secs()
+        ));
+    }
+    if stale_after <= heartbeat {
+        return Err(format!(
+            "--stale-after ({} s) must exceed --heartbeat ({} s)",
+            stale_after.as_secs_f64(),
+            heartbeat.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// The endpoints the flags name: one for everything (`--url`, `--market`),
+/// or AllTick's two with stock codes routed to the first.
+fn endpoints(g: &Given) -> Result<Vec<EndpointUrl>, String> {
+    let any_url = g.url.is_some() || g.stock_url.is_some() || g.forex_url.is_some();
+    if g.demo {
+        if any_url {
+            return Err("--demo runs its own server; do not combine it with --url".into());
+        }
+        return Ok(Vec::new());
+    }
+    if g.url.is_some() && (g.stock_url.is_some() || g.forex_url.is_some()) {
+        return Err("--url is one endpoint for everything: do not combine it with --stock-url or --forex-url".into());
+    }
+    let one = |name: &str, url: String| -> Result<Vec<EndpointUrl>, String> {
+        Ok(vec![EndpointUrl {
+            name: name.into(),
+            url: check_url(url)?,
+            market: None,
+        }])
+    };
+    match (&g.url, g.market) {
+        (Some(u), m) => one(m.map_or("endpoint", Market::name), u.clone()),
+        (None, Some(Market::Stock)) => {
+            one("stock", g.stock_url.clone().unwrap_or(STOCK_URL.into()))
+        }
+        (None, Some(Market::Forex)) => {
+            one("forex", g.forex_url.clone().unwrap_or(FOREX_URL.into()))
+        }
+        (None, None) => Ok(vec![
+            EndpointUrl {
+                name: "stock".into(),
+                url: check_url(g.stock_url.clone().unwrap_or(STOCK_URL.into()))?,
+                market: Some(Market::Stock),
+            },
+            EndpointUrl {
+                name: "forex".into(),
+                url: check_url(g.forex_url.clone().unwrap_or(FOREX_URL.into()))?,
+                market: Some(Market::Forex),
+            },
+        ]),
+    }
+}
+
+fn check_url(u: String) -> Result<String, String> {
+    if !(u.starts_with("ws://") || u.starts_with("wss://")) {
+        return Err(format!(
+            "the URL must start with ws:// or wss://, got {u:?}"
+        ));
+    }
+    if u.contains("token=") {
+        return Err(
+            "the URL must not carry the token: set ALLTICK_TOKEN or use --token-file".into(),
+        );
+    }
+    Ok(u)
+}
+
+/// Read and check the token: `--token-file` wins over `ALLTICK_TOKEN`.
+pub fn token(file: Option<&PathBuf>, env: Option<String>) -> Result<String, String> {
+    let raw = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?,
+        None => {
+            env.ok_or("no token: set ALLTICK_TOKEN or pass --token-file PATH (or try --demo)")?
+        }
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err("the token is empty".into());
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the token contains spaces or control characters".into());
+    }
+    Ok(token.to_string())
+}
+
+/// Percent-encode for a URL query value (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

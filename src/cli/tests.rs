@@ -1,0 +1,249 @@
+//! Unit tests of the parser, and of its agreement with the flag table.
+
+use super::*;
+
+fn run(args: &[&str]) -> Result<Options, String> {
+    match parse(args.iter().map(|s| s.to_string()))? {
+        Parsed::Run(o) => Ok(o),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn urls(o: &Options) -> Vec<(&str, Option<Market>)> {
+    o.endpoints
+        .iter()
+        .map(|e| (e.url.as_str(), e.market))
+        .collect()
+}
+
+#[test]
+fn defaults() {
+    let o = run(&["NASDAQ:AAPL"]).unwrap();
+    assert_eq!(
+        urls(&o),
+        vec![
+            (STOCK_URL, Some(Market::Stock)),
+            (FOREX_URL, Some(Market::Forex))
+        ]
+    );
+    assert_eq!(o.heartbeat, Duration::from_secs(10));
+    assert_eq!(o.stale_after, Duration::from_secs(30));
+    assert_eq!(&*o.symbols[0].code, "AAPL.US");
+    assert_eq!(o.market, None);
+    assert_eq!((o.connections, o.max_symbols), (1, None));
+}
+
+#[test]
+fn plans_set_connections_and_symbols_and_explicit_flags_win() {
+    let o = run(&["--plan", "premium"]).unwrap();
+    assert_eq!((o.connections, o.max_symbols), (3, Some(200)));
+    let o = run(&["--plan=free", "--max-symbols", "3"]).unwrap();
+    assert_eq!((o.connections, o.max_symbols), (1, Some(3)));
+    let o = run(&["--connections", "2", "--plan", "professional"]).unwrap();
+    assert_eq!((o.connections, o.max_symbols), (2, Some(3000)));
+    assert!(run(&["--plan", "gold"]).unwrap_err().contains("premium"));
+    assert!(run(&["--connections", "0"]).is_err());
+}
+
+#[test]
+fn one_endpoint_for_everything_or_each_overridden() {
+    let o = run(&["--url", "ws://h:1/x"]).unwrap();
+    assert_eq!(urls(&o), vec![("ws://h:1/x", None)]);
+    let o = run(&["--stock-url", "ws://s/", "--forex-url", "ws://f/"]).unwrap();
+    assert_eq!(
+        urls(&o),
+        vec![
+            ("ws://s/", Some(Market::Stock)),
+            ("ws://f/", Some(Market::Forex))
+        ]
+    );
+    let o = run(&["--market", "stock"]).unwrap();
+    assert_eq!(urls(&o), vec![(STOCK_URL, None)]);
+    assert_eq!(o.market, Some(Market::Stock));
+    assert!(run(&["--url", "ws://a/", "--stock-url", "ws://b/"]).is_err());
+    assert!(run(&["--demo", "--forex-url", "ws://b/"]).is_err());
+}
+
+#[test]
+fn flags_with_and_without_equals() {
+    let o = run(&[
+        "--market=forex",
+        "--heartbeat",
+        "2",
+        "--stale-after=5",
+        "BTCUSDT",
+    ])
+    .unwrap();
+    assert_eq!(urls(&o), vec![(FOREX_URL, None)]);
+    assert_eq!(o.heartbeat, Duration::from_secs(2));
+    assert_eq!(o.stale_after, Duration::from_secs(5));
+}
+
+#[test]
+fn refuses_bad_combinations() {
+    assert!(
+        run(&["--heartbeat", "10", "--stale-after", "10"])
+            .unwrap_err()
+            .contains("must exceed")
+    );
+    assert!(run(&["--url", "http://x"]).is_err());
+    assert!(
+        run(&["--url", "wss://x/?token=abc"])
+            .unwrap_err()
+            .contains("ALLTICK_TOKEN")
+    );
+    assert!(run(&["--demo", "--url", "ws://x"]).is_err());
+    assert!(run(&["--bogus"]).unwrap_err().contains("unknown flag"));
+    assert!(run(&["FOO:BAR"]).is_err());
+    assert!(run(&["--queue", "0"]).is_err());
+    assert!(run(&["--heartbeat"]).unwrap_err().contains("needs a value"));
+    for hb in ["30", "45"] {
+        let r = run(&["--heartbeat", hb, "--stale-after", "90"]);
+        assert!(r.unwrap_err().contains("cut-off"), "{hb}");
+    }
+    assert!(run(&["--heartbeat", "29.5", "--stale-after", "90"]).is_ok());
+}
+
+/// A value `flag` takes without complaint, by its kind.
+fn sample(flag: &Flag) -> Option<String> {
+    let value = flag.value?;
+    Some(match value.hint {
+        flags::Hint::OneOf(choices) => choices[0].to_string(),
+        flags::Hint::Path => "/dev/null".into(),
+        flags::Hint::Url => "ws://127.0.0.1:1/x".into(),
+        flags::Hint::Number => "20".into(),
+    })
+}
+
+#[test]
+fn the_parser_takes_every_flag_of_the_table() {
+    for flag in flags::FLAGS {
+        let names = [Some(flag.long_name()), flag.short.map(|c| format!("-{c}"))];
+        for name in names.into_iter().flatten() {
+            let mut args = vec![name.clone()];
+            args.extend(sample(flag));
+            let parsed = parse(args.clone());
+            assert!(parsed.is_ok(), "{args:?}: {parsed:?}");
+            // A flag that takes a value needs one; one that does not
+            // refuses it.
+            match flag.value {
+                Some(_) => {
+                    assert_eq!(parse([name.clone()]), Err(format!("{name} needs a value")))
+                }
+                None => assert!(parse([format!("{name}=x")]).is_err(), "{name}=x"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_parser_knows_no_flag_outside_the_table() {
+    // Near misses of every table flag, the flags the contract announces
+    // for later, and every letter not in the table as a short flag.
+    let mut words: Vec<String> = flags::FLAGS
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("--{}s", f.long),
+                format!("-{}", f.long),
+                format!("--{}", f.long.to_uppercase()),
+            ]
+        })
+        .collect();
+    for later in [
+        "output",
+        "fsync",
+        "resume",
+        "gaps",
+        "bars",
+        "bar-grace",
+        "fields",
+        "format",
+    ] {
+        words.push(format!("--{later}"));
+    }
+    let shorts: Vec<char> = flags::FLAGS.iter().filter_map(|f| f.short).collect();
+    words.extend(
+        ('a'..='z')
+            .chain('A'..='Z')
+            .filter(|c| !shorts.contains(c))
+            .map(|c| format!("-{c}")),
+    );
+    for word in words {
+        assert!(flags::find(&word).is_none(), "{word}");
+        match parse([word.clone(), "1".into()]) {
+            Err(e) => assert_eq!(e, format!("unknown flag {word} (see --help)")),
+            Ok(parsed) => panic!("{word} was taken: {parsed:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_table_names_each_flag_once() {
+    let mut names: Vec<String> = flags::FLAGS.iter().map(Flag::long_name).collect();
+    names.extend(
+        flags::FLAGS
+            .iter()
+            .filter_map(|f| f.short.map(|c| format!("-{c}"))),
+    );
+    let all = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), all, "a name twice in the table");
+}
+
+#[test]
+fn the_defaults_the_help_shows_are_the_parsers() {
+    let o = run(&[]).unwrap();
+    let default = |long: &str| {
+        let flag = flags::FLAGS.iter().find(|f| f.long == long).expect(long);
+        flag.default.expect(long).to_string()
+    };
+    let secs = |d: Duration| d.as_secs_f64().to_string();
+    assert_eq!(default("heartbeat"), secs(o.heartbeat));
+    assert_eq!(default("stale-after"), secs(o.stale_after));
+    assert_eq!(default("connect-timeout"), secs(o.connect_timeout));
+    assert_eq!(default("queue"), o.queue.to_string());
+    assert_eq!(default("connections"), o.connections.to_string());
+    assert_eq!(o.max_symbols, None, "{}", default("max-symbols"));
+    assert_eq!(o.stats, None, "{}", default("stats"));
+    assert_eq!(o.market, None, "{}", default("market"));
+}
+
+#[test]
+fn generate_takes_a_kind_and_names_the_kinds_when_it_is_wrong() {
+    assert_eq!(
+        parse(["--generate".into(), "man".into()]),
+        Ok(Parsed::Generate(Kind::Man))
+    );
+    assert_eq!(
+        parse(["--generate=complete-zsh".to_string()]),
+        Ok(Parsed::Generate(Kind::CompleteZsh))
+    );
+    let err = parse(["--generate".into(), "roff".into()]).unwrap_err();
+    assert!(
+        err.contains("man, complete-bash, complete-zsh, complete-fish"),
+        "{err}"
+    );
+    assert_eq!(
+        flags::FLAGS
+            .iter()
+            .find(|f| f.long == "plan")
+            .map(Flag::choices),
+        Some(&PLAN_NAMES[..])
+    );
+}
+
+#[test]
+fn token_sources() {
+    assert_eq!(token(None, Some(" abc\n".into())).unwrap(), "abc");
+    assert!(token(None, None).unwrap_err().contains("ALLTICK_TOKEN"));
+    assert!(token(None, Some("a b".into())).is_err());
+    assert!(token(None, Some("  ".into())).is_err());
+}
+
+#[test]
+fn encodes_query_values() {
+    assert_eq!(url_encode("ab-_.~9"), "ab-_.~9");
+    assert_eq!(url_encode("a/b+c="), "a%2Fb%2Bc%3D");
+}
