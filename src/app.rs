@@ -168,6 +168,7 @@ fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
         heartbeat: opts.heartbeat,
         stale_after: opts.stale_after,
         connect_timeout: opts.connect_timeout,
+        idle_close: opts.idle_close,
         initial: Vec::new(),
         max_symbols: opts.max_symbols,
         queue: opts.queue,

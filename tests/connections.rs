@@ -45,8 +45,8 @@ fn start_two(sim: &Simulator, extra: &[&str]) -> Tool {
 
 /// The tool with AAPL and TSLA on two connections of one endpoint, once
 /// ticks of both are on stdout.
-fn two_streaming(sim: &Simulator) -> Tool {
-    let tool = start_two(sim, &[]);
+fn two_streaming(sim: &Simulator, extra: &[&str]) -> Tool {
+    let tool = start_two(sim, extra);
     check!(
         tool,
         tool.wait_for(SLOW, |out, _| has_code(out, "AAPL.US")
@@ -366,7 +366,7 @@ fn codes_route_by_their_form_to_the_stock_and_forex_endpoints() {
 #[test]
 fn one_connection_down_leaves_the_other_streaming() {
     let sim = sim(50.0);
-    let tool = two_streaming(&sim);
+    let tool = two_streaming(&sim, &[]);
     let st = sim.state();
     let down = carrier(&st, "TSLA.US").expect("TSLA's connection").id;
     let up = carrier(&st, "AAPL.US").expect("AAPL's connection").id;
@@ -462,7 +462,7 @@ fn one_connection_down_leaves_the_other_streaming() {
 #[test]
 fn sigint_with_two_connections_writes_every_tick_sent() {
     let sim = sim(200.0);
-    let mut tool = two_streaming(&sim);
+    let mut tool = two_streaming(&sim, &[]);
     tool.signal("INT");
     let status = tool.wait_exit(WAIT);
     check!(
@@ -589,23 +589,25 @@ fn stats_lines_name_each_connection() {
     check!(tool, both, "no stats line with both connections");
 }
 
-/// A connection left with nothing to carry closes after a minute (cleanly,
+/// A connection left with nothing to carry closes after `--idle-close` (cleanly,
 /// with a close frame) while the other streams on, and a connection opens
 /// again when a symbol comes for it.
 #[test]
-fn a_connection_left_with_nothing_closes_after_a_minute_and_opens_again() {
+fn a_connection_left_with_nothing_closes_after_idle_close_and_opens_again() {
     let sim = sim(5.0);
-    let mut tool = two_streaming(&sim);
+    // The rule itself is the session's `idle_too_long`; a short
+    // --idle-close shows the binary keeps to it end to end.
+    let idle_close = Duration::from_secs(3);
+    let mut tool = two_streaming(&sim, &["--idle-close", "3"]);
     let st = sim.state();
     let idle = carrier(&st, "TSLA.US").expect("TSLA's connection").id;
     let removed = Instant::now();
     tool.send("-NASDAQ:TSLA\n");
 
-    let idle_close = Duration::from_secs(60);
     check!(
         tool,
         tool.wait_for(idle_close + WAIT, |_, err| err
-            .contains("carried nothing for 60 s: closed the connection")),
+            .contains("carried nothing for 3 s: closed the connection")),
         "no idle close"
     );
     let closed = sim.wait_until(WAIT, |s| s.conn(idle).is_some_and(|c| c.closed));

@@ -216,6 +216,15 @@ pub const FLAGS: &[Flag] = &[
         ..flag("connect-timeout", "bound on one connection attempt")
     },
     Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("60"),
+        ..flag(
+            "idle-close",
+            "a connection left with no symbol to carry closes after SECS; it \
+             opens again when a symbol comes for it",
+        )
+    },
+    Flag {
         value: value("N", Hint::Number),
         default: Some("16384"),
         ..flag(

@@ -82,6 +82,8 @@ pub struct Options {
     pub stale_after: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// How long a connection with nothing to carry stays open.
+    pub idle_close: Duration,
     /// Output queue length.
     pub queue: usize,
     /// Most connections per endpoint.
@@ -137,6 +139,7 @@ struct Given {
     token_file: Option<PathBuf>,
     heartbeat: Option<Duration>,
     stale_after: Option<Duration>,
+    idle_close: Option<Duration>,
     connect_timeout: Option<Duration>,
     queue: Option<usize>,
     connections: Option<usize>,
@@ -170,6 +173,7 @@ impl Given {
             "token-file" => self.token_file = Some(PathBuf::from(value)),
             "heartbeat" => self.heartbeat = Some(seconds(name, value)?),
             "stale-after" => self.stale_after = Some(seconds(name, value)?),
+            "idle-close" => self.idle_close = Some(seconds(name, value)?),
             "connect-timeout" => self.connect_timeout = Some(seconds(name, value)?),
             "queue" => self.queue = Some(count(name, value, 10_000_000)?),
             "connections" => self.connections = Some(count(name, value, 100)?),
@@ -245,6 +249,7 @@ fn finish(g: Given) -> Result<Options, String> {
         heartbeat,
         stale_after,
         connect_timeout: g.connect_timeout.unwrap_or(Duration::from_secs(10)),
+        idle_close: g.idle_close.unwrap_or(Duration::from_secs(60)),
         queue: g.queue.unwrap_or(DEFAULT_QUEUE),
         connections: g.connections.or(plan_connections).unwrap_or(1),
         max_symbols: g.max_symbols.or(plan_max),

@@ -203,6 +203,7 @@ fn the_defaults_the_help_shows_are_the_parsers() {
     assert_eq!(default("heartbeat"), secs(o.heartbeat));
     assert_eq!(default("stale-after"), secs(o.stale_after));
     assert_eq!(default("connect-timeout"), secs(o.connect_timeout));
+    assert_eq!(default("idle-close"), secs(o.idle_close));
     assert_eq!(default("queue"), o.queue.to_string());
     assert_eq!(default("connections"), o.connections.to_string());
     assert_eq!(o.max_symbols, None, "{}", default("max-symbols"));

@@ -20,7 +20,7 @@ impl Session {
         if adding {
             warn_market(self.cfg.market, symbols, &format!("stdin:{line}"));
         }
-        self.empty_since = None;
+        self.idle.reset();
         let change = self.feeds.change(adding, symbols);
         if adding {
             self.label(symbols);

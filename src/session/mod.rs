@@ -26,6 +26,7 @@ use connection::{Connection, TICK};
 use error::{ConnectError, Disconnect};
 use feed::Feeds;
 use intake::Intake;
+use policy::Idle;
 use schedule::Backoff;
 use stagger::Stagger;
 
@@ -44,10 +45,6 @@ pub(crate) mod subscriptions;
 /// While a burst is drained, the clock's work runs every this many frames.
 const HOUSEKEEPING_EVERY: u32 = 64;
 
-/// A connection left with nothing to carry closes after this long; it
-/// opens again when a symbol comes.
-pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
-
 /// Settings of one session.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -61,6 +58,10 @@ pub struct SessionConfig {
     pub stale_after: Duration,
     /// Bound on one connection attempt.
     pub connect_timeout: Duration,
+    /// A connection left with nothing to carry closes after this long
+    /// (`--idle-close`); it opens again when a
+    /// symbol comes.
+    pub idle_close: Duration,
     /// Symbols to subscribe at start.
     pub initial: Vec<Symbol>,
     /// Ticks the writer may fall behind before new ones are dropped.
@@ -95,7 +96,7 @@ enum ConnEnd {
     Lost(Disconnect),
     Stopped,
     Fatal(String),
-    /// Nothing to carry for [`IDLE_CLOSE`].
+    /// Nothing to carry for [`SessionConfig::idle_close`].
     Idle,
 }
 
@@ -122,7 +123,7 @@ pub struct Session {
     /// The open connection had a subscription acknowledged.
     acknowledged: bool,
     /// Since when the feeds carry nothing.
-    empty_since: Option<Instant>,
+    idle: Idle,
 }
 
 impl Session {
@@ -157,7 +158,7 @@ impl Session {
             intake: Intake::new(out, spares, Arc::clone(&stats), cfg.queue),
             figures: stats.connection(&cfg.name),
             acknowledged: false,
-            empty_since: None,
+            idle: Idle::default(),
             cfg,
             url_with_token,
             controls,
@@ -258,14 +259,14 @@ impl Session {
         wait
     }
 
-    /// The connection carried nothing for [`IDLE_CLOSE`] and was closed:
+    /// The connection carried nothing for `idle_close` and was closed:
     /// wait for a symbol to carry. False when asked to stop.
     fn park(&mut self) -> bool {
         self.say(format!(
             "carried nothing for {} s: closed the connection; it opens again when a symbol comes",
-            IDLE_CLOSE.as_secs()
+            secs(self.cfg.idle_close)
         ));
-        self.empty_since = None;
+        self.idle.reset();
         while self.carries_nothing() {
             if !self.idle_for(TICK * 4) {
                 return false;
@@ -401,5 +402,15 @@ fn warn_market(market: Option<Market>, symbols: &[Symbol], place: &str) {
                 market.name()
             ));
         }
+    }
+}
+
+/// Seconds for a message: `60`, `1.5`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
     }
 }

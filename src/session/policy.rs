@@ -116,6 +116,30 @@ impl Liveness {
     }
 }
 
+/// How long a connection has had nothing to carry, for `--idle-close`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Idle {
+    since: Option<Instant>,
+}
+
+impl Idle {
+    /// Whether the connection should close at `now`: it has been `empty`
+    /// (nothing wanted, nothing held by the server) without a break for
+    /// `limit`. Anything to carry starts the count again.
+    pub fn expired(&mut self, empty: bool, now: Instant, limit: Duration) -> bool {
+        if !empty {
+            self.since = None;
+            return false;
+        }
+        now.duration_since(*self.since.get_or_insert(now)) >= limit
+    }
+
+    /// Start the count again (a symbol came, or the connection reopened).
+    pub fn reset(&mut self) {
+        self.since = None;
+    }
+}
+
 /// When a connection has proven itself, so the backoff may start over:
 /// [`HEALTHY_AFTER`] after its first acknowledged subscription (or its
 /// first heartbeat answer, when nothing is subscribed).
@@ -218,6 +242,24 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_closes_after_an_unbroken_empty_limit() {
+        let t0 = Instant::now();
+        let limit = Duration::from_secs(60);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut idle = Idle::default();
+        assert!(!idle.expired(true, t0, limit));
+        assert!(!idle.expired(true, at(59), limit));
+        // Something to carry at 59 s: the count starts again.
+        assert!(!idle.expired(false, at(59), limit));
+        assert!(!idle.expired(true, at(60), limit));
+        assert!(!idle.expired(true, at(119), limit));
+        assert!(idle.expired(true, at(120), limit));
+        idle.reset();
+        assert!(!idle.expired(true, at(121), limit));
+        assert!(idle.expired(true, at(181), limit));
+    }
 
     fn req(cmd: u64, at: Instant) -> InFlight {
         InFlight {

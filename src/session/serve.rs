@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{ConnEnd, HOUSEKEEPING_EVERY, IDLE_CLOSE, Session};
+use super::{ConnEnd, HOUSEKEEPING_EVERY, Session};
 use crate::session::connection::{Connection, Frame};
 use crate::session::error::Disconnect;
 use crate::session::feed::{Act, Kind, Reaction};
@@ -121,17 +121,12 @@ impl Session {
     }
 
     /// Whether the connection has carried nothing (and the server holds
-    /// nothing of ours) for [`IDLE_CLOSE`].
+    /// nothing of ours) for `--idle-close`.
     fn idle_too_long(&mut self, now: Instant) -> bool {
         let empty = self.carries_nothing()
             && self.feeds.trades.server_set().is_empty()
             && self.feeds.depth.server_set().is_empty();
-        if !empty {
-            self.empty_since = None;
-            return false;
-        }
-        let since = *self.empty_since.get_or_insert(now);
-        now.duration_since(since) >= IDLE_CLOSE
+        self.idle.expired(empty, now, self.cfg.idle_close)
     }
 
     /// Send the pending set of `kind` (or its cancel).

@@ -129,7 +129,7 @@ fn ret_603_names_the_count_and_the_docs_rule_and_does_not_loop() {
     let r = f.on_answer(603, "token level not enough", sent, Some(2));
     assert_eq!(r.act, Act::Nothing);
     let note = &r.notes[0];
-    assert!(note.contains("3 codes were sent"), "{note}");
+    assert!(note.contains("3 codes sent"), "{note}");
     assert!(note.contains("--max-symbols says 2"), "{note}");
     assert!(note.contains("first N codes"), "{note}");
     assert_eq!(send(&mut f), None, "the same set is not resent");
@@ -203,13 +203,13 @@ fn acknowledgements_say_what_changed() {
     f.remove(&syms(&["TSLA.US"]));
     let sent = send(&mut f).unwrap();
     let r = f.on_answer(200, "ok", sent, None);
-    assert_eq!(r.notes, vec!["subscribed to 1 symbols (-NASDAQ:TSLA)"]);
+    assert_eq!(r.notes, vec!["subscribed to 1 symbol (-NASDAQ:TSLA)"]);
     let mut d = connected(Kind::Depth, &["HKEX:700@depth"]);
     let sent = send(&mut d).unwrap();
     let r = d.on_answer(200, "ok", sent, None);
     assert_eq!(
         r.notes,
-        vec!["depth: subscribed to 1 symbols (+HKEX:700@depth)"]
+        vec!["depth: subscribed to 1 symbol (+HKEX:700@depth)"]
     );
 }
 
