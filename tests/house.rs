@@ -85,6 +85,9 @@ fn named_paths(module: &[String], code: &str) -> Vec<Vec<String>> {
             .map(|s| s.split(['{', ',']).next().unwrap_or(""))
             .filter(|s| !s.is_empty())
             .collect();
+        if !w.contains("::") {
+            continue;
+        }
         match path.first() {
             Some(&"crate") => out.push(path[1..].iter().map(|s| s.to_string()).collect()),
             Some(&"super") if !module.is_empty() => {
@@ -92,7 +95,7 @@ fn named_paths(module: &[String], code: &str) -> Vec<Vec<String>> {
                 m.extend(path[1..].iter().map(|s| s.to_string()));
                 out.push(m);
             }
-            Some(first) if w.contains("::") && children.contains(*first) => {
+            Some(first) if children.contains(*first) => {
                 let mut m = module.to_vec();
                 m.extend(path.iter().map(|s| s.to_string()));
                 out.push(m);

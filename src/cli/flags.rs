@@ -8,8 +8,84 @@
 //! a row without its arm fails the unit tests, and an arm without its row
 //! is never reached.
 
-use super::PLAN_NAMES;
-use super::generate::Kind;
+/// AllTick's plans: (name, connections per token, symbols per connection).
+pub const PLANS: &[(&str, usize, usize)] = &[
+    ("free", 1, 5),
+    ("basic", 1, 100),
+    ("premium", 3, 200),
+    ("professional", 10, 3000),
+    ("all-hk", 10, 3000),
+    ("all-cn", 10, 3000),
+];
+
+/// The plans' names, for `--plan`'s row of the flag table (a constant, so
+/// the table can stay one).
+pub const PLAN_NAMES: [&str; PLANS.len()] = {
+    let mut names = [""; PLANS.len()];
+    let mut i = 0;
+    while i < PLANS.len() {
+        names[i] = PLANS[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// What `--generate` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A roff man page for section 1.
+    Man,
+    /// A bash completion script (`complete -F`).
+    CompleteBash,
+    /// A zsh completion script (`#compdef`).
+    CompleteZsh,
+    /// A fish completion script.
+    CompleteFish,
+}
+
+impl Kind {
+    /// Every kind, in the order the help lists them.
+    pub const ALL: [Kind; 4] = [
+        Kind::Man,
+        Kind::CompleteBash,
+        Kind::CompleteZsh,
+        Kind::CompleteFish,
+    ];
+
+    /// The kinds' names, for `--generate`'s row of the flag table.
+    pub const NAMES: [&'static str; 4] = {
+        let mut names = [""; 4];
+        let mut i = 0;
+        while i < Kind::ALL.len() {
+            names[i] = Kind::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
+    /// The name `--generate` takes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Man => "man",
+            Kind::CompleteBash => "complete-bash",
+            Kind::CompleteZsh => "complete-zsh",
+            Kind::CompleteFish => "complete-fish",
+        }
+    }
+
+    /// The kind `--generate NAME` asks for; the error names the valid ones.
+    pub fn from_name(name: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "--generate must be one of {}, got {name:?}",
+                    Kind::NAMES.join(", ")
+                )
+            })
+    }
+}
 
 /// One command-line flag, with everything the help, the man page and the
 /// completions say about it.

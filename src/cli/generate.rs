@@ -3,65 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::flags::{self, Block, FLAGS, Flag, Hint, Section};
+use super::flags::{self, Block, FLAGS, Flag, Hint, Kind, Section};
 use super::help::described;
-
-/// What `--generate` can print.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A roff man page for section 1.
-    Man,
-    /// A bash completion script (`complete -F`).
-    CompleteBash,
-    /// A zsh completion script (`#compdef`).
-    CompleteZsh,
-    /// A fish completion script.
-    CompleteFish,
-}
-
-impl Kind {
-    /// Every kind, in the order the help lists them.
-    pub const ALL: [Kind; 4] = [
-        Kind::Man,
-        Kind::CompleteBash,
-        Kind::CompleteZsh,
-        Kind::CompleteFish,
-    ];
-
-    /// The kinds' names, for `--generate`'s row of the flag table.
-    pub const NAMES: [&'static str; 4] = {
-        let mut names = [""; 4];
-        let mut i = 0;
-        while i < Kind::ALL.len() {
-            names[i] = Kind::ALL[i].name();
-            i += 1;
-        }
-        names
-    };
-
-    /// The name `--generate` takes.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::Man => "man",
-            Kind::CompleteBash => "complete-bash",
-            Kind::CompleteZsh => "complete-zsh",
-            Kind::CompleteFish => "complete-fish",
-        }
-    }
-
-    /// The kind `--generate NAME` asks for; the error names the valid ones.
-    pub fn from_name(name: &str) -> Result<Kind, String> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "--generate must be one of {}, got {name:?}",
-                    Kind::NAMES.join(", ")
-                )
-            })
-    }
-}
 
 /// The text `--generate KIND` prints.
 pub fn generate(kind: Kind) -> String {

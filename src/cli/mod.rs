@@ -17,7 +17,8 @@ use std::time::Duration;
 use crate::wire::symbol::{Market, Symbol};
 use flags::Flag;
 
-pub use generate::{Kind, generate};
+pub use flags::{Kind, PLAN_NAMES, PLANS};
+pub use generate::generate;
 pub use help::help;
 
 /// AllTick's stock endpoint (US, HK, CN stocks and indices).
@@ -31,28 +32,6 @@ pub const DEFAULT_QUEUE: usize = 16_384;
 /// AllTick closes a connection that sent no heartbeat for this long, so the
 /// heartbeat period must stay below it.
 pub const SERVER_CUTOFF: Duration = Duration::from_secs(30);
-
-/// AllTick's plans: (name, connections per token, symbols per connection).
-pub const PLANS: &[(&str, usize, usize)] = &[
-    ("free", 1, 5),
-    ("basic", 1, 100),
-    ("premium", 3, 200),
-    ("professional", 10, 3000),
-    ("all-hk", 10, 3000),
-    ("all-cn", 10, 3000),
-];
-
-/// The plans' names, for `--plan`'s row of the flag table (a constant, so
-/// the table can stay one).
-pub const PLAN_NAMES: [&str; PLANS.len()] = {
-    let mut names = [""; PLANS.len()];
-    let mut i = 0;
-    while i < PLANS.len() {
-        names[i] = PLANS[i].0;
-        i += 1;
-    }
-    names
-};
 
 /// One endpoint to connect to.
 #[derive(Clone, Debug, PartialEq, Eq)]
