@@ -40,27 +40,10 @@ pub const EXIT_USAGE: i32 = 2;
 pub fn run() -> i32 {
     let mut opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
-        Ok(Parsed::Help) => {
-            print!("{}", cli::help());
-            return EXIT_OK;
-        }
-        Ok(Parsed::Generate(kind)) => {
-            let mut out = std::io::stdout().lock();
-            let written = out
-                .write_all(cli::generate(kind).as_bytes())
-                .and_then(|()| out.flush());
-            return match written {
-                // A closed stdout (`| head`) ends quietly, as the stream does.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    say(format!("cannot write to stdout: {e}"));
-                    EXIT_FAILURE
-                }
-                _ => EXIT_OK,
-            };
-        }
+        Ok(Parsed::Help) => return print_text(&cli::help()),
+        Ok(Parsed::Generate(kind)) => return print_text(&cli::generate(kind)),
         Ok(Parsed::Version) => {
-            println!("alltick-stream {}", env!("CARGO_PKG_VERSION"));
-            return EXIT_OK;
+            return print_text(&format!("alltick-stream {}\n", env!("CARGO_PKG_VERSION")));
         }
         Err(e) => {
             say(e);
@@ -158,6 +141,19 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
         ],
         None,
     ))
+}
+
+/// Print `text` on stdout for `--help`, `--version` or `--generate`. A
+/// closed stdout (`| head`) ends quietly, as the stream does.
+fn print_text(text: &str) -> i32 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            say(format!("cannot write to stdout: {e}"));
+            EXIT_FAILURE
+        }
+        _ => EXIT_OK,
+    }
 }
 
 /// What every session shares; each gets its own URL, name and symbols.

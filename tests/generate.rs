@@ -211,19 +211,24 @@ fn zsh_and_fish_completions_parse_where_the_shell_is_installed() {
 }
 
 #[test]
-fn generate_to_a_closed_stdout_exits_quietly() {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
-    // Nobody reads: every write gets EPIPE.
-    drop(reader);
-    let out = Command::new(util::bin())
-        .args(["--generate", "man"])
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run alltick-stream");
-    let why = explain("alltick-stream --generate man >closed-pipe", &out);
-    assert_eq!(out.status.code(), Some(0), "exit status{why}");
-    assert!(out.stderr.is_empty(), "stderr is not empty{why}");
+fn printing_to_a_closed_stdout_exits_quietly() {
+    for args in [&["--generate", "man"][..], &["--help"], &["--version"]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        // Nobody reads: every write gets EPIPE.
+        drop(reader);
+        let out = Command::new(util::bin())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run alltick-stream");
+        let why = explain(
+            &format!("alltick-stream {} >closed-pipe", args.join(" ")),
+            &out,
+        );
+        assert_eq!(out.status.code(), Some(0), "exit status{why}");
+        assert!(out.stderr.is_empty(), "stderr is not empty{why}");
+    }
 }
 
 #[test]
