@@ -22,9 +22,11 @@ use crate::session::stagger::Stagger;
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
 use crate::wire::symbol::Symbol;
+use crate::writer::capture::{self, Capture};
 use crate::writer::queue::{Frames, Item};
+use crate::writer::resume::{self, Resumed};
 use crate::writer::stats::Stats;
-use crate::writer::{WriterEnd, run_writer};
+use crate::writer::{Sink, WriterConfig, WriterEnd, run_sink};
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -67,10 +69,14 @@ pub fn run() -> i32 {
         return EXIT_FAILURE;
     }
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
-    let writer_rx = start_writer(out_rx, spare_tx, &stats);
+    let resumed = read_capture(&opts);
+    let resumed_at = resumed.newest_time;
+    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
+    let mut base = base_config(&opts, token);
+    base.resumed_at = resumed_at.filter(|_| opts.gaps);
     let shards = Shards {
-        base: base_config(&opts, token),
+        base,
         urls: endpoints.iter().map(|e| e.url.clone()).collect(),
         stop: Arc::clone(&stop),
         stats: Arc::clone(&stats),
@@ -164,6 +170,8 @@ fn base_config(opts: &Options, token: Option<String>) -> SessionConfig {
         heartbeat: opts.heartbeat,
         stale_after: opts.stale_after,
         connect_timeout: opts.connect_timeout,
+        gaps: opts.gaps,
+        resumed_at: None,
         idle_close: opts.idle_close,
         initial: Vec::new(),
         max_symbols: opts.max_symbols,
@@ -206,17 +214,108 @@ fn start_writer(
     out_rx: Receiver<Item>,
     spares: Sender<Frames>,
     stats: &Arc<Stats>,
+    opts: &Options,
+    resumed: Resumed,
 ) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
+    let config = WriterConfig {
+        gaps: opts.gaps,
+        resumed: resumed.last,
+    };
+    let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
         let stdout = std::io::stdout();
-        let _ = tx.send(run_writer(out_rx, spares, stdout.lock(), stats));
+        let sink = match files {
+            Some((pattern, fsync)) => Sink::Files(Capture::new(
+                pattern,
+                fsync,
+                config.gaps,
+                Arc::clone(&stats),
+            )),
+            None => Sink::Stream(stdout.lock()),
+        };
+        let _ = tx.send(run_sink(out_rx, spares, sink, stats, config));
     });
     if let Err(e) = spawned {
         say(format!("cannot start the writer: {e}"));
     }
     rx
+}
+
+/// What a capture already holds: with `--output` its newest files (a torn
+/// last line repaired first), with `--resume` its FILE.
+fn read_capture(opts: &Options) -> Resumed {
+    let files = match (&opts.output, &opts.resume) {
+        (Some(pattern), _) => {
+            let files = pattern.existing();
+            // Two files may be open at a period's end.
+            for path in files.iter().take(2) {
+                repair(path);
+            }
+            files
+        }
+        (None, Some(file)) => {
+            if !file.exists() {
+                say(format!(
+                    "resume: {} does not exist yet: nothing to learn",
+                    file.display()
+                ));
+                return Resumed::default();
+            }
+            if is_stdout(file) {
+                repair(file);
+            } else if ends_torn(file) {
+                say(format!(
+                    "resume: {} ends in a torn line; not cut, since stdout is not that file",
+                    file.display()
+                ));
+            }
+            vec![file.clone()]
+        }
+        (None, None) => return Resumed::default(),
+    };
+    let resumed = resume::read_back(&files);
+    if resumed.files > 0 {
+        say(resumed.summary());
+    }
+    resumed
+}
+
+/// Make `path` end with a whole line, saying what was done.
+fn repair(path: &std::path::Path) {
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .read(true)
+        .open(path);
+    match opened.and_then(|f| capture::repair_tail(&f)) {
+        Ok(Some(note)) => say(format!("{}: {note}", path.display())),
+        Ok(None) => {}
+        Err(e) => say(format!("cannot check the end of {}: {e}", path.display())),
+    }
+}
+
+/// Whether stdout is `path` (`>>FILE` with `--resume FILE`).
+fn is_stdout(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata(path),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `path`'s last byte is not a newline.
+fn ends_torn(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [0u8; 1];
+    len > 0 && f.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 fn start_stats(period: Duration, stats: &Arc<Stats>) {

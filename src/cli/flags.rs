@@ -317,6 +317,40 @@ pub const FLAGS: &[Flag] = &[
              reconnects, each connection",
         )
     },
+    Flag {
+        value: value("PATTERN", Hint::Path),
+        default: Some("stdout"),
+        ..flag(
+            "output",
+            "write lines to files named from each line's own time in UTC: %Y \
+             %m %d %H, %% for a %; directories are made, files appended, a \
+             torn last line cut on start, and nothing already in the newest \
+             files written again",
+        )
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("1"),
+        ..flag(
+            "fsync",
+            "with --output, put written lines on disk at least this often \
+             (and when a file's period ends)",
+        )
+    },
+    Flag {
+        value: value("FILE", Hint::Path),
+        ..flag(
+            "resume",
+            "learn the last line of each code from FILE's tail (stdout \
+             appended to FILE), so that a restart writes nothing twice",
+        )
+    },
+    flag(
+        "gaps",
+        "write a gap line wherever the data is known to be incomplete: \
+         outages, ticks dropped on overflow, lines a disk refused, the time \
+         the tool was not running",
+    ),
     flag(
         "demo",
         "stream from a built-in simulated AllTick server on 127.0.0.1: no \

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::wire::symbol::{Market, Symbol};
+use crate::writer::pattern::Pattern;
 use flags::Flag;
 
 pub use flags::{Kind, PLAN_NAMES, PLANS};
@@ -71,12 +72,22 @@ pub struct Options {
     pub max_symbols: Option<usize>,
     /// Period of the `--stats` line, if asked for.
     pub stats: Option<Duration>,
+    /// `--output`: the files lines go to (else stdout).
+    pub output: Option<Pattern>,
+    /// `--fsync`: how often written lines are put on disk.
+    pub fsync: Duration,
+    /// `--resume FILE`: a capture whose tail says what was written.
+    pub resume: Option<PathBuf>,
+    /// `--gaps`: mark where the data is incomplete.
+    pub gaps: bool,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
+// Made once per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// Run with these options.
     Run(Options),
@@ -125,6 +136,10 @@ struct Given {
     max_symbols: Option<usize>,
     plan: Option<(usize, usize)>,
     stats: Option<Duration>,
+    output: Option<Pattern>,
+    fsync: Option<Duration>,
+    resume: Option<PathBuf>,
+    gaps: bool,
     demo: bool,
 }
 
@@ -158,6 +173,10 @@ impl Given {
             "connections" => self.connections = Some(count(name, value, 100)?),
             "max-symbols" => self.max_symbols = Some(count(name, value, 1_000_000)?),
             "stats" => self.stats = Some(seconds(name, value)?),
+            "output" => self.output = Some(Pattern::parse(value)?),
+            "fsync" => self.fsync = Some(seconds(name, value)?),
+            "resume" => self.resume = Some(PathBuf::from(value)),
+            "gaps" => self.gaps = true,
             "plan" => {
                 let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
                     format!(
@@ -217,6 +236,14 @@ fn finish(g: Given) -> Result<Options, String> {
     let stale_after = g.stale_after.unwrap_or(Duration::from_secs(30));
     check_timing(heartbeat, stale_after)?;
     let endpoints = endpoints(&g)?;
+    if g.output.is_some() && g.resume.is_some() {
+        return Err(
+            "--output reads its own files back on start: do not combine it with --resume".into(),
+        );
+    }
+    if g.fsync.is_some() && g.output.is_none() {
+        return Err("--fsync applies to --output files: give --output PATTERN".into());
+    }
     let (plan_connections, plan_max) = match g.plan {
         Some((c, m)) => (Some(c), Some(m)),
         None => (None, None),
@@ -233,6 +260,10 @@ fn finish(g: Given) -> Result<Options, String> {
         connections: g.connections.or(plan_connections).unwrap_or(1),
         max_symbols: g.max_symbols.or(plan_max),
         stats: g.stats,
+        fsync: g.fsync.unwrap_or(Duration::from_secs(1)),
+        output: g.output,
+        resume: g.resume,
+        gaps: g.gaps,
         demo: g.demo,
         symbols: g.symbols,
     })

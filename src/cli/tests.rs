@@ -122,6 +122,10 @@ fn the_parser_takes_every_flag_of_the_table() {
         for name in names.into_iter().flatten() {
             let mut args = vec![name.clone()];
             args.extend(sample(flag));
+            // A flag about another one's output comes with it.
+            if flag.long == "fsync" {
+                args.extend(["--output".to_string(), "x.jsonl".into()]);
+            }
             let parsed = parse(args.clone());
             assert!(parsed.is_ok(), "{args:?}: {parsed:?}");
             // A flag that takes a value needs one; one that does not
@@ -150,16 +154,7 @@ fn the_parser_knows_no_flag_outside_the_table() {
             ]
         })
         .collect();
-    for later in [
-        "output",
-        "fsync",
-        "resume",
-        "gaps",
-        "bars",
-        "bar-grace",
-        "fields",
-        "format",
-    ] {
+    for later in ["bars", "bar-grace", "fields", "format"] {
         words.push(format!("--{later}"));
     }
     let shorts: Vec<char> = flags::FLAGS.iter().filter_map(|f| f.short).collect();
@@ -247,4 +242,20 @@ fn token_sources() {
 fn encodes_query_values() {
     assert_eq!(url_encode("ab-_.~9"), "ab-_.~9");
     assert_eq!(url_encode("a/b+c="), "a%2Fb%2Bc%3D");
+}
+
+#[test]
+fn output_flags_are_checked_together() {
+    let o = run(&["--output", "t/%Y-%m-%d.jsonl", "--gaps"]).unwrap();
+    assert!(o.output.is_some() && o.gaps);
+    assert_eq!(o.fsync, Duration::from_secs(1));
+    assert!(run(&["--output", "t/%q.jsonl"]).unwrap_err().contains("%q"));
+    assert!(run(&["--fsync", "5"]).unwrap_err().contains("--output"));
+    assert!(
+        run(&["--output", "a.jsonl", "--resume", "b.jsonl"])
+            .unwrap_err()
+            .contains("--resume")
+    );
+    let o = run(&["--resume", "b.jsonl"]).unwrap();
+    assert_eq!(o.resume, Some(PathBuf::from("b.jsonl")));
 }

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::wire::protocol::{self, Incoming, Response};
 use crate::wire::scan::{self, Scan};
-use crate::writer::queue::{BATCH_BYTES, Frames, Item, Label};
+use crate::writer::queue::{BATCH_BYTES, Frames, Gap, Item, Label};
 use crate::writer::stats::{DropLog, Stats};
 
 /// How long a full queue may hold up the reader before new ticks are
@@ -49,6 +49,19 @@ pub struct Intake {
     drops: DropLog,
     /// `--queue`: ticks the writer may fall behind.
     queue: usize,
+    /// With `--gaps`: the connection's name, for overflow gaps.
+    gap_name: Option<Arc<str>>,
+    /// Ticks dropped on overflow since the queue last took a batch.
+    overflow: Option<Overflow>,
+}
+
+/// A run of batches dropped because the writer stayed behind.
+#[derive(Debug)]
+struct Overflow {
+    from: u64,
+    to: u64,
+    dropped: u64,
+    codes: std::collections::BTreeSet<String>,
 }
 
 impl Intake {
@@ -67,7 +80,44 @@ impl Intake {
             stats,
             drops: DropLog::default(),
             queue,
+            gap_name: None,
+            overflow: None,
         }
+    }
+
+    /// With `Some(name)`, ticks dropped on overflow are marked by a gap of
+    /// connection `name` (`--gaps`).
+    pub fn with_gaps(mut self, name: Option<Arc<str>>) -> Intake {
+        self.gap_name = name;
+        self
+    }
+
+    /// Send a gap, after the frames read before it.
+    pub fn gap(&mut self, gap: Gap) {
+        self.hand_over();
+        let _ = self.out.send(Item::Gap(gap));
+    }
+
+    /// The session ends: hand over what is left, and mark an overflow
+    /// that had no batch after it.
+    pub fn end(&mut self) {
+        self.hand_over();
+        self.overflow_gap();
+    }
+
+    /// The overflow run, if any, as a gap line.
+    fn overflow_gap(&mut self) {
+        let (Some(o), Some(name)) = (self.overflow.take(), &self.gap_name) else {
+            return;
+        };
+        let _ = self.out.send(Item::Gap(Gap {
+            connection: Some(Arc::clone(name)),
+            codes: o.codes.into_iter().collect(),
+            from: o.from,
+            to: o.to,
+            reason: "output queue full: stdout did not keep up".into(),
+            dropped: Some(o.dropped),
+        }));
     }
 
     /// Whether frames are waiting to be handed over.
@@ -151,6 +201,24 @@ impl Intake {
             });
     }
 
+    /// Remember what an overflow dropped: when, how many, which codes.
+    fn note_overflow(&mut self, frames: &Frames) {
+        let now = Stats::now_ms();
+        let o = self.overflow.get_or_insert_with(|| Overflow {
+            from: now,
+            to: now,
+            dropped: 0,
+            codes: Default::default(),
+        });
+        o.to = now;
+        o.dropped += frames.len() as u64;
+        for f in frames.iter() {
+            if let Some(code) = code_of(f) {
+                o.codes.insert(code);
+            }
+        }
+    }
+
     /// Hand the batch to the writer; if the writer is `--queue` ticks
     /// behind, drop it (the newest ticks) and count them.
     pub fn hand_over(&mut self) {
@@ -171,11 +239,16 @@ impl Intake {
         let full = self.stats.unwritten() + n > limit
             && !self.stats.wait_for_room(n, limit, OVERFLOW_GRACE);
         if !full {
+            // The dropped run ends: marked before the batch that follows.
+            self.overflow_gap();
             // A send fails only when the writer is gone (stdout closed):
             // then there is nothing to count.
             let _ = self.out.send(Item::Frames(frames));
             Stats::add(&self.stats.queued, n);
         } else {
+            if self.gap_name.is_some() {
+                self.note_overflow(&frames);
+            }
             let cap = self.queue;
             self.drops
                 .count(&self.stats.dropped_overflow, n, "overflow", |total| {
@@ -185,6 +258,22 @@ impl Intake {
                     )
                 });
         }
+    }
+}
+
+/// The code a push frame is about, read without a full decode where the
+/// frame allows (only on the overflow path).
+fn code_of(frame: &str) -> Option<String> {
+    if let Some(t) = crate::wire::fast::read(frame) {
+        return Some(t.code.to_string());
+    }
+    if let Scan::Trade(raw) = scan::scan(frame) {
+        return raw.code.map(str::to_string);
+    }
+    match protocol::decode(frame) {
+        Ok(Incoming::Trade(t)) => Some(t.view().code.to_string()),
+        Ok(Incoming::Depth(d)) => Some(d.code.to_string()),
+        _ => None,
     }
 }
 
@@ -218,7 +307,7 @@ mod tests {
             .try_iter()
             .flat_map(|item| match item {
                 Item::Frames(f) => f.iter().map(str::to_string).collect::<Vec<_>>(),
-                Item::Labels(_) => Vec::new(),
+                Item::Labels(_) | Item::Gap(_) => Vec::new(),
             })
             .collect();
         assert_eq!(handed, pushes);

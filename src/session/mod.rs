@@ -25,6 +25,7 @@ use connect::Ws;
 use connection::{Connection, TICK};
 use error::{ConnectError, Disconnect};
 use feed::Feeds;
+use gaps::GapWatch;
 use intake::Intake;
 use policy::Idle;
 use schedule::Backoff;
@@ -35,6 +36,7 @@ pub(crate) mod connect;
 pub(crate) mod connection;
 pub(crate) mod error;
 pub(crate) mod feed;
+pub(crate) mod gaps;
 pub(crate) mod intake;
 pub(crate) mod policy;
 pub(crate) mod schedule;
@@ -58,6 +60,11 @@ pub struct SessionConfig {
     pub stale_after: Duration,
     /// Bound on one connection attempt.
     pub connect_timeout: Duration,
+    /// Send gap items when the data is known to be incomplete (`--gaps`).
+    pub gaps: bool,
+    /// The time of a capture's last line, when restarting into one: the
+    /// first acknowledgement closes the gap of the time not running.
+    pub resumed_at: Option<u64>,
     /// A connection left with nothing to carry closes after this long
     /// (`--idle-close`); it opens again when a
     /// symbol comes.
@@ -124,6 +131,8 @@ pub struct Session {
     acknowledged: bool,
     /// Since when the feeds carry nothing.
     idle: Idle,
+    /// Outages to mark in the output (`--gaps`).
+    gaps: Option<GapWatch>,
 }
 
 impl Session {
@@ -155,10 +164,12 @@ impl Session {
         warn_market(cfg.market, &initial, "argument");
         let mut session = Session {
             feeds: Feeds::new(&initial),
-            intake: Intake::new(out, spares, Arc::clone(&stats), cfg.queue),
+            intake: Intake::new(out, spares, Arc::clone(&stats), cfg.queue)
+                .with_gaps(cfg.gaps.then(|| Arc::from(cfg.name.as_str()))),
             figures: stats.connection(&cfg.name),
             acknowledged: false,
             idle: Idle::default(),
+            gaps: cfg.gaps.then(|| GapWatch::new(&cfg.name, cfg.resumed_at)),
             cfg,
             url_with_token,
             controls,
@@ -212,6 +223,16 @@ impl Session {
 
     /// Run until stopped or a fatal error.
     pub fn run(mut self) -> SessionEnd {
+        let end = self.run_connections();
+        if let Some(gap) = self.gaps.as_mut().and_then(|g| g.stopped(Stats::now_ms())) {
+            self.intake.gap(gap);
+        }
+        self.intake.end();
+        end
+    }
+
+    /// Connect, serve, reconnect: until stopped or a fatal error.
+    fn run_connections(&mut self) -> SessionEnd {
         let mut wait = Duration::ZERO;
         loop {
             if (!wait.is_zero() && !self.idle_for(wait)) || self.stopping() {
@@ -250,6 +271,17 @@ impl Session {
             self.intake.refused_frame();
         }
         Stats::add(&self.stats.reconnects, 1);
+        if let Some(g) = &mut self.gaps {
+            let codes = (self.feeds.trades.server_set().iter())
+                .chain(self.feeds.depth.server_set())
+                .map(|c| c.to_string())
+                .collect();
+            g.lost(
+                Stats::get(&self.figures.last_message_ms),
+                &why.to_string(),
+                codes,
+            );
+        }
         let wait = self.backoff.next_delay().max(why.min_wait());
         self.say(format!(
             "connection lost: {why}; reconnecting in {}{}",

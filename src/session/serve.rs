@@ -176,6 +176,7 @@ impl Session {
                 if matches!(r.ret, 200 | 201) {
                     conn.health().acknowledged(now);
                     self.acknowledged = true;
+                    self.gap_closed();
                 }
                 if let Act::ResendAfter(d) = reaction.act {
                     conn.delay_subscriptions(now + d);
@@ -196,6 +197,18 @@ impl Session {
             }
         };
         self.act(reaction)
+    }
+
+    /// A subscription was acknowledged: an open outage ends now.
+    fn gap_closed(&mut self) {
+        let Some(g) = &mut self.gaps else { return };
+        let acked: Vec<String> = (self.feeds.trades.server_set().iter())
+            .chain(self.feeds.depth.server_set())
+            .map(|c| c.to_string())
+            .collect();
+        if let Some(gap) = g.acknowledged(Stats::now_ms(), &acked) {
+            self.intake.gap(gap);
+        }
     }
 
     /// Say a reaction's notes and turn its action into the connection's fate.

@@ -35,6 +35,16 @@ pub struct Last {
 }
 
 impl Last {
+    /// The memory of a code whose last line, read back from a capture, had
+    /// `seq` and `time` (ms).
+    pub fn resumed(seq: u64, time: u64) -> Last {
+        Last {
+            seq,
+            time,
+            restarted: false,
+        }
+    }
+
     /// Classify the code's next push, with `seq` and `time` (ms),
     /// remembering both when it is to be written. See [`Seen`].
     pub fn see(&mut self, seq: u64, time: u64) -> Seen {

@@ -3,6 +3,7 @@
 //! a depth line, and the one-pass path's copy of a documented push's own
 //! digits ([`write`]). Decimals are copied as text, never through a float.
 
+use super::queue::Gap;
 use crate::wire::fast::Plain;
 use crate::wire::protocol::{Depth, Side, TradeView};
 
@@ -147,6 +148,34 @@ pub fn format_depth(out: &mut Vec<u8>, symbol: &str, d: &Depth) {
         }
     }
     out.extend_from_slice(b"]}\n");
+}
+
+/// Append a gap line: `{"type":"gap","connection":…,"codes":[…],"from":…,
+/// "to":…,"reason":…}`, with `"dropped":N` where ticks were counted.
+pub fn format_gap(out: &mut Vec<u8>, g: &Gap) {
+    out.extend_from_slice(b"{\"type\":\"gap\",\"connection\":");
+    match &g.connection {
+        Some(c) => push_json_str(out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"codes\":[");
+    for (i, c) in g.codes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, c);
+    }
+    out.extend_from_slice(b"],\"from\":");
+    push_u64(out, g.from);
+    out.extend_from_slice(b",\"to\":");
+    push_u64(out, g.to);
+    out.extend_from_slice(b",\"reason\":");
+    push_json_str(out, &g.reason);
+    if let Some(n) = g.dropped {
+        out.extend_from_slice(b",\"dropped\":");
+        push_u64(out, n);
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// A documented push's fields after `seq`, copied as they stand.

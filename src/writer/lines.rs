@@ -57,6 +57,9 @@ pub struct Lines {
     depth: Book,
     drops: DropLog,
     stats: Arc<Stats>,
+    /// What a capture's tail said of codes not labelled yet: their memory
+    /// starts from it (`--output`, `--resume`).
+    resumed: HashMap<(bool, String), Last>,
 }
 
 impl Lines {
@@ -67,7 +70,14 @@ impl Lines {
             depth: Book::default(),
             drops: DropLog::default(),
             stats,
+            resumed: HashMap::new(),
         }
+    }
+
+    /// Start each code's de-duplication memory from what a capture's tail
+    /// said of it.
+    pub fn resume(&mut self, last: HashMap<(bool, String), Last>) {
+        self.resumed = last;
     }
 
     /// Label a code's lines with the user's spelling from now on.
@@ -77,7 +87,10 @@ impl Lines {
         } else {
             &mut self.trades
         };
-        let entry = Entry::new(&l);
+        let mut entry = Entry::new(&l);
+        if let Some(last) = self.resumed.remove(&(l.depth, l.code.to_string())) {
+            entry.last = last;
+        }
         match book.get_mut(&l.code) {
             Some(e) => {
                 e.name = entry.name;
@@ -89,29 +102,31 @@ impl Lines {
         }
     }
 
-    /// Turn one push frame into a line appended to `out` (or count why not).
-    pub fn frame(&mut self, text: &str, out: &mut Vec<u8>) {
+    /// Turn one push frame into a line appended to `out` (or count why
+    /// not); the line's `time` when one was written.
+    pub fn frame(&mut self, text: &str, out: &mut Vec<u8>) -> Option<u64> {
         if let Some(t) = fast::read(text) {
             return self.plain_trade(&t, out);
         }
         match scan::scan(text) {
             Scan::Trade(raw) => match protocol::validate(&raw) {
-                Ok(view) => self.trade(&view, out),
+                Ok(view) => return self.trade(&view, out),
                 Err(why) => self.invalid_trade(why),
             },
             Scan::Other => match protocol::decode(text) {
-                Ok(Incoming::Trade(trade)) => self.trade(&trade.view(), out),
+                Ok(Incoming::Trade(trade)) => return self.trade(&trade.view(), out),
                 Ok(Incoming::BadTrade(why)) => self.invalid_trade(why),
-                Ok(Incoming::Depth(d)) => self.depth(&d, out),
+                Ok(Incoming::Depth(d)) => return self.depth(&d, out),
                 Ok(Incoming::BadDepth(why)) => self.invalid_depth(why),
                 // Handed over as a push, but it is not one.
                 Ok(Incoming::Response(_) | Incoming::Other { .. }) => self.garbage("not a push"),
                 Err(why) => self.garbage(why),
             },
         }
+        None
     }
 
-    fn trade(&mut self, t: &TradeView, out: &mut Vec<u8>) {
+    fn trade(&mut self, t: &TradeView, out: &mut Vec<u8>) -> Option<u64> {
         let (stats, drops) = (&self.stats, &mut self.drops);
         let push = Push {
             kind: "trade",
@@ -119,13 +134,13 @@ impl Lines {
             seq: t.seq,
             time: t.time,
         };
-        if let Some(name) = dedupe(&mut self.trades, stats, drops, &push) {
-            format_trade(out, name, t);
-        }
+        let name = dedupe(&mut self.trades, stats, drops, &push)?;
+        format_trade(out, name, t);
+        Some(t.time)
     }
 
     /// A trade on the fast path: the same rules as [`Lines::trade`].
-    fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) {
+    fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) -> Option<u64> {
         let (stats, drops) = (&self.stats, &mut self.drops);
         match self.trades.get_mut(t.code) {
             None => format::write_unlabelled(out, t),
@@ -136,14 +151,16 @@ impl Lines {
                     seq: t.seq,
                     time: t.time,
                 };
-                if written(&mut e.last, stats, drops, &e.name, &push) {
-                    format::write(out, &e.head, t);
+                if !written(&mut e.last, stats, drops, &e.name, &push) {
+                    return None;
                 }
+                format::write(out, &e.head, t);
             }
         }
+        Some(t.time)
     }
 
-    fn depth(&mut self, d: &Depth, out: &mut Vec<u8>) {
+    fn depth(&mut self, d: &Depth, out: &mut Vec<u8>) -> Option<u64> {
         if d.bad_levels > 0 {
             let (s, code) = (&self.stats, &d.code);
             self.drops.count(
@@ -164,9 +181,9 @@ impl Lines {
             seq: d.seq,
             time: d.time,
         };
-        if let Some(name) = dedupe(&mut self.depth, stats, drops, &push) {
-            format_depth(out, name, d);
-        }
+        let name = dedupe(&mut self.depth, stats, drops, &push)?;
+        format_depth(out, name, d);
+        Some(d.time)
     }
 
     fn invalid_trade(&mut self, why: &'static str) {

@@ -1,21 +1,31 @@
-//! The writer thread: drains the queue ([`queue`]) to stdout as JSON lines.
+//! The writer thread: drains the queue ([`queue`]) to stdout, or to the
+//! files of `--output` ([`capture`], named by [`pattern`]), as JSON lines.
 //!
 //! It turns frames into lines ([`lines`], formatted by [`format`]),
-//! batches further while the queue is busy and flushes whenever it is
-//! momentarily empty. A slow stdout only ever blocks the writer, never a
-//! socket's thread.
+//! batches further while the queue is busy and writes whenever it is
+//! momentarily empty. A slow stdout or disk only ever blocks the writer,
+//! never a socket's thread. A capture's tail read back on start
+//! ([`resume`]) seeds the de-duplication memory ([`dedupe`]).
 
+pub mod capture;
 pub mod dedupe;
 pub mod format;
 pub(crate) mod lines;
+pub mod pattern;
 pub mod queue;
+pub mod resume;
 pub mod stats;
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use capture::Capture;
+use dedupe::Last;
+use format::format_gap;
 use lines::Lines;
 use queue::{BATCH_BYTES, Frames, Item};
 use stats::Stats;
@@ -38,6 +48,25 @@ pub enum WriterEnd {
 /// carried 15–20% more ticks per second into a pipe than 64 KiB ones.
 const WRITE_BYTES: usize = 32 * 1024;
 
+/// Where lines go: a stream (stdout) or the files of `--output`.
+// One per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Sink<W: Write> {
+    /// One stream, as written.
+    Stream(W),
+    /// Files named by each line's own time.
+    Files(Capture),
+}
+
+/// What the writer is to do besides writing lines.
+#[derive(Debug, Default)]
+pub struct WriterConfig {
+    /// Write the gap lines that reach it (`--gaps`).
+    pub gaps: bool,
+    /// A capture's tail, read back: each code's memory starts from it.
+    pub resumed: HashMap<(bool, String), Last>,
+}
+
 /// Drain `queue` into `out` until the queue is closed and empty. Batches
 /// of full size go back through `spares` to be filled again: allocating
 /// and freeing a batch each time made the allocator hand memory back to
@@ -45,53 +74,174 @@ const WRITE_BYTES: usize = 32 * 1024;
 pub fn run_writer<W: Write>(
     queue: Receiver<Item>,
     spares: Sender<Frames>,
-    mut out: W,
+    out: W,
     stats: Arc<Stats>,
 ) -> WriterEnd {
+    run_sink(
+        queue,
+        spares,
+        Sink::Stream(out),
+        stats,
+        WriterConfig::default(),
+    )
+}
+
+/// [`run_writer`] into any [`Sink`], with `config`.
+pub fn run_sink<W: Write>(
+    queue: Receiver<Item>,
+    spares: Sender<Frames>,
+    sink: Sink<W>,
+    stats: Arc<Stats>,
+    config: WriterConfig,
+) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    // Frames consumed into `buf`; counted as written once `buf` is handed
-    // to stdout, so the readers' queue limit sees progress even mid-burst.
-    let mut buffered: u64 = 0;
-    let finish = |r: io::Result<()>| match r {
-        Ok(()) => None,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Some(WriterEnd::Closed),
-        Err(e) => Some(WriterEnd::Failed(e)),
+    lines.resume(config.resumed);
+    let mut w = Batcher {
+        sink,
+        buf: Vec::with_capacity(WRITE_BYTES * 2),
+        period: None,
+        buffered: 0,
+        stats,
     };
-    loop {
-        let mut next = match queue.recv() {
+    let end = loop {
+        let first = match w.wait() {
+            None => queue.recv().map_err(|_| true),
+            Some(d) => queue.recv_timeout(d).map_err(|e| e.is_disconnected()),
+        };
+        let mut next = match first {
             Ok(item) => Some(item),
-            Err(_) => return WriterEnd::Drained,
+            Err(true) => break WriterEnd::Drained,
+            Err(false) => None,
         };
         while let Some(item) = next.take() {
-            match item {
-                Item::Labels(labels) => labels.into_iter().for_each(|l| lines.label(l)),
-                Item::Frames(mut frames) => {
-                    for frame in frames.iter() {
-                        lines.frame(frame, &mut buf);
-                        buffered += 1;
-                        if buf.len() >= WRITE_BYTES {
-                            if let Some(end) = finish(out.write_all(&buf)) {
-                                return end;
-                            }
-                            buf.clear();
-                            stats.note_written(std::mem::take(&mut buffered));
-                        }
-                    }
-                    if frames.capacity() >= BATCH_BYTES {
-                        frames.clear();
-                        let _ = spares.try_send(frames);
-                    }
-                }
+            if let Err(end) = w.take(item, &mut lines, &spares, config.gaps) {
+                return end;
             }
             next = queue.try_recv().ok();
         }
         // The queue is momentarily empty: get everything out now.
-        if let Some(end) = finish(out.write_all(&buf).and_then(|_| out.flush())) {
+        if let Err(end) = w.write_out(true) {
             return end;
         }
-        buf.clear();
-        stats.note_written(std::mem::take(&mut buffered));
+        w.tick();
+    };
+    if let Sink::Files(c) = &mut w.sink {
+        c.sync_all();
+    }
+    end
+}
+
+/// The writer's buffer and where it goes.
+struct Batcher<W: Write> {
+    sink: Sink<W>,
+    buf: Vec<u8>,
+    /// With files: the period of the lines in `buf`.
+    period: Option<u64>,
+    /// Frames consumed into `buf`; counted as written once `buf` is handed
+    /// on, so the readers' queue limit sees progress even mid-burst.
+    buffered: u64,
+    stats: Arc<Stats>,
+}
+
+impl<W: Write> Batcher<W> {
+    /// Turn one item into lines.
+    fn take(
+        &mut self,
+        item: Item,
+        lines: &mut Lines,
+        spares: &Sender<Frames>,
+        gaps: bool,
+    ) -> Result<(), WriterEnd> {
+        match item {
+            Item::Labels(labels) => labels.into_iter().for_each(|l| lines.label(l)),
+            Item::Gap(g) if gaps => {
+                let times = match &self.sink {
+                    Sink::Files(c) => c.gap_periods(&g),
+                    Sink::Stream(_) => vec![g.from],
+                };
+                for t in times {
+                    let at = self.buf.len();
+                    format_gap(&mut self.buf, &g);
+                    self.placed(t.max(g.from), at);
+                }
+            }
+            Item::Gap(_) => {}
+            Item::Frames(mut frames) => {
+                for frame in frames.iter() {
+                    let at = self.buf.len();
+                    if let Some(time) = lines.frame(frame, &mut self.buf) {
+                        self.placed(time, at);
+                    }
+                    self.buffered += 1;
+                    if self.buf.len() >= WRITE_BYTES {
+                        self.write_out(false)?;
+                    }
+                }
+                if frames.capacity() >= BATCH_BYTES {
+                    frames.clear();
+                    let _ = spares.try_send(frames);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A line of `time` was appended at `at`: with files, the lines
+    /// before it go to their file first when it is of another period.
+    fn placed(&mut self, time: u64, at: usize) {
+        let Sink::Files(c) = &mut self.sink else {
+            return;
+        };
+        let period = c.period_start(time);
+        if let Some(p) = self.period
+            && p != period
+            && at > 0
+        {
+            c.write(p, &self.buf[..at]);
+            self.buf.drain(..at);
+        }
+        self.period = Some(period);
+    }
+
+    /// Hand the buffer on (and flush a stream when `flush`).
+    fn write_out(&mut self, flush: bool) -> Result<(), WriterEnd> {
+        match &mut self.sink {
+            Sink::Stream(out) => {
+                let mut r = out.write_all(&self.buf);
+                if flush {
+                    r = r.and_then(|()| out.flush());
+                }
+                match r {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        return Err(WriterEnd::Closed);
+                    }
+                    Err(e) => return Err(WriterEnd::Failed(e)),
+                }
+            }
+            Sink::Files(c) => {
+                if let Some(p) = self.period {
+                    c.write(p, &self.buf);
+                }
+            }
+        }
+        self.buf.clear();
+        self.stats.note_written(std::mem::take(&mut self.buffered));
+        Ok(())
+    }
+
+    /// How long the queue may be waited on before a sync is due.
+    fn wait(&self) -> Option<Duration> {
+        match &self.sink {
+            Sink::Files(c) => c.wait(Instant::now()),
+            Sink::Stream(_) => None,
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Sink::Files(c) = &mut self.sink {
+            c.tick(Instant::now());
+        }
     }
 }
 

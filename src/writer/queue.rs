@@ -85,6 +85,25 @@ pub struct Label {
     pub name: Arc<str>,
 }
 
+/// A stretch of time in which the data is known to be incomplete, for a
+/// `{"type":"gap",…}` line (`--gaps`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The connection it happened on (`stock#1`); `None` for the writer's
+    /// own losses (a disk that refused lines).
+    pub connection: Option<Arc<str>>,
+    /// The codes whose data is missing.
+    pub codes: Vec<String>,
+    /// From: ms since the epoch.
+    pub from: u64,
+    /// To: ms since the epoch.
+    pub to: u64,
+    /// Why, in words.
+    pub reason: String,
+    /// Ticks known to be dropped, where they were counted.
+    pub dropped: Option<u64>,
+}
+
 /// What travels to the writer, in order.
 #[derive(Debug)]
 pub enum Item {
@@ -92,6 +111,8 @@ pub enum Item {
     Frames(Frames),
     /// Labels for codes.
     Labels(Vec<Label>),
+    /// A gap to mark in the output.
+    Gap(Gap),
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct Stats {
     pub seq_restarts: AtomicU64,
     /// Trades dropped because the output queue was full.
     pub dropped_overflow: AtomicU64,
+    /// Lines a disk refused (`--output`).
+    pub lost_disk: AtomicU64,
     /// Frames that were not understood at all (bad JSON, binary).
     pub garbage_frames: AtomicU64,
     /// Connections lost and re-established.
@@ -211,6 +213,7 @@ impl Stats {
                 "ticks on output-queue overflow",
             ),
             (Self::get(&self.garbage_frames), "unreadable frames"),
+            (Self::get(&self.lost_disk), "lines the disk refused"),
             (Self::get(&self.dropped_repeat), "repeated pushes"),
         ];
         let shown: Vec<String> = parts

@@ -1,0 +1,174 @@
+//! Reading a capture's tail back on start (`--output`, `--resume FILE`), so
+//! that a restarted process writes nothing twice.
+//!
+//! The last line of each code is looked for from the end of the newest
+//! file backwards, a chunk at a time, within [`TAIL_BYTES`] over all the
+//! files: a restart costs the same whatever the size of the capture, and
+//! memory holds one chunk and one entry per code. A code whose last line
+//! lies further back is not known; a re-push of its last trade would then
+//! be written again, and start says how many bytes were read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use super::dedupe::Last;
+
+/// Bytes read back at most, over all files.
+pub const TAIL_BYTES: u64 = 8 << 20;
+
+/// Bytes read at a time.
+const CHUNK: u64 = 64 * 1024;
+
+/// A line longer than this is not one of ours: skipped.
+const MAX_LINE: usize = 1 << 20;
+
+/// What was learnt from a capture's tail.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Per (depth?, code): what its last line carried.
+    pub last: HashMap<(bool, String), Last>,
+    /// The `time` of the newest file's last line, if any.
+    pub newest_time: Option<u64>,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Files read (from the newest).
+    pub files: usize,
+}
+
+impl Resumed {
+    /// One line for stderr: what was read and found.
+    pub fn summary(&self) -> String {
+        format!(
+            "resume: read the last {:.1} MiB of {}: the last line of {}{}",
+            self.bytes as f64 / (1024.0 * 1024.0),
+            crate::report::count(self.files, "file"),
+            crate::report::count(self.last.len(), "code"),
+            match self.newest_time {
+                Some(t) => format!(", the newest at time {t}"),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+/// Read back `files`, newest first, within [`TAIL_BYTES`].
+pub fn read_back(files: &[PathBuf]) -> Resumed {
+    read_back_within(files, TAIL_BYTES)
+}
+
+/// [`read_back`] within `budget` bytes.
+pub fn read_back_within(files: &[PathBuf], budget: u64) -> Resumed {
+    let mut r = Resumed::default();
+    for path in files {
+        if r.bytes >= budget {
+            break;
+        }
+        let Ok(file) = File::open(path) else {
+            continue;
+        };
+        r.files += 1;
+        let newest = r.files == 1;
+        read_file_back(&file, budget, newest, &mut r);
+    }
+    r
+}
+
+/// Lines of `file` from its end backwards, until `budget` is spent.
+fn read_file_back(file: &File, budget: u64, newest: bool, r: &mut Resumed) {
+    let Ok(meta) = file.metadata() else { return };
+    let mut end = meta.len();
+    // The start of the line that continues into the chunk read last.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut first_line = newest;
+    while end > 0 && r.bytes < budget {
+        let start = end.saturating_sub(CHUNK);
+        let mut chunk = vec![0u8; (end - start) as usize];
+        if file.read_exact_at(&mut chunk, start).is_err() {
+            return;
+        }
+        r.bytes += end - start;
+        chunk.extend_from_slice(&carry);
+        let mut pieces: Vec<&[u8]> = chunk.split(|&b| b == b'\n').collect();
+        // The first piece may begin before this chunk, unless the file does.
+        let head = if start > 0 { pieces.remove(0) } else { &[][..] };
+        for line in pieces.into_iter().rev().filter(|l| !l.is_empty()) {
+            if let Some(time) = learn(line, &mut r.last)
+                && first_line
+            {
+                r.newest_time = Some(time);
+                first_line = false;
+            }
+        }
+        carry = if head.len() > MAX_LINE {
+            Vec::new()
+        } else {
+            head.to_vec()
+        };
+        end = start;
+    }
+}
+
+/// Remember `line`'s code if it is the first (newest) seen; its time.
+fn learn(line: &[u8], last: &mut HashMap<(bool, String), Last>) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let depth = match v["type"].as_str()? {
+        "trade" => false,
+        "depth" => true,
+        _ => return None,
+    };
+    let code = v["code"].as_str()?;
+    let time = v["time"].as_u64()?;
+    let seq = v["seq"].as_u64().unwrap_or(0);
+    last.entry((depth, code.to_string()))
+        .or_insert_with(|| Last::resumed(seq, time));
+    Some(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::dedupe::Seen;
+
+    fn line(code: &str, seq: u64, time: u64) -> String {
+        format!(
+            "{{\"type\":\"trade\",\"symbol\":\"{code}\",\"code\":\"{code}\",\"seq\":{seq},\"time\":{time},\"price\":1.5,\"volume\":1,\"turnover\":null,\"side\":null}}\n"
+        )
+    }
+
+    #[test]
+    fn the_last_line_of_each_code_is_learnt_across_chunks_and_files() {
+        let d = std::env::temp_dir().join(format!("alltick-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut old = String::new();
+        old.push_str(&line("OLD.US", 7, 50));
+        old.push_str(&line("A.US", 1, 100));
+        let mut new = String::new();
+        // Enough lines to span several chunks.
+        for i in 0..5000u64 {
+            new.push_str(&line("A.US", 10 + i, 1000 + i));
+            if i % 7 == 0 {
+                new.push_str(&line("B.US", i, 1000 + i));
+            }
+        }
+        new.push_str("{\"type\":\"gap\",\"connection\":null,\"codes\":[],\"from\":1,\"to\":2,\"reason\":\"x\"}\n");
+        std::fs::write(d.join("1.jsonl"), old).unwrap();
+        std::fs::write(d.join("2.jsonl"), &new).unwrap();
+        let r = read_back(&[d.join("2.jsonl"), d.join("1.jsonl")]);
+        assert_eq!(r.files, 2);
+        assert_eq!(r.newest_time, Some(1000 + 4999));
+        let mut a = r.last[&(false, "A.US".to_string())];
+        assert_eq!(a.see(10 + 4999, 1000 + 4999), Seen::Repeat);
+        assert_eq!(a.see(10 + 5000, 1000 + 5000), Seen::New);
+        let mut b = r.last[&(false, "B.US".to_string())];
+        assert_eq!(b.see(4998, 1000 + 4998), Seen::Repeat);
+        assert!(r.last.contains_key(&(false, "OLD.US".to_string())));
+        // Within a small budget only the newest chunk is read.
+        let small = read_back_within(&[d.join("2.jsonl"), d.join("1.jsonl")], CHUNK);
+        assert_eq!(small.bytes, CHUNK);
+        assert!(!small.last.contains_key(&(false, "OLD.US".to_string())));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
