@@ -271,17 +271,6 @@ impl Session {
             self.intake.refused_frame();
         }
         Stats::add(&self.stats.reconnects, 1);
-        if let Some(g) = &mut self.gaps {
-            let codes = (self.feeds.trades.server_set().iter())
-                .chain(self.feeds.depth.server_set())
-                .map(|c| c.to_string())
-                .collect();
-            g.lost(
-                Stats::get(&self.figures.last_message_ms),
-                &why.to_string(),
-                codes,
-            );
-        }
         let wait = self.backoff.next_delay().max(why.min_wait());
         self.say(format!(
             "connection lost: {why}; reconnecting in {}{}",
@@ -325,6 +314,18 @@ impl Session {
             };
         self.connected = false;
         self.cfg.open.fetch_sub(1, Ordering::SeqCst);
+        // What the server held is what the outage leaves without data.
+        if let (ConnEnd::Lost(why), Some(g)) = (&end, &mut self.gaps) {
+            let codes = (self.feeds.trades.server_set().iter())
+                .chain(self.feeds.depth.server_set())
+                .map(|c| c.to_string())
+                .collect();
+            g.lost(
+                Stats::get(&self.figures.last_message_ms),
+                &why.to_string(),
+                codes,
+            );
+        }
         self.feeds.on_disconnect();
         self.cfg
             .stagger

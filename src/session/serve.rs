@@ -44,7 +44,11 @@ impl Session {
                 Ok(Frame::Idle) => {}
                 // The burst is over: hand it to the writer.
                 Ok(Frame::BurstOver) => self.intake.hand_over(),
-                Err(d) => return ConnEnd::Lost(d),
+                Err(d) => {
+                    // The last message's time, for a gap's start.
+                    self.update_figures(&mut conn, Instant::now());
+                    return ConnEnd::Lost(d);
+                }
             }
             // Lines are waiting: read on without blocking until the socket
             // is empty, then hand them over in one batch.
