@@ -29,6 +29,11 @@
 #               a cross-check) and wake-ups (voluntary context switches summed
 #               over all threads, /proc/PID/task/*/status).
 #   growth      ticks/s and peak RSS with 1, 100 and 3000 subscribed codes.
+#   capture     alltick-stream into --output files against the same stream into
+#               a pipe, alternating: ticks/s from the first line to the last
+#               (files: the file's size polled every 20 ms until it stops
+#               growing, then its lines counted) and CPU s per million ticks.
+#               Not in the default SECTIONS: SECTIONS=capture, CAPTURE_N.
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
 # GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
@@ -259,6 +264,45 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }  # section client
 
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$2" | head -1; }
 
+# capture_run K TICKS: alltick-stream --output into files; rate and CPU per M.
+capture_run() {
+    local k=$1 ticks=$2
+    local dir="$TMP/capture" cs
+    rm -rf "$dir"; mkdir -p "$dir"
+    start_server --count "$ticks"
+    cs=$(codes "$k")
+    /usr/bin/time -v -o "$TMP/time.out" env ALLTICK_TOKEN=bench-token "$BIN" --url "$URL" \
+        --output "$dir/%Y-%m-%d.jsonl" $cs < /dev/null > /dev/null 2> "$TMP/client.err" &
+    local tpid=$!; track "$tpid"
+    local size=0 last=0 first_t="" last_t now quiet=0 deadline=$(( $(date +%s) + 30 + ticks / 3000 ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        now=$(date +%s.%N)
+        size=$(stat -c %s "$dir"/*.jsonl 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+        if [ "$size" -gt "$last" ]; then
+            [ -z "$first_t" ] && first_t=$now
+            last_t=$now; last=$size; quiet=0
+        elif [ -n "$first_t" ]; then
+            quiet=$((quiet + 1))
+            [ "$quiet" -ge 25 ] && break
+        fi
+        sleep 0.02
+    done
+    stop_client "$tpid"
+    stop_pid "$SRV_PID"; wait "$SRV_PID" 2>/dev/null
+    local got user sys rss rate cpu_per_m
+    got=$(cat "$dir"/*.jsonl 2>/dev/null | wc -l)
+    user=$(sed -n 's/.*User time (seconds): //p' "$TMP/time.out")
+    sys=$(sed -n 's/.*System time (seconds): //p' "$TMP/time.out")
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$TMP/time.out")
+    rate=$(awk -v n="$got" -v a="${first_t:-0}" -v b="${last_t:-0}" 'BEGIN { if (b > a) printf "%.0f", n / (b - a); else print 0 }')
+    cpu_per_m=$(awk -v u="${user:-0}" -v s="${sys:-0}" -v n="$got" 'BEGIN { if (n > 0) printf "%.3f", (u + s) / n * 1e6; else print "nan" }')
+    record capture files "$k" rate "$rate"
+    record capture files "$k" cpu_per_m "$cpu_per_m"
+    record capture files "$k" rss_kb "${rss:-0}"
+    record capture files "$k" delivered "$got"
+    say "  capture files k=$k: lines=$got rate=$rate cpu=${user}+${sys}s rss=${rss}kB"
+}
+
 # tput_run NAME K TICKS SECTION: one throughput run, recorded under SECTION.
 tput_run() {
     local name=$1 k=$2 ticks=$3 section=$4
@@ -425,12 +469,18 @@ want growth && for k in $GROWTH_SYMBOLS; do
         done
     done
 done
+: "${CAPTURE_N:=$((N * 2))}"
+want capture && say "capture: $CAPTURE_N ticks over M=$M codes into --output files and into a pipe, $RUNS runs each"
+want capture && for run in $(seq 1 "$RUNS"); do
+    tput_run alltick-stream "$M" "$CAPTURE_N" capture
+    capture_run "$M" "$CAPTURE_N"
+done
 T_END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- table
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-export N NPY M RUNS LAT_SECS IDLE_SECS GROWTH_N GROWTH_NPY GROWTH_RUNS COMMAND STARTED_AT CPU_MODEL PY_VERSION WS_VERSION PY_NOTE WS_NOTE
+export CAPTURE_N N NPY M RUNS LAT_SECS IDLE_SECS GROWTH_N GROWTH_NPY GROWTH_RUNS COMMAND STARTED_AT CPU_MODEL PY_VERSION WS_VERSION PY_NOTE WS_NOTE
 export LOAD_START LOAD_END NPROC=$(nproc) KERNEL=$(uname -r) ELAPSED=$((T_END - T_START)) RESULTS
 export RUSTC=$(rustc --version 2>/dev/null) GITREV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo "+dirty")
 OUT="$BENCH_DIR/results-$(date -u +%Y%m%d-%H%M%S)$([ "$QUICK" = 1 ] && echo -quick).md"
@@ -570,6 +620,22 @@ for client in [AS, "python", "websocat", "raw_client"]:
     print(f"| {client} | {fmt(g('cpu_ms_per_min'), 2)} | {fmt(g('stat_ms_per_min'))} | {fmt(g('wakeups_per_min'))} | {fmt(g('threads'))} | {fmt(k / 1024 if k else None, 1)} | {rc} | {rw} |")
 print()
 
+if any(k[0] == "capture" for k in data):
+    print(f"## Capture: {int(E['CAPTURE_N']):,} ticks over {M} codes into --output files and into a pipe, median of {E['RUNS']} alternating runs")
+    print()
+    print("| into | ticks/s | CPU s / 1M ticks | peak RSS MiB | lines |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for into, client in [("a pipe (consumer counts lines)", AS), ("--output files (size polled)", "files")]:
+        r = med(("capture", client, M, "rate"))
+        c = med(("capture", client, M, "cpu_per_m"))
+        k = med(("capture", client, M, "rss_kb"))
+        d = med(("capture", client, M, "delivered"))
+        print(f"| {into} | {fmt(r)} | {fmt(c, 3)} | {fmt(k / 1024 if k else None, 1)} | {fmt(d)} |")
+    print()
+    fr, pr = med(("capture", "files", M, "rate")), med(("capture", AS, M, "rate"))
+    fc, pc = med(("capture", "files", M, "cpu_per_m")), med(("capture", AS, M, "cpu_per_m"))
+    print(f"files ÷ pipe: ticks/s {ratio(fr, pr)}, CPU per tick {ratio(fc, pc)}")
+    print()
 syms = sorted({int(k[2]) for k in data if k[0] == "growth"})
 print(f"## Growth: subscribed codes vs ticks/s and peak RSS ({int(E['GROWTH_N']):,} ticks, Python {int(E['GROWTH_NPY']):,}; {E['GROWTH_RUNS']} run(s))")
 print()
