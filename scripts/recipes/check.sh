@@ -209,6 +209,32 @@ check_fifo-python() {
     say_pass "$1"
 }
 
+check_daily-output() {
+    new_dir "daily-output"
+    run_block daily-output || { say_fail "$1" "block failed"; return; }
+    local today="$dir/ticks-$(date -u +%F).jsonl"
+    [ -s "$today" ] || { say_fail "$1" "no $today"; return; }
+    # Run it again: the file grows, no line is in it twice, every line parses.
+    run_block daily-output || { say_fail "$1" "second run failed"; return; }
+    if ! python3 - "$dir" <<'PY'
+import glob, json, sys
+seen, n = set(), 0
+for f in glob.glob(sys.argv[1] + "/ticks-*.jsonl"):
+    for line in open(f):
+        v = json.loads(line)
+        if v["type"] == "trade":
+            k = (v["code"], v["seq"], v["time"])
+            assert k not in seen, k
+            seen.add(k)
+            n += 1
+assert n > 0
+PY
+    then
+        say_fail "$1" "a line twice or not JSON"; return
+    fi
+    say_pass "$1"
+}
+
 check_daily-files() {
     local awks=(awk) a today
     command -v gawk >/dev/null && awks+=(gawk)
@@ -456,7 +482,7 @@ check_systemd-unit() {
 
 # --- main --------------------------------------------------------------------
 
-all=(jq-price jq-symbol jq-last-capture jq-last-live fifo-shell fifo-python daily-files
+all=(jq-price jq-symbol jq-last-capture jq-last-live fifo-shell fifo-python daily-output daily-files
     duckdb to-parquet redis kafka kafka-keyed systemd-unit)
 # Every marked block must have a check, and every check (but the unit) a block.
 for f in "$work"/blocks/*; do
