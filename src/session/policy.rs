@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use crate::session::feed::{self, Act, Kind, Reaction};
 use crate::wire::protocol::{self, Response};
 
-/// A connection counts as healthy (and resets the backoff) after this long
-/// with its subscription acknowledged and heartbeats answered.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// Each stretch this long of a connection's life after its acknowledgement,
+/// with messages (answers or pushes) still arriving at its end, earns one
+/// step of the reconnect backoff back (see [`Health`]).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(2);
 
 /// A request the server has not answered within this long is forgotten
 /// (and a subscription is sent again): a server that ignores some requests
@@ -140,12 +141,23 @@ impl Idle {
     }
 }
 
-/// When a connection has proven itself, so the backoff may start over:
-/// [`HEALTHY_AFTER`] after its first acknowledged subscription (or its
-/// first heartbeat answer, when nothing is subscribed).
+/// What a connection has earned back of the reconnect backoff.
+///
+/// A connection proves itself by streaming, not by being accepted: each
+/// [`HEALTHY_AFTER`] between its first acknowledged subscription (or its
+/// first heartbeat answer, when nothing is subscribed) and the last message
+/// heard on it earns one step back — the delay ceiling halves. A connection
+/// that dies before or right after its acknowledgement earns nothing, so a
+/// server that accepts and drops sees the delays grow as if nothing had
+/// connected; one that streamed for a while reconnects at once (after a
+/// minute of streaming even a 30 s ceiling is back at the base). Steps are
+/// never banked beyond zero: while the backoff is reset, reconnects come at
+/// most once per [`HEALTHY_AFTER`] of streaming.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Health {
     since: Option<Instant>,
+    last_heard: Option<Instant>,
+    earned: u32,
 }
 
 impl Health {
@@ -154,12 +166,23 @@ impl Health {
         self.since.get_or_insert(now);
     }
 
-    /// Whether a backoff that has `attempts` behind it should be reset.
-    pub fn resets_backoff(&self, now: Instant, attempts: u32) -> bool {
-        attempts > 0
-            && self
-                .since
-                .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
+    /// A message (answer, push, anything) arrived at `now`.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = Some(self.last_heard.map_or(now, |t| t.max(now)));
+    }
+
+    /// Steps of the backoff earned since the last call (see
+    /// [`crate::session::schedule::Backoff::forgive`]).
+    pub fn earned(&mut self) -> u32 {
+        let (Some(since), Some(heard)) = (self.since, self.last_heard) else {
+            return 0;
+        };
+        let streamed = heard.saturating_duration_since(since);
+        let total = u32::try_from(streamed.as_nanos() / HEALTHY_AFTER.as_nanos().max(1))
+            .unwrap_or(u32::MAX);
+        let new = total.saturating_sub(self.earned);
+        self.earned = total.max(self.earned);
+        new
     }
 }
 
@@ -345,18 +368,212 @@ mod tests {
     }
 
     #[test]
-    fn the_backoff_resets_only_after_a_minute_of_health() {
+    fn streaming_after_the_acknowledgement_earns_a_step_per_healthy_after() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let h_ms = HEALTHY_AFTER.as_millis() as u64;
+        let mut h = Health::default();
+        // Messages before any acknowledgement earn nothing.
+        h.heard(at(0));
+        h.heard(at(10 * h_ms));
+        assert_eq!(h.earned(), 0, "never acknowledged");
+
+        let mut h = Health::default();
+        h.acknowledged(at(100));
+        h.acknowledged(at(5_000)); // a later acknowledgement moves nothing
+        assert_eq!(h.earned(), 0, "nothing heard yet");
+        h.heard(at(100 + h_ms - 1));
+        assert_eq!(h.earned(), 0, "just short of one stretch");
+        h.heard(at(100 + h_ms));
+        assert_eq!(h.earned(), 1);
+        assert_eq!(h.earned(), 0, "a step is handed out once");
+        h.heard(at(100 + 3 * h_ms + 1));
+        assert_eq!(h.earned(), 2);
+        // A late report of an earlier message takes nothing back.
+        h.heard(at(200));
+        assert_eq!(h.earned(), 0);
+    }
+
+    #[test]
+    fn a_connection_that_dies_at_its_acknowledgement_earns_nothing() {
         let t0 = Instant::now();
         let mut h = Health::default();
-        assert!(
-            !h.resets_backoff(t0 + HEALTHY_AFTER * 2, 3),
-            "never acknowledged"
-        );
+        // Acknowledged, then only an answer 100 ms later: accept-then-drop.
+        h.heard(t0);
         h.acknowledged(t0);
-        h.acknowledged(t0 + Duration::from_secs(30));
-        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER - Duration::from_millis(1), 3));
-        assert!(h.resets_backoff(t0 + HEALTHY_AFTER, 3));
-        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER, 0), "nothing to reset");
+        h.heard(t0 + Duration::from_millis(100));
+        assert_eq!(h.earned(), 0);
+        // Acknowledged, then silent: time passing alone earns nothing.
+        let mut quiet = Health::default();
+        quiet.acknowledged(t0);
+        quiet.heard(t0);
+        assert_eq!(quiet.earned(), 0);
+    }
+
+    /// How a server treats each connection, for [`model`].
+    #[derive(Clone, Copy)]
+    struct Server {
+        /// From the attempt to the open socket (TCP, WebSocket upgrade).
+        connect: Duration,
+        /// From open to the subscription's acknowledgement; `None`: never.
+        ack: Option<Duration>,
+        /// From open to the end of the connection (messages arrive all the
+        /// while).
+        lives: Duration,
+    }
+
+    /// What the reconnect loop did over a window.
+    #[derive(Debug)]
+    struct Outcome {
+        /// Connections opened.
+        connections: usize,
+        /// The share of the window without an acknowledged connection.
+        outage: f64,
+        /// Reconnect delays handed out.
+        delays: Vec<Duration>,
+    }
+
+    /// The session's reconnect loop against `server` for `window`, with the
+    /// real [`Backoff`] and [`Health`]: the clock's work every [`TICK`]
+    /// (messages heard, steps earned), `Backoff::next_delay` after each end.
+    /// Without `forgive` no step is ever taken back: what the old rule (a
+    /// reset only after a minute of health) gives for connections shorter
+    /// than a minute.
+    fn model(server: Server, window: Duration, forgive: bool, seed: u64) -> Outcome {
+        use crate::session::connection::TICK;
+        use crate::session::schedule::Backoff;
+        let t0 = Instant::now();
+        let mut backoff = Backoff::new(seed);
+        let (mut t, mut up, mut connections) = (Duration::ZERO, Duration::ZERO, 0);
+        let mut delays = Vec::new();
+        while t < window {
+            connections += 1;
+            let opened = t + server.connect;
+            let end = opened + server.lives;
+            let mut health = Health::default();
+            let mut now = opened;
+            while now < end {
+                now = (now + TICK).min(end);
+                if let Some(ack) = server.ack.filter(|a| opened + *a <= now) {
+                    health.acknowledged(t0 + opened + ack);
+                }
+                health.heard(t0 + now);
+                if forgive {
+                    backoff.forgive(health.earned());
+                }
+            }
+            if let Some(ack) = server.ack.filter(|a| *a < server.lives) {
+                let from = (opened + ack).min(window);
+                up += end.min(window) - from;
+            }
+            let delay = backoff.next_delay();
+            delays.push(delay);
+            t = end + delay;
+        }
+        Outcome {
+            connections,
+            outage: 1.0 - up.as_secs_f64() / window.as_secs_f64(),
+            delays,
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_connection_cut_every_20_s_is_out_less_than_5_percent_of_the_time() {
+        let cut = Server {
+            connect: MS(20),
+            ack: Some(MS(10)),
+            lives: Duration::from_secs(20),
+        };
+        let window = Duration::from_secs(300);
+        for seed in 1..=20 {
+            let now = model(cut, window, true, seed);
+            assert!(now.outage < 0.05, "seed {seed}: {now:?}");
+            assert!(now.delays.iter().all(|d| *d <= MS(500)), "{now:?}");
+            // Never forgiven (the old rule for 20 s connections): the delays
+            // climb to the cap and a third of the time is lost.
+            let old = model(cut, window, false, seed);
+            assert!(old.outage > 0.3, "seed {seed}: {old:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_cut_every_3_s_is_up_most_of_the_time() {
+        let cut = Server {
+            connect: MS(20),
+            ack: Some(MS(10)),
+            lives: Duration::from_secs(3),
+        };
+        for seed in 1..=20 {
+            let now = model(cut, Duration::from_secs(60), true, seed);
+            assert!(now.outage < 0.15, "seed {seed}: {now:?}");
+        }
+    }
+
+    /// The storm rows: servers that accept and then drop before or right
+    /// after the acknowledgement get exactly the backoff's growing delays,
+    /// as if no connection had ever been made.
+    #[test]
+    fn storms_earn_nothing_back() {
+        let storms = [
+            // Accept, acknowledge, drop 100 ms later.
+            Server {
+                connect: MS(5),
+                ack: Some(MS(10)),
+                lives: MS(110),
+            },
+            // Close 1008 (too many connections) at once: never acknowledged.
+            Server {
+                connect: MS(5),
+                ack: None,
+                lives: MS(5),
+            },
+            // Acknowledged, then answers (a 606, errors) for a second, closed.
+            Server {
+                connect: MS(5),
+                ack: Some(MS(10)),
+                lives: Duration::from_secs(1),
+            },
+            // Refused connection, HTTP 403: nothing opens, nothing heard.
+            Server {
+                connect: MS(1),
+                ack: None,
+                lives: Duration::ZERO,
+            },
+        ];
+        let window = Duration::from_secs(60);
+        for (n, server) in storms.into_iter().enumerate() {
+            let with = model(server, window, true, 3);
+            let without = model(server, window, false, 3);
+            assert_eq!(with.delays, without.delays, "storm {n}");
+            // 0.25 + 0.5 + 1 + 2 + 4 + 8 + 15 + 15 ... : at most 11 in 60 s.
+            assert!(with.connections <= 11, "storm {n}: {with:?}");
+        }
+    }
+
+    /// A server that cuts every connection just after it earned its step:
+    /// the backoff stays at its base, and each reconnect comes after at
+    /// least [`HEALTHY_AFTER`] of streaming.
+    #[test]
+    fn a_flapping_server_gets_at_most_one_reconnect_per_healthy_stretch() {
+        let flap = Server {
+            connect: MS(5),
+            ack: Some(MS(10)),
+            lives: HEALTHY_AFTER + MS(300),
+        };
+        let window = Duration::from_secs(60);
+        let out = model(flap, window, true, 5);
+        let most = window.as_secs_f64() / HEALTHY_AFTER.as_secs_f64();
+        assert!((out.connections as f64) <= most, "{out:?}");
+        assert!(out.delays.iter().all(|d| *d <= MS(500)), "{out:?}");
+        // Just short of a stretch: no step, the delays grow as in a storm.
+        let short = Server {
+            lives: HEALTHY_AFTER - MS(300),
+            ..flap
+        };
+        let out = model(short, window, true, 5);
+        assert_eq!(out.delays, model(short, window, false, 5).delays);
     }
 
     #[test]

@@ -119,14 +119,26 @@ impl Backoff {
         ceiling.div_f64(2.0) + ceiling.div_f64(2.0).mul_f64(frac)
     }
 
-    /// How many delays were handed out since the last reset.
+    /// How many delays were handed out, less the steps forgiven.
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
 
-    /// Start again from the base delay (after a connection proved healthy).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
+    /// Take `steps` back (a connection streamed for a while, see
+    /// [`crate::session::policy::Health`]): each step halves the next delay's
+    /// ceiling. Attempts beyond the one that reaches the cap count as that
+    /// one, so a long outage costs no more to forgive than a short one.
+    pub fn forgive(&mut self, steps: u32) {
+        if steps > 0 {
+            self.attempt = self.attempt.min(self.capped_at()).saturating_sub(steps);
+        }
+    }
+
+    /// The first attempt whose ceiling is the cap.
+    fn capped_at(&self) -> u32 {
+        (0..16)
+            .find(|&n| self.base.saturating_mul(1 << n) >= self.cap)
+            .unwrap_or(16)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -225,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_with_jitter_to_a_cap_and_resets() {
+    fn backoff_grows_with_jitter_to_a_cap_and_is_forgiven() {
         let mut b = Backoff::new(42);
         let first = b.next_delay();
         assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
@@ -239,7 +251,36 @@ mod tests {
             last = d;
         }
         assert!(last >= Duration::from_secs(15));
-        b.reset();
+        b.forgive(u32::MAX);
+        assert!(b.next_delay() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn forgiving_halves_the_ceiling_per_step_from_the_cap_down() {
+        let mut b = Backoff::new(7);
+        // A long outage: far more attempts than it takes to reach the cap.
+        for _ in 0..100 {
+            b.next_delay();
+        }
+        assert_eq!(b.attempts(), 100);
+        // 0.5 s · 2⁶ = 32 s ≥ 30 s: attempt 6 is the first at the cap, so
+        // one step back is attempt 5, a 16 s ceiling.
+        b.forgive(1);
+        assert_eq!(b.attempts(), 5);
+        let d = b.next_delay();
+        assert!(
+            d >= Duration::from_secs(8) && d <= Duration::from_secs(16),
+            "{d:?}"
+        );
+        b.forgive(0);
+        assert_eq!(b.attempts(), 6);
+        b.forgive(2);
+        assert_eq!(b.attempts(), 4);
+        // Never below zero, nothing banked.
+        b.forgive(10);
+        assert_eq!(b.attempts(), 0);
+        b.forgive(10);
+        assert_eq!(b.attempts(), 0);
         assert!(b.next_delay() <= Duration::from_millis(500));
     }
 
