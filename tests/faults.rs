@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::{Inject, OverLimit, SimConfig, Simulator, test_certificate};
+use alltick_stream::sim::{
+    CloseCause, Inject, OverLimit, SimConfig, SimState, Simulator, test_certificate,
+};
 use alltick_stream::wire::protocol::{CMD_HEARTBEAT, CMD_SUB_TRADES};
 use serde_json::Value;
 
@@ -514,6 +516,62 @@ fn accept_then_drop_sees_growing_delays_not_a_storm() {
         "{attempts} connections in {window:?}, backoff allows {min}..={max}"
     );
     stop(&mut tool);
+}
+
+/// Per acknowledged connection, in order: when its first trade
+/// subscription was acknowledged and when it closed.
+fn acked_spans(s: &SimState) -> Vec<(Instant, Option<Instant>)> {
+    s.connections
+        .iter()
+        .filter_map(|c| {
+            let ack = s
+                .requests
+                .iter()
+                .find(|r| r.conn == c.id && r.cmd_id == CMD_SUB_TRADES && r.ret == 200)?;
+            Some((ack.at, c.closed_at))
+        })
+        .collect()
+}
+
+/// A connection that streamed earns a quick reconnect: cut every 3 s, the
+/// tool is back within the backoff's first delay each time, where a reset
+/// only after a minute of health would double the delay on every cut.
+#[test]
+fn connections_cut_every_3_s_while_streaming_stay_up_most_of_the_time() {
+    let sim = sim(20.0);
+    let every = Duration::from_secs(3);
+    sim.set_cut_every(Some(every));
+    let mut tool = start(&sim, &["NASDAQ:AAPL"]);
+    // Four cuts, from the first acknowledgement to the fifth.
+    let cuts = 4;
+    let spans = sim.wait_until(WAIT * 2, |s| acked_spans(s).len() > cuts);
+    check!(tool, spans, "{:?}", sim.state().connections);
+    stop(&mut tool);
+    let st = sim.state();
+    check!(
+        tool,
+        st.connections[..cuts]
+            .iter()
+            .all(|c| c.cause == Some(CloseCause::Cut)),
+        "{:?}",
+        st.connections
+    );
+    let spans = acked_spans(&st);
+    let window = spans[cuts].0 - spans[0].0;
+    let out: Duration = spans
+        .windows(2)
+        .take(cuts)
+        .map(|w| w[1].0 - w[0].1.unwrap_or(w[1].0))
+        .sum();
+    let up = 1.0 - out.as_secs_f64() / window.as_secs_f64();
+    // Each reconnect waits 0.25–0.5 s (the first delay): 86–92 % up. With
+    // growing delays (0.25–0.5, 0.5–1, 1–2, 2–4 s) at most 76 %.
+    check!(
+        tool,
+        up >= 0.8,
+        "connected {:.0} % of {window:?}, out {out:?}",
+        up * 100.0
+    );
 }
 
 #[test]

@@ -1,18 +1,22 @@
 //! Every reading AllTick's docs allow where they leave a point open (what
 //! `seq` means and how it is typed, seconds or milliseconds in `tick_time`,
 //! numbers as strings or JSON numbers, errors without `seq_id`, padded
-//! depth levels, the plan limit, key order), end to end: the real binary against a
+//! depth levels, the plan limit, key order, the last trade pushed again on
+//! a subscription), end to end: the real binary against a
 //! simulator playing that reading, asserting what a user sees on stdout and
 //! stderr.
 
 use std::time::Duration;
 
-use alltick_stream::sim::{Inject, Readings, SentTick, SeqStyle, SimConfig, Simulator};
+use alltick_stream::sim::{
+    CloseCause, Inject, Readings, SentTick, SeqStyle, SimConfig, SimState, Simulator,
+};
 use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 use crate::util::{
-    Tool, WAIT, acked_set, config, json_lines, start, start_sim, stop, wait_for_set,
+    Tool, WAIT, acked_set, assert_ordered, config, json_lines, start, start_sim, stop, unwritten,
+    wait_for_set,
 };
 
 fn sim_with(ticks_per_sec: f64, readings: Readings) -> Simulator {
@@ -408,4 +412,62 @@ fn http_403_at_the_handshake_names_both_causes_and_retries_slowly() {
         "the tool exited on HTTP 403"
     );
     stop(&mut tool);
+}
+
+/// A server that greets a subscription with the last trade of each code
+/// (the docs do not say it does not): after a reconnect, the re-pushed
+/// trade was written already on the old connection, so it is skipped as a
+/// repeat, and nothing else is lost or doubled.
+#[test]
+fn the_last_trade_pushed_again_after_a_reconnect_is_written_once() {
+    let sim = sim_with(
+        20.0,
+        Readings {
+            repush_last_trade: true,
+            ..Readings::default()
+        },
+    );
+    let codes = ["AAPL.US", "IBM.US"];
+    let mut tool = start(&sim, &["NASDAQ:AAPL", "NYSE:IBM"]);
+    check!(tool, wait_for_set(&sim, &codes));
+    let before = sent(&sim, 6, |_| true);
+    wait_written(&tool, &before, "ticks before the cut");
+    // Cut the connection (everything sent is flushed first), once.
+    sim.set_cut_every(Some(Duration::ZERO));
+    let cut = sim.wait_until(WAIT, |s| {
+        s.conn(1).is_some_and(|c| c.cause == Some(CloseCause::Cut))
+    });
+    sim.set_cut_every(None);
+    check!(tool, cut, "the connection was not cut");
+    check!(tool, acked_set(&sim, 2, &codes), "no resubscription");
+    let repushed = |s: &SimState| {
+        codes
+            .iter()
+            .all(|c| s.repushes.iter().any(|t| t.conn >= 2 && t.code == *c))
+    };
+    check!(tool, sim.wait_until(WAIT, repushed), "nothing pushed again");
+    for code in codes {
+        let after = sent(&sim, 3, |t| t.conn >= 2 && t.code == code);
+        wait_written(&tool, &after, &format!("{code} after the reconnect"));
+    }
+    stop(&mut tool);
+    let st = sim.state();
+    let lines = json_lines(&tool);
+    // Written once: per code, seqs strictly increase on stdout.
+    assert_ordered(&tool, &lines);
+    for again in st.repushes.iter() {
+        let same = lines
+            .iter()
+            .filter(|v| v["code"] == again.code.as_str() && v["seq"].as_u64() == Some(again.seq))
+            .count();
+        check!(tool, same == 1, "{again:?} written {same} times");
+    }
+    let missing = unwritten(&lines, &st.ticks);
+    check!(tool, missing.is_empty(), "not written: {missing:?}");
+    check!(
+        tool,
+        tool.stderr()
+            .contains("skipped a trade push already written"),
+        "the repeat was not reported"
+    );
 }

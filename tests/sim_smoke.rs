@@ -1172,3 +1172,233 @@ fn drop_connection_drops_that_one_only() {
     assert!(st.conn(2).is_some_and(|c| c.accepted && !c.closed));
     assert!(!sim.drop_connection(1), "already gone");
 }
+
+/// Every JSON message until the connection ends, and whether a close
+/// frame came.
+fn read_all_to_end(ws: &mut Client, deadline: Instant) -> (Vec<Value>, bool) {
+    let (mut got, mut close) = (Vec::new(), false);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => got.push(serde_json::from_str(t.as_str()).expect("json")),
+            Ok(Message::Close(_)) => close = true,
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return (got, close),
+        }
+    }
+    panic!("connection did not end in time");
+}
+
+#[test]
+fn cut_every_flushes_then_shuts_tcp_down() {
+    let sim = readings_sim(Readings::default(), 500.0);
+    let every = Duration::from_millis(400);
+    sim.set_cut_every(Some(every));
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]));
+    let (got, close) = read_all_to_end(&mut ws, Instant::now() + WAIT);
+    assert!(!close, "no close frame");
+    wait_cause(&sim, 1, CloseCause::Cut);
+    let st = sim.state();
+    let c = st.conn(1).expect("conn 1");
+    assert!(c.closed_at.expect("closed_at") >= c.opened_at + every);
+    // Everything recorded as sent on it arrived: the cut came after a flush.
+    let sent: Vec<(String, u64)> = st.ticks.iter().map(|t| (t.code.clone(), t.seq)).collect();
+    let received: Vec<(String, u64)> = got
+        .iter()
+        .filter(|v| v["cmd_id"] == 22998)
+        .map(|v| {
+            (
+                v["data"]["code"].as_str().unwrap_or("").to_owned(),
+                seq_u64(v),
+            )
+        })
+        .collect();
+    assert!(sent.len() > 20, "{} pushes", sent.len());
+    assert_eq!(received, sent);
+    // Switched off, the next connection outlives the period.
+    sim.set_cut_every(None);
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let opened = Instant::now();
+    let mut pushes = Vec::new();
+    pump_until(&mut ws, opened + every * 2, &mut pushes);
+    assert!(sim.state().conn(2).is_some_and(|c| !c.closed));
+    assert_eq!(request(&mut ws, 22000, 2, json!({}))["ret"], 200);
+}
+
+/// The last trade the simulator pushed for `code`.
+fn last_pushed(sim: &Simulator, code: &str) -> alltick_stream::sim::SentTick {
+    sim.state()
+        .ticks_for(code)
+        .last()
+        .map(|t| (*t).clone())
+        .expect("a trade pushed")
+}
+
+/// Close `ws` and wait until the simulator has finished connection `id`,
+/// so that no push of it comes later.
+fn close_and_wait(sim: &Simulator, mut ws: Client, id: u64) {
+    let _ = ws.close(None);
+    let _ = read_to_end(&mut ws, Instant::now() + WAIT);
+    wait_cause(sim, id, CloseCause::ClientClose);
+}
+
+#[test]
+fn repush_last_trade_on_subscription_repeats_it_exactly() {
+    // Off by default: a new subscription starts with a new trade.
+    assert!(!Readings::default().repush_last_trade);
+    let sim = readings_sim(Readings::default(), 50.0);
+    let mut first = connect(&sim.url());
+    request(&mut first, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]));
+    trades(&mut first, 4);
+    close_and_wait(&sim, first, 1);
+    let last = last_pushed(&sim, "AAPL.US");
+    let mut second = connect(&sim.url());
+    request(&mut second, 22004, 1, symbols(&["AAPL.US"]));
+    let next = &trades(&mut second, 1)[0];
+    assert!(seq_u64(next) > last.seq, "{next} after {last:?}");
+    close_and_wait(&sim, second, 2);
+
+    // On at runtime: the next subscription gets the last trade again.
+    sim.set_readings(Readings {
+        repush_last_trade: true,
+        ..Readings::default()
+    });
+    let (aapl, tsla) = (last_pushed(&sim, "AAPL.US"), last_pushed(&sim, "TSLA.US"));
+    let mut third = connect(&sim.url());
+    request(&mut third, 22004, 1, symbols(&["AAPL.US"]));
+    let text = next_push_text(&mut third, 22998, Instant::now() + WAIT);
+    let again: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(again["data"]["code"], "AAPL.US");
+    assert_eq!(seq_u64(&again), aapl.seq);
+    assert_eq!(again["data"]["tick_time"], aapl.tick_time);
+    assert_eq!(again["data"]["price"], aapl.price.as_str());
+    assert_eq!(again["data"]["volume"], aapl.volume.as_str());
+    // Then the code streams on from there.
+    let next = &trades(&mut third, 1)[0];
+    assert!(seq_u64(next) > aapl.seq, "{next}");
+    // Only a code new to the set is pushed again: TSLA, not AAPL.
+    request(&mut third, 22004, 2, symbols(&["AAPL.US", "TSLA.US"]));
+    // Recorded just after the answer went out.
+    assert!(sim.wait_until(WAIT, |s| s.repushes.len() >= 2));
+    let st = sim.state();
+    let repushed: Vec<(u64, String, u64)> = st
+        .repushes
+        .iter()
+        .map(|t| (t.conn, t.code.clone(), t.seq))
+        .collect();
+    assert_eq!(
+        repushed,
+        vec![
+            (3, "AAPL.US".into(), aapl.seq),
+            (3, "TSLA.US".into(), tsla.seq)
+        ]
+    );
+    // Re-pushes are not counted as new trades.
+    assert_eq!(
+        st.ticks
+            .iter()
+            .filter(|t| t.seq == aapl.seq && t.code == "AAPL.US")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn repush_last_trade_set_at_start() {
+    let sim = readings_sim(
+        Readings {
+            repush_last_trade: true,
+            ..Readings::default()
+        },
+        50.0,
+    );
+    let mut first = connect(&sim.url());
+    // Nothing pushed yet: nothing to push again.
+    request(&mut first, 22004, 1, symbols(&["AAPL.US"]));
+    trades(&mut first, 3);
+    assert!(sim.state().repushes.is_empty());
+    close_and_wait(&sim, first, 1);
+    let last = last_pushed(&sim, "AAPL.US");
+    let mut second = connect(&sim.url());
+    request(&mut second, 22004, 1, symbols(&["AAPL.US"]));
+    assert_eq!(seq_u64(&trades(&mut second, 1)[0]), last.seq);
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("clock after 1970")
+}
+
+#[test]
+fn clock_offset_moves_tick_time_and_time_like_seq_across_midnight() {
+    const DAY_MS: u64 = 86_400_000;
+    // The simulated clock 1 s before the midnight UTC after next (at least
+    // a day ahead, so the real clock is far from it).
+    let now = wall_ms();
+    let midnight = (now / DAY_MS + 2) * DAY_MS;
+    let offset = i64::try_from(midnight - 1_000 - now).expect("offset");
+    let sim = Simulator::start(SimConfig {
+        ticks_per_sec: 50.0,
+        min_request_interval: None,
+        readings: Readings {
+            seq: SeqStyle::TimeLike,
+            ..Readings::default()
+        },
+        clock_offset_ms: offset,
+        ..SimConfig::default()
+    })
+    .expect("start");
+    let mut ws = connect(&sim.url());
+    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let first = &trades(&mut ws, 1)[0];
+    let t = first["data"]["tick_time"].as_u64().expect("tick_time");
+    assert!(
+        t >= midnight - 1_000 && t < midnight,
+        "{t} vs midnight {midnight}"
+    );
+    assert!(seq_u64(first) / 1000 >= t, "time-like seq follows: {first}");
+    // The simulated day ends: a push after midnight.
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let v: Value =
+            serde_json::from_str(&next_push_text(&mut ws, 22998, deadline)).expect("json");
+        if v["data"]["tick_time"]
+            .as_u64()
+            .is_some_and(|t| t >= midnight)
+        {
+            break v;
+        }
+    };
+    assert!(seq_u64(&after) / 1000 >= midnight, "{after}");
+    let st = sim.state();
+    let rec = st
+        .ticks
+        .iter()
+        .find(|t| t.seq == seq_u64(&after))
+        .expect("recorded");
+    assert_eq!(rec.time_ms, rec.tick_time);
+    assert!(rec.time_ms >= midnight);
+    // Back to the real clock at runtime.
+    sim.set_clock_offset_ms(0);
+    let before = wall_ms();
+    let v = loop {
+        let v: Value =
+            serde_json::from_str(&next_push_text(&mut ws, 22998, deadline)).expect("json");
+        if v["data"]["tick_time"]
+            .as_u64()
+            .is_some_and(|t| t < midnight - 1_000)
+        {
+            break v;
+        }
+    };
+    let t = v["data"]["tick_time"].as_u64().expect("tick_time");
+    assert!(
+        t + 100 >= before && t <= wall_ms(),
+        "{t} vs the real {before}"
+    );
+}

@@ -157,6 +157,7 @@ impl Connection {
         let heard = std::mem::take(&mut self.heard);
         if heard {
             self.liveness.heard(now);
+            self.health.heard(now);
         }
         heard
     }
@@ -216,7 +217,7 @@ impl Connection {
         self.pacer.delay_subscription_until(until);
     }
 
-    /// The connection's health, for the backoff reset.
+    /// The connection's health, for the backoff steps it earns back.
     pub fn health(&mut self) -> &mut Health {
         &mut self.health
     }

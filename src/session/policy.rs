@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use crate::session::feed::{self, Act, Kind, Reaction};
 use crate::wire::protocol::{self, Response};
 
-/// A connection counts as healthy (and resets the backoff) after this long
-/// with its subscription acknowledged and heartbeats answered.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// Each stretch this long of a connection's life after its acknowledgement,
+/// with messages (answers or pushes) still arriving at its end, earns one
+/// step of the reconnect backoff back (see [`Health`]).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(2);
 
 /// A request the server has not answered within this long is forgotten
 /// (and a subscription is sent again): a server that ignores some requests
@@ -140,12 +141,23 @@ impl Idle {
     }
 }
 
-/// When a connection has proven itself, so the backoff may start over:
-/// [`HEALTHY_AFTER`] after its first acknowledged subscription (or its
-/// first heartbeat answer, when nothing is subscribed).
+/// What a connection has earned back of the reconnect backoff.
+///
+/// A connection proves itself by streaming, not by being accepted: each
+/// [`HEALTHY_AFTER`] between its first acknowledged subscription (or its
+/// first heartbeat answer, when nothing is subscribed) and the last message
+/// heard on it earns one step back — the delay ceiling halves. A connection
+/// that dies before or right after its acknowledgement earns nothing, so a
+/// server that accepts and drops sees the delays grow as if nothing had
+/// connected; one that streamed for a while reconnects at once (after a
+/// minute of streaming even a 30 s ceiling is back at the base). Steps are
+/// never banked beyond zero: while the backoff is reset, reconnects come at
+/// most once per [`HEALTHY_AFTER`] of streaming.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Health {
     since: Option<Instant>,
+    last_heard: Option<Instant>,
+    earned: u32,
 }
 
 impl Health {
@@ -154,12 +166,23 @@ impl Health {
         self.since.get_or_insert(now);
     }
 
-    /// Whether a backoff that has `attempts` behind it should be reset.
-    pub fn resets_backoff(&self, now: Instant, attempts: u32) -> bool {
-        attempts > 0
-            && self
-                .since
-                .is_some_and(|t| now.duration_since(t) >= HEALTHY_AFTER)
+    /// A message (answer, push, anything) arrived at `now`.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = Some(self.last_heard.map_or(now, |t| t.max(now)));
+    }
+
+    /// Steps of the backoff earned since the last call (see
+    /// [`crate::session::schedule::Backoff::forgive`]).
+    pub fn earned(&mut self) -> u32 {
+        let (Some(since), Some(heard)) = (self.since, self.last_heard) else {
+            return 0;
+        };
+        let streamed = heard.saturating_duration_since(since);
+        let total = u32::try_from(streamed.as_nanos() / HEALTHY_AFTER.as_nanos().max(1))
+            .unwrap_or(u32::MAX);
+        let new = total.saturating_sub(self.earned);
+        self.earned = total.max(self.earned);
+        new
     }
 }
 
@@ -345,18 +368,46 @@ mod tests {
     }
 
     #[test]
-    fn the_backoff_resets_only_after_a_minute_of_health() {
+    fn streaming_after_the_acknowledgement_earns_a_step_per_healthy_after() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let h_ms = HEALTHY_AFTER.as_millis() as u64;
+        let mut h = Health::default();
+        // Messages before any acknowledgement earn nothing.
+        h.heard(at(0));
+        h.heard(at(10 * h_ms));
+        assert_eq!(h.earned(), 0, "never acknowledged");
+
+        let mut h = Health::default();
+        h.acknowledged(at(100));
+        h.acknowledged(at(5_000)); // a later acknowledgement moves nothing
+        assert_eq!(h.earned(), 0, "nothing heard yet");
+        h.heard(at(100 + h_ms - 1));
+        assert_eq!(h.earned(), 0, "just short of one stretch");
+        h.heard(at(100 + h_ms));
+        assert_eq!(h.earned(), 1);
+        assert_eq!(h.earned(), 0, "a step is handed out once");
+        h.heard(at(100 + 3 * h_ms + 1));
+        assert_eq!(h.earned(), 2);
+        // A late report of an earlier message takes nothing back.
+        h.heard(at(200));
+        assert_eq!(h.earned(), 0);
+    }
+
+    #[test]
+    fn a_connection_that_dies_at_its_acknowledgement_earns_nothing() {
         let t0 = Instant::now();
         let mut h = Health::default();
-        assert!(
-            !h.resets_backoff(t0 + HEALTHY_AFTER * 2, 3),
-            "never acknowledged"
-        );
+        // Acknowledged, then only an answer 100 ms later: accept-then-drop.
+        h.heard(t0);
         h.acknowledged(t0);
-        h.acknowledged(t0 + Duration::from_secs(30));
-        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER - Duration::from_millis(1), 3));
-        assert!(h.resets_backoff(t0 + HEALTHY_AFTER, 3));
-        assert!(!h.resets_backoff(t0 + HEALTHY_AFTER, 0), "nothing to reset");
+        h.heard(t0 + Duration::from_millis(100));
+        assert_eq!(h.earned(), 0);
+        // Acknowledged, then silent: time passing alone earns nothing.
+        let mut quiet = Health::default();
+        quiet.acknowledged(t0);
+        quiet.heard(t0);
+        assert_eq!(quiet.earned(), 0);
     }
 
     #[test]

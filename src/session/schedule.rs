@@ -119,14 +119,26 @@ impl Backoff {
         ceiling.div_f64(2.0) + ceiling.div_f64(2.0).mul_f64(frac)
     }
 
-    /// How many delays were handed out since the last reset.
+    /// How many delays were handed out, less the steps forgiven.
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
 
-    /// Start again from the base delay (after a connection proved healthy).
-    pub fn reset(&mut self) {
-        self.attempt = 0;
+    /// Take `steps` back (a connection streamed for a while, see
+    /// [`crate::session::policy::Health`]): each step halves the next delay's
+    /// ceiling. Attempts beyond the one that reaches the cap count as that
+    /// one, so a long outage costs no more to forgive than a short one.
+    pub fn forgive(&mut self, steps: u32) {
+        if steps > 0 {
+            self.attempt = self.attempt.min(self.capped_at()).saturating_sub(steps);
+        }
+    }
+
+    /// The first attempt whose ceiling is the cap.
+    fn capped_at(&self) -> u32 {
+        (0..16)
+            .find(|&n| self.base.saturating_mul(1 << n) >= self.cap)
+            .unwrap_or(16)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -143,6 +155,8 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::connection::TICK;
+    use crate::session::policy::{HEALTHY_AFTER, Health};
 
     const HB: Duration = Duration::from_secs(10);
 
@@ -225,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_with_jitter_to_a_cap_and_resets() {
+    fn backoff_grows_with_jitter_to_a_cap_and_is_forgiven() {
         let mut b = Backoff::new(42);
         let first = b.next_delay();
         assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
@@ -239,7 +253,36 @@ mod tests {
             last = d;
         }
         assert!(last >= Duration::from_secs(15));
-        b.reset();
+        b.forgive(u32::MAX);
+        assert!(b.next_delay() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn forgiving_halves_the_ceiling_per_step_from_the_cap_down() {
+        let mut b = Backoff::new(7);
+        // A long outage: far more attempts than it takes to reach the cap.
+        for _ in 0..100 {
+            b.next_delay();
+        }
+        assert_eq!(b.attempts(), 100);
+        // 0.5 s · 2⁶ = 32 s ≥ 30 s: attempt 6 is the first at the cap, so
+        // one step back is attempt 5, a 16 s ceiling.
+        b.forgive(1);
+        assert_eq!(b.attempts(), 5);
+        let d = b.next_delay();
+        assert!(
+            d >= Duration::from_secs(8) && d <= Duration::from_secs(16),
+            "{d:?}"
+        );
+        b.forgive(0);
+        assert_eq!(b.attempts(), 6);
+        b.forgive(2);
+        assert_eq!(b.attempts(), 4);
+        // Never below zero, nothing banked.
+        b.forgive(10);
+        assert_eq!(b.attempts(), 0);
+        b.forgive(10);
+        assert_eq!(b.attempts(), 0);
         assert!(b.next_delay() <= Duration::from_millis(500));
     }
 
@@ -258,5 +301,169 @@ mod tests {
             })
             .collect();
         assert_ne!(a, b);
+    }
+
+    /// How a server treats each connection, for [`model`].
+    #[derive(Clone, Copy)]
+    struct Server {
+        /// From the attempt to the open socket (TCP, WebSocket upgrade).
+        connect: Duration,
+        /// From open to the subscription's acknowledgement; `None`: never.
+        ack: Option<Duration>,
+        /// From open to the end of the connection (messages arrive all the
+        /// while).
+        lives: Duration,
+    }
+
+    /// What the reconnect loop did over a window.
+    #[derive(Debug)]
+    struct Outcome {
+        /// Connections opened.
+        connections: usize,
+        /// The share of the window without an acknowledged connection.
+        outage: f64,
+        /// Reconnect delays handed out.
+        delays: Vec<Duration>,
+    }
+
+    /// The session's reconnect loop against `server` for `window`, with the
+    /// real [`Backoff`] and [`Health`]: the clock's work every [`TICK`]
+    /// (messages heard, steps earned), `Backoff::next_delay` after each end.
+    /// Without `forgive` no step is ever taken back: what the old rule (a
+    /// reset only after a minute of health) gives for connections shorter
+    /// than a minute.
+    fn model(server: Server, window: Duration, forgive: bool, seed: u64) -> Outcome {
+        let t0 = Instant::now();
+        let mut backoff = Backoff::new(seed);
+        let (mut t, mut up, mut connections) = (Duration::ZERO, Duration::ZERO, 0);
+        let mut delays = Vec::new();
+        while t < window {
+            connections += 1;
+            let opened = t + server.connect;
+            let end = opened + server.lives;
+            let mut health = Health::default();
+            let mut now = opened;
+            while now < end {
+                now = (now + TICK).min(end);
+                if let Some(ack) = server.ack.filter(|a| opened + *a <= now) {
+                    health.acknowledged(t0 + opened + ack);
+                }
+                health.heard(t0 + now);
+                if forgive {
+                    backoff.forgive(health.earned());
+                }
+            }
+            if let Some(ack) = server.ack.filter(|a| *a < server.lives) {
+                let from = (opened + ack).min(window);
+                up += end.min(window) - from;
+            }
+            let delay = backoff.next_delay();
+            delays.push(delay);
+            t = end + delay;
+        }
+        Outcome {
+            connections,
+            outage: 1.0 - up.as_secs_f64() / window.as_secs_f64(),
+            delays,
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_connection_cut_every_20_s_is_out_less_than_5_percent_of_the_time() {
+        let cut = Server {
+            connect: MS(20),
+            ack: Some(MS(10)),
+            lives: Duration::from_secs(20),
+        };
+        let window = Duration::from_secs(300);
+        for seed in 1..=20 {
+            let now = model(cut, window, true, seed);
+            assert!(now.outage < 0.05, "seed {seed}: {now:?}");
+            assert!(now.delays.iter().all(|d| *d <= MS(500)), "{now:?}");
+            // Never forgiven (the old rule for 20 s connections): the delays
+            // climb to the cap and a third of the time is lost.
+            let old = model(cut, window, false, seed);
+            assert!(old.outage > 0.3, "seed {seed}: {old:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_cut_every_3_s_is_up_most_of_the_time() {
+        let cut = Server {
+            connect: MS(20),
+            ack: Some(MS(10)),
+            lives: Duration::from_secs(3),
+        };
+        for seed in 1..=20 {
+            let now = model(cut, Duration::from_secs(60), true, seed);
+            assert!(now.outage < 0.15, "seed {seed}: {now:?}");
+        }
+    }
+
+    /// The storm rows: servers that accept and then drop before or right
+    /// after the acknowledgement get exactly the backoff's growing delays,
+    /// as if no connection had ever been made.
+    #[test]
+    fn storms_earn_nothing_back() {
+        let storms = [
+            // Accept, acknowledge, drop 100 ms later.
+            Server {
+                connect: MS(5),
+                ack: Some(MS(10)),
+                lives: MS(110),
+            },
+            // Close 1008 (too many connections) at once: never acknowledged.
+            Server {
+                connect: MS(5),
+                ack: None,
+                lives: MS(5),
+            },
+            // Acknowledged, then answers (a 606, errors) for a second, closed.
+            Server {
+                connect: MS(5),
+                ack: Some(MS(10)),
+                lives: Duration::from_secs(1),
+            },
+            // Refused connection, HTTP 403: nothing opens, nothing heard.
+            Server {
+                connect: MS(1),
+                ack: None,
+                lives: Duration::ZERO,
+            },
+        ];
+        let window = Duration::from_secs(60);
+        for (n, server) in storms.into_iter().enumerate() {
+            let with = model(server, window, true, 3);
+            let without = model(server, window, false, 3);
+            assert_eq!(with.delays, without.delays, "storm {n}");
+            // 0.25 + 0.5 + 1 + 2 + 4 + 8 + 15 + 15 ... : at most 11 in 60 s.
+            assert!(with.connections <= 11, "storm {n}: {with:?}");
+        }
+    }
+
+    /// A server that cuts every connection just after it earned its step:
+    /// the backoff stays at its base, and each reconnect comes after at
+    /// least [`HEALTHY_AFTER`] of streaming.
+    #[test]
+    fn a_flapping_server_gets_at_most_one_reconnect_per_healthy_stretch() {
+        let flap = Server {
+            connect: MS(5),
+            ack: Some(MS(10)),
+            lives: HEALTHY_AFTER + MS(300),
+        };
+        let window = Duration::from_secs(60);
+        let out = model(flap, window, true, 5);
+        let most = window.as_secs_f64() / HEALTHY_AFTER.as_secs_f64();
+        assert!((out.connections as f64) <= most, "{out:?}");
+        assert!(out.delays.iter().all(|d| *d <= MS(500)), "{out:?}");
+        // Just short of a stretch: no step, the delays grow as in a storm.
+        let short = Server {
+            lives: HEALTHY_AFTER - MS(300),
+            ..flap
+        };
+        let out = model(short, window, true, 5);
+        assert_eq!(out.delays, model(short, window, false, 5).delays);
     }
 }

@@ -61,7 +61,7 @@ impl Session {
     }
 
     /// The clock's work on each wake-up: stdin commands, a stop request,
-    /// the connection's liveness, the backoff reset, expired requests, an
+    /// the connection's liveness, the backoff steps earned, expired requests, an
     /// idle close, and a due heartbeat or subscription.
     fn housekeeping(&mut self, conn: &mut Connection) -> Result<(), ConnEnd> {
         self.drain_controls();
@@ -70,9 +70,7 @@ impl Session {
         }
         let now = Instant::now();
         self.update_figures(conn, now);
-        if conn.health().resets_backoff(now, self.backoff.attempts()) {
-            self.backoff.reset();
-        }
+        self.backoff.forgive(conn.health().earned());
         self.expire(conn, now);
         if self.idle_too_long(now) {
             return Err(ConnEnd::Idle);

@@ -128,6 +128,7 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         depth: Vec::new(),
         last_request: None,
         last_heartbeat: now,
+        started: now,
         first_ack: None,
         pending: None,
     };
@@ -240,6 +241,8 @@ pub(super) struct Conn<'a> {
     pub(super) depth: Vec<Sched>,
     pub(super) last_request: Option<Instant>,
     pub(super) last_heartbeat: Instant,
+    /// When the WebSocket handshake completed.
+    pub(super) started: Instant,
     /// When the first 22004 was answered with ret 200.
     pub(super) first_ack: Option<Instant>,
     /// A message read just as silence began, handled when it ends.
@@ -272,6 +275,9 @@ impl Conn<'_> {
             }
             if self.drop_at().is_some_and(|at| now >= at) {
                 return CloseCause::Dropped;
+            }
+            if self.cut_at().is_some_and(|at| now >= at) {
+                return self.cut();
             }
             if now.duration_since(self.last_heartbeat) >= self.shared.cfg.heartbeat_cutoff {
                 return self.close_with(
@@ -317,6 +323,11 @@ impl Conn<'_> {
     pub(super) fn drop_at(&self) -> Option<Instant> {
         let ack = self.first_ack?;
         ack.checked_add(self.shared.drop_after_ack()?)
+    }
+
+    /// When `Simulator::set_cut_every` wants this connection cut.
+    fn cut_at(&self) -> Option<Instant> {
+        self.started.checked_add(self.shared.cut_every()?)
     }
 
     /// Pick up a rate change (`Simulator::set_ticks_per_sec`): reschedule
@@ -365,7 +376,7 @@ impl Conn<'_> {
         }
         let hb_deadline = self.last_heartbeat + self.shared.cfg.heartbeat_cutoff;
         wait = wait.min(hb_deadline.saturating_duration_since(now));
-        if let Some(at) = self.drop_at() {
+        for at in [self.drop_at(), self.cut_at()].into_iter().flatten() {
             wait = wait.min(at.saturating_duration_since(now));
         }
         wait.max(Duration::from_millis(1))

@@ -2,61 +2,24 @@
 //! switches, the state behind them, and what a connection does with them.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, Read};
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tungstenite::protocol::frame::Frame;
-use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tungstenite::{Bytes, Error as WsError, Message};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Bytes, Message};
 
 use super::conn::{Conn, is_timeout};
+use super::inject::Inject;
 use super::server::{Inner, Shared, lock};
-use super::{CloseCause, LOOP_TICK, Simulator, WRITE_TIMEOUT};
+use super::{CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, Simulator, WRITE_TIMEOUT};
 
 /// Longest [`Simulator::reset_connections`] waits for unread client data.
 const RESET_WAIT: Duration = Duration::from_secs(5);
-/// Chunk size used to stream an [`Inject::Huge`] payload.
-const HUGE_CHUNK: usize = 64 * 1024;
-
-/// A raw frame for [`Simulator::inject`], sent as-is to every open connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Inject {
-    /// A text frame with this content (e.g. invalid JSON, an unknown cmd_id,
-    /// a trade with price "0").
-    Text(String),
-    /// A binary frame.
-    Binary(Vec<u8>),
-    /// A (final) text frame whose payload is these bytes, which need not be
-    /// valid UTF-8 (a raw tungstenite frame; `Message::Text` cannot hold
-    /// invalid UTF-8).
-    InvalidUtf8(Vec<u8>),
-    /// One final text frame with a payload of this many bytes, written as a
-    /// raw frame header followed by the payload streamed in 64 KiB chunks
-    /// (the simulator never holds it in memory). The payload is valid UTF-8
-    /// shaped like a trade push padded with `x` (just `x`s if too short for
-    /// that). A client is expected to refuse it and disconnect, so the write
-    /// failing is normal; in any case the connection ends if the frame could
-    /// not be written completely.
-    Huge(usize),
-}
-
-/// One [`Simulator::inject`] frame as handled by one connection.
-#[derive(Clone, Debug)]
-pub struct Injected {
-    /// Connection id ([`ConnRecord::id`](super::ConnRecord::id)).
-    pub conn: u64,
-    /// When the write was attempted.
-    pub at: Instant,
-    /// The frame.
-    pub frame: Inject,
-    /// The frame was written and flushed completely (false e.g. when the
-    /// client refused an [`Inject::Huge`] and disconnected mid-frame).
-    pub written: bool,
-}
 
 /// Fault-injection switches set through the [`Simulator`] methods.
 #[derive(Default)]
@@ -72,6 +35,7 @@ pub(super) struct Faults {
     conn_limit: Option<usize>,
     release_delay: Duration,
     drop_after_ack: Option<Duration>,
+    cut_every: Option<Duration>,
     handshake_status: Option<u16>,
 }
 
@@ -174,13 +138,6 @@ impl Simulator {
         }
     }
 
-    /// Send a raw frame to every open connection (as in
-    /// [`Simulator::close_connections`]), as-is (recorded in
-    /// [`SimState::injected`](super::SimState::injected)). Acts asynchronously (within about 10 ms).
-    pub fn inject(&self, frame: Inject) {
-        self.shared.send_to_open(|| Command::Inject(frame.clone()));
-    }
-
     /// Answer the next `count` requests (on any connection) whose `cmd_id`
     /// is `cmd_id` with `ret` (and the `msg` AllTick's error-code table gives it) instead
     /// of processing them. For ret 606 the connection is then closed with
@@ -276,6 +233,16 @@ impl Simulator {
         lock(&self.shared.faults).drop_after_ack = d;
     }
 
+    /// If Some(d): each connection is cut `d` after its WebSocket handshake:
+    /// what was written is flushed, then the TCP connection is shut down
+    /// (no close frame; the client's last bytes are read until it goes, so
+    /// no reset loses what was sent), recorded as [`CloseCause::Cut`]. So
+    /// every push recorded on a cut connection reached the client. Evaluated
+    /// continuously against the current setting; None (the default) = never.
+    pub fn set_cut_every(&self, d: Option<Duration>) {
+        lock(&self.shared.faults).cut_every = d;
+    }
+
     /// If Some(status): answer every WebSocket handshake with this HTTP
     /// status (e.g. 500; an invalid code becomes 500) instead of upgrading,
     /// before any token check; recorded as [`CloseCause::HandshakeStatus`].
@@ -291,7 +258,7 @@ impl Shared {
     }
 
     /// Send a command to every open connection.
-    fn send_to_open(&self, make: impl Fn() -> Command) {
+    pub(super) fn send_to_open(&self, make: impl Fn() -> Command) {
         let handles = lock(&self.handles);
         for h in handles.iter().filter(|h| h.remote.open) {
             // A send error means the thread has just ended: nothing to do.
@@ -390,14 +357,12 @@ impl Shared {
         lock(&self.faults).drop_after_ack
     }
 
-    pub(super) fn handshake_status(&self) -> Option<u16> {
-        lock(&self.faults).handshake_status
+    pub(super) fn cut_every(&self) -> Option<Duration> {
+        lock(&self.faults).cut_every
     }
 
-    /// Record an injected frame and notify waiters.
-    fn record_injected(&self, rec: Injected) {
-        self.lock_inner().state.injected.push(rec);
-        self.cond.notify_all();
+    pub(super) fn handshake_status(&self) -> Option<u16> {
+        lock(&self.faults).handshake_status
     }
 }
 
@@ -477,82 +442,35 @@ impl Conn<'_> {
         }
     }
 
-    /// Write one injected frame and record it. Returns Some(cause) if the
-    /// connection ends.
-    fn inject(&mut self, frame: Inject) -> Option<CloseCause> {
-        let at = Instant::now();
-        let result = match &frame {
-            Inject::Text(text) => self.ws.send(Message::text(text.as_str())),
-            Inject::Binary(bytes) => self.ws.send(Message::binary(bytes.clone())),
-            Inject::InvalidUtf8(bytes) => self.ws.send(Message::Frame(Frame::message(
-                bytes.clone(),
-                OpCode::Data(Data::Text),
-                true,
-            ))),
-            Inject::Huge(len) => self.write_huge(*len),
-        };
-        self.shared.record_injected(Injected {
-            conn: self.id,
-            at,
-            frame: frame.clone(),
-            written: result.is_ok(),
-        });
-        match result {
-            Ok(()) => None,
-            // A huge frame cut short leaves the stream mid-frame: end it.
-            Err(e) if matches!(frame, Inject::Huge(_)) => Some(self.fatal(e)),
-            r => self.check_write(r).err(),
-        }
-    }
-
-    /// Write one final text frame of `len` payload bytes directly to the
-    /// socket, header first, payload in [`HUGE_CHUNK`]s.
-    fn write_huge(&mut self, len: usize) -> Result<(), WsError> {
-        // Whatever tungstenite still buffers must go out first (bounded).
+    /// [`Simulator::set_cut_every`]: flush what was written, shut the TCP
+    /// connection down, and read until the client has gone (bounded).
+    pub(super) fn cut(&mut self) -> CloseCause {
         let deadline = Instant::now() + WRITE_TIMEOUT;
-        loop {
-            match self.ws.flush() {
-                Ok(()) => break,
-                Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
-                Err(e) => return Err(e),
+        while let Err(e) = self.ws.flush() {
+            if !is_timeout(&e) || Instant::now() >= deadline {
+                break;
             }
         }
-        // RFC 6455 5.2: FIN + opcode 1 (text), unmasked, shortest length form.
-        let mut header = vec![0x81u8];
-        match (u8::try_from(len), u16::try_from(len)) {
-            (Ok(n), _) if n < 126 => header.push(n),
-            (_, Ok(n)) => {
-                header.push(126);
-                header.extend_from_slice(&n.to_be_bytes());
-            }
-            _ => {
-                header.push(127);
-                header.extend_from_slice(&(len as u64).to_be_bytes());
+        let tcp = self.ws.get_ref().tcp();
+        let _ = tcp.shutdown(Shutdown::Write);
+        let _ = tcp.set_read_timeout(Some(HANDSHAKE_POLL));
+        // Closing with unread data would send a reset, which may cost the
+        // client what it has not read yet: read until its end instead.
+        let deadline = Instant::now() + CLOSE_DRAIN;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline && self.ended().is_none() {
+            match self.ws.get_mut().read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
             }
         }
-        const PREFIX: &[u8] = br#"{"cmd_id":22998,"data":{"code":"HUGE","pad":""#;
-        const SUFFIX: &[u8] = br#""}}"#;
-        let (prefix, suffix) = if len >= PREFIX.len() + SUFFIX.len() {
-            (PREFIX, SUFFIX)
-        } else {
-            (&b""[..], &b""[..])
-        };
-        let chunk = vec![b'x'; HUGE_CHUNK.min(len)];
-        let stream = self.ws.get_mut();
-        stream.write_all(&header)?;
-        stream.write_all(prefix)?;
-        let mut left = len - prefix.len() - suffix.len();
-        while left > 0 {
-            if self.shared.stopping() || self.ctl.kill.load(Ordering::SeqCst) {
-                return Err(WsError::ConnectionClosed);
-            }
-            let n = left.min(chunk.len());
-            stream.write_all(&chunk[..n])?;
-            left -= n;
-        }
-        stream.write_all(suffix)?;
-        stream.flush()?;
-        Ok(())
+        self.ended().unwrap_or(CloseCause::Cut)
     }
 
     /// [`Simulator::reset_connections`]: make the kernel send a TCP RST by

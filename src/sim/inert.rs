@@ -43,6 +43,11 @@ impl Shared {
         None
     }
 
+    /// Never cut.
+    pub(super) fn cut_every(&self) -> Option<Duration> {
+        None
+    }
+
     /// Always upgrade.
     pub(super) fn handshake_status(&self) -> Option<u16> {
         None
@@ -53,6 +58,11 @@ impl Conn<'_> {
     /// Never silent: nothing to wait for.
     pub(super) fn pause_while_silent(&mut self) -> Result<(), CloseCause> {
         Ok(())
+    }
+
+    /// Never called: nothing cuts without the feature.
+    pub(super) fn cut(&mut self) -> CloseCause {
+        CloseCause::Cut
     }
 
     /// Nobody sends commands.

@@ -80,11 +80,24 @@ pub struct Readings {
     /// colon and comma (`{"data": {…}, "cmd_id": 22998}`): JSON fixes no key
     /// order, and the docs print spaces.
     pub data_first: bool,
+    /// On a 22004 answered with ret 200, push the latest trade of each code
+    /// new to the connection's set once more, exactly as it was last pushed
+    /// (same `seq` and `tick_time`, on whichever connection), before the
+    /// code's next trade: a server that greets a subscription with the last
+    /// price. Re-pushes are recorded in
+    /// [`SimState::repushes`](super::SimState::repushes), not in `ticks`.
+    pub repush_last_trade: bool,
 }
 
-/// Where [`SeqStyle::Counter`] counters of a simulator started now begin.
-pub(super) fn counter_base() -> u64 {
-    now_ms().saturating_sub(COUNTER_EPOCH_MS)
+/// Where [`SeqStyle::Counter`] counters of a simulator started now begin,
+/// on a clock `offset_ms` off the real one.
+pub(super) fn counter_base(offset_ms: i64) -> u64 {
+    offset(now_ms(), offset_ms).saturating_sub(COUNTER_EPOCH_MS)
+}
+
+/// `ms` moved by `offset_ms`, within the range of `u64`.
+fn offset(ms: u64, offset_ms: i64) -> u64 {
+    ms.saturating_add_signed(offset_ms)
 }
 
 /// Per-code market state, shared by all connections (like the real feed).
@@ -92,6 +105,10 @@ pub(super) struct CodeMarket {
     cents: u64,
     trade_seq: u64,
     depth_seq: u64,
+    /// The last trade pushed, its text and record
+    /// ([`Readings::repush_last_trade`]).
+    #[cfg(feature = "testing")]
+    last_trade: Option<(String, SentTick)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +128,16 @@ impl Simulator {
     /// The readings currently played.
     pub fn readings(&self) -> Readings {
         self.shared.lock_inner().readings
+    }
+
+    /// Run the simulated clock `ms` off the real one from now on (e.g. to
+    /// just before midnight UTC): every push built after this call carries
+    /// `tick_time` (and with [`SeqStyle::TimeLike`] its `seq`) on the moved
+    /// clock, as do the records' [`SentTick::time_ms`]. Also
+    /// [`SimConfig::clock_offset_ms`](super::SimConfig::clock_offset_ms)
+    /// at start.
+    pub fn set_clock_offset_ms(&self, ms: i64) {
+        self.shared.lock_inner().clock_offset_ms = ms;
     }
 }
 
@@ -160,6 +187,37 @@ impl Inner {
         Readings::default()
     }
 
+    /// The simulated clock, ms since the Unix epoch.
+    #[cfg(feature = "testing")]
+    fn now_ms(&self) -> u64 {
+        offset(now_ms(), self.clock_offset_ms)
+    }
+
+    /// The simulated clock: the real one without the `testing` feature.
+    #[cfg(not(feature = "testing"))]
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    /// The last trade pushed for `code`, to push again, recorded as
+    /// re-pushed on connection `conn` ([`Readings::repush_last_trade`]).
+    #[cfg(feature = "testing")]
+    pub(super) fn repush(&mut self, conn: u64, code: &str) -> Option<String> {
+        let (text, sent) = self.market.get(code)?.last_trade.clone()?;
+        self.state.repushes.push(SentTick {
+            conn,
+            at: Instant::now(),
+            ..sent
+        });
+        Some(text)
+    }
+
+    /// Nothing is pushed again without the `testing` feature.
+    #[cfg(not(feature = "testing"))]
+    pub(super) fn repush(&mut self, _conn: u64, _code: &str) -> Option<String> {
+        None
+    }
+
     /// The next `seq` for a push of `kind` for `code` on connection `conn`
     /// ([`Readings::seq`]).
     fn next_seq(&mut self, conn: u64, kind: PushKind, code: &str, time_ms: u64) -> u64 {
@@ -200,6 +258,8 @@ impl Inner {
                 cents: seed_price,
                 trade_seq: 0,
                 depth_seq: 0,
+                #[cfg(feature = "testing")]
+                last_trade: None,
             });
         market.cents = step(market.cents, &mut self.rng);
         market.cents
@@ -209,7 +269,7 @@ impl Inner {
     /// (built by hand so that numbers keep their exact digits).
     pub(super) fn push(&mut self, conn: u64, kind: PushKind, code: &str, level: usize) -> String {
         let readings = self.readings();
-        let time_ms = now_ms();
+        let time_ms = self.now_ms();
         let tick_time = if readings.tick_time_seconds {
             time_ms / 1000
         } else {
@@ -248,12 +308,19 @@ impl Inner {
                 (text, &mut self.state.depth_pushes)
             }
         };
-        record_push(list, &mut self.state.discarded_pushes, sent);
-        if readings.data_first {
+        let text = if readings.data_first {
             data_first(&text)
         } else {
             text
+        };
+        #[cfg(feature = "testing")]
+        if kind == PushKind::Trade
+            && let Some(market) = self.market.get_mut(code)
+        {
+            market.last_trade = Some((text.clone(), sent.clone()));
         }
+        record_push(list, &mut self.state.discarded_pushes, sent);
+        text
     }
 
     /// A trade push (22998) at `cents`; also its volume digits.

@@ -17,7 +17,10 @@
 //! `seq` as a per-code counter (the default), time-like, or restarting on
 //! every connection (`SeqStyle`); `seq` as a string; `tick_time` in
 //! seconds; numbers as JSON numbers; error answers with `seq_id` 0; padded
-//! depth levels.
+//! depth levels; the last trade of each code pushed again on a
+//! subscription. Its clock can run off the real one
+//! (`SimConfig::clock_offset_ms`, `Simulator::set_clock_offset_ms`), e.g.
+//! to just before midnight UTC.
 //!
 //! Everything the server sees and sends is recorded in a [`SimState`] that
 //! tests can inspect with [`Simulator::state`] or wait on with
@@ -33,7 +36,8 @@
 //! frames (`Simulator::close_connections`), TCP resets
 //! (`Simulator::reset_connections`), abrupt drops
 //! (`Simulator::drop_connections`, `Simulator::drop_connection`,
-//! `Simulator::set_drop_after_ack`), raw
+//! `Simulator::set_drop_after_ack`), connections cut after a flush every so
+//! often (`Simulator::set_cut_every`), raw
 //! frames (`Simulator::inject`), error replies (`Simulator::fail_next`,
 //! `Simulator::refuse_codes`, `Simulator::set_max_symbols` with 603 or, by
 //! `Simulator::set_over_limit`, serving only the first N codes), a
@@ -51,9 +55,9 @@
 //!
 //! Layout: this file holds the public API and the records; `server` the
 //! shared state and the accept loop; `conn` one connection's loop;
-//! `request` request handling; `market` push generation; `faults` and
-//! `tls` the testing-only switches (`inert` stands in for `faults` without
-//! the feature).
+//! `request` request handling; `market` push generation; `faults`,
+//! `inject` and `tls` the testing-only switches (`inert` stands in for
+//! `faults` without the feature).
 
 #![warn(clippy::too_many_lines)]
 
@@ -62,6 +66,8 @@ mod conn;
 mod faults;
 #[cfg(not(feature = "testing"))]
 mod inert;
+#[cfg(feature = "testing")]
+mod inject;
 mod market;
 mod request;
 mod server;
@@ -79,7 +85,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[cfg(feature = "testing")]
-pub use faults::{Inject, Injected, OverLimit};
+pub use faults::OverLimit;
+#[cfg(feature = "testing")]
+pub use inject::{Inject, Injected};
 #[cfg(feature = "testing")]
 pub use market::{Readings, SeqStyle};
 #[cfg(feature = "testing")]
@@ -149,6 +157,11 @@ pub struct SimConfig {
     /// plays at start; `Simulator::set_readings` changes it at runtime.
     #[cfg(feature = "testing")]
     pub readings: Readings,
+    /// How far the simulated clock runs off the real one, in ms (negative:
+    /// behind), for `tick_time`, a time-like `seq` and the counters' start;
+    /// `Simulator::set_clock_offset_ms` changes it at runtime. Default 0.
+    #[cfg(feature = "testing")]
+    pub clock_offset_ms: i64,
 }
 
 impl Default for SimConfig {
@@ -167,6 +180,8 @@ impl Default for SimConfig {
             tls: None,
             #[cfg(feature = "testing")]
             readings: Readings::default(),
+            #[cfg(feature = "testing")]
+            clock_offset_ms: 0,
         }
     }
 }
@@ -217,6 +232,9 @@ pub enum CloseCause {
     /// or by `Simulator::reset_connections` when no unread client data
     /// arrived within 5 s (then the client sees an orderly FIN, not a reset).
     Dropped,
+    /// Cut by `Simulator::set_cut_every`: everything written was flushed,
+    /// then TCP was shut down (no close frame).
+    Cut,
     /// Reset by `Simulator::reset_connections`: the socket was closed with
     /// unread data in its receive buffer, so the kernel sent a TCP RST.
     Reset,
@@ -345,6 +363,11 @@ pub struct SimState {
     /// Every injected frame, per connection, recorded after the write attempt.
     #[cfg(feature = "testing")]
     pub injected: Vec<Injected>,
+    /// Every trade pushed once more on a subscription
+    /// (`Readings::repush_last_trade`): the push it repeats, with the
+    /// connection and time of the repeat.
+    #[cfg(feature = "testing")]
+    pub repushes: Vec<SentTick>,
 }
 
 impl SimState {

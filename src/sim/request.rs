@@ -26,6 +26,14 @@ impl Conn<'_> {
             _ => false,
         };
         self.last_request = Some(now);
+        // The set before, to tell which codes are new (re-push reading).
+        let repush_from =
+            (cmd_id == 22004 && self.shared.lock_inner().readings().repush_last_trade).then(|| {
+                self.trades
+                    .iter()
+                    .map(|s| s.code.clone())
+                    .collect::<Vec<_>>()
+            });
 
         // What to do after answering: close with this frame and cause.
         type CloseAfter = Option<(CloseCode, &'static str, CloseCause)>;
@@ -74,7 +82,30 @@ impl Conn<'_> {
         if let Some((code, reason, cause)) = close_after {
             return Some(self.close_with(code, reason, cause));
         }
-        None
+        match repush_from {
+            Some(before) if ret == 200 => self.repush(&before).err(),
+            _ => None,
+        }
+    }
+
+    /// Push the last trade of every code not in `before` once more
+    /// (`Readings::repush_last_trade`).
+    fn repush(&mut self, before: &[String]) -> Result<(), CloseCause> {
+        let texts: Vec<String> = {
+            let mut inner = self.shared.lock_inner();
+            self.trades
+                .iter()
+                .filter(|s| !before.contains(&s.code))
+                .filter_map(|s| inner.repush(self.id, &s.code))
+                .collect()
+        };
+        self.shared.cond.notify_all();
+        for text in texts {
+            let r = self.ws.write(Message::text(text));
+            self.check_write(r)?;
+        }
+        let r = self.ws.flush();
+        self.check_write(r)
     }
 
     /// Record a request and the connection's subscription sets; returns

@@ -62,6 +62,9 @@ pub(super) struct Inner {
     /// The readings played now.
     #[cfg(feature = "testing")]
     pub(super) readings: Readings,
+    /// [`super::Simulator::set_clock_offset_ms`].
+    #[cfg(feature = "testing")]
+    pub(super) clock_offset_ms: i64,
     /// Where `SeqStyle::Counter` counters start.
     pub(super) counter_base: u64,
     /// `SeqStyle::PerConnection` counters: (connection, kind, code) → last seq.
@@ -86,7 +89,9 @@ impl Shared {
                 over_limit: std::collections::HashSet::new(),
                 #[cfg(feature = "testing")]
                 readings: cfg.readings,
-                counter_base: super::market::counter_base(),
+                #[cfg(feature = "testing")]
+                clock_offset_ms: cfg.clock_offset_ms,
+                counter_base: super::market::counter_base(start_offset_ms(&cfg)),
                 conn_seq: HashMap::new(),
             }),
             rate_bits: AtomicU64::new(cfg.ticks_per_sec.to_bits()),
@@ -190,6 +195,14 @@ impl Shared {
         self.cond.notify_all();
         over
     }
+}
+
+/// The simulated clock's offset at start.
+fn start_offset_ms(_cfg: &SimConfig) -> i64 {
+    #[cfg(feature = "testing")]
+    return _cfg.clock_offset_ms;
+    #[cfg(not(feature = "testing"))]
+    0
 }
 
 /// Push interval for a ticks-per-second rate (None = no pushes).
