@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::Simulator;
+use alltick_stream::sim::{Readings, SimConfig, Simulator};
+use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
-use crate::util::{TOKEN, TempDir, Tool, WAIT, bin, json_lines, sim, start, stop};
+use crate::util::{
+    TOKEN, TempDir, Tool, WAIT, bin, config, json_lines, sim, start, start_sim, stop,
+};
 
 /// Every file under `dir`, sorted.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -71,6 +74,18 @@ fn gaps(lines: &[(PathBuf, Value)]) -> Vec<Value> {
         .filter(|(_, v)| v["type"] == "gap")
         .map(|(_, v)| v.clone())
         .collect()
+}
+
+/// A simulator pushing `rate` ticks/s per code that pushes each code's last
+/// trade again on every subscription.
+fn repushing(rate: f64) -> Simulator {
+    start_sim(SimConfig {
+        readings: Readings {
+            repush_last_trade: true,
+            ..Readings::default()
+        },
+        ..config(rate)
+    })
 }
 
 /// The tool into `--output` files under `dir`, against `sim`.
@@ -358,7 +373,9 @@ fn reading_back_a_large_capture_takes_a_bounded_tail() {
 /// and every tick the simulator sent that is missing lies in a gap.
 #[test]
 fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
-    let sim = sim(400.0);
+    // The server pushes each code's last trade again on every subscription:
+    // each restart meets a trade it already wrote.
+    let sim = repushing(400.0);
     let dir = TempDir::new("capture-kill");
     let symbols = ["C0.US", "C1.US", "C2.US", "C3.US", "C4.US"];
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -401,6 +418,15 @@ fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
         .map(|g| (g["from"].as_u64().unwrap(), g["to"].as_u64().unwrap()))
         .collect();
     let st = sim.state();
+    check!(
+        tool,
+        st.requests
+            .iter()
+            .filter(|r| r.cmd_id == CMD_SUB_TRADES)
+            .count()
+            >= 21,
+        "fewer subscriptions than restarts"
+    );
     let written: HashSet<(String, u64)> = keys.iter().map(|(c, s, _)| (c.clone(), *s)).collect();
     let mut missing = 0;
     for t in &st.ticks {
@@ -425,5 +451,135 @@ fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
         missing * 10 < st.ticks.len(),
         "{missing} of {} ticks missing",
         st.ticks.len()
+    );
+}
+
+/// A simulated clock 1.5 s before midnight UTC: the lines of each day land
+/// in that day's file, whatever the order they come in.
+#[test]
+fn lines_land_in_the_file_of_their_own_day_across_midnight() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (now / 86_400_000 + 1) * 86_400_000;
+    let sim = start_sim(SimConfig {
+        clock_offset_ms: midnight - 1_500 - now,
+        ..config(40.0)
+    });
+    let dir = TempDir::new("capture-midnight");
+    let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
+    let mut tool = start(&sim, &["--output", &pattern, "NASDAQ:AAPL", "NASDAQ:TSLA"]);
+    let after = |d: &Path| {
+        captured(d).iter().any(|(_, v)| {
+            v["time"]
+                .as_u64()
+                .is_some_and(|t| t as i64 >= midnight + 500)
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while !after(dir.path()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut tool);
+    let lines = captured(dir.path());
+    let day = |t: i64| civil(t.div_euclid(86_400_000));
+    let files: HashSet<String> = lines
+        .iter()
+        .map(|(f, _)| f.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    check!(
+        tool,
+        files
+            == HashSet::from([
+                format!("{}.jsonl", day(midnight - 1)),
+                format!("{}.jsonl", day(midnight))
+            ]),
+        "files {files:?}"
+    );
+    for (f, v) in &lines {
+        let t = v["time"].as_i64().expect("time");
+        check!(
+            tool,
+            f.ends_with(format!("{}.jsonl", day(t))),
+            "{} holds a line of time {t}",
+            f.display()
+        );
+    }
+}
+
+/// stdout appended to a file with `--resume FILE`, restarted against a
+/// server that pushes the last trade again on subscription: no line twice,
+/// and a torn last line (stdout is the file) is cut first.
+#[test]
+fn a_restart_with_resume_writes_nothing_twice() {
+    let sim = repushing(50.0);
+    let dir = TempDir::new("capture-resume");
+    let file = dir.path().join("ticks.jsonl");
+    let run = |expect: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "exec \"$0\" \"$@\" >>\"$RESUME\"",
+            bin(),
+            "--url",
+            &sim.url(),
+            "--resume",
+            file.to_str().unwrap(),
+            "--gaps",
+            "NASDAQ:AAPL",
+            "NASDAQ:TSLA",
+        ])
+        .env("RESUME", &file)
+        .env("ALLTICK_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut tool = Tool::spawn(cmd);
+        check!(tool, tool.wait_stderr(expect));
+        let before = trades_in(dir.path());
+        check!(tool, wait_for_trades(dir.path(), before + 3));
+        stop(&mut tool);
+        tool
+    };
+    // The shell makes the file before the tool starts: an empty capture.
+    run("the last line of 0 codes");
+    // A power loss in the middle of a line.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(b"{\"type\":\"trade\",\"symbol\":\"NASD")
+            .unwrap();
+    }
+    let tool = run("cut off a torn last line");
+    run("resume: read the last");
+    let lines = captured(dir.path());
+    let keys = trade_keys(&lines);
+    let unique: HashSet<_> = keys.iter().collect();
+    check!(tool, unique.len() == keys.len(), "a line written twice");
+    let st = sim.state();
+    check!(
+        tool,
+        st.requests
+            .iter()
+            .filter(|r| r.cmd_id == CMD_SUB_TRADES)
+            .count()
+            >= 3
+    );
+    check!(
+        tool,
+        gaps(&lines)
+            .iter()
+            .filter(|g| g["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("not running"))
+            .count()
+            == 2,
+        "{:?}",
+        gaps(&lines)
     );
 }
