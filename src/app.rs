@@ -41,7 +41,8 @@ pub const EXIT_USAGE: i32 = 2;
 /// Run the program with the process's arguments; returns the exit status.
 pub fn run() -> i32 {
     let mut opts = match cli::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Run(o)) => *o,
+        Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Help) => return print_text(&cli::help()),
         Ok(Parsed::Generate(kind)) => return print_text(&cli::generate(kind)),
         Ok(Parsed::Version) => {
@@ -147,6 +148,48 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
         ],
         None,
     ))
+}
+
+/// `replay`: the capture to stdout on a thread of its own, so that a stop
+/// ends the program within a second even while stdout does not take lines.
+fn run_replay(opts: crate::replay::ReplayOptions) -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ctl_tx, _ctl_rx) = bounded::<Control>(1);
+    let (sig_tx, sig_rx) = bounded::<()>(4);
+    if let Err(e) = install_signals(&stop, ctl_tx, sig_tx) {
+        say(format!("cannot install the signal handler: {e}"));
+        return EXIT_FAILURE;
+    }
+    let (cmd_tx, cmd_rx) = bounded(1024);
+    let _ = thread::Builder::new().name("stdin".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        let _ = read_commands(stdin.lock(), |ev| match ev {
+            LineEvent::Command { line, command } => cmd_tx.send((line, command)).is_ok(),
+            LineEvent::Error { line, reason } => {
+                say(format!("stdin:{line}: {reason}"));
+                true
+            }
+        });
+    });
+    let (done_tx, done_rx) = bounded::<i32>(1);
+    let replay_stop = Arc::clone(&stop);
+    let spawned = thread::Builder::new().name("replay".into()).spawn(move || {
+        let _ = done_tx.send(crate::replay::run(opts, replay_stop, cmd_rx));
+    });
+    if let Err(e) = spawned {
+        say(format!("cannot start the replay: {e}"));
+        return EXIT_FAILURE;
+    }
+    select! {
+        recv(done_rx) -> code => code.unwrap_or(EXIT_FAILURE),
+        recv(sig_rx) -> _ => match done_rx.recv_timeout(STOP_BUDGET) {
+            Ok(code) => code,
+            Err(_) => {
+                say("stopping: stdout did not take the replay's lines within 1 s");
+                EXIT_OK
+            }
+        },
+    }
 }
 
 /// Print `text` on stdout for `--help`, `--version` or `--generate`. A

@@ -28,6 +28,7 @@
 // binary's own.
 pub mod app;
 pub mod cli;
+pub mod replay;
 pub mod report;
 pub mod router;
 pub mod session;

@@ -103,7 +103,39 @@ pub struct Flag {
     /// One paragraph, lower-case, no final period; the first clause (up to
     /// `: `, `; ` or ` (`) is the summary the completions show.
     pub help: &'static str,
+    /// The modes it belongs to.
+    pub modes: &'static [Mode],
 }
+
+/// What the program is asked to do: the first argument `replay` or
+/// `serve` picks a mode, anything else is the live stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Stream from AllTick (the default).
+    Live,
+    /// `replay FILE...`: a capture to stdout again.
+    Replay,
+    /// `serve FILE...`: a capture as an AllTick WebSocket server.
+    Serve,
+}
+
+impl Mode {
+    /// The word that selects it (`None` for the live stream).
+    pub fn word(self) -> Option<&'static str> {
+        match self {
+            Mode::Live => None,
+            Mode::Replay => Some("replay"),
+            Mode::Serve => Some("serve"),
+        }
+    }
+}
+
+/// Every mode: `--help` and `--version`.
+const ALL: &[Mode] = &[Mode::Live, Mode::Replay, Mode::Serve];
+/// The live stream only.
+const LIVE: &[Mode] = &[Mode::Live];
+/// `replay` and `serve`.
+const REPLAY_SERVE: &[Mode] = &[Mode::Replay, Mode::Serve];
 
 /// The value a flag takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,11 +250,12 @@ const fn flag(long: &'static str, help: &'static str) -> Flag {
         value: None,
         default: None,
         help,
+        modes: LIVE,
     }
 }
 
-/// Every flag, in the order the help lists them. Subcommands (`replay`,
-/// `serve`) will get tables of their own beside this one.
+/// Every flag, in the order the help lists them, each with the modes it
+/// belongs to.
 pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("NAME", Hint::OneOf(&PLAN_NAMES)),
@@ -357,6 +390,35 @@ pub const FLAGS: &[Flag] = &[
          token, no network",
     ),
     Flag {
+        value: value("X", Hint::Number),
+        default: Some("1"),
+        modes: REPLAY_SERVE,
+        ..flag(
+            "speed",
+            "replay, serve: the recorded pace times X (10: ten times as fast), or \
+             max: as fast as the lines are taken",
+        )
+    },
+    Flag {
+        value: value("TIME", Hint::Number),
+        default: Some("the start"),
+        modes: REPLAY_SERVE,
+        ..flag(
+            "from",
+            "replay, serve: lines from TIME on: ms since the epoch or ISO-8601 \
+             UTC (2026-12-01T14:30:00Z)",
+        )
+    },
+    Flag {
+        value: value("TIME", Hint::Number),
+        default: Some("the end"),
+        modes: REPLAY_SERVE,
+        ..flag(
+            "to",
+            "replay, serve: lines up to TIME (inclusive), written like --from",
+        )
+    },
+    Flag {
         value: value("KIND", Hint::OneOf(&Kind::NAMES)),
         ..flag(
             "generate",
@@ -365,10 +427,12 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         short: Some('h'),
+        modes: ALL,
         ..flag("help", "print this help and exit")
     },
     Flag {
         short: Some('V'),
+        modes: ALL,
         ..flag("version", "print the version and exit")
     },
 ];
@@ -439,6 +503,23 @@ pub const STDIN: Section = Section {
              symbols held back, on stderr",
         ),
         Block::Text("Blank lines and lines starting with # are ignored. EOF keeps streaming."),
+    ],
+};
+
+/// The modes besides the live stream.
+pub const MODES: Section = Section {
+    title: "REPLAY",
+    blocks: &[
+        Block::Item(
+            "replay [FLAGS] FILE... [SYMBOL...]",
+            "write the lines of captures (--output files or saved stdout, plain \
+             or .gz) to stdout again, byte for byte, merged in time order; the \
+             SYMBOLs, and +SYMBOL / -SYMBOL on stdin, choose the codes",
+        ),
+        Block::Text(
+            "AllTick codes are never lower-case words, so a first argument replay \
+             is the mode, not a symbol.",
+        ),
     ],
 };
 

@@ -92,8 +92,13 @@ pub fn man() -> String {
     // across lines, so it can be searched for.
     out.push_str(".nh\n.ad l\n");
     let _ = writeln!(out, ".SH NAME\nalltick\\-stream \\- {}", roff(flags::ABOUT));
-    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n");
-    for section in [flags::DESCRIPTION, flags::SYMBOLS, flags::STDIN] {
+    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n");
+    for section in [
+        flags::DESCRIPTION,
+        flags::SYMBOLS,
+        flags::STDIN,
+        flags::MODES,
+    ] {
         man_section(&mut out, &section);
     }
     out.push_str(".SH OPTIONS\n");

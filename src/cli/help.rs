@@ -14,10 +14,10 @@ const COLUMN: usize = INDENT + 23;
 /// default, in the table's order.
 pub fn help() -> String {
     let mut out = format!(
-        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n",
+        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n",
         flags::ABOUT
     );
-    for section in [flags::SYMBOLS, flags::STDIN] {
+    for section in [flags::SYMBOLS, flags::STDIN, flags::MODES] {
         out.push('\n');
         out.push_str(&section_text(&section));
     }

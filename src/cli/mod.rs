@@ -14,9 +14,11 @@ pub mod help;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::replay::ReplayOptions;
+use crate::replay::pace::{Speed, parse_time};
 use crate::wire::symbol::{Market, Symbol};
 use crate::writer::pattern::Pattern;
-use flags::Flag;
+use flags::{Flag, Mode};
 
 pub use flags::{Kind, PLAN_NAMES, PLANS};
 pub use generate::generate;
@@ -86,11 +88,11 @@ pub struct Options {
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
-// Made once per run: its size does not matter.
-#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// Run with these options.
-    Run(Options),
+    Run(Box<Options>),
+    /// `replay`: a capture to stdout.
+    Replay(ReplayOptions),
     /// Print help and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -140,6 +142,9 @@ struct Given {
     fsync: Option<Duration>,
     resume: Option<PathBuf>,
     gaps: bool,
+    speed: Option<Speed>,
+    from: Option<u64>,
+    to: Option<u64>,
     demo: bool,
 }
 
@@ -177,6 +182,9 @@ impl Given {
             "fsync" => self.fsync = Some(seconds(name, value)?),
             "resume" => self.resume = Some(PathBuf::from(value)),
             "gaps" => self.gaps = true,
+            "speed" => self.speed = Some(Speed::parse(value)?),
+            "from" => self.from = Some(parse_time(name, value)?),
+            "to" => self.to = Some(parse_time(name, value)?),
             "plan" => {
                 let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
                     format!(
@@ -196,14 +204,26 @@ impl Given {
 /// Parse the arguments (without the program name). Only the flags of
 /// [`flags::FLAGS`] are known; whether one takes a value is read there.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    let mode = match args.peek().map(String::as_str) {
+        Some("replay") => Mode::Replay,
+        _ => Mode::Live,
+    };
+    if mode != Mode::Live {
+        args.next();
+    }
     let mut given = Given::default();
+    let mut positional: Vec<String> = Vec::new();
     let mut only_symbols = false;
     while let Some(arg) = args.next() {
         if only_symbols || !arg.starts_with('-') || arg == "-" {
-            given
-                .symbols
-                .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
+            if mode == Mode::Live {
+                given
+                    .symbols
+                    .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
+            } else {
+                positional.push(arg);
+            }
             continue;
         }
         if arg == "--" {
@@ -216,6 +236,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         };
         let unknown = || format!("unknown flag {word} (see --help)");
         let flag = flags::find(word).ok_or_else(unknown)?;
+        if !flag.modes.contains(&mode) {
+            return Err(match mode.word() {
+                Some(m) => format!("{word} is not a flag of {m} (see --help)"),
+                None => format!("{word} belongs to replay and serve (see --help)"),
+            });
+        }
         let value = match (flag.value, inline) {
             (None, None) => None,
             // `--demo=yes`: there is no flag `--demo` that takes a value.
@@ -227,7 +253,47 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             return Ok(answer);
         }
     }
-    finish(given).map(Parsed::Run)
+    match mode {
+        Mode::Live => finish(given).map(|o| Parsed::Run(Box::new(o))),
+        _ => finish_replay(given, positional).map(Parsed::Replay),
+    }
+}
+
+/// `replay`'s options: the files first, then the symbols.
+fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, String> {
+    let mut files = Vec::new();
+    let mut symbols = Vec::new();
+    for arg in positional {
+        let path = PathBuf::from(&arg);
+        if symbols.is_empty() && path.is_file() {
+            files.push(path);
+            continue;
+        }
+        if symbols.is_empty()
+            && (arg.contains('/') || arg.ends_with(".jsonl") || arg.ends_with(".gz"))
+        {
+            return Err(format!("replay: no such file: {arg}"));
+        }
+        symbols.push(
+            Symbol::parse(&arg)
+                .map_err(|e| format!("replay: {arg} is neither a file nor a symbol: {e}"))?,
+        );
+    }
+    if files.is_empty() {
+        return Err("replay needs at least one capture FILE (see --help)".into());
+    }
+    if let (Some(f), Some(t)) = (g.from, g.to)
+        && f > t
+    {
+        return Err(format!("--from ({f}) is after --to ({t})"));
+    }
+    Ok(ReplayOptions {
+        files,
+        symbols,
+        speed: g.speed.unwrap_or(Speed::Times(1.0)),
+        from: g.from,
+        to: g.to,
+    })
 }
 
 /// Check the flags together and settle the defaults.

@@ -4,7 +4,7 @@ use super::*;
 
 fn run(args: &[&str]) -> Result<Options, String> {
     match parse(args.iter().map(|s| s.to_string()))? {
-        Parsed::Run(o) => Ok(o),
+        Parsed::Run(o) => Ok(*o),
         other => panic!("{other:?}"),
     }
 }
@@ -120,7 +120,16 @@ fn the_parser_takes_every_flag_of_the_table() {
     for flag in flags::FLAGS {
         let names = [Some(flag.long_name()), flag.short.map(|c| format!("-{c}"))];
         for name in names.into_iter().flatten() {
-            let mut args = vec![name.clone()];
+            // In its first mode: `replay` takes a file.
+            let mode: Vec<String> = match flags::Mode::word(flag.modes[0]) {
+                Some(word) => vec![
+                    word.into(),
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into(),
+                ],
+                None => vec![],
+            };
+            let mut args = mode.clone();
+            args.push(name.clone());
             args.extend(sample(flag));
             // A flag about another one's output comes with it.
             if flag.long == "fsync" {
@@ -130,11 +139,20 @@ fn the_parser_takes_every_flag_of_the_table() {
             assert!(parsed.is_ok(), "{args:?}: {parsed:?}");
             // A flag that takes a value needs one; one that does not
             // refuses it.
+            let alone = |arg: String| mode.iter().cloned().chain([arg]).collect::<Vec<_>>();
             match flag.value {
                 Some(_) => {
-                    assert_eq!(parse([name.clone()]), Err(format!("{name} needs a value")))
+                    assert_eq!(
+                        parse(alone(name.clone())),
+                        Err(format!("{name} needs a value"))
+                    )
                 }
-                None => assert!(parse([format!("{name}=x")]).is_err(), "{name}=x"),
+                None => assert!(parse(alone(format!("{name}=x"))).is_err(), "{name}=x"),
+            }
+            // Outside its modes it is refused.
+            if !flag.modes.contains(&flags::Mode::Live) {
+                let live = parse([name.clone(), "1".into()]);
+                assert!(live.unwrap_err().contains("belongs to replay"), "{name}");
             }
         }
     }
@@ -258,4 +276,38 @@ fn output_flags_are_checked_together() {
     );
     let o = run(&["--resume", "b.jsonl"]).unwrap();
     assert_eq!(o.resume, Some(PathBuf::from("b.jsonl")));
+}
+
+#[test]
+fn replay_takes_files_then_symbols_and_its_own_flags() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let Ok(Parsed::Replay(r)) = parse(args(&[
+        "replay",
+        "--speed",
+        "max",
+        manifest,
+        manifest,
+        "NASDAQ:AAPL",
+        "--from",
+        "2026-12-01",
+    ])) else {
+        panic!("not a replay")
+    };
+    assert_eq!(r.files.len(), 2);
+    assert_eq!(&*r.symbols[0].code, "AAPL.US");
+    assert_eq!(r.speed, crate::replay::pace::Speed::Max);
+    assert_eq!(r.from, Some(1_796_083_200_000));
+    assert!(parse(args(&["replay"])).unwrap_err().contains("FILE"));
+    assert!(
+        parse(args(&["replay", "nope/x.jsonl"]))
+            .unwrap_err()
+            .contains("no such file")
+    );
+    assert!(
+        parse(args(&["replay", manifest, "--output", "x"]))
+            .unwrap_err()
+            .contains("not a flag of replay")
+    );
+    assert!(parse(args(&["replay", manifest, "--from", "5", "--to", "4"])).is_err());
 }

@@ -1,0 +1,266 @@
+//! `alltick-stream replay`: a capture's lines to stdout again, byte for
+//! byte, in time order, at the recorded pace or faster.
+//!
+//! The files are merged by time as they are read ([`source`]); the pace
+//! and the `--from`/`--to` times are pure ([`pace`]). The symbols after the
+//! files, and `+SYM` / `-SYM` on stdin while it runs, choose what is
+//! replayed, with the live grammar (`NASDAQ:AAPL` is `AAPL.US`).
+
+pub mod pace;
+pub mod source;
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::report::{count, say};
+use crate::router::command::Command;
+use crate::wire::symbol::Symbol;
+use pace::{Pace, Speed};
+use source::{Kind, Line, Merge, Source};
+
+/// What `replay` is asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayOptions {
+    /// The captures, plain or `.gz`.
+    pub files: Vec<PathBuf>,
+    /// Only these codes (none: every code).
+    pub symbols: Vec<Symbol>,
+    /// The pace.
+    pub speed: Speed,
+    /// Lines from this time on (ms).
+    pub from: Option<u64>,
+    /// Lines up to this time (ms), inclusive.
+    pub to: Option<u64>,
+}
+
+/// Lines within this much of `--to` past it are still looked at: a file's
+/// lines are in arrival order, a little off time order across codes.
+const TO_SLACK_MS: u64 = 60_000;
+
+/// Bytes gathered before a write.
+const WRITE_BYTES: usize = 64 * 1024;
+
+/// The longest single sleep while waiting for a line's time: stdin and a
+/// stop are looked at in between.
+const NAP: Duration = Duration::from_millis(50);
+
+/// Which codes are replayed: the symbols given, changed by stdin.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// No symbols were given: every code, but those removed.
+    all: bool,
+    wanted: HashSet<String>,
+    removed: HashSet<String>,
+}
+
+impl Filter {
+    /// Every code when `symbols` is empty, else only theirs.
+    pub fn new(symbols: &[Symbol]) -> Filter {
+        Filter {
+            all: symbols.is_empty(),
+            wanted: symbols.iter().map(|s| s.code.to_string()).collect(),
+            removed: HashSet::new(),
+        }
+    }
+
+    /// Apply a stdin command.
+    pub fn apply(&mut self, command: &Command) {
+        match command {
+            Command::Add(symbols) => {
+                for s in symbols {
+                    self.removed.remove(&*s.code);
+                    if !self.all {
+                        self.wanted.insert(s.code.to_string());
+                    }
+                }
+            }
+            Command::Remove(symbols) => {
+                for s in symbols {
+                    self.wanted.remove(&*s.code);
+                    if self.all {
+                        self.removed.insert(s.code.to_string());
+                    }
+                }
+            }
+            Command::Query => {}
+        }
+    }
+
+    /// Whether lines of `code` are replayed.
+    pub fn keeps(&self, code: &str) -> bool {
+        if self.all {
+            !self.removed.contains(code)
+        } else {
+            self.wanted.contains(code)
+        }
+    }
+
+    /// Whether `line` is replayed: a gap when any code it names is (or it
+    /// names none).
+    pub fn keeps_line(&self, line: &Line) -> bool {
+        match line.kind {
+            Kind::Gap => {
+                let codes = line.gap_codes();
+                codes.is_empty() || codes.iter().any(|c| self.keeps(c))
+            }
+            _ => line.code().is_some_and(|c| self.keeps(c)),
+        }
+    }
+
+    /// For `?`: what is replayed.
+    pub fn describe(&self) -> String {
+        let mut w: Vec<&String> = self.wanted.iter().collect();
+        w.sort();
+        let mut r: Vec<&String> = self.removed.iter().collect();
+        r.sort();
+        if self.all {
+            format!(
+                "replaying every code{}",
+                if r.is_empty() {
+                    String::new()
+                } else {
+                    format!(" but {r:?}")
+                }
+            )
+        } else {
+            format!("replaying {w:?}")
+        }
+    }
+}
+
+/// Replay until the input ends, a stop is asked for, or stdout closes;
+/// returns the exit status.
+pub fn run(opts: ReplayOptions, stop: Arc<AtomicBool>, commands: Receiver<(u64, Command)>) -> i32 {
+    let mut sources = Vec::new();
+    for (i, path) in opts.files.iter().enumerate() {
+        match Source::open(path, i) {
+            Ok(s) => sources.push(s),
+            Err(e) => {
+                say(format!("cannot read {}: {e}", path.display()));
+                return crate::app::EXIT_USAGE;
+            }
+        }
+    }
+    let mut merge = Merge::new(sources);
+    let mut filter = Filter::new(&opts.symbols);
+    let mut pace = Pace::new(opts.speed);
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
+    let mut written: u64 = 0;
+    let mut n: u32 = 0;
+    let result = (|| -> io::Result<()> {
+        for line in merge.by_ref() {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(256) {
+                take_commands(&commands, &mut filter);
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if opts.from.is_some_and(|f| line.time < f) {
+                continue;
+            }
+            if let Some(to) = opts.to
+                && line.time > to
+            {
+                if line.time > to.saturating_add(TO_SLACK_MS) {
+                    break;
+                }
+                continue;
+            }
+            if !filter.keeps_line(&line) {
+                continue;
+            }
+            let mut wait = pace.wait(line.time, Instant::now());
+            if !wait.is_zero() {
+                out.write_all(&buf)?;
+                out.flush()?;
+                buf.clear();
+                while !wait.is_zero() && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(wait.min(NAP));
+                    take_commands(&commands, &mut filter);
+                    wait = pace.wait(line.time, Instant::now());
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if !filter.keeps_line(&line) {
+                    continue;
+                }
+            }
+            buf.extend_from_slice(&line.bytes);
+            written += 1;
+            if buf.len() >= WRITE_BYTES {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)?;
+        out.flush()
+    })();
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return crate::app::EXIT_OK,
+        Err(e) => {
+            say(format!("cannot write to stdout: {e}"));
+            return crate::app::EXIT_FAILURE;
+        }
+        Ok(()) => {}
+    }
+    let skipped = merge.skipped();
+    say(format!(
+        "replay: {} written from {}{}",
+        count(written as usize, "line"),
+        count(opts.files.len(), "file"),
+        if skipped > 0 {
+            format!(
+                "; {} skipped (not lines of alltick-stream)",
+                count(skipped as usize, "line")
+            )
+        } else {
+            String::new()
+        }
+    ));
+    crate::app::EXIT_OK
+}
+
+/// Apply the stdin commands waiting.
+fn take_commands(commands: &Receiver<(u64, Command)>, filter: &mut Filter) {
+    while let Ok((line, c)) = commands.try_recv() {
+        if c == Command::Query {
+            say(format!("stdin:{line}: {}", filter.describe()));
+        }
+        filter.apply(&c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_filter_follows_the_symbols_and_stdin() {
+        let mut all = Filter::new(&[]);
+        assert!(all.keeps("AAPL.US"));
+        all.apply(&Command::Remove(vec![sym("NASDAQ:AAPL")]));
+        assert!(!all.keeps("AAPL.US") && all.keeps("TSLA.US"));
+        all.apply(&Command::Add(vec![sym("AAPL.US")]));
+        assert!(all.keeps("AAPL.US"));
+        let mut some = Filter::new(&[sym("NASDAQ:AAPL")]);
+        assert!(some.keeps("AAPL.US") && !some.keeps("TSLA.US"));
+        some.apply(&Command::Add(vec![sym("NASDAQ:TSLA")]));
+        assert!(some.keeps("TSLA.US"));
+        some.apply(&Command::Remove(vec![sym("NASDAQ:AAPL")]));
+        assert!(!some.keeps("AAPL.US"));
+    }
+}
