@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::cli::{self, EndpointUrl, Options, Parsed};
+use crate::replay::ReplayEnd;
 use crate::report::{say, set_secret};
 use crate::router::command::{Command, LineEvent, read_commands};
 use crate::router::{Endpoint, Limits, Router, ShardId};
@@ -174,7 +175,12 @@ fn run_replay(opts: crate::replay::ReplayOptions) -> i32 {
     let (done_tx, done_rx) = bounded::<i32>(1);
     let replay_stop = Arc::clone(&stop);
     let spawned = thread::Builder::new().name("replay".into()).spawn(move || {
-        let _ = done_tx.send(crate::replay::run(opts, replay_stop, cmd_rx));
+        let code = match crate::replay::run(opts, replay_stop, cmd_rx) {
+            ReplayEnd::Done => EXIT_OK,
+            ReplayEnd::BadFile => EXIT_USAGE,
+            ReplayEnd::Failed => EXIT_FAILURE,
+        };
+        let _ = done_tx.send(code);
     });
     if let Err(e) = spawned {
         say(format!("cannot start the replay: {e}"));

@@ -31,7 +31,7 @@ pub fn set_secret(token: &str) {
 pub fn redact(text: &str) -> String {
     let mut out = query_tokens_hidden(text);
     if let Some(secret) = SECRET.get().filter(|s| s.len() >= WHOLE_WORD_MIN) {
-        let encoded = crate::cli::url_encode(secret);
+        let encoded = crate::wire::url_encode(secret);
         out = whole_words_hidden(&out, secret);
         if encoded != *secret {
             out = whole_words_hidden(&out, &encoded);
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn a_long_token_is_hidden_as_a_whole_word_raw_or_encoded() {
         let secret = "s3cr3t/+x-long";
-        let encoded = crate::cli::url_encode(secret);
+        let encoded = crate::wire::url_encode(secret);
         assert_eq!(
             whole_words_hidden(&format!("bad token {secret}, again: {secret}"), secret),
             "bad token ***, again: ***"

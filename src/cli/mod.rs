@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::wire::symbol::{Market, Symbol};
+pub use crate::wire::url_encode;
 use crate::writer::pattern::Pattern;
 use flags::{Flag, Mode};
 
@@ -433,19 +434,6 @@ pub fn token(file: Option<&PathBuf>, env: Option<String>) -> Result<String, Stri
         return Err("the token contains spaces or control characters".into());
     }
     Ok(token.to_string())
-}
-
-/// Percent-encode for a URL query value (everything but unreserved characters).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

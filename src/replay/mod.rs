@@ -134,16 +134,30 @@ impl Filter {
     }
 }
 
-/// Replay until the input ends, a stop is asked for, or stdout closes;
-/// returns the exit status.
-pub fn run(opts: ReplayOptions, stop: Arc<AtomicBool>, commands: Receiver<(u64, Command)>) -> i32 {
+/// How a replay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayEnd {
+    /// Every line written (or a stop, or stdout closed).
+    Done,
+    /// A file could not be opened.
+    BadFile,
+    /// stdout failed.
+    Failed,
+}
+
+/// Replay until the input ends, a stop is asked for, or stdout closes.
+pub fn run(
+    opts: ReplayOptions,
+    stop: Arc<AtomicBool>,
+    commands: Receiver<(u64, Command)>,
+) -> ReplayEnd {
     let mut sources = Vec::new();
     for (i, path) in opts.files.iter().enumerate() {
         match Source::open(path, i) {
             Ok(s) => sources.push(s),
             Err(e) => {
                 say(format!("cannot read {}: {e}", path.display()));
-                return crate::app::EXIT_USAGE;
+                return ReplayEnd::BadFile;
             }
         }
     }
@@ -206,10 +220,10 @@ pub fn run(opts: ReplayOptions, stop: Arc<AtomicBool>, commands: Receiver<(u64, 
         out.flush()
     })();
     match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return crate::app::EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ReplayEnd::Done,
         Err(e) => {
             say(format!("cannot write to stdout: {e}"));
-            return crate::app::EXIT_FAILURE;
+            return ReplayEnd::Failed;
         }
         Ok(()) => {}
     }
@@ -227,7 +241,7 @@ pub fn run(opts: ReplayOptions, stop: Arc<AtomicBool>, commands: Receiver<(u64, 
             String::new()
         }
     ));
-    crate::app::EXIT_OK
+    ReplayEnd::Done
 }
 
 /// Apply the stdin commands waiting.

@@ -149,7 +149,7 @@ impl Session {
         let url_with_token = match &cfg.token {
             Some(t) => {
                 let sep = if cfg.url.contains('?') { '&' } else { '?' };
-                format!("{}{}token={}", cfg.url, sep, crate::cli::url_encode(t))
+                format!("{}{}token={}", cfg.url, sep, crate::wire::url_encode(t))
             }
             None => cfg.url.clone(),
         };

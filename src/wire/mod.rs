@@ -1,10 +1,24 @@
 //! The AllTick wire format, without I/O: the messages and their encoding
 //! ([`protocol`]), the zero-copy scanner for trade pushes ([`scan`]), the
 //! one-pass reader of the documented push ([`fast`]), exact decimal text
-//! ([`decimal`]) and the symbols users type ([`symbol`]).
+//! ([`decimal`]), the symbols users type ([`symbol`]), and the token's
+//! place in the URL ([`url_encode`]).
 
 pub mod decimal;
 pub mod fast;
 pub mod protocol;
 pub mod scan;
 pub mod symbol;
+
+/// Percent-encode for a URL query value (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
