@@ -9,7 +9,7 @@
 pub mod pace;
 pub mod source;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -168,9 +168,10 @@ pub fn run(
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
     let mut written: u64 = 0;
+    let mut recent_gaps: VecDeque<Vec<u8>> = VecDeque::new();
     let mut n: u32 = 0;
     let result = (|| -> io::Result<()> {
-        for line in merge.by_ref() {
+        while let Some(line) = merge.next() {
             n = n.wrapping_add(1);
             if n.is_multiple_of(256) {
                 take_commands(&commands, &mut filter);
@@ -178,18 +179,16 @@ pub fn run(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if opts.from.is_some_and(|f| line.time < f) {
-                continue;
-            }
-            if let Some(to) = opts.to
-                && line.time > to
-            {
-                if line.time > to.saturating_add(TO_SLACK_MS) {
+            let in_range =
+                opts.from.is_none_or(|f| line.time >= f) && opts.to.is_none_or(|t| line.time <= t);
+            if !in_range || !filter.keeps_line(&line) {
+                let past = opts
+                    .to
+                    .is_some_and(|t| line.time > t.saturating_add(TO_SLACK_MS));
+                merge.recycle(line);
+                if past {
                     break;
                 }
-                continue;
-            }
-            if !filter.keeps_line(&line) {
                 continue;
             }
             let mut wait = pace.wait(line.time, Instant::now());
@@ -206,10 +205,16 @@ pub fn run(
                     break;
                 }
                 if !filter.keeps_line(&line) {
+                    merge.recycle(line);
                     continue;
                 }
             }
+            if !first_copy(&mut recent_gaps, &line) {
+                merge.recycle(line);
+                continue;
+            }
             buf.extend_from_slice(&line.bytes);
+            merge.recycle(line);
             written += 1;
             if buf.len() >= WRITE_BYTES {
                 out.write_all(&buf)?;
@@ -227,11 +232,31 @@ pub fn run(
         }
         Ok(()) => {}
     }
-    let skipped = merge.skipped();
+    summary(written, opts.files.len(), merge.skipped());
+    ReplayEnd::Done
+}
+
+/// A gap reaching across two files is in both: false for its second copy.
+fn first_copy(recent: &mut VecDeque<Vec<u8>>, line: &Line) -> bool {
+    if line.kind != Kind::Gap {
+        return true;
+    }
+    if recent.contains(&line.bytes) {
+        return false;
+    }
+    if recent.len() == 16 {
+        recent.pop_front();
+    }
+    recent.push_back(line.bytes.clone());
+    true
+}
+
+/// The line on stderr at the end.
+fn summary(written: u64, files: usize, skipped: u64) {
     say(format!(
         "replay: {} written from {}{}",
         count(written as usize, "line"),
-        count(opts.files.len(), "file"),
+        count(files, "file"),
         if skipped > 0 {
             format!(
                 "; {} skipped (not lines of alltick-stream)",
@@ -241,7 +266,6 @@ pub fn run(
             String::new()
         }
     ));
-    ReplayEnd::Done
 }
 
 /// Apply the stdin commands waiting.

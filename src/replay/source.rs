@@ -1,5 +1,7 @@
 //! Captured lines read back, one file at a time, plain or gzip-compressed,
-//! and several files merged into one stream in time order.
+//! and several files merged into one stream in time order: the earliest of
+//! the files' next lines first. Each file's own lines keep their order (a
+//! capture is in the order lines were written).
 //!
 //! A line is kept byte for byte; only its kind, time and code are looked
 //! at, by position, without decoding it. A line that is not the tool's
@@ -28,7 +30,8 @@ pub enum Kind {
     Trade,
     /// A depth line.
     Depth,
-    /// A gap line (its time is its `from`).
+    /// A gap line (its time is its `to`: the line stands where the data
+    /// resumes, as it did in the stream that was captured).
     Gap,
 }
 
@@ -37,7 +40,7 @@ pub enum Kind {
 pub struct Line {
     /// The bytes, with the newline.
     pub bytes: Vec<u8>,
-    /// Its time, ms since the epoch (a gap's `from`).
+    /// Its time, ms since the epoch (a gap's `to`).
     pub time: u64,
     /// What it is.
     pub kind: Kind,
@@ -85,7 +88,8 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     } else if rest.starts_with(b"depth\"") {
         (Kind::Depth, b"\"time\":")
     } else if rest.starts_with(b"gap\"") {
-        (Kind::Gap, b"\"from\":")
+        // A gap is written where the data resumes: it sorts by its end.
+        (Kind::Gap, b"\"to\":")
     } else {
         return Err("an unknown type");
     };
@@ -94,7 +98,16 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
@@ -124,6 +137,8 @@ pub struct Source {
     /// Lines skipped as not the tool's.
     pub skipped: u64,
     done: bool,
+    /// Buffers of lines already written, to be filled again.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Source {
@@ -149,13 +164,15 @@ impl Source {
             number: 0,
             skipped: 0,
             done: false,
+            spare: Vec::new(),
         })
     }
 
     /// The next line of the tool's, reporting and skipping others.
     pub fn next_line(&mut self) -> Option<Line> {
         while !self.done {
-            let mut bytes = Vec::with_capacity(256);
+            let mut bytes = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(256));
+            bytes.clear();
             match (&mut self.reader)
                 .take(MAX_LINE as u64 + 1)
                 .read_until(b'\n', &mut bytes)
@@ -256,6 +273,14 @@ impl Merge {
         }
     }
 
+    /// Give a written line's buffer back, to be filled again.
+    pub fn recycle(&mut self, line: Line) {
+        let spare = &mut self.sources[line.file].spare;
+        if spare.len() < 4 {
+            spare.push(line.bytes);
+        }
+    }
+
     /// Lines skipped so far, over all files.
     pub fn skipped(&self) -> u64 {
         self.sources.iter().map(|s| s.skipped).sum()
@@ -299,7 +324,7 @@ mod tests {
     fn lines_are_told_by_kind_and_time_and_others_refused() {
         assert_eq!(classify(trade("A.US", 5).as_bytes()), Ok((Kind::Trade, 5)));
         let gap = b"{\"type\":\"gap\",\"connection\":null,\"codes\":[\"A.US\",\"B.US\"],\"from\":7,\"to\":9,\"reason\":\"x\"}\n";
-        assert_eq!(classify(gap), Ok((Kind::Gap, 7)));
+        assert_eq!(classify(gap), Ok((Kind::Gap, 9)));
         let l = Line {
             bytes: gap.to_vec(),
             time: 7,
