@@ -5,22 +5,26 @@
 //!   dialling (`connect`), the open socket with its pacing, requests in
 //!   flight and liveness clock (`connection`), the subscription feeds
 //!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`,
-//!   `stagger`), typed errors (`error`), and the intake that hands pushes
-//!   over unparsed (`intake`);
+//!   `stagger`), typed errors (`error`), outages for gap lines (`gaps`),
+//!   and the intake that hands pushes over unparsed (`intake`);
 //! - [`writer`]: the writer thread drains the queue ([`writer::queue`], the
 //!   one module both sides import), turns frames into lines (`lines`,
-//!   [`writer::format`], de-duplication in `dedupe`) and keeps the counters
-//!   (`stats`);
+//!   [`writer::format`], de-duplication in `dedupe`) to stdout or to the
+//!   files of `--output` (`capture`, named by `pattern`, read back on start
+//!   by `resume`), and keeps the counters (`stats`);
 //! - [`router`]: the stdin command grammar ([`router::command`]) and the
 //!   spreading of symbols over connections;
 //! - [`wire`]: the AllTick wire format, no I/O: messages
 //!   ([`wire::protocol`]), the zero-copy scanner and the one-pass reader
 //!   ([`wire::scan`], [`wire::fast`]), exact decimals, symbols;
+//! - [`replay`]: `alltick-stream replay`: captures merged in time order
+//!   back to stdout, at a pace;
 //! - [`sim`]: the simulated AllTick server behind `--demo` and the tests;
 //! - [`app`] wires them up from the command line ([`cli`]); [`report`]
 //!   writes stderr with the token scrubbed.
 //!
-//! Imports run one way: `app` → `router`, `session`, `writer` → `wire`.
+//! Imports run one way: `app` → `cli`, `replay`, `router`, `session`,
+//! `writer` → `wire`.
 
 #![warn(clippy::too_many_lines)]
 
