@@ -257,6 +257,19 @@ fn match_segment(segment: &str, name: &str) -> Option<Vec<u32>> {
     rest.is_empty().then_some(values)
 }
 
+/// `time` (ms since the epoch) as ISO-8601 UTC: `2026-12-01T14:30:05.250Z`.
+pub fn iso(time: u64) -> String {
+    let (y, m, d) = civil_from_days((time / DAY_MS) as i64);
+    let ms = time % DAY_MS;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / HOUR_MS,
+        ms % HOUR_MS / 60_000,
+        ms % 60_000 / 1000,
+        ms % 1000
+    )
+}
+
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -300,6 +313,8 @@ mod tests {
         }
         let (y, m, d) = civil_from_days((NOV_30_LAST_MS / DAY_MS) as i64);
         assert_eq!((y, m, d), (2026, 11, 30));
+        assert_eq!(iso(NOV_30_LAST_MS), "2026-11-30T23:59:59.999Z");
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

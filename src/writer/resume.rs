@@ -46,7 +46,7 @@ impl Resumed {
             crate::report::count(self.files, "file"),
             crate::report::count(self.last.len(), "code"),
             match self.newest_time {
-                Some(t) => format!(", the newest at time {t}"),
+                Some(t) => format!(", the newest at {}", super::pattern::iso(t)),
                 None => String::new(),
             }
         )
