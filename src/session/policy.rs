@@ -149,10 +149,10 @@ impl Idle {
 /// heard on it earns one step back — the delay ceiling halves. A connection
 /// that dies before or right after its acknowledgement earns nothing, so a
 /// server that accepts and drops sees the delays grow as if nothing had
-/// connected; one that streamed for a while reconnects at once (after a
-/// minute of streaming even a 30 s ceiling is back at the base). Steps are
-/// never banked beyond zero: while the backoff is reset, reconnects come at
-/// most once per [`HEALTHY_AFTER`] of streaming.
+/// connected; one that streamed for a while reconnects at once (12 s of
+/// streaming bring even the 30 s cap back to the first delay). Steps are
+/// never banked beyond zero: while the backoff is at its first delay,
+/// reconnects come at most once per [`HEALTHY_AFTER`] of streaming.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Health {
     since: Option<Instant>,

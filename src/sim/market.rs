@@ -50,7 +50,7 @@ pub enum SeqStyle {
 /// built after the change follows it. `Readings::default()`: `seq` is a
 /// per-code [`SeqStyle::Counter`] written as a JSON number, `tick_time` in
 /// milliseconds, prices/volumes/turnovers as decimal strings, errors echo
-/// `seq_id`, depth levels all good.
+/// `seq_id`, depth levels all good, no trade pushed again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Readings {
     /// How `seq` is numbered.
