@@ -14,5 +14,6 @@ mod house;
 mod props;
 mod readings;
 mod recipes;
+mod serve;
 mod sim_smoke;
 mod stream;

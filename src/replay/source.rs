@@ -93,8 +93,19 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     Ok((kind, time))
 }
 
+/// Where `needle` first occurs in `hay`: candidates by their first byte,
+/// then compared whole (a comparison per position costs a call each).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut at = 0;
+    while let Some(i) = hay.get(at..)?.iter().position(|&b| b == first) {
+        let start = at + i;
+        if hay.get(start + 1..start + needle.len()) == Some(rest) {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
 }
 
 fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
