@@ -44,6 +44,7 @@ pub fn run() -> i32 {
     let mut opts = match cli::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => *o,
         Ok(Parsed::Replay(r)) => return run_replay(r),
+        Ok(Parsed::Serve(s)) => return run_serve(&s),
         Ok(Parsed::Help) => return print_text(&cli::help()),
         Ok(Parsed::Generate(kind)) => return print_text(&cli::generate(kind)),
         Ok(Parsed::Version) => {
@@ -195,6 +196,29 @@ fn run_replay(opts: crate::replay::ReplayOptions) -> i32 {
                 EXIT_OK
             }
         },
+    }
+}
+
+/// `serve`: the capture as an AllTick server until SIGINT/SIGTERM.
+fn run_serve(opts: &crate::serve::ServeOptions) -> i32 {
+    let token = match opts.token_file.as_ref().map(|p| cli::token(Some(p), None)) {
+        Some(Err(e)) => {
+            say(e);
+            return EXIT_USAGE;
+        }
+        token => token.and_then(Result::ok),
+    };
+    token.iter().for_each(|t| set_secret(t));
+    let (ctl_tx, _ctl_rx) = bounded::<Control>(1);
+    let (sig_tx, sig_rx) = bounded::<()>(4);
+    if let Err(e) = install_signals(&Arc::new(AtomicBool::new(false)), ctl_tx, sig_tx) {
+        say(format!("cannot install the signal handler: {e}"));
+        return EXIT_FAILURE;
+    }
+    match crate::serve::run(opts, token, &sig_rx) {
+        crate::serve::ServeEnd::Stopped => EXIT_OK,
+        crate::serve::ServeEnd::BadFile => EXIT_USAGE,
+        crate::serve::ServeEnd::CannotListen => EXIT_FAILURE,
     }
 }
 

@@ -17,14 +17,15 @@
 //! - [`wire`]: the AllTick wire format, no I/O: messages
 //!   ([`wire::protocol`]), the zero-copy scanner and the one-pass reader
 //!   ([`wire::scan`], [`wire::fast`]), exact decimals, symbols;
-//! - [`replay`]: `alltick-stream replay`: captures merged in time order
-//!   back to stdout, at a pace;
-//! - [`sim`]: the simulated AllTick server behind `--demo` and the tests;
+//! - [`sim`]: the simulated AllTick server behind `--demo` and the tests,
+//!   its pushes from the random walk or from a [`sim::Feed`];
+//! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
+//!   server (the simulator's protocol over each connection's own replay);
 //! - [`app`] wires them up from the command line ([`cli`]); [`report`]
 //!   writes stderr with the token scrubbed.
 //!
-//! Imports run one way: `app` → `cli`, `replay`, `router`, `session`,
-//! `writer` → `wire`.
+//! Imports run one way: `app` → `cli`, `serve`, `replay`, `router`,
+//! `session`, `writer` → `wire`; `serve` → `sim`.
 
 #![warn(clippy::too_many_lines)]
 
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod replay;
 pub mod report;
 pub mod router;
+pub mod serve;
 pub mod session;
 pub mod sim;
 pub mod wire;

@@ -15,5 +15,6 @@ mod props;
 mod readings;
 mod recipes;
 mod replay;
+mod serve;
 mod sim_smoke;
 mod stream;

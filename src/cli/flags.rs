@@ -155,6 +155,8 @@ pub enum Hint {
     Url,
     /// A number (a count, or seconds): nothing to offer.
     Number,
+    /// A `HOST:PORT` to listen on: nothing to offer.
+    Address,
     /// One of a fixed set of words, offered as they are.
     OneOf(&'static [&'static str]),
 }
@@ -301,7 +303,11 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("PATH", Hint::Path),
         default: Some("$ALLTICK_TOKEN"),
-        ..flag("token-file", "read the token from PATH")
+        modes: &[Mode::Live, Mode::Serve],
+        ..flag(
+            "token-file",
+            "read the token from PATH (serve: clients must give it)",
+        )
     },
     Flag {
         value: value("SECS", Hint::Number),
@@ -389,6 +395,15 @@ pub const FLAGS: &[Flag] = &[
         "stream from a built-in simulated AllTick server on 127.0.0.1: no \
          token, no network",
     ),
+    Flag {
+        value: value("ADDR", Hint::Address),
+        default: Some("127.0.0.1:8765"),
+        modes: &[Mode::Serve],
+        ..flag(
+            "listen",
+            "serve: listen on HOST:PORT (port 0: any free one)",
+        )
+    },
     Flag {
         value: value("X", Hint::Number),
         default: Some("1"),
@@ -508,7 +523,7 @@ pub const STDIN: Section = Section {
 
 /// The modes besides the live stream.
 pub const MODES: Section = Section {
-    title: "REPLAY",
+    title: "REPLAY AND SERVE",
     blocks: &[
         Block::Item(
             "replay [FLAGS] FILE... [SYMBOL...]",
@@ -516,9 +531,15 @@ pub const MODES: Section = Section {
              or .gz) to stdout again, byte for byte, merged in time order; the \
              SYMBOLs, and +SYMBOL / -SYMBOL on stdin, choose the codes",
         ),
+        Block::Item(
+            "serve [FLAGS] FILE...",
+            "an AllTick WebSocket server over captures, with AllTick's protocol; \
+             each connection replays the files from its first subscription at \
+             --speed, pushing its codes' trades and books with their digits",
+        ),
         Block::Text(
             "AllTick codes are never lower-case words, so a first argument replay \
-             is the mode, not a symbol.",
+             or serve is the mode, not a symbol.",
         ),
     ],
 };

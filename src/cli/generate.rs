@@ -92,7 +92,7 @@ pub fn man() -> String {
     // across lines, so it can be searched for.
     out.push_str(".nh\n.ad l\n");
     let _ = writeln!(out, ".SH NAME\nalltick\\-stream \\- {}", roff(flags::ABOUT));
-    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n");
+    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream serve\n[\\fIOPTIONS\\fR] \\fIFILE\\fR...\n");
     for section in [
         flags::DESCRIPTION,
         flags::SYMBOLS,
@@ -148,7 +148,7 @@ pub fn complete_bash() -> String {
                     "        {name})\n            compopt -o filenames 2>/dev/null\n            mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n            return ;;"
                 );
             }
-            Hint::Url | Hint::Number => free.push(name),
+            Hint::Url | Hint::Number | Hint::Address => free.push(name),
         }
     }
     let names: Vec<String> = FLAGS
@@ -227,7 +227,7 @@ pub fn complete_zsh() -> String {
                     Hint::OneOf(choices) => format!("({})", choices.join(" ")),
                     Hint::Path => "_files".into(),
                     Hint::Url => "_urls".into(),
-                    Hint::Number => " ".into(),
+                    Hint::Number | Hint::Address => " ".into(),
                 };
                 ("=", format!(":{}:{action}", zsh_quote(v.name)))
             }
@@ -281,7 +281,7 @@ pub fn complete_fish() -> String {
                 let _ = write!(line, " -x -a '{}'", fish_quote(&choices.join(" ")));
             }
             Some(Hint::Path) => line.push_str(" -r -F"),
-            Some(Hint::Url | Hint::Number) => line.push_str(" -x"),
+            Some(Hint::Url | Hint::Number | Hint::Address) => line.push_str(" -x"),
         }
         let _ = writeln!(line, " -d '{}'", fish_quote(flag.summary()));
         out.push_str(&line);

@@ -14,7 +14,7 @@ const COLUMN: usize = INDENT + 23;
 /// default, in the table's order.
 pub fn help() -> String {
     let mut out = format!(
-        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n",
+        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n    alltick-stream serve [FLAGS] FILE...\n",
         flags::ABOUT
     );
     for section in [flags::SYMBOLS, flags::STDIN, flags::MODES] {

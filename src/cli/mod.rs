@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
+use crate::serve::{DEFAULT_LISTEN, ServeOptions};
 use crate::wire::symbol::{Market, Symbol};
 pub use crate::wire::url_encode;
 use crate::writer::pattern::Pattern;
@@ -94,6 +95,8 @@ pub enum Parsed {
     Run(Box<Options>),
     /// `replay`: a capture to stdout.
     Replay(ReplayOptions),
+    /// `serve`: a capture as an AllTick server.
+    Serve(ServeOptions),
     /// Print help and exit 0.
     Help,
     /// Print the version and exit 0.
@@ -146,6 +149,7 @@ struct Given {
     speed: Option<Speed>,
     from: Option<u64>,
     to: Option<u64>,
+    listen: Option<String>,
     demo: bool,
 }
 
@@ -186,6 +190,7 @@ impl Given {
             "speed" => self.speed = Some(Speed::parse(value)?),
             "from" => self.from = Some(parse_time(name, value)?),
             "to" => self.to = Some(parse_time(name, value)?),
+            "listen" => self.listen = Some(listen_address(value)?),
             "plan" => {
                 let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
                     format!(
@@ -208,6 +213,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut args = args.into_iter().peekable();
     let mode = match args.peek().map(String::as_str) {
         Some("replay") => Mode::Replay,
+        Some("serve") => Mode::Serve,
         _ => Mode::Live,
     };
     if mode != Mode::Live {
@@ -240,7 +246,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         if !flag.modes.contains(&mode) {
             return Err(match mode.word() {
                 Some(m) => format!("{word} is not a flag of {m} (see --help)"),
-                None => format!("{word} belongs to replay and serve (see --help)"),
+                None => {
+                    let modes: Vec<&str> = flag.modes.iter().filter_map(|m| m.word()).collect();
+                    format!("{word} belongs to {} (see --help)", modes.join(" and "))
+                }
             });
         }
         let value = match (flag.value, inline) {
@@ -256,8 +265,48 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     }
     match mode {
         Mode::Live => finish(given).map(|o| Parsed::Run(Box::new(o))),
-        _ => finish_replay(given, positional).map(Parsed::Replay),
+        Mode::Replay => finish_replay(given, positional).map(Parsed::Replay),
+        Mode::Serve => finish_serve(given, positional).map(Parsed::Serve),
     }
+}
+
+/// `--listen`'s `HOST:PORT` (an IPv6 host in brackets: `[::1]:8765`).
+fn listen_address(value: &str) -> Result<String, String> {
+    let port = value.rsplit_once(':').filter(|(host, _)| !host.is_empty());
+    match port.map(|(_, p)| p.parse::<u16>()) {
+        Some(Ok(_)) => Ok(value.to_string()),
+        _ => Err(format!(
+            "--listen needs HOST:PORT, like {DEFAULT_LISTEN} (port 0: any free one), got {value:?}"
+        )),
+    }
+}
+
+/// `serve`'s options: the files.
+fn finish_serve(g: Given, positional: Vec<String>) -> Result<ServeOptions, String> {
+    let mut files = Vec::new();
+    for arg in positional {
+        let path = PathBuf::from(&arg);
+        if !path.is_file() {
+            return Err(format!("serve: no such file: {arg}"));
+        }
+        files.push(path);
+    }
+    if files.is_empty() {
+        return Err("serve needs at least one capture FILE (see --help)".into());
+    }
+    if let (Some(f), Some(t)) = (g.from, g.to)
+        && f > t
+    {
+        return Err(format!("--from ({f}) is after --to ({t})"));
+    }
+    Ok(ServeOptions {
+        files,
+        listen: g.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+        speed: g.speed.unwrap_or(Speed::Times(1.0)),
+        from: g.from,
+        to: g.to,
+        token_file: g.token_file,
+    })
 }
 
 /// `replay`'s options: the files first, then the symbols.

@@ -112,6 +112,7 @@ fn sample(flag: &Flag) -> Option<String> {
         flags::Hint::Path => "/dev/null".into(),
         flags::Hint::Url => "ws://127.0.0.1:1/x".into(),
         flags::Hint::Number => "20".into(),
+        flags::Hint::Address => "127.0.0.1:0".into(),
     })
 }
 
@@ -152,7 +153,7 @@ fn the_parser_takes_every_flag_of_the_table() {
             // Outside its modes it is refused.
             if !flag.modes.contains(&flags::Mode::Live) {
                 let live = parse([name.clone(), "1".into()]);
-                assert!(live.unwrap_err().contains("belongs to replay"), "{name}");
+                assert!(live.unwrap_err().contains("belongs to "), "{name}");
             }
         }
     }
@@ -310,4 +311,63 @@ fn replay_takes_files_then_symbols_and_its_own_flags() {
             .contains("not a flag of replay")
     );
     assert!(parse(args(&["replay", manifest, "--from", "5", "--to", "4"])).is_err());
+}
+
+#[test]
+fn serve_takes_files_and_its_own_flags() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let Ok(Parsed::Serve(s)) = parse(args(&["serve", manifest])) else {
+        panic!("not a serve")
+    };
+    assert_eq!(s.listen, "127.0.0.1:8765");
+    let listen = flags::FLAGS.iter().find(|f| f.long == "listen");
+    assert_eq!(listen.and_then(|f| f.default), Some(s.listen.as_str()));
+    assert_eq!(s.speed, crate::replay::pace::Speed::Times(1.0));
+    assert_eq!(s.token_file, None);
+    let Ok(Parsed::Serve(s)) = parse(args(&[
+        "serve",
+        "--listen",
+        "[::1]:0",
+        "--speed",
+        "max",
+        "--token-file",
+        "/dev/null",
+        manifest,
+        manifest,
+        "--from",
+        "2026-12-01",
+    ])) else {
+        panic!("not a serve")
+    };
+    assert_eq!(s.files.len(), 2);
+    assert_eq!(s.listen, "[::1]:0");
+    assert_eq!(s.speed, crate::replay::pace::Speed::Max);
+    assert_eq!(s.token_file, Some(PathBuf::from("/dev/null")));
+    assert_eq!(s.from, Some(1_796_083_200_000));
+    assert!(parse(args(&["serve"])).unwrap_err().contains("FILE"));
+    for bad in ["8765", ":8765", "localhost", "localhost:http", "h:70000"] {
+        let e = parse(args(&["serve", "--listen", bad, manifest])).unwrap_err();
+        assert!(e.contains("HOST:PORT"), "{bad}: {e}");
+    }
+    assert!(
+        parse(args(&["serve", manifest, "NASDAQ:AAPL"]))
+            .unwrap_err()
+            .contains("no such file")
+    );
+    assert!(
+        parse(args(&["serve", manifest, "--output", "x"]))
+            .unwrap_err()
+            .contains("not a flag of serve")
+    );
+    assert!(
+        parse(args(&["--listen", "127.0.0.1:1"]))
+            .unwrap_err()
+            .contains("belongs to serve")
+    );
+    assert!(
+        parse(args(&["replay", manifest, "--listen", "127.0.0.1:1"]))
+            .unwrap_err()
+            .contains("not a flag of replay")
+    );
 }

@@ -41,7 +41,7 @@ pub struct ReplayOptions {
 
 /// Lines within this much of `--to` past it are still looked at: a file's
 /// lines are in arrival order, a little off time order across codes.
-const TO_SLACK_MS: u64 = 60_000;
+pub const TO_SLACK_MS: u64 = 60_000;
 
 /// Bytes gathered before a write.
 const WRITE_BYTES: usize = 64 * 1024;

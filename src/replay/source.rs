@@ -97,15 +97,17 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     Ok((kind, time))
 }
 
+/// Where `needle` first occurs in `hay`: candidates by their first byte,
+/// then compared whole (a comparison per position costs a call each).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
-    let mut from = 0;
-    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
-        let at = from + i;
-        if hay[at + 1..].starts_with(rest) {
-            return Some(at);
+    let mut at = 0;
+    while let Some(i) = hay.get(at..)?.iter().position(|&b| b == first) {
+        let start = at + i;
+        if hay.get(start + 1..start + needle.len()) == Some(rest) {
+            return Some(start);
         }
-        from = at + 1;
+        at = start + 1;
     }
     None
 }

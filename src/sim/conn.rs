@@ -14,7 +14,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 
-use super::market::PushKind;
+use super::feed::{self, FeedState, PushKind};
 use super::request::{market_of_path, token_from_query};
 use super::server::{Ctl, Shared, interval_for};
 use super::{
@@ -101,7 +101,7 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
     if let Err(e) = stream.set_read_timeout(Some(HANDSHAKE_POLL)) {
         return CloseCause::Error(format!("set_read_timeout: {e}"));
     }
-    let (ws, token_bad) = match handshake(shared, id, stream, &ctl.kill) {
+    let (mut ws, token_bad) = match handshake(shared, id, stream, &ctl.kill) {
         Ok(done) => done,
         Err(cause) => return cause,
     };
@@ -114,6 +114,7 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         .unwrap_or_default();
 
     let rate_bits = shared.rate_bits.load(Ordering::SeqCst);
+    let feed = feed::open(shared, &mut ws);
     let now = Instant::now();
     let mut conn = Conn {
         shared,
@@ -122,7 +123,8 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         ws,
         token_bad,
         market: market_of_path(&path),
-        interval: interval_for(f64::from_bits(rate_bits)),
+        // A feed paces its own pushes.
+        interval: interval_for(f64::from_bits(rate_bits)).filter(|_| !feed.has_conn()),
         rate_bits,
         trades: Vec::new(),
         depth: Vec::new(),
@@ -131,6 +133,7 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
         started: now,
         first_ack: None,
         pending: None,
+        feed,
     };
     if over_limit {
         return conn.close_with(
@@ -247,6 +250,8 @@ pub(super) struct Conn<'a> {
     pub(super) first_ack: Option<Instant>,
     /// A message read just as silence began, handled when it ends.
     pub(super) pending: Option<Message>,
+    /// The connection's [`Feed`](super::Feed), if the pushes come from one.
+    pub(super) feed: FeedState,
 }
 
 pub(super) fn is_timeout(e: &WsError) -> bool {
@@ -290,10 +295,15 @@ impl Conn<'_> {
                 return cause;
             }
             let wait = self.next_wait(Instant::now());
-            if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
-                return CloseCause::Error(format!("set_read_timeout: {e}"));
-            }
-            match self.ws.read() {
+            let read = if wait.is_zero() {
+                self.read_now()
+            } else {
+                if let Err(e) = self.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
+                    return CloseCause::Error(format!("set_read_timeout: {e}"));
+                }
+                self.ws.read()
+            };
+            match read {
                 // Silence may have begun while we were blocked in read():
                 // keep the message for when it ends, send nothing now.
                 Ok(msg) if self.shared.silent() => self.pending = Some(msg),
@@ -334,7 +344,7 @@ impl Conn<'_> {
     /// every subscribed code, staggered over one new interval.
     fn refresh_rate(&mut self, now: Instant) {
         let bits = self.shared.rate_bits.load(Ordering::SeqCst);
-        if bits == self.rate_bits {
+        if bits == self.rate_bits || self.has_feed() {
             return;
         }
         self.rate_bits = bits;
@@ -366,9 +376,15 @@ impl Conn<'_> {
         }
     }
 
-    /// How long the next read may block.
+    /// How long the next read may block (zero: it must not).
     fn next_wait(&self, now: Instant) -> Duration {
         let mut wait = LOOP_TICK;
+        if let Some(feed) = self.feed_wait(now) {
+            if feed.is_zero() {
+                return Duration::ZERO;
+            }
+            wait = wait.min(feed);
+        }
         if self.interval.is_some() {
             for s in self.trades.iter().chain(self.depth.iter()) {
                 wait = wait.min(s.due.saturating_duration_since(now));
@@ -409,10 +425,13 @@ impl Conn<'_> {
 
     /// Result of a write/flush: a timeout leaves the data buffered inside
     /// tungstenite (retried on the next write/flush), anything else is fatal.
-    pub(super) fn check_write(&self, r: Result<(), WsError>) -> Result<(), CloseCause> {
+    pub(super) fn check_write(&mut self, r: Result<(), WsError>) -> Result<(), CloseCause> {
         match r {
             Ok(()) => Ok(()),
-            Err(e) if is_timeout(&e) => Ok(()),
+            Err(e) if is_timeout(&e) => {
+                self.note_backlog();
+                Ok(())
+            }
             Err(e) => Err(self.fatal(e)),
         }
     }
@@ -466,8 +485,12 @@ impl Conn<'_> {
         cause
     }
 
-    /// Send every push that is due (recording each before writing it).
+    /// Send every push that is due (recording each before writing it), or
+    /// what the feed has due.
     fn push_due(&mut self, now: Instant) -> Result<(), CloseCause> {
+        if self.has_feed() {
+            return self.push_feed(now);
+        }
         let Some(interval) = self.interval else {
             return Ok(());
         };

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 #[cfg(feature = "testing")]
 use super::Simulator;
+use super::feed::PushKind;
 use super::server::Inner;
 use super::{MAX_RECORDED_PUSHES, SentTick};
 
@@ -109,12 +110,6 @@ pub(super) struct CodeMarket {
     /// ([`Readings::repush_last_trade`]).
     #[cfg(feature = "testing")]
     last_trade: Option<(String, SentTick)>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum PushKind {
-    Trade,
-    Depth,
 }
 
 #[cfg(feature = "testing")]
@@ -319,7 +314,7 @@ impl Inner {
         {
             market.last_trade = Some((text.clone(), sent.clone()));
         }
-        record_push(list, &mut self.state.discarded_pushes, sent);
+        record(list, &mut self.state.discarded_pushes, sent);
         text
     }
 
@@ -395,13 +390,15 @@ impl Inner {
     }
 }
 
-fn record_push(list: &mut Vec<SentTick>, discarded: &mut u64, tick: SentTick) {
+/// Append `item` to a record kept under [`MAX_RECORDED_PUSHES`] entries,
+/// dropping (and counting) the oldest half when it is full.
+pub(super) fn record<T>(list: &mut Vec<T>, discarded: &mut u64, item: T) {
     if list.len() >= MAX_RECORDED_PUSHES {
         let half = MAX_RECORDED_PUSHES / 2;
         list.drain(..half);
         *discarded += half as u64;
     }
-    list.push(tick);
+    list.push(item);
 }
 
 /// One random-walk step from `cents`: about ±0.1 % (at least a cent),

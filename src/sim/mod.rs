@@ -22,6 +22,12 @@
 //! (`SimConfig::clock_offset_ms`, `Simulator::set_clock_offset_ms`), e.g.
 //! to just before midnight UTC.
 //!
+//! The pushes come from a random walk (prices shared by all connections,
+//! [`SimConfig::ticks_per_sec`] per code), or, with
+//! [`Simulator::start_feed`], from a [`Feed`] that gives each connection
+//! its own [`FeedConn`]: `alltick-stream serve` plays a capture this way,
+//! over the same handshake, requests, answers and cut-off.
+//!
 //! Everything the server sees and sends is recorded in a [`SimState`] that
 //! tests can inspect with [`Simulator::state`] or wait on with
 //! [`Simulator::wait_until`].
@@ -55,7 +61,8 @@
 //!
 //! Layout: this file holds the public API and the records; `server` the
 //! shared state and the accept loop; `conn` one connection's loop;
-//! `request` request handling; `market` push generation; `faults`,
+//! `request` request handling; `market` the random walk's pushes; `feed`
+//! the [`Feed`] interface and the writing of a feed's pushes; `faults`,
 //! `inject` and `tls` the testing-only switches (`inert` stands in for
 //! `faults` without the feature).
 
@@ -64,6 +71,7 @@
 mod conn;
 #[cfg(feature = "testing")]
 mod faults;
+mod feed;
 #[cfg(not(feature = "testing"))]
 mod inert;
 #[cfg(feature = "testing")]
@@ -86,6 +94,7 @@ use serde_json::Value;
 
 #[cfg(feature = "testing")]
 pub use faults::OverLimit;
+pub use feed::{Feed, FeedConn, Next, PushKind};
 #[cfg(feature = "testing")]
 pub use inject::{Inject, Injected};
 #[cfg(feature = "testing")]
@@ -102,10 +111,11 @@ pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
 /// the other codes only. Any other path serves any code.
 pub const FOREX_PATH: &str = "/quote-b-ws-api";
 
-/// Maximum number of entries kept in [`SimState::ticks`] and
-/// [`SimState::depth_pushes`]; beyond it the oldest half is discarded (and
-/// counted in [`SimState::discarded_pushes`]) so a long `--demo` run does not
-/// grow memory without bound.
+/// Maximum number of entries kept in [`SimState::ticks`],
+/// [`SimState::depth_pushes`] and [`SimState::requests`]; beyond it the
+/// oldest half is discarded (and counted in [`SimState::discarded_pushes`]
+/// or [`SimState::discarded_requests`]) so a long `--demo` or `serve` run
+/// does not grow memory without bound.
 pub const MAX_RECORDED_PUSHES: usize = 100_000;
 
 /// Longest a connection thread blocks in one read before looking at its
@@ -351,15 +361,20 @@ pub struct SentTick {
 pub struct SimState {
     /// One per TCP connection accepted, in order (including those rejected at the handshake).
     pub connections: Vec<ConnRecord>,
-    /// Every request frame received, in arrival order.
+    /// Every request frame received, in arrival order (the latest
+    /// [`MAX_RECORDED_PUSHES`] at most).
     pub requests: Vec<Request>,
-    /// Every trade push sent (22998).
+    /// Every trade push of the random walk sent (22998); a [`Feed`]'s are
+    /// not recorded.
     pub ticks: Vec<SentTick>,
-    /// Every depth push sent (22999).
+    /// Every depth push of the random walk sent (22999).
     pub depth_pushes: Vec<SentTick>,
     /// Number of old entries removed from `ticks` and `depth_pushes` to stay
     /// under [`MAX_RECORDED_PUSHES`] each.
     pub discarded_pushes: u64,
+    /// Number of old entries removed from `requests` to stay under
+    /// [`MAX_RECORDED_PUSHES`].
+    pub discarded_requests: u64,
     /// Every injected frame, per connection, recorded after the write attempt.
     #[cfg(feature = "testing")]
     pub injected: Vec<Injected>,
@@ -425,9 +440,27 @@ impl Simulator {
     /// SO_REUSEADDR on Unix listeners, so connections of the previous server
     /// left in TIME_WAIT do not block the bind.)
     pub fn start_on(port: u16, cfg: SimConfig) -> io::Result<Simulator> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        Simulator::listen(TcpListener::bind(("127.0.0.1", port))?, cfg, None)
+    }
+
+    /// Serve on `listener` (any address) with the pushes of `feed`
+    /// instead of the random walk: each connection asks it for a
+    /// [`FeedConn`] of its own ([`SimConfig::ticks_per_sec`] is not used).
+    pub fn start_feed(
+        listener: TcpListener,
+        cfg: SimConfig,
+        feed: Arc<dyn Feed>,
+    ) -> io::Result<Simulator> {
+        Simulator::listen(listener, cfg, Some(feed))
+    }
+
+    fn listen(
+        listener: TcpListener,
+        cfg: SimConfig,
+        feed: Option<Arc<dyn Feed>>,
+    ) -> io::Result<Simulator> {
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(cfg)?);
+        let shared = Arc::new(Shared::new(cfg, feed)?);
         let for_thread = Arc::clone(&shared);
         let accept = thread::Builder::new()
             .name("alltick-sim-accept".into())
@@ -442,6 +475,11 @@ impl Simulator {
     /// The TCP port the simulator listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The address the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `ws://127.0.0.1:PORT/quote-stock-b-ws-api`, or with `SimConfig::tls`

@@ -8,6 +8,7 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{Conn, Sched};
+use super::feed::PushKind;
 use super::{CloseCause, FOREX_PATH, MAX_DEPTH_LEVEL, Request, STOCK_PATH};
 use crate::wire::symbol::Market;
 
@@ -119,7 +120,8 @@ impl Conn<'_> {
                 rec.trade_codes = trade_codes;
                 rec.depth_codes = depth_codes;
             }
-            inner.state.requests.push(request);
+            let state = &mut inner.state;
+            super::market::record(&mut state.requests, &mut state.discarded_requests, request);
             inner.readings().error_seq_id_zero
         };
         self.shared.cond.notify_all();
@@ -149,12 +151,13 @@ impl Conn<'_> {
                     return refused;
                 }
                 let interval = self.interval;
-                let target = if cmd_id == 22004 {
-                    &mut self.trades
+                let (kind, target) = if cmd_id == 22004 {
+                    (PushKind::Trade, &mut self.trades)
                 } else {
-                    &mut self.depth
+                    (PushKind::Depth, &mut self.depth)
                 };
                 replace_set(target, list, now, interval);
+                self.tell_feed(kind);
                 OK
             }
             22006 => {
@@ -162,22 +165,20 @@ impl Conn<'_> {
                     v.as_u64()
                         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 });
-                match cancel_type {
-                    Some(0) => {
-                        self.trades.clear();
-                        self.depth.clear();
-                        OK
+                let kinds: &[PushKind] = match cancel_type {
+                    Some(0) => &[PushKind::Trade, PushKind::Depth],
+                    Some(1) => &[PushKind::Depth],
+                    Some(2) => &[PushKind::Trade],
+                    _ => return INVALID,
+                };
+                for &kind in kinds {
+                    match kind {
+                        PushKind::Trade => self.trades.clear(),
+                        PushKind::Depth => self.depth.clear(),
                     }
-                    Some(1) => {
-                        self.depth.clear();
-                        OK
-                    }
-                    Some(2) => {
-                        self.trades.clear();
-                        OK
-                    }
-                    _ => INVALID,
+                    self.tell_feed(kind);
                 }
+                OK
             }
             _ => INVALID,
         }

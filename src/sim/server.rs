@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use super::conn::serve;
 #[cfg(feature = "testing")]
 use super::faults::{Faults, Remote, RemoteCtl};
+use super::feed::{Feed, PushKind};
 #[cfg(feature = "testing")]
 use super::market::Readings;
-use super::market::{CodeMarket, PushKind, Rng};
+use super::market::{CodeMarket, Rng};
 use super::{CloseCause, ConnRecord, LOOP_TICK, SimConfig, SimState};
 
 pub(super) struct Shared {
@@ -32,6 +33,8 @@ pub(super) struct Shared {
     pub(super) faults: Mutex<Faults>,
     /// Current ticks per second (`f64::to_bits`).
     pub(super) rate_bits: AtomicU64,
+    /// Where the pushes come from (None: the random walk).
+    pub(super) feed: Option<Arc<dyn Feed>>,
 }
 
 /// What the simulator keeps to reach a connection from outside its thread.
@@ -76,8 +79,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The state of a simulator started with `cfg` (TLS acceptor built).
-    pub(super) fn new(cfg: SimConfig) -> io::Result<Shared> {
+    /// The state of a simulator started with `cfg` (TLS acceptor built),
+    /// its pushes from `feed` or the random walk.
+    pub(super) fn new(cfg: SimConfig, feed: Option<Arc<dyn Feed>>) -> io::Result<Shared> {
         #[cfg(feature = "testing")]
         let tls = super::tls::acceptor(&cfg)?;
         Ok(Shared {
@@ -95,6 +99,7 @@ impl Shared {
                 conn_seq: HashMap::new(),
             }),
             rate_bits: AtomicU64::new(cfg.ticks_per_sec.to_bits()),
+            feed,
             cfg,
             #[cfg(feature = "testing")]
             tls,
