@@ -455,3 +455,14 @@ fn a_client_that_stalls_is_waited_for_misses_nothing_and_is_still_heard() {
         "heartbeats refused: {answers:?}"
     );
 }
+
+#[test]
+fn sigint_stops_serve_with_a_client_connected() {
+    let dir = TempDir::new("serve-stop");
+    let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 6000, 100);
+    let mut serve = Serve::start(&[&file.display().to_string()]);
+    let mut c = Client::connect(&serve.url(""));
+    assert_eq!(c.subscribe(&["AAPL.US"])["ret"], 200);
+    assert_eq!(c.trades(1).len(), 1);
+    stop(&mut serve.tool);
+}
