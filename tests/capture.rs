@@ -12,26 +12,8 @@ use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 use crate::util::{
-    TOKEN, TempDir, Tool, WAIT, bin, config, json_lines, sim, start, start_sim, stop,
+    TOKEN, TempDir, Tool, WAIT, bin, config, files_under, json_lines, sim, start, start_sim, stop,
 };
-
-/// Every file under `dir`, sorted.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Every line of every file under `dir`, parsed: each file ends with a
 /// newline and every line is a JSON object, or this panics naming it.
@@ -86,6 +68,29 @@ fn repushing(rate: f64) -> Simulator {
         },
         ..config(rate)
     })
+}
+
+/// The tool against `sim` with `--resume FILE` and its stdout appended to
+/// FILE by the shell (`>>FILE`), then `extra` arguments.
+fn appending(sim: &Simulator, file: &Path, extra: &[&str]) -> Command {
+    let url = sim.url();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "exec \"$0\" \"$@\" >>\"$RESUME\"",
+        bin(),
+        "--url",
+        &url,
+        "--resume",
+    ])
+    .arg(file)
+    .args(extra)
+    .env("RESUME", file)
+    .env("ALLTICK_TOKEN", TOKEN)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
 }
 
 /// The tool into `--output` files under `dir`, against `sim`.
@@ -341,22 +346,7 @@ fn reading_back_a_large_capture_takes_a_bounded_tail() {
         }
     }
     assert!(std::fs::metadata(&file).unwrap().len() > 60 << 20);
-    let mut cmd = Command::new("sh");
-    cmd.args([
-        "-c",
-        "exec \"$0\" \"$@\" >>\"$RESUME\"",
-        bin(),
-        "--url",
-        &sim.url(),
-        "--resume",
-        file.to_str().unwrap(),
-        "NASDAQ:AAPL",
-    ])
-    .env("RESUME", &file)
-    .env("ALLTICK_TOKEN", TOKEN)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    let cmd = appending(&sim, &file, &["NASDAQ:AAPL"]);
     let mut tool = Tool::spawn(cmd);
     check!(
         tool,
@@ -517,24 +507,7 @@ fn a_restart_with_resume_writes_nothing_twice() {
     let dir = TempDir::new("capture-resume");
     let file = dir.path().join("ticks.jsonl");
     let run = |expect: &str| {
-        let mut cmd = Command::new("sh");
-        cmd.args([
-            "-c",
-            "exec \"$0\" \"$@\" >>\"$RESUME\"",
-            bin(),
-            "--url",
-            &sim.url(),
-            "--resume",
-            file.to_str().unwrap(),
-            "--gaps",
-            "NASDAQ:AAPL",
-            "NASDAQ:TSLA",
-        ])
-        .env("RESUME", &file)
-        .env("ALLTICK_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let cmd = appending(&sim, &file, &["--gaps", "NASDAQ:AAPL", "NASDAQ:TSLA"]);
         let mut tool = Tool::spawn(cmd);
         check!(tool, tool.wait_stderr(expect));
         let before = trades_in(dir.path());

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Error, Message, WebSocket};
 
-use crate::util::{TempDir, Tool, WAIT, sim, start, start_url, stop};
+use crate::util::{TempDir, Tool, WAIT, files_under, sim, start, start_url, stop};
 
 /// AllTick's rule: at least 1 s between two requests on a connection.
 const PACE: Duration = Duration::from_millis(1100);
@@ -198,24 +198,6 @@ fn lines_of(files: &[PathBuf]) -> Vec<String> {
             text.lines().map(str::to_string).collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// Every file under `dir`, sorted (one per hour of the capture).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The tool against `serve` with `symbols`, until it wrote `n` lines; its
