@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::{Readings, SimConfig, Simulator};
+use alltick_stream::sim::{Readings, SimConfig, SimState, Simulator};
 use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
@@ -56,6 +56,14 @@ fn gaps(lines: &[(PathBuf, Value)]) -> Vec<Value> {
         .filter(|(_, v)| v["type"] == "gap")
         .map(|(_, v)| v.clone())
         .collect()
+}
+
+/// How many trade subscriptions (22004) the simulator received.
+fn trade_subscriptions(st: &SimState) -> usize {
+    st.requests
+        .iter()
+        .filter(|r| r.cmd_id == CMD_SUB_TRADES)
+        .count()
 }
 
 /// A simulator pushing `rate` ticks/s per code that pushes each code's last
@@ -410,11 +418,7 @@ fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
     let st = sim.state();
     check!(
         tool,
-        st.requests
-            .iter()
-            .filter(|r| r.cmd_id == CMD_SUB_TRADES)
-            .count()
-            >= 21,
+        trade_subscriptions(&st) >= 21,
         "fewer subscriptions than restarts"
     );
     let written: HashSet<(String, u64)> = keys.iter().map(|(c, s, _)| (c.clone(), *s)).collect();
@@ -534,14 +538,7 @@ fn a_restart_with_resume_writes_nothing_twice() {
     let unique: HashSet<_> = keys.iter().collect();
     check!(tool, unique.len() == keys.len(), "a line written twice");
     let st = sim.state();
-    check!(
-        tool,
-        st.requests
-            .iter()
-            .filter(|r| r.cmd_id == CMD_SUB_TRADES)
-            .count()
-            >= 3
-    );
+    check!(tool, trade_subscriptions(&st) >= 3);
     check!(
         tool,
         gaps(&lines)

@@ -16,6 +16,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::report::say;
+use crate::wire::line::{find, number_after, text_after};
 
 /// Read buffer per file.
 const READ_BUF: usize = 256 * 1024;
@@ -95,39 +96,6 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     };
     let time = number_after(body, key).ok_or("no time")?;
     Ok((kind, time))
-}
-
-/// Where `needle` first occurs in `hay`: candidates by their first byte,
-/// then compared whole (a comparison per position costs a call each).
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = 0;
-    while let Some(i) = hay.get(at..)?.iter().position(|&b| b == first) {
-        let start = at + i;
-        if hay.get(start + 1..start + needle.len()) == Some(rest) {
-            return Some(start);
-        }
-        at = start + 1;
-    }
-    None
-}
-
-fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
-    let at = find(line, key)? + key.len();
-    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
-        return None;
-    }
-    std::str::from_utf8(&line[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn text_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a str> {
-    let at = find(line, key)? + key.len();
-    let len = line[at..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&line[at..at + len]).ok()
 }
 
 /// One input file, read line by line.

@@ -1,11 +1,13 @@
 //! The AllTick wire format, without I/O: the messages and their encoding
 //! ([`protocol`]), the zero-copy scanner for trade pushes ([`scan`]), the
 //! one-pass reader of the documented push ([`fast`]), exact decimal text
-//! ([`decimal`]), the symbols users type ([`symbol`]), and the token's
+//! ([`decimal`]), the symbols users type ([`symbol`]), fields of the
+//! tool's own lines found by position ([`line`]), and the token's
 //! place in the URL ([`url_encode`]).
 
 pub mod decimal;
 pub mod fast;
+pub mod line;
 pub mod protocol;
 pub mod scan;
 pub mod symbol;

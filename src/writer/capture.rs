@@ -22,6 +22,7 @@ use super::pattern::Pattern;
 use super::queue::Gap;
 use super::stats::{DropLog, Stats};
 use crate::report::say;
+use crate::wire::line::{number_after, text_after};
 
 /// Files kept open at once: the current period's and the one before it
 /// (a late line near a boundary), so a line never waits for an `open`.
@@ -171,7 +172,7 @@ impl Capture {
                 lost.to = lost.to.max(t);
             }
             if let Some(code) = text_after(line, b"\"code\":\"") {
-                lost.codes.insert(code);
+                lost.codes.insert(code.to_string());
             }
         }
         let n = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -321,23 +322,6 @@ pub fn repair_tail(file: &File) -> io::Result<Option<String>> {
         "cut off a torn last line ({} bytes) left by an earlier run",
         len - keep
     )))
-}
-
-/// The unsigned integer that follows `key` in `line`.
-fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
-    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&line[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// The string (without escapes) that follows `key` in `line`.
-fn text_after(line: &[u8], key: &[u8]) -> Option<String> {
-    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
-    let len = line[at..].iter().position(|&b| b == b'"')?;
-    String::from_utf8(line[at..at + len].to_vec()).ok()
 }
 
 #[cfg(test)]
