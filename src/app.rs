@@ -23,7 +23,7 @@ use crate::session::stagger::Stagger;
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
 use crate::wire::symbol::Symbol;
-use crate::writer::capture::{self, Capture};
+use crate::writer::capture::Capture;
 use crate::writer::queue::{Frames, Item};
 use crate::writer::resume::{self, Resumed};
 use crate::writer::stats::Stats;
@@ -72,7 +72,7 @@ pub fn run() -> i32 {
         return EXIT_FAILURE;
     }
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
-    let resumed = read_capture(&opts);
+    let resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
     let resumed_at = resumed.newest_time;
     let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
@@ -295,6 +295,8 @@ fn start_writer(
     let config = WriterConfig {
         gaps: opts.gaps,
         resumed: resumed.last,
+        form: opts.form.clone(),
+        header: !resume::stdout_has_lines(),
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
@@ -314,81 +316,6 @@ fn start_writer(
         say(format!("cannot start the writer: {e}"));
     }
     rx
-}
-
-/// What a capture already holds: with `--output` its newest files (a torn
-/// last line repaired first), with `--resume` its FILE.
-fn read_capture(opts: &Options) -> Resumed {
-    let files = match (&opts.output, &opts.resume) {
-        (Some(pattern), _) => {
-            let files = pattern.existing();
-            // Two files may be open at a period's end.
-            for path in files.iter().take(2) {
-                repair(path);
-            }
-            files
-        }
-        (None, Some(file)) => {
-            if !file.exists() {
-                say(format!(
-                    "resume: {} does not exist yet: nothing to learn",
-                    file.display()
-                ));
-                return Resumed::default();
-            }
-            if is_stdout(file) {
-                repair(file);
-            } else if ends_torn(file) {
-                say(format!(
-                    "resume: {} ends in a torn line; not cut, since stdout is not that file",
-                    file.display()
-                ));
-            }
-            vec![file.clone()]
-        }
-        (None, None) => return Resumed::default(),
-    };
-    let resumed = resume::read_back(&files);
-    if resumed.files > 0 {
-        say(resumed.summary());
-    }
-    resumed
-}
-
-/// Make `path` end with a whole line, saying what was done.
-fn repair(path: &std::path::Path) {
-    let opened = std::fs::OpenOptions::new()
-        .append(true)
-        .read(true)
-        .open(path);
-    match opened.and_then(|f| capture::repair_tail(&f)) {
-        Ok(Some(note)) => say(format!("{}: {note}", path.display())),
-        Ok(None) => {}
-        Err(e) => say(format!("cannot check the end of {}: {e}", path.display())),
-    }
-}
-
-/// Whether stdout is `path` (`>>FILE` with `--resume FILE`).
-fn is_stdout(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (
-        std::fs::metadata("/proc/self/fd/1"),
-        std::fs::metadata(path),
-    ) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Whether `path`'s last byte is not a newline.
-fn ends_torn(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::FileExt;
-    let Ok(f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut last = [0u8; 1];
-    len > 0 && f.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
 }
 
 fn start_stats(period: Duration, stats: &Arc<Stats>) {

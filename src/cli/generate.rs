@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::flags::{self, Block, FLAGS, Flag, Hint, Kind, Section};
+use super::flags::{FLAGS, Flag, Hint, Kind};
 use super::help::described;
+use super::prose::{self, Block, Section};
 
 /// The text `--generate KIND` prints.
 pub fn generate(kind: Kind) -> String {
@@ -91,13 +92,13 @@ pub fn man() -> String {
     // No hyphenation and a ragged right margin: a flag name is never broken
     // across lines, so it can be searched for.
     out.push_str(".nh\n.ad l\n");
-    let _ = writeln!(out, ".SH NAME\nalltick\\-stream \\- {}", roff(flags::ABOUT));
+    let _ = writeln!(out, ".SH NAME\nalltick\\-stream \\- {}", roff(prose::ABOUT));
     out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream serve\n[\\fIOPTIONS\\fR] \\fIFILE\\fR...\n");
     for section in [
-        flags::DESCRIPTION,
-        flags::SYMBOLS,
-        flags::STDIN,
-        flags::MODES,
+        prose::DESCRIPTION,
+        prose::SYMBOLS,
+        prose::STDIN,
+        prose::MODES,
     ] {
         man_section(&mut out, &section);
     }
@@ -105,11 +106,11 @@ pub fn man() -> String {
     for flag in FLAGS {
         let _ = writeln!(out, ".TP\n{}\n{}", man_term(flag), roff(&described(flag)));
     }
-    for section in [flags::ENVIRONMENT, flags::EXIT_STATUS] {
+    for section in [prose::ENVIRONMENT, prose::EXIT_STATUS] {
         man_section(&mut out, &section);
     }
     out.push_str(".SH EXAMPLES\n");
-    for (i, (what, lines)) in flags::EXAMPLES.iter().enumerate() {
+    for (i, (what, lines)) in prose::EXAMPLES.iter().enumerate() {
         if i > 0 {
             out.push_str(".PP\n");
         }
@@ -148,7 +149,7 @@ pub fn complete_bash() -> String {
                     "        {name})\n            compopt -o filenames 2>/dev/null\n            mapfile -t COMPREPLY < <(compgen -f -- \"$cur\")\n            return ;;"
                 );
             }
-            Hint::Url | Hint::Number | Hint::Address => free.push(name),
+            Hint::Url | Hint::Number | Hint::Address | Hint::List => free.push(name),
         }
     }
     let names: Vec<String> = FLAGS
@@ -227,7 +228,7 @@ pub fn complete_zsh() -> String {
                     Hint::OneOf(choices) => format!("({})", choices.join(" ")),
                     Hint::Path => "_files".into(),
                     Hint::Url => "_urls".into(),
-                    Hint::Number | Hint::Address => " ".into(),
+                    Hint::Number | Hint::Address | Hint::List => " ".into(),
                 };
                 ("=", format!(":{}:{action}", zsh_quote(v.name)))
             }
@@ -281,7 +282,7 @@ pub fn complete_fish() -> String {
                 let _ = write!(line, " -x -a '{}'", fish_quote(&choices.join(" ")));
             }
             Some(Hint::Path) => line.push_str(" -r -F"),
-            Some(Hint::Url | Hint::Number | Hint::Address) => line.push_str(" -x"),
+            Some(Hint::Url | Hint::Number | Hint::Address | Hint::List) => line.push_str(" -x"),
         }
         let _ = writeln!(line, " -d '{}'", fish_quote(flag.summary()));
         out.push_str(&line);

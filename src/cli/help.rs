@@ -1,7 +1,8 @@
 //! The `--help` text, built from the flag table so that it lists every flag
 //! the parser knows, each with its default.
 
-use super::flags::{self, Block, FLAGS, Flag, Section};
+use super::flags::{FLAGS, Flag};
+use super::prose::{self, Block, Section};
 
 /// Lines stay shorter than this, to fit an 80-column terminal.
 const WIDTH: usize = 80;
@@ -15,16 +16,16 @@ const COLUMN: usize = INDENT + 23;
 pub fn help() -> String {
     let mut out = format!(
         "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n    alltick-stream serve [FLAGS] FILE...\n",
-        flags::ABOUT
+        prose::ABOUT
     );
-    for section in [flags::SYMBOLS, flags::STDIN, flags::MODES] {
+    for section in [prose::SYMBOLS, prose::STDIN, prose::MODES] {
         out.push('\n');
         out.push_str(&section_text(&section));
     }
     out.push_str("\nFLAGS:\n");
     let rows: Vec<(String, String)> = FLAGS.iter().map(|f| (term(f), described(f))).collect();
     out.push_str(&items(&rows, COLUMN));
-    for section in [flags::ENVIRONMENT, flags::EXIT_STATUS] {
+    for section in [prose::ENVIRONMENT, prose::EXIT_STATUS] {
         out.push('\n');
         out.push_str(&section_text(&section));
     }

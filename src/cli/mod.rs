@@ -10,6 +10,7 @@
 pub mod flags;
 pub mod generate;
 pub mod help;
+pub mod prose;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,9 +18,10 @@ use std::time::Duration;
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
-use crate::wire::symbol::{Market, Symbol};
+use crate::wire::symbol::{Feed, Market, Symbol};
 pub use crate::wire::url_encode;
 use crate::writer::pattern::Pattern;
+use crate::writer::shape::{Form, Format, Shape};
 use flags::{Flag, Mode};
 
 pub use flags::{Kind, PLAN_NAMES, PLANS};
@@ -84,6 +86,8 @@ pub struct Options {
     pub resume: Option<PathBuf>,
     /// `--gaps`: mark where the data is incomplete.
     pub gaps: bool,
+    /// `--bars`, `--fields`, `--format`: what the lines are made of.
+    pub form: Form,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
@@ -115,6 +119,34 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--bar-grace`: seconds, 0 included.
+fn grace(v: &str) -> Result<Duration, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!(
+            "--bar-grace needs seconds from 0 to 86400, got {v:?}"
+        )),
+    }
+}
+
+/// `--bars`, `--bar-grace`, `--fields` and `--format`, checked together.
+fn form(g: &Given) -> Result<Form, String> {
+    let format = g.format.unwrap_or_default();
+    let bars = g.bars.is_some();
+    let shape = match &g.fields {
+        Some(list) => Shape::with_fields(format, bars, list)?,
+        None => Shape::all(format, bars),
+    };
+    if g.bar_grace.is_some() && !bars {
+        return Err("--bar-grace applies to bars: give --bars INTERVAL".into());
+    }
+    Ok(Form {
+        shape,
+        bars: g.bars,
+        bar_grace: g.bar_grace.unwrap_or(Duration::from_secs(2)),
+    })
 }
 
 fn count(flag: &str, v: &str, max: usize) -> Result<usize, String> {
@@ -150,6 +182,10 @@ struct Given {
     from: Option<u64>,
     to: Option<u64>,
     listen: Option<String>,
+    bars: Option<&'static str>,
+    bar_grace: Option<Duration>,
+    fields: Option<String>,
+    format: Option<Format>,
     demo: bool,
 }
 
@@ -191,6 +227,18 @@ impl Given {
             "from" => self.from = Some(parse_time(name, value)?),
             "to" => self.to = Some(parse_time(name, value)?),
             "listen" => self.listen = Some(listen_address(value)?),
+            "bars" => {
+                let known = flags::BAR_INTERVALS.iter().find(|i| **i == value);
+                self.bars = Some(*known.ok_or_else(|| {
+                    format!(
+                        "--bars must be one of {}, got {value:?}",
+                        flags::BAR_INTERVALS.join(", ")
+                    )
+                })?);
+            }
+            "bar-grace" => self.bar_grace = Some(grace(value)?),
+            "fields" => self.fields = Some(value.into()),
+            "format" => self.format = Some(Format::parse(value)?),
             "plan" => {
                 let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
                     format!(
@@ -338,6 +386,7 @@ fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, Str
         return Err(format!("--from ({f}) is after --to ({t})"));
     }
     Ok(ReplayOptions {
+        form: form(&g)?,
         files,
         symbols,
         speed: g.speed.unwrap_or(Speed::Times(1.0)),
@@ -364,7 +413,17 @@ fn finish(g: Given) -> Result<Options, String> {
         Some((c, m)) => (Some(c), Some(m)),
         None => (None, None),
     };
+    let form = form(&g)?;
+    if form.shape.format == Format::Csv
+        && let Some(s) = g.symbols.iter().find(|s| s.feed != Feed::Trades)
+    {
+        return Err(format!(
+            "--format csv writes trade and bar lines only: depth ({}) has no CSV form; use jsonl",
+            s.spelling
+        ));
+    }
     Ok(Options {
+        form,
         endpoints,
         market: g.market,
         token_file: g.token_file,

@@ -113,6 +113,7 @@ fn sample(flag: &Flag) -> Option<String> {
         flags::Hint::Url => "ws://127.0.0.1:1/x".into(),
         flags::Hint::Number => "20".into(),
         flags::Hint::Address => "127.0.0.1:0".into(),
+        flags::Hint::List => "time,price".into(),
     })
 }
 
@@ -135,6 +136,9 @@ fn the_parser_takes_every_flag_of_the_table() {
             // A flag about another one's output comes with it.
             if flag.long == "fsync" {
                 args.extend(["--output".to_string(), "x.jsonl".into()]);
+            }
+            if flag.long == "bar-grace" {
+                args.extend(["--bars".to_string(), "1m".into()]);
             }
             let parsed = parse(args.clone());
             assert!(parsed.is_ok(), "{args:?}: {parsed:?}");
@@ -161,8 +165,8 @@ fn the_parser_takes_every_flag_of_the_table() {
 
 #[test]
 fn the_parser_knows_no_flag_outside_the_table() {
-    // Near misses of every table flag, the flags the contract announces
-    // for later, and every letter not in the table as a short flag.
+    // Near misses of every table flag, and every letter not in the table
+    // as a short flag.
     let mut words: Vec<String> = flags::FLAGS
         .iter()
         .flat_map(|f| {
@@ -173,9 +177,6 @@ fn the_parser_knows_no_flag_outside_the_table() {
             ]
         })
         .collect();
-    for later in ["bars", "bar-grace", "fields", "format"] {
-        words.push(format!("--{later}"));
-    }
     let shorts: Vec<char> = flags::FLAGS.iter().filter_map(|f| f.short).collect();
     words.extend(
         ('a'..='z')
@@ -369,5 +370,52 @@ fn serve_takes_files_and_its_own_flags() {
         parse(args(&["replay", manifest, "--listen", "127.0.0.1:1"]))
             .unwrap_err()
             .contains("not a flag of replay")
+    );
+}
+
+#[test]
+fn bars_fields_and_format_are_checked_together() {
+    let live = |args: &[&str]| match run(args) {
+        Ok(o) => Ok(o.form),
+        Err(e) => Err(e),
+    };
+    let f = live(&[
+        "--bars",
+        "5m",
+        "--fields",
+        "start,code,close",
+        "--format",
+        "csv",
+    ])
+    .unwrap();
+    assert_eq!(f.bars, Some("5m"));
+    assert_eq!(
+        f.shape.names().collect::<Vec<_>>(),
+        ["start", "code", "close"]
+    );
+    assert_eq!(f.bar_grace, Duration::from_secs(2));
+    let e = live(&["--bars", "2m"]).unwrap_err();
+    assert!(
+        e.contains("1s, 5s, 10s, 15s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d"),
+        "{e}"
+    );
+    let e = live(&["--fields", "time,close"]).unwrap_err();
+    assert!(
+        e.contains("\"close\" is not a field of trade lines (valid: type,"),
+        "{e}"
+    );
+    assert!(live(&["--bar-grace", "1"]).unwrap_err().contains("--bars"));
+    assert_eq!(
+        live(&["--bars", "1s", "--bar-grace", "0"])
+            .unwrap()
+            .bar_grace,
+        Duration::ZERO
+    );
+    let e = live(&["--format", "csv", "NASDAQ:AAPL", "NASDAQ:TSLA@depth"]).unwrap_err();
+    assert!(e.contains("depth (NASDAQ:TSLA) has no CSV form"), "{e}");
+    assert!(
+        live(&["--format", "tsv"])
+            .unwrap_err()
+            .contains("jsonl or csv")
     );
 }

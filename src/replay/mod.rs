@@ -21,6 +21,9 @@ use crossbeam_channel::Receiver;
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
+use crate::writer::reshape::Shaper;
+use crate::writer::resume;
+use crate::writer::shape::Form;
 use pace::{Pace, Speed};
 use source::{Kind, Line, Merge, Source};
 
@@ -37,6 +40,8 @@ pub struct ReplayOptions {
     pub from: Option<u64>,
     /// Lines up to this time (ms), inclusive.
     pub to: Option<u64>,
+    /// `--bars`, `--fields`, `--format`: what the lines are made of.
+    pub form: Form,
 }
 
 /// Lines within this much of `--to` past it are still looked at: a file's
@@ -167,6 +172,11 @@ pub fn run(
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
+    let shaper = Shaper::new(opts.form.clone());
+    if !resume::stdout_has_lines() {
+        buf.extend_from_slice(&shaper.header());
+    }
+    let mut shaper = (!shaper.is_plain()).then_some(shaper);
     let mut written: u64 = 0;
     let mut recent_gaps: VecDeque<Vec<u8>> = VecDeque::new();
     let mut n: u32 = 0;
@@ -213,8 +223,14 @@ pub fn run(
                 merge.recycle(line);
                 continue;
             }
+            let at = buf.len();
             buf.extend_from_slice(&line.bytes);
             merge.recycle(line);
+            if let Some(s) = &mut shaper
+                && !s.reshape(&mut buf, at)
+            {
+                continue;
+            }
             written += 1;
             if buf.len() >= WRITE_BYTES {
                 out.write_all(&buf)?;
@@ -232,7 +248,8 @@ pub fn run(
         }
         Ok(()) => {}
     }
-    summary(written, opts.files.len(), merge.skipped());
+    let left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
+    summary(written, opts.files.len(), merge.skipped(), &left_out);
     ReplayEnd::Done
 }
 
@@ -252,9 +269,9 @@ fn first_copy(recent: &mut VecDeque<Vec<u8>>, line: &Line) -> bool {
 }
 
 /// The line on stderr at the end.
-fn summary(written: u64, files: usize, skipped: u64) {
+fn summary(written: u64, files: usize, skipped: u64, left_out: &[String]) {
     say(format!(
-        "replay: {} written from {}{}",
+        "replay: {} written from {}{}{}",
         count(written as usize, "line"),
         count(files, "file"),
         if skipped > 0 {
@@ -264,7 +281,11 @@ fn summary(written: u64, files: usize, skipped: u64) {
             )
         } else {
             String::new()
-        }
+        },
+        left_out
+            .iter()
+            .map(|s| format!("; {s}"))
+            .collect::<String>()
     ));
 }
 

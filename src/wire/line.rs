@@ -37,6 +37,146 @@ pub fn text_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a str> {
     std::str::from_utf8(&line[at..at + len]).ok()
 }
 
+/// A trade line of the tool's own, split into its values as they stand
+/// in the line: strings with their quotes (and escapes), numbers and
+/// `null` as written. Nothing is decoded or copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeLine<'a> {
+    /// `symbol`: a JSON string.
+    pub symbol: &'a [u8],
+    /// `code`: a JSON string.
+    pub code: &'a [u8],
+    /// `seq`: digits.
+    pub seq: &'a [u8],
+    /// `time`: digits.
+    pub time_text: &'a [u8],
+    /// `time`, ms since the epoch.
+    pub time: u64,
+    /// `price`: a JSON number.
+    pub price: &'a [u8],
+    /// `volume`: a JSON number, or `null`.
+    pub volume: &'a [u8],
+    /// `turnover`: a JSON number, or `null`.
+    pub turnover: &'a [u8],
+    /// `side`: a JSON string, or `null`.
+    pub side: &'a [u8],
+}
+
+/// The keys of a trade line, in the order the tool writes them.
+pub const TRADE_KEYS: [&str; 9] = [
+    "type", "symbol", "code", "seq", "time", "price", "volume", "turnover", "side",
+];
+
+impl<'a> TradeLine<'a> {
+    /// A trade line as the tool writes it (`{"type":"trade","symbol":…`,
+    /// its keys in [`TRADE_KEYS`] order), with or without its newline;
+    /// `None` for any other line.
+    pub fn parse(line: &'a [u8]) -> Option<TradeLine<'a>> {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut rest = body.strip_prefix(b"{\"type\":\"trade\"")?;
+        let mut value = |key: &[u8]| -> Option<&'a [u8]> {
+            let r = rest.strip_prefix(b",\"")?.strip_prefix(key)?;
+            let r = r.strip_prefix(b"\":")?;
+            let len = token_len(r)?;
+            rest = &r[len..];
+            Some(&r[..len])
+        };
+        let symbol = value(b"symbol")?;
+        let code = value(b"code")?;
+        let seq = value(b"seq")?;
+        let time_text = value(b"time")?;
+        let price = value(b"price")?;
+        let volume = value(b"volume")?;
+        let turnover = value(b"turnover")?;
+        let side = value(b"side")?;
+        if rest != b"}" || symbol[0] != b'"' || code[0] != b'"' {
+            return None;
+        }
+        let time = digits(time_text)?;
+        digits(seq)?;
+        Some(TradeLine {
+            symbol,
+            code,
+            seq,
+            time_text,
+            time,
+            price,
+            volume,
+            turnover,
+            side,
+        })
+    }
+
+    /// A trade line of any key order (or spacing), rewritten into `buf`
+    /// in the tool's own form: what [`TradeLine::parse`] then reads.
+    /// False when it is not a trade line with every key.
+    pub fn canonical(line: &[u8], buf: &mut Vec<u8>) -> bool {
+        type Map = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
+        let Ok(map) = serde_json::from_slice::<Map>(line) else {
+            return false;
+        };
+        if map.get("type").map(|v| v.get()) != Some("\"trade\"") {
+            return false;
+        }
+        buf.clear();
+        buf.push(b'{');
+        for (i, key) in TRADE_KEYS.iter().enumerate() {
+            let Some(v) = map.get(*key) else {
+                return false;
+            };
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.push(b'"');
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(b"\":");
+            buf.extend_from_slice(v.get().as_bytes());
+        }
+        buf.push(b'}');
+        TradeLine::parse(buf).is_some()
+    }
+
+    /// `code` without its quotes (a code never needs escapes).
+    pub fn code_str(&self) -> Option<&'a str> {
+        unquoted(self.code)
+    }
+}
+
+/// A JSON string token's text when it has no escapes.
+pub fn unquoted(token: &[u8]) -> Option<&str> {
+    let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
+}
+
+/// The decimal value of `text`, all digits (at most 19).
+fn digits(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// The length of the JSON value (a string, or a scalar up to `,` or `}`)
+/// at the start of `s`.
+fn token_len(s: &[u8]) -> Option<usize> {
+    if s.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < s.len() {
+            match s[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        return None;
+    }
+    let len = s.iter().position(|&b| b == b',' || b == b'}')?;
+    (len > 0).then_some(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +193,34 @@ mod tests {
             number_after(br#"{"time":12345678901234567890}"#, b"\"time\":"),
             None
         );
+    }
+
+    #[test]
+    fn a_trade_line_splits_into_its_values_in_any_key_order() {
+        let line = br#"{"type":"trade","symbol":"NASDAQ:A\"B","code":"AAPL.US","seq":12,"time":1700000000000,"price":651.10,"volume":null,"turnover":1e5,"side":"buy"}"#;
+        let t = TradeLine::parse(line).unwrap();
+        assert_eq!(t.symbol, br#""NASDAQ:A\"B""#);
+        assert_eq!(t.code_str(), Some("AAPL.US"));
+        assert_eq!((t.seq, t.time), (&b"12"[..], 1_700_000_000_000));
+        assert_eq!(
+            (t.price, t.volume, t.turnover),
+            (&b"651.10"[..], &b"null"[..], &b"1e5"[..])
+        );
+        assert_eq!(t.side, br#""buy""#);
+        assert_eq!(
+            unquoted(t.symbol),
+            None,
+            "an escaped string is not borrowed"
+        );
+        let shuffled = br#"{ "time": 1700000000000, "type":"trade","code":"AAPL.US","seq":12,"symbol":"NASDAQ:A\"B","price":651.10,"volume":null,"turnover":1e5,"side":"buy"}"#;
+        assert!(TradeLine::parse(shuffled).is_none());
+        let mut buf = Vec::new();
+        assert!(TradeLine::canonical(shuffled, &mut buf));
+        assert_eq!(TradeLine::parse(&buf), Some(t));
+        assert!(!TradeLine::canonical(
+            br#"{"type":"depth","code":"A"}"#,
+            &mut buf
+        ));
+        assert!(TradeLine::parse(br#"{"type":"trade","symbol":"A","code":"A","seq":1}"#).is_none());
     }
 }

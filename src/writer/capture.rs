@@ -64,6 +64,8 @@ pub struct Capture {
     last_sync: Instant,
     drops: DropLog,
     stats: Arc<Stats>,
+    /// Written first to a file that is empty (a CSV header row).
+    header: Vec<u8>,
 }
 
 impl Capture {
@@ -79,7 +81,14 @@ impl Capture {
             last_sync: Instant::now(),
             drops: DropLog::default(),
             stats,
+            header: Vec::new(),
         }
+    }
+
+    /// Start every empty file with `header` (CSV's header row): a file
+    /// appended to already has it.
+    pub fn set_header(&mut self, header: Vec<u8>) {
+        self.header = header;
     }
 
     /// The start of the period of a line whose time is `time`.
@@ -103,9 +112,14 @@ impl Capture {
     fn append(&mut self, start: u64, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
         let i = self.file_for(start)?;
         let f = &mut self.open[i];
-        match f.file.write_all(bytes) {
+        let head: &[u8] = if f.len == 0 { &self.header } else { &[] };
+        match f
+            .file
+            .write_all(head)
+            .and_then(|()| f.file.write_all(bytes))
+        {
             Ok(()) => {
-                f.len += bytes.len() as u64;
+                f.len += (head.len() + bytes.len()) as u64;
                 f.dirty = true;
                 Ok(())
             }
@@ -377,6 +391,32 @@ mod tests {
             std::fs::read_to_string(d.join("2026/12-01.jsonl")).unwrap(),
             "{\"time\":2}\n"
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_header_row_starts_a_new_file_and_an_appended_one_only_once() {
+        let d = temp("header");
+        let pattern = Pattern::parse(&format!("{}/%d.csv", d.display())).unwrap();
+        std::fs::create_dir_all(&d).unwrap();
+        // 2026-12-01 and 2026-12-02: the first file exists with its header.
+        std::fs::write(d.join("01.csv"), "time\n1\n").unwrap();
+        let (a, b) = (1_796_083_200_000u64, 1_796_169_600_000u64);
+        for run in 0..2 {
+            let mut c = Capture::new(
+                pattern.clone(),
+                Duration::from_secs(1),
+                false,
+                Arc::default(),
+            );
+            c.set_header(b"time\n".to_vec());
+            c.write(c.period_start(a), format!("{}\n", 2 + run).as_bytes());
+            c.write(c.period_start(b), format!("{}\n", 4 + run).as_bytes());
+            c.sync_all();
+        }
+        let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read("01.csv"), "time\n1\n2\n3\n");
+        assert_eq!(read("02.csv"), "time\n4\n5\n");
         let _ = std::fs::remove_dir_all(&d);
     }
 

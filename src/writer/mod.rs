@@ -13,7 +13,9 @@ pub mod format;
 pub(crate) mod lines;
 pub mod pattern;
 pub mod queue;
+pub mod reshape;
 pub mod resume;
+pub mod shape;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -28,6 +30,8 @@ use dedupe::Last;
 use format::format_gap;
 use lines::Lines;
 use queue::{BATCH_BYTES, Frames, Item};
+use reshape::Shaper;
+use shape::Form;
 use stats::Stats;
 
 /// How the writer stopped.
@@ -65,6 +69,11 @@ pub struct WriterConfig {
     pub gaps: bool,
     /// A capture's tail, read back: each code's memory starts from it.
     pub resumed: HashMap<(bool, String), Last>,
+    /// What the lines are made of (`--bars`, `--fields`, `--format`).
+    pub form: Form,
+    /// A stream starts with the form's header row (CSV): false when it
+    /// appends to lines written before.
+    pub header: bool,
 }
 
 /// Drain `queue` into `out` until the queue is closed and empty. Batches
@@ -96,12 +105,21 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
+    let shaper = Shaper::new(config.form);
+    let mut sink = sink;
+    let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
+    match &mut sink {
+        Sink::Files(c) => c.set_header(shaper.header()),
+        Sink::Stream(_) if config.header => buf.extend_from_slice(&shaper.header()),
+        Sink::Stream(_) => {}
+    }
     let mut w = Batcher {
         sink,
-        buf: Vec::with_capacity(WRITE_BYTES * 2),
+        buf,
         period: None,
         buffered: 0,
         stats,
+        shaper: (!shaper.is_plain()).then_some(shaper),
     };
     let end = loop {
         let first = match w.wait() {
@@ -141,6 +159,8 @@ struct Batcher<W: Write> {
     /// on, so the readers' queue limit sees progress even mid-burst.
     buffered: u64,
     stats: Arc<Stats>,
+    /// What lines become, unless they go out as they are.
+    shaper: Option<Shaper>,
 }
 
 impl<W: Write> Batcher<W> {
@@ -162,14 +182,18 @@ impl<W: Write> Batcher<W> {
                 for t in times {
                     let at = self.buf.len();
                     format_gap(&mut self.buf, &g);
-                    self.placed(t.max(g.from), at);
+                    if self.shape(at) {
+                        self.placed(t.max(g.from), at);
+                    }
                 }
             }
             Item::Gap(_) => {}
             Item::Frames(mut frames) => {
                 for frame in frames.iter() {
                     let at = self.buf.len();
-                    if let Some(time) = lines.frame(frame, &mut self.buf) {
+                    if let Some(time) = lines.frame(frame, &mut self.buf)
+                        && self.shape(at)
+                    {
                         self.placed(time, at);
                     }
                     self.buffered += 1;
@@ -184,6 +208,15 @@ impl<W: Write> Batcher<W> {
             }
         }
         Ok(())
+    }
+
+    /// The line appended at `at`, made into the form's: false when no
+    /// line is left.
+    fn shape(&mut self, at: usize) -> bool {
+        match &mut self.shaper {
+            Some(s) => s.reshape(&mut self.buf, at),
+            None => true,
+        }
     }
 
     /// A line of `time` was appended at `at`: with files, the lines

@@ -11,7 +11,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::pattern::Pattern;
+use crate::report::say;
 
 use super::dedupe::Last;
 
@@ -124,6 +127,87 @@ fn learn(line: &[u8], last: &mut HashMap<(bool, String), Last>) -> Option<u64> {
     last.entry((depth, code.to_string()))
         .or_insert_with(|| Last::resumed(seq, time));
     Some(time)
+}
+
+/// What a capture already holds: with `--output` its newest files (a torn
+/// last line repaired first), with `--resume` its FILE.
+pub fn read_capture(output: Option<&Pattern>, resume: Option<&Path>) -> Resumed {
+    let files = match (output, resume) {
+        (Some(pattern), _) => {
+            let files = pattern.existing();
+            // Two files may be open at a period's end.
+            for path in files.iter().take(2) {
+                repair(path);
+            }
+            files
+        }
+        (None, Some(file)) => {
+            if !file.exists() {
+                say(format!(
+                    "resume: {} does not exist yet: nothing to learn",
+                    file.display()
+                ));
+                return Resumed::default();
+            }
+            if is_stdout(file) {
+                repair(file);
+            } else if ends_torn(file) {
+                say(format!(
+                    "resume: {} ends in a torn line; not cut, since stdout is not that file",
+                    file.display()
+                ));
+            }
+            vec![file.to_path_buf()]
+        }
+        (None, None) => return Resumed::default(),
+    };
+    let resumed = read_back(&files);
+    if resumed.files > 0 {
+        say(resumed.summary());
+    }
+    resumed
+}
+
+/// Make `path` end with a whole line, saying what was done.
+fn repair(path: &Path) {
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .read(true)
+        .open(path);
+    match opened.and_then(|f| super::capture::repair_tail(&f)) {
+        Ok(Some(note)) => say(format!("{}: {note}", path.display())),
+        Ok(None) => {}
+        Err(e) => say(format!("cannot check the end of {}: {e}", path.display())),
+    }
+}
+
+/// Whether stdout is `path` (`>>FILE` with `--resume FILE`).
+pub fn is_stdout(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata(path),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `path`'s last byte is not a newline.
+fn ends_torn(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [0u8; 1];
+    len > 0 && f.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
+}
+
+/// Whether stdout appends to lines written before: a regular file that
+/// is not empty (`>>FILE`), so a CSV header row is not written again.
+pub fn stdout_has_lines() -> bool {
+    std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,148 @@
+//! The prose of `--help` and the man page: the sections around the flag
+//! table, the same in both.
+
+/// One paragraph of a prose section, or one term with its description.
+#[derive(Clone, Copy, Debug)]
+pub enum Block {
+    /// A paragraph.
+    Text(&'static str),
+    /// A term (a command, a variable, a status) and what it means.
+    Item(&'static str, &'static str),
+}
+
+/// A titled section of prose, the same in `--help` and the man page.
+#[derive(Clone, Copy, Debug)]
+pub struct Section {
+    /// The heading, upper-case: `EXIT STATUS`.
+    pub title: &'static str,
+    /// The paragraphs and items, in order.
+    pub blocks: &'static [Block],
+}
+
+/// What the program is, in one line: the help's first line, the man page's
+/// NAME.
+pub const ABOUT: &str = "stream AllTick real-time trades to stdout as JSON lines";
+
+/// The man page's DESCRIPTION (the help leaves it out, to stay short).
+pub const DESCRIPTION: Section = Section {
+    title: "DESCRIPTION",
+    blocks: &[
+        Block::Text(
+            "alltick-stream subscribes to the SYMBOLs given as arguments and on \
+             stdin, and writes every trade (and order-book update) AllTick pushes \
+             to stdout, one JSON object per line. Status and errors go to stderr; \
+             stdout carries only data.",
+        ),
+        Block::Text(
+            "It sends heartbeats, notices a connection that fell silent, reconnects \
+             and resubscribes by itself, and spreads symbols over several \
+             connections when the plan allows. The token is read from ALLTICK_TOKEN \
+             or --token-file and never appears in anything the tool prints.",
+        ),
+    ],
+};
+
+/// How symbols are written.
+pub const SYMBOLS: Section = Section {
+    title: "SYMBOLS",
+    blocks: &[Block::Text(
+        "EXCHANGE:TICKER (NASDAQ:AAPL, NYSE:IBM, HKEX:700, SSE:600519) or a native \
+         AllTick code, sent exactly as typed (AAPL.US, .DJI.US, 700.HK, BTCUSDT, \
+         Silver). SYMBOL@depth or SYMBOL@depth=N (1-10) subscribes to its order \
+         book. Stock codes go to the stock endpoint, the rest to the forex/crypto \
+         endpoint.",
+    )],
+};
+
+/// The stdin command grammar.
+pub const STDIN: Section = Section {
+    title: "STDIN",
+    blocks: &[
+        Block::Text("One command per line, while streaming:"),
+        Block::Item("+SYMBOL [SYMBOL...]", "subscribe"),
+        Block::Item("-SYMBOL [SYMBOL...]", "unsubscribe"),
+        Block::Item(
+            "?",
+            "print each connection's wanted and acknowledged sets, and the \
+             symbols held back, on stderr",
+        ),
+        Block::Text("Blank lines and lines starting with # are ignored. EOF keeps streaming."),
+    ],
+};
+
+/// The modes besides the live stream.
+pub const MODES: Section = Section {
+    title: "REPLAY AND SERVE",
+    blocks: &[
+        Block::Item(
+            "replay [FLAGS] FILE... [SYMBOL...]",
+            "write the lines of captures (--output files or saved stdout, plain \
+             or .gz) to stdout again, byte for byte, merged in time order; the \
+             SYMBOLs, and +SYMBOL / -SYMBOL on stdin, choose the codes",
+        ),
+        Block::Item(
+            "serve [FLAGS] FILE...",
+            "an AllTick WebSocket server over captures, with AllTick's protocol; \
+             each connection replays the files from its first subscription at \
+             --speed, pushing its codes' trades and books with their digits",
+        ),
+        Block::Text(
+            "AllTick codes are never lower-case words, so a first argument replay \
+             or serve is the mode, not a symbol.",
+        ),
+    ],
+};
+
+/// The environment variables read.
+pub const ENVIRONMENT: Section = Section {
+    title: "ENVIRONMENT",
+    blocks: &[Block::Item(
+        "ALLTICK_TOKEN",
+        "the API token (never pass it on the command line)",
+    )],
+};
+
+/// What each exit status means.
+pub const EXIT_STATUS: Section = Section {
+    title: "EXIT STATUS",
+    blocks: &[
+        Block::Item("0", "stopped by SIGINT/SIGTERM, or stdout closed"),
+        Block::Item("1", "cannot go on: token refused, stdout failed"),
+        Block::Item("2", "bad arguments, or no token"),
+    ],
+};
+
+/// The man page's EXAMPLES: what each does, then the shell lines.
+pub const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "Try it without a token or network:",
+        &["alltick-stream --demo NASDAQ:AAPL NASDAQ:TSLA"],
+    ),
+    (
+        "Stream two stocks and keep the trades above 200:",
+        &[
+            "export ALLTICK_TOKEN=...",
+            "alltick-stream NASDAQ:AAPL NASDAQ:TSLA | jq -c 'select(.price > 200)'",
+        ],
+    ),
+    (
+        "Change the subscriptions from another program through a FIFO (<> keeps it open):",
+        &[
+            "mkfifo ctl",
+            "alltick-stream NASDAQ:AAPL <>ctl >ticks.jsonl &",
+            "echo \"+NYSE:IBM\" >ctl; echo \"-NASDAQ:TSLA\" >ctl",
+        ],
+    ),
+    (
+        "Use the connections and symbol limits of the premium plan, with a status line every minute:",
+        &["alltick-stream --plan premium --stats 60 NASDAQ:AAPL HKEX:700 BTCUSDT"],
+    ),
+    (
+        "Install the man page and the bash completion:",
+        &[
+            "alltick-stream --generate man >~/.local/share/man/man1/alltick-stream.1",
+            "alltick-stream --generate complete-bash \\",
+            "    >~/.local/share/bash-completion/completions/alltick-stream",
+        ],
+    ),
+];

@@ -1,0 +1,288 @@
+//! What trade and bar lines carry, and how they are written: `--fields`
+//! picks the values and their order, `--format` writes them as JSON lines
+//! or as CSV rows under one header row.
+//!
+//! Values go out as they stand in the full line, digit for digit: a number
+//! is copied, a string is copied (JSON) or unescaped and quoted where
+//! RFC 4180 needs it (CSV), and `null` is an empty CSV cell.
+
+use crate::wire::line::{TRADE_KEYS, TradeLine};
+
+/// How lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// CSV rows (LF-terminated) under a header row.
+    Csv,
+}
+
+impl Format {
+    /// `jsonl` or `csv`.
+    pub fn parse(s: &str) -> Result<Format, String> {
+        match s {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!("--format must be jsonl or csv, got {other:?}")),
+        }
+    }
+}
+
+/// What the lines written are made of: trades or bars, which values,
+/// which format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Form {
+    /// The values and their format.
+    pub shape: Shape,
+    /// `--bars`: the interval, if bars replace trades.
+    pub bars: Option<&'static str>,
+    /// `--bar-grace`: how long after its end a bar is written.
+    pub bar_grace: std::time::Duration,
+}
+
+impl Default for Form {
+    fn default() -> Form {
+        Form {
+            shape: Shape::all(Format::Jsonl, false),
+            bars: None,
+            bar_grace: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+impl Form {
+    /// Whether every line goes out as the tool writes it.
+    pub fn is_plain(&self) -> bool {
+        self.bars.is_none() && self.shape.is_full_json()
+    }
+}
+
+/// The keys of a bar line, in the order the tool writes them.
+pub const BAR_KEYS: [&str; 13] = [
+    "type", "symbol", "code", "interval", "start", "end", "open", "high", "low", "close", "volume",
+    "turnover", "trades",
+];
+
+/// Which values lines carry, in which order, and in which format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// JSON or CSV.
+    pub format: Format,
+    /// The keys the lines are made of (trade or bar keys).
+    keys: &'static [&'static str],
+    /// Indices into `keys`, in the order written.
+    fields: Vec<usize>,
+}
+
+impl Shape {
+    /// Every value of a trade line (`bars` false) or a bar line, in `format`.
+    pub fn all(format: Format, bars: bool) -> Shape {
+        let keys = keys(bars);
+        Shape {
+            format,
+            keys,
+            fields: (0..keys.len()).collect(),
+        }
+    }
+
+    /// The values `list` names (`time,code,price`), in its order; an
+    /// unknown or repeated name is refused, naming the valid ones.
+    pub fn with_fields(format: Format, bars: bool, list: &str) -> Result<Shape, String> {
+        let keys = keys(bars);
+        let what = if bars { "bar" } else { "trade" };
+        let mut fields = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let Some(i) = keys.iter().position(|k| *k == name) else {
+                return Err(format!(
+                    "--fields: {} is not a field of {what} lines (valid: {})",
+                    if name.is_empty() {
+                        "an empty name".to_string()
+                    } else {
+                        format!("{name:?}")
+                    },
+                    keys.join(", ")
+                ));
+            };
+            if fields.contains(&i) {
+                return Err(format!("--fields names {name} twice"));
+            }
+            fields.push(i);
+        }
+        Ok(Shape {
+            format,
+            keys,
+            fields,
+        })
+    }
+
+    /// Whether trade lines go out exactly as the tool writes them.
+    pub fn is_full_json(&self) -> bool {
+        self.format == Format::Jsonl
+            && self.keys.len() == TRADE_KEYS.len()
+            && self.fields.iter().copied().eq(0..self.keys.len())
+    }
+
+    /// The names of the values written, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().map(|&i| self.keys[i])
+    }
+
+    /// The CSV header row (nothing for JSON lines).
+    pub fn header(&self, out: &mut Vec<u8>) {
+        if self.format != Format::Csv {
+            return;
+        }
+        for (n, name) in self.names().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(name.as_bytes());
+        }
+        out.push(b'\n');
+    }
+
+    /// Append one line of values; `value(i, buf)` appends the JSON text of
+    /// the value of key `i`.
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        value: impl Fn(usize, &mut Vec<u8>),
+    ) {
+        match self.format {
+            Format::Jsonl => {
+                out.push(b'{');
+                for (n, &i) in self.fields.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'"');
+                    out.extend_from_slice(self.keys[i].as_bytes());
+                    out.extend_from_slice(b"\":");
+                    value(i, out);
+                }
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Csv => {
+                for (n, &i) in self.fields.iter().enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    scratch.clear();
+                    value(i, scratch);
+                    csv_cell(out, scratch);
+                }
+                out.push(b'\n');
+            }
+        }
+    }
+
+    /// Append a trade line's values.
+    pub fn trade(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>, t: &TradeLine) {
+        self.write(out, scratch, |i, buf| {
+            buf.extend_from_slice(match i {
+                0 => b"\"trade\"",
+                1 => t.symbol,
+                2 => t.code,
+                3 => t.seq,
+                4 => t.time_text,
+                5 => t.price,
+                6 => t.volume,
+                7 => t.turnover,
+                _ => t.side,
+            })
+        });
+    }
+}
+
+fn keys(bars: bool) -> &'static [&'static str] {
+    if bars { &BAR_KEYS } else { &TRADE_KEYS }
+}
+
+/// Append a JSON value as a CSV cell: `null` empty, a string unescaped and
+/// quoted when it holds a comma, a quote or a line break, anything else
+/// as it stands.
+pub fn csv_cell(out: &mut Vec<u8>, json: &[u8]) {
+    if json == b"null" {
+        return;
+    }
+    if json.first() != Some(&b'"') {
+        out.extend_from_slice(json);
+        return;
+    }
+    let inner = &json[1..json.len().saturating_sub(1).max(1)];
+    let decoded: Option<String> = if inner.contains(&b'\\') {
+        serde_json::from_slice(json).ok()
+    } else {
+        None
+    };
+    let text = decoded.as_deref().map_or(inner, str::as_bytes);
+    if text
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        out.push(b'"');
+        for &b in text {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &[u8] = br#"{"type":"trade","symbol":"X,\"Y\"","code":"AAPL.US","seq":7,"time":1700000000000,"price":651.10,"volume":null,"turnover":1e5,"side":"buy"}"#;
+
+    fn written(shape: &Shape) -> String {
+        let t = TradeLine::parse(LINE).unwrap();
+        let mut out = Vec::new();
+        shape.header(&mut out);
+        shape.trade(&mut out, &mut Vec::new(), &t);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_pick_values_in_their_order_with_the_same_digits() {
+        let s = Shape::with_fields(Format::Jsonl, false, "time,code,price,volume").unwrap();
+        assert_eq!(
+            written(&s),
+            "{\"time\":1700000000000,\"code\":\"AAPL.US\",\"price\":651.10,\"volume\":null}\n"
+        );
+        let all = Shape::all(Format::Jsonl, false);
+        assert!(all.is_full_json());
+        assert_eq!(written(&all).as_bytes(), [LINE, b"\n"].concat());
+        assert!(!s.is_full_json());
+    }
+
+    #[test]
+    fn csv_has_a_header_and_quotes_as_rfc_4180_says() {
+        let s =
+            Shape::with_fields(Format::Csv, false, "symbol,price,volume,turnover,side").unwrap();
+        assert_eq!(
+            written(&s),
+            "symbol,price,volume,turnover,side\n\"X,\"\"Y\"\"\",651.10,,1e5,buy\n"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_repeated_field_is_refused_naming_the_valid_ones() {
+        let e = Shape::with_fields(Format::Jsonl, false, "time,open").unwrap_err();
+        assert!(e.contains("\"open\" is not a field of trade lines"), "{e}");
+        assert!(e.contains("valid: type, symbol, code, seq, time, price, volume, turnover, side"));
+        let e = Shape::with_fields(Format::Jsonl, true, "time").unwrap_err();
+        assert!(
+            e.contains("of bar lines") && e.contains("open, high, low, close"),
+            "{e}"
+        );
+        assert!(Shape::with_fields(Format::Jsonl, false, "time,time").is_err());
+        assert!(Shape::with_fields(Format::Jsonl, false, "").is_err());
+    }
+}
