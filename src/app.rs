@@ -22,10 +22,11 @@ use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::stagger::Stagger;
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
-use crate::wire::symbol::Symbol;
+use crate::wire::symbol::{Feed, Symbol};
 use crate::writer::capture::Capture;
 use crate::writer::queue::{Frames, Item};
 use crate::writer::resume::{self, Resumed};
+use crate::writer::shape::Format;
 use crate::writer::stats::Stats;
 use crate::writer::{Sink, WriterConfig, WriterEnd, run_sink};
 
@@ -107,7 +108,7 @@ pub fn run() -> i32 {
     if let Some(period) = opts.stats {
         start_stats(period, &stats);
     }
-    start_stdin(ctl_tx.clone());
+    start_stdin(ctl_tx.clone(), opts.form.shape.format == Format::Csv);
     supervise(&sig_rx, &ends_rx, &writer_rx, &stats, &stop, &ctl_tx)
 }
 
@@ -332,10 +333,20 @@ fn start_stats(period: Duration, stats: &Arc<Stats>) {
 }
 
 /// stdin: commands until EOF. EOF ends command reading, not the stream.
-fn start_stdin(ctl_tx: Sender<Control>) {
+/// With `csv`, a depth subscription is refused: it has no CSV form.
+fn start_stdin(ctl_tx: Sender<Control>, csv: bool) {
     let _ = thread::Builder::new().name("stdin".into()).spawn(move || {
         let stdin = std::io::stdin();
         let result = read_commands(stdin.lock(), |ev| match ev {
+            LineEvent::Command {
+                line,
+                command: Command::Add(v),
+            } if csv && v.iter().any(|s| s.feed != Feed::Trades) => {
+                say(format!(
+                    "stdin:{line}: depth has no CSV form (--format csv): the line is ignored"
+                ));
+                true
+            }
             LineEvent::Command { line, command } => {
                 ctl_tx.send(Control::Command { line, command }).is_ok()
             }

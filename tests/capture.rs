@@ -306,7 +306,7 @@ fn a_disk_that_refuses_lines_is_reported_retried_and_marked() {
     check!(tool, lifted.success());
     check!(tool, tool.wait_stderr("again"), "writing never resumed");
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let grew = tool.wait_for(WAIT, |_, _| {
+    let grew = tool.poll(WAIT, || {
         std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) > size
     });
     check!(tool, grew, "no lines after the limit was lifted");

@@ -11,6 +11,7 @@ mod depth;
 mod faults;
 mod generate;
 mod house;
+mod lean;
 mod props;
 mod readings;
 mod recipes;

@@ -186,7 +186,7 @@ fn a_capture_of_the_simulator_replays_as_itself() {
             "HKEX:700@depth",
         ],
     );
-    let grown = tool.wait_for(WAIT, |_, _| {
+    let grown = tool.poll(WAIT, || {
         std::fs::read_to_string(&file).is_ok_and(|t| t.lines().count() >= 200)
     });
     check!(tool, grown);

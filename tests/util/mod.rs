@@ -227,6 +227,12 @@ impl Tool {
         }
     }
 
+    /// Wait until `pred()` holds, about something other than the output
+    /// (files, the simulator), checked every 20 ms; false after `timeout`.
+    pub fn poll(&self, timeout: Duration, pred: impl Fn() -> bool) -> bool {
+        self.wait_every(timeout, Duration::from_millis(20), |_, _| pred())
+    }
+
     /// Wait until the child's stdout reached EOF.
     pub fn wait_stdout_closed(&self, timeout: Duration) -> bool {
         let (m, cv) = &*self.shared;
