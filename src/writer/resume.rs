@@ -32,6 +32,9 @@ const MAX_LINE: usize = 1 << 20;
 pub struct Resumed {
     /// Per (depth?, code): what its last line carried.
     pub last: HashMap<(bool, String), Last>,
+    /// Per code: the end of its newest bar line (`--bars`): its trades
+    /// before that are in a bar written already.
+    pub bars: HashMap<String, u64>,
     /// The `time` of the newest file's last line, if any.
     pub newest_time: Option<u64>,
     /// Bytes read.
@@ -73,13 +76,32 @@ pub fn read_back_within(files: &[PathBuf], budget: u64) -> Resumed {
         };
         r.files += 1;
         let newest = r.files == 1;
-        read_file_back(&file, budget, newest, &mut r);
+        let layout = Layout::of(&file);
+        if let Layout::Csv(c) = &layout
+            && c.code.is_none()
+        {
+            say(format!(
+                "resume: {} has no code column: nothing learnt from it",
+                path.display()
+            ));
+            continue;
+        }
+        if let Layout::Csv(c) = &layout
+            && !c.bars
+            && c.seq.is_none()
+        {
+            say(format!(
+                "resume: {} has no seq column: a trade pushed again after this restart cannot be told from a new one",
+                path.display()
+            ));
+        }
+        read_file_back(&file, budget, newest, &layout, &mut r);
     }
     r
 }
 
 /// Lines of `file` from its end backwards, until `budget` is spent.
-fn read_file_back(file: &File, budget: u64, newest: bool, r: &mut Resumed) {
+fn read_file_back(file: &File, budget: u64, newest: bool, layout: &Layout, r: &mut Resumed) {
     let Ok(meta) = file.metadata() else { return };
     let mut end = meta.len();
     // The start of the line that continues into the chunk read last.
@@ -97,7 +119,11 @@ fn read_file_back(file: &File, budget: u64, newest: bool, r: &mut Resumed) {
         // The first piece may begin before this chunk, unless the file does.
         let head = if start > 0 { pieces.remove(0) } else { &[][..] };
         for line in pieces.into_iter().rev().filter(|l| !l.is_empty()) {
-            if let Some(time) = learn(line, &mut r.last)
+            let learnt = match layout {
+                Layout::Json => learn(line, r),
+                Layout::Csv(c) => c.learn(line, r),
+            };
+            if let Some(time) = learnt
                 && first_line
             {
                 r.newest_time = Some(time);
@@ -113,20 +139,127 @@ fn read_file_back(file: &File, budget: u64, newest: bool, r: &mut Resumed) {
     }
 }
 
-/// Remember `line`'s code if it is the first (newest) seen; its time.
-fn learn(line: &[u8], last: &mut HashMap<(bool, String), Last>) -> Option<u64> {
+/// Remember `line`'s code if it is the first (newest) seen; its time (a
+/// bar's start).
+fn learn(line: &[u8], r: &mut Resumed) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     let depth = match v["type"].as_str()? {
         "trade" => false,
         "depth" => true,
+        "bar" => {
+            let (code, start, end) = (
+                v["code"].as_str()?,
+                v["start"].as_u64()?,
+                v["end"].as_u64()?,
+            );
+            let e = r.bars.entry(code.to_string()).or_insert(end);
+            *e = (*e).max(end);
+            return Some(start);
+        }
         _ => return None,
     };
     let code = v["code"].as_str()?;
     let time = v["time"].as_u64()?;
     let seq = v["seq"].as_u64().unwrap_or(0);
-    last.entry((depth, code.to_string()))
+    r.last
+        .entry((depth, code.to_string()))
         .or_insert_with(|| Last::resumed(seq, time));
     Some(time)
+}
+
+/// How a file's lines are read back: JSON lines, or CSV rows under the
+/// header row that starts the file.
+enum Layout {
+    Json,
+    Csv(Columns),
+}
+
+/// Where a CSV file's values stand, by its header row.
+struct Columns {
+    bars: bool,
+    code: Option<usize>,
+    seq: Option<usize>,
+    time: Option<usize>,
+    start: Option<usize>,
+    end: Option<usize>,
+}
+
+impl Layout {
+    /// JSON unless the file starts with a CSV header row.
+    fn of(file: &File) -> Layout {
+        let mut head = vec![0u8; 4096];
+        let n = file.read_at(&mut head, 0).unwrap_or(0);
+        head.truncate(n);
+        let Some(end) = head.iter().position(|&b| b == b'\n') else {
+            return Layout::Json;
+        };
+        if head.first() == Some(&b'{') || end == 0 {
+            return Layout::Json;
+        }
+        let names: Vec<String> = csv_cells(&head[..end])
+            .into_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect();
+        let at = |n: &str| names.iter().position(|c| c == n);
+        Layout::Csv(Columns {
+            bars: at("interval").is_some() || at("trades").is_some() || at("end").is_some(),
+            code: at("code"),
+            seq: at("seq"),
+            time: at("time"),
+            start: at("start"),
+            end: at("end"),
+        })
+    }
+}
+
+impl Columns {
+    /// [`learn`] for a CSV row.
+    fn learn(&self, row: &[u8], r: &mut Resumed) -> Option<u64> {
+        let cells = csv_cells(row);
+        let num = |i: Option<usize>| -> Option<u64> {
+            std::str::from_utf8(cells.get(i?)?).ok()?.parse().ok()
+        };
+        let code = String::from_utf8(cells.get(self.code?)?.clone()).ok()?;
+        if code == "code" {
+            return None; // the header row
+        }
+        if self.bars {
+            let end = num(self.end)?;
+            let e = r.bars.entry(code).or_insert(end);
+            *e = (*e).max(end);
+            return num(self.start).or(Some(end));
+        }
+        let time = num(self.time)?;
+        let seq = num(self.seq).unwrap_or(0);
+        r.last
+            .entry((false, code))
+            .or_insert_with(|| Last::resumed(seq, time));
+        Some(time)
+    }
+}
+
+/// The cells of one CSV row (RFC 4180 quoting).
+fn csv_cells(row: &[u8]) -> Vec<Vec<u8>> {
+    let row = row.strip_suffix(b"\r").unwrap_or(row);
+    let mut cells = vec![Vec::new()];
+    let mut quoted = false;
+    let mut i = 0;
+    while i < row.len() {
+        let b = row[i];
+        let cell = cells.last_mut().expect("one cell at least");
+        match (quoted, b) {
+            (true, b'"') if row.get(i + 1) == Some(&b'"') => {
+                cell.push(b'"');
+                i += 1;
+            }
+            (true, b'"') => quoted = false,
+            (false, b'"') if cell.is_empty() => quoted = true,
+            (false, b',') => cells.push(Vec::new()),
+            _ => cell.push(b),
+        }
+        i += 1;
+    }
+    cells
 }
 
 /// What a capture already holds: with `--output` its newest files (a torn
@@ -253,6 +386,30 @@ mod tests {
         let small = read_back_within(&[d.join("2.jsonl"), d.join("1.jsonl")], CHUNK);
         assert_eq!(small.bytes, CHUNK);
         assert!(!small.last.contains_key(&(false, "OLD.US".to_string())));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn csv_rows_and_bar_lines_are_learnt_by_their_header_and_keys() {
+        let d = std::env::temp_dir().join(format!("alltick-resume-csv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let trades = "time,code,seq,price\n1000,A.US,5,1.5\n2000,\"B,\"\"X\"\"\",9,2\n";
+        std::fs::write(d.join("t.csv"), trades).unwrap();
+        let r = read_back(&[d.join("t.csv")]);
+        assert_eq!(r.newest_time, Some(2000));
+        let mut a = r.last[&(false, "A.US".to_string())];
+        assert_eq!(a.see(5, 1000), Seen::Repeat);
+        assert!(r.last.contains_key(&(false, "B,\"X\"".to_string())));
+        let bars = "code,interval,start,end,close\nA.US,1m,0,60000,1\nA.US,1m,60000,120000,2\nB.US,1m,0,60000,1\n";
+        std::fs::write(d.join("b.csv"), bars).unwrap();
+        let json = "{\"type\":\"bar\",\"symbol\":\"C\",\"code\":\"C.US\",\"interval\":\"1m\",\"start\":60000,\"end\":120000}\n";
+        std::fs::write(d.join("b.jsonl"), json).unwrap();
+        let r = read_back(&[d.join("b.csv"), d.join("b.jsonl")]);
+        assert_eq!(r.bars["A.US"], 120_000);
+        assert_eq!(r.bars["B.US"], 60_000);
+        assert_eq!(r.bars["C.US"], 120_000);
+        assert_eq!(r.newest_time, Some(0), "the newest line's start");
         let _ = std::fs::remove_dir_all(&d);
     }
 }
