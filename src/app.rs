@@ -298,6 +298,7 @@ fn start_writer(
         resumed: resumed.last,
         form: opts.form.clone(),
         header: !resume::stdout_has_lines(),
+        bar_ends: resumed.bars,
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {

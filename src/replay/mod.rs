@@ -21,7 +21,8 @@ use crossbeam_channel::Receiver;
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
-use crate::writer::reshape::Shaper;
+use crate::writer::reshape::{Clock, Shaper};
+use crate::writer::stats::Stats;
 use crate::writer::resume;
 use crate::writer::shape::Form;
 use pace::{Pace, Speed};
@@ -172,7 +173,8 @@ pub fn run(
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    let shaper = Shaper::new(opts.form.clone());
+    let stats = Arc::new(Stats::default());
+    let shaper = Shaper::new(opts.form.clone(), Clock::Stream, Arc::clone(&stats));
     if !resume::stdout_has_lines() {
         buf.extend_from_slice(&shaper.header());
     }
@@ -226,15 +228,19 @@ pub fn run(
             let at = buf.len();
             buf.extend_from_slice(&line.bytes);
             merge.recycle(line);
-            if let Some(s) = &mut shaper
-                && !s.reshape(&mut buf, at)
-            {
-                continue;
+            match &mut shaper {
+                Some(s) => written += s.reshape(&mut buf, at) as u64,
+                None => written += 1,
             }
-            written += 1;
             if buf.len() >= WRITE_BYTES {
                 out.write_all(&buf)?;
                 buf.clear();
+            }
+        }
+        if let Some(s) = &mut shaper {
+            for (_, line) in s.close_all() {
+                buf.extend_from_slice(&line);
+                written += 1;
             }
         }
         out.write_all(&buf)?;
@@ -248,7 +254,14 @@ pub fn run(
         }
         Ok(()) => {}
     }
-    let left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
+    let mut left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
+    let late = Stats::get(&stats.late_trades);
+    if late > 0 {
+        left_out.push(format!(
+            "{} after its bar was written (late: in no bar)",
+            count(late as usize, "trade")
+        ));
+    }
     summary(written, opts.files.len(), merge.skipped(), &left_out);
     ReplayEnd::Done
 }

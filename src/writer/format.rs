@@ -8,7 +8,7 @@ use crate::wire::fast::Plain;
 use crate::wire::protocol::{Depth, Side, TradeView};
 
 /// Append `s` as a JSON string.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let plain = s
         .bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f);
@@ -23,7 +23,7 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Append an unsigned integer in decimal, without allocating.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

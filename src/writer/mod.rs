@@ -30,7 +30,7 @@ use dedupe::Last;
 use format::format_gap;
 use lines::Lines;
 use queue::{BATCH_BYTES, Frames, Item};
-use reshape::Shaper;
+use reshape::{Clock, Shaper};
 use shape::Form;
 use stats::Stats;
 
@@ -74,6 +74,8 @@ pub struct WriterConfig {
     /// A stream starts with the form's header row (CSV): false when it
     /// appends to lines written before.
     pub header: bool,
+    /// A capture's tail, read back: each code's bars written up to here.
+    pub bar_ends: HashMap<String, u64>,
 }
 
 /// Drain `queue` into `out` until the queue is closed and empty. Batches
@@ -105,7 +107,8 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let shaper = Shaper::new(config.form);
+    let mut shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
+    shaper.resume(&config.bar_ends);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
@@ -128,7 +131,14 @@ pub fn run_sink<W: Write>(
         };
         let mut next = match first {
             Ok(item) => Some(item),
-            Err(true) => break WriterEnd::Drained,
+            Err(true) => {
+                // Everything received is written: the bars still open too.
+                w.close_bars(true);
+                if let Err(end) = w.write_out(true) {
+                    return end;
+                }
+                break WriterEnd::Drained;
+            }
             Err(false) => None,
         };
         while let Some(item) = next.take() {
@@ -138,6 +148,7 @@ pub fn run_sink<W: Write>(
             next = queue.try_recv().ok();
         }
         // The queue is momentarily empty: get everything out now.
+        w.close_bars(false);
         if let Err(end) = w.write_out(true) {
             return end;
         }
@@ -201,6 +212,7 @@ impl<W: Write> Batcher<W> {
                         self.write_out(false)?;
                     }
                 }
+                self.close_bars(false);
                 if frames.capacity() >= BATCH_BYTES {
                     frames.clear();
                     let _ = spares.try_send(frames);
@@ -214,7 +226,7 @@ impl<W: Write> Batcher<W> {
     /// line is left.
     fn shape(&mut self, at: usize) -> bool {
         match &mut self.shaper {
-            Some(s) => s.reshape(&mut self.buf, at),
+            Some(s) => s.reshape(&mut self.buf, at) > 0,
             None => true,
         }
     }
@@ -263,11 +275,38 @@ impl<W: Write> Batcher<W> {
         Ok(())
     }
 
-    /// How long the queue may be waited on before a sync is due.
+    /// The bars due by the wall clock (`all`: every open one) go after
+    /// the lines before them, each to the file of its start.
+    fn close_bars(&mut self, all: bool) {
+        let Some(s) = &mut self.shaper else {
+            return;
+        };
+        let lines = if all {
+            s.close_all()
+        } else {
+            s.close_due(Stats::now_ms())
+        };
+        for (start, line) in lines {
+            let at = self.buf.len();
+            self.buf.extend_from_slice(&line);
+            self.placed(start, at);
+        }
+    }
+
+    /// How long the queue may be waited on before a sync or a bar is due.
     fn wait(&self) -> Option<Duration> {
-        match &self.sink {
+        let sync = match &self.sink {
             Sink::Files(c) => c.wait(Instant::now()),
             Sink::Stream(_) => None,
+        };
+        let bar = self
+            .shaper
+            .as_ref()
+            .and_then(Shaper::next_due)
+            .map(|due| Duration::from_millis(due.saturating_sub(Stats::now_ms())));
+        match (sync, bar) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

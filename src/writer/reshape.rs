@@ -4,31 +4,111 @@
 //! bar, or gone (depth and gap lines have no CSV form: a gap goes to
 //! stderr, depth is counted).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::bars::{self, Bar, Bars, Interval, Refused};
 use crate::report::{count, say};
-use crate::wire::line::{TradeLine, find};
+use crate::wire::line::{TradeLine, find, unquoted};
+use crate::writer::pattern::iso;
 use crate::writer::shape::{Form, Format};
+use crate::writer::stats::{DropLog, Stats};
+
+/// What closes bars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock, read by the caller ([`Shaper::close_due`]): live.
+    Wall,
+    /// The lines' own times, as they are read: `replay`.
+    Stream,
+}
 
 /// Turns full lines into the lines of a [`Form`].
 pub struct Shaper {
     form: Form,
     scratch: Vec<u8>,
+    cell: Vec<u8>,
     canon: Vec<u8>,
     /// Depth lines left out of CSV.
     depth_skipped: u64,
     /// Trade lines that could not be read back.
     unreadable: u64,
+    /// `--bars`: the open bars.
+    bars: Option<Bars>,
+    clock: Clock,
+    /// The latest trade time seen (the stream's clock).
+    latest: u64,
+    stats: Arc<Stats>,
+    drops: DropLog,
 }
 
 impl Shaper {
-    /// Lines of `form`.
-    pub fn new(form: Form) -> Shaper {
+    /// Lines of `form`; bars closed by `clock`; late trades counted in
+    /// `stats`.
+    pub fn new(form: Form, clock: Clock, stats: Arc<Stats>) -> Shaper {
+        let bars = form.bars.map(|name| {
+            let interval = Interval::parse(name).unwrap_or(Interval::ALL[5]);
+            Bars::new(interval, form.bar_grace.as_millis() as u64)
+        });
         Shaper {
             form,
             scratch: Vec::new(),
+            cell: Vec::new(),
             canon: Vec::new(),
             depth_skipped: 0,
             unreadable: 0,
+            bars,
+            clock,
+            latest: 0,
+            stats,
+            drops: DropLog::default(),
         }
+    }
+
+    /// A capture written before holds each code's bars up to its end.
+    pub fn resume(&mut self, ends: &HashMap<String, u64>) {
+        if let Some(b) = &mut self.bars {
+            for (code, end) in ends {
+                b.resume(code, *end);
+            }
+        }
+    }
+
+    /// The wall clock's reading (ms) at which [`Shaper::close_due`] next
+    /// has a bar to write.
+    pub fn next_due(&self) -> Option<u64> {
+        self.bars.as_ref()?.next_due()
+    }
+
+    /// Every bar due at `clock` (ms), as lines: (its start, the line).
+    pub fn close_due(&mut self, clock: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut closed = Vec::new();
+        if let Some(b) = &mut self.bars
+            && b.next_due().is_some_and(|d| d <= clock)
+        {
+            b.close_due(clock, &mut |bar| closed.push(bar));
+        }
+        self.lines(closed)
+    }
+
+    /// Every bar still open (the end of the input, a stop), as lines.
+    pub fn close_all(&mut self) -> Vec<(u64, Vec<u8>)> {
+        let mut closed = Vec::new();
+        if let Some(b) = &mut self.bars {
+            b.close_all(&mut |bar| closed.push(bar));
+        }
+        self.lines(closed)
+    }
+
+    fn lines(&mut self, bars: Vec<Bar>) -> Vec<(u64, Vec<u8>)> {
+        bars.into_iter()
+            .map(|bar| {
+                let mut line = Vec::new();
+                self.form.shape.bar(&mut line, &mut self.cell, &bar);
+                (bar.start, line)
+            })
+            .collect()
     }
 
     /// Whether lines go out as they are: nothing to do.
@@ -46,8 +126,9 @@ impl Shaper {
 
     /// The whole line at `buf[at..]` (with its newline), as the tool
     /// writes it: rewrite it in place into the form's line. False when
-    /// no line is left there.
-    pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> bool {
+    /// no line is left there. With bars on the stream's clock, the bars
+    /// it closes are written there instead. The number of lines there now.
+    pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
         let line = &buf[at..];
         let kind = line_kind(line);
         let csv = self.form.shape.format == Format::Csv;
@@ -59,15 +140,15 @@ impl Shaper {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
                 buf.truncate(at);
-                return false;
+                return 0;
             }
             Kind::Gap if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
                 buf.truncate(at);
-                return false;
+                return 0;
             }
-            Kind::Depth | Kind::Gap | Kind::Other => return true,
+            Kind::Depth | Kind::Gap | Kind::Other => return 1,
         }
         let trade = match TradeLine::parse(line) {
             Some(t) => t,
@@ -79,16 +160,45 @@ impl Shaper {
             }
             None => return self.unreadable(buf, at),
         };
+        if let Some(bars) = &mut self.bars {
+            let added = add(bars, &trade);
+            let time = trade.time;
+            buf.truncate(at);
+            match added {
+                Ok(()) => {}
+                Err((Refused::Late, code)) => self.late(&code, time),
+                Err((Refused::Bad, _)) => return self.unreadable(buf, at),
+            }
+            if self.clock == Clock::Wall {
+                return 0;
+            }
+            self.latest = self.latest.max(time);
+            let closed = self.close_due(self.latest);
+            for (_, line) in &closed {
+                buf.extend_from_slice(line);
+            }
+            return closed.len();
+        }
         self.scratch.clear();
-        let mut cell = Vec::new();
-        self.form.shape.trade(&mut self.scratch, &mut cell, &trade);
+        self.form.shape.trade(&mut self.scratch, &mut self.cell, &trade);
         buf.truncate(at);
         buf.extend_from_slice(&self.scratch);
-        true
+        1
+    }
+
+    /// A trade of `code` at `time` came after its bar was written.
+    fn late(&mut self, code: &str, time: u64) {
+        let interval = self.form.bars.unwrap_or("");
+        self.drops.count(&self.stats.late_trades, 1, "late", |total| {
+            format!(
+                "a trade of {code} at {} came after its {interval} bar was written: it is in no bar; {total} late trades so far",
+                iso(time)
+            )
+        });
     }
 
     /// A trade line that cannot be read back: left out, counted and said.
-    fn unreadable(&mut self, buf: &mut Vec<u8>, at: usize) -> bool {
+    fn unreadable(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
         self.unreadable += 1;
         if self.unreadable.is_power_of_two() {
             say(format!(
@@ -97,7 +207,7 @@ impl Shaper {
             ));
         }
         buf.truncate(at);
-        false
+        0
     }
 
     /// What was left out, for the summary at the end (empty if nothing).
@@ -116,6 +226,30 @@ impl Shaper {
             ));
         }
         said
+    }
+}
+
+/// Fold `t` into `bars`; why not, with its code.
+fn add(bars: &mut Bars, t: &TradeLine) -> Result<(), (Refused, String)> {
+    let symbol = json_text(t.symbol);
+    let code = json_text(t.code);
+    let number = |n: &'_ [u8]| (n != b"null").then_some(n);
+    let trade = bars::Trade {
+        symbol: &symbol,
+        code: &code,
+        time: t.time,
+        price: t.price,
+        volume: number(t.volume),
+        turnover: number(t.turnover),
+    };
+    bars.add(&trade).map_err(|why| (why, code.to_string()))
+}
+
+/// A JSON string token's text.
+fn json_text(token: &[u8]) -> Cow<'_, str> {
+    match unquoted(token) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(serde_json::from_slice(token).unwrap_or_default()),
     }
 }
 

@@ -6,7 +6,10 @@
 //! is copied, a string is copied (JSON) or unescaped and quoted where
 //! RFC 4180 needs it (CSV), and `null` is an empty CSV cell.
 
+use crate::bars::Bar;
+use crate::bars::exact::Sum;
 use crate::wire::line::{TRADE_KEYS, TradeLine};
+use crate::writer::format::{push_json_str, push_u64};
 
 /// How lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,6 +195,35 @@ impl Shape {
                 7 => t.turnover,
                 _ => t.side,
             })
+        });
+    }
+}
+
+impl Shape {
+    /// Append a bar line's values.
+    pub fn bar(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>, b: &Bar) {
+        if self.format == Format::Jsonl && self.fields.iter().copied().eq(0..BAR_KEYS.len()) {
+            b.write_json(out);
+            return;
+        }
+        let sum = |buf: &mut Vec<u8>, s: &Option<Sum>| match s {
+            Some(s) => s.write(buf),
+            None => buf.extend_from_slice(b"null"),
+        };
+        self.write(out, scratch, |i, buf| match i {
+            0 => buf.extend_from_slice(b"\"bar\""),
+            1 => push_json_str(buf, &b.symbol),
+            2 => push_json_str(buf, &b.code),
+            3 => push_json_str(buf, b.interval.name()),
+            4 => push_u64(buf, b.start),
+            5 => push_u64(buf, b.end),
+            6 => buf.extend_from_slice(&b.open),
+            7 => buf.extend_from_slice(&b.high),
+            8 => buf.extend_from_slice(&b.low),
+            9 => buf.extend_from_slice(&b.close),
+            10 => sum(buf, &b.volume),
+            11 => sum(buf, &b.turnover),
+            _ => push_u64(buf, b.trades),
         });
     }
 }

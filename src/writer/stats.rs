@@ -32,6 +32,8 @@ pub struct Stats {
     pub dropped_overflow: AtomicU64,
     /// Lines a disk refused (`--output`).
     pub lost_disk: AtomicU64,
+    /// Trades that came after their bar was written (`--bars`).
+    pub late_trades: AtomicU64,
     /// Frames that were not understood at all (bad JSON, binary).
     pub garbage_frames: AtomicU64,
     /// Connections lost and re-established.
@@ -215,6 +217,10 @@ impl Stats {
             (Self::get(&self.garbage_frames), "unreadable frames"),
             (Self::get(&self.lost_disk), "lines the disk refused"),
             (Self::get(&self.dropped_repeat), "repeated pushes"),
+            (
+                Self::get(&self.late_trades),
+                "late trades (after their bar was written)",
+            ),
         ];
         let shown: Vec<String> = parts
             .iter()
