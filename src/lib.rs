@@ -21,6 +21,7 @@
 //!   its pushes from the random walk or from a [`sim::Feed`];
 //! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
 //!   server (the simulator's protocol over each connection's own replay);
+//! - [`bars`]: trades into OHLCV bars, exact decimals;
 //! - [`app`] wires them up from the command line ([`cli`]); [`report`]
 //!   writes stderr with the token scrubbed.
 //!
@@ -32,6 +33,7 @@
 // What the tests and benchmark programs use is public; the rest is the
 // binary's own.
 pub mod app;
+pub mod bars;
 pub mod cli;
 pub mod replay;
 pub mod report;

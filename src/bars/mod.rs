@@ -1,0 +1,500 @@
+//! Trades into OHLCV bars, without I/O and without a float.
+//!
+//! A trade belongs to the bar of its own time ([`Interval::start`]); a bar
+//! is keyed by its code and start. Its open is the trade with the earliest
+//! time (ties: the first received), its close the one with the latest
+//! (ties: the last received), so trades reordered within a bar make the
+//! same bar; its high and low are by exact value (ties keep the first
+//! received). Open, high, low and close keep the trades' own digits;
+//! volume and turnover are exact sums ([`exact::Sum`]), absent when no
+//! trade carried one, while the count of trades counts every trade.
+//!
+//! [`Bars`] holds the open bars of one interval and closes them by a clock
+//! the caller reads: an interval is closed once the clock passes its end
+//! by the grace, and a trade in a closed interval is refused as late.
+//! Closed bars are handed out and freed, so what is held is bounded by the
+//! bars open.
+
+pub mod exact;
+pub mod interval;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use crate::wire::symbol::Fnv;
+use exact::{Num, Sum};
+pub use interval::Interval;
+
+/// A trade as the aggregator needs it (all numbers as the JSON number text
+/// of the trade line).
+#[derive(Clone, Copy, Debug)]
+pub struct Trade<'a> {
+    /// The label written on lines, e.g. `NASDAQ:AAPL`.
+    pub symbol: &'a str,
+    /// The AllTick code, e.g. `AAPL.US`.
+    pub code: &'a str,
+    /// Milliseconds since the epoch.
+    pub time: u64,
+    /// The price's number text, e.g. `651.10`.
+    pub price: &'a [u8],
+    /// The volume's number text, when the trade carries one.
+    pub volume: Option<&'a [u8]>,
+    /// The turnover's number text, when the trade carries one.
+    pub turnover: Option<&'a [u8]>,
+}
+
+/// Why a trade was not added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Its bar was already written (or closed).
+    Late,
+    /// Its price, volume or turnover is not a number (the tool's own lines
+    /// never have one that is not).
+    Bad,
+}
+
+/// A finished bar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bar {
+    /// The label of the bar's first trade.
+    pub symbol: Arc<str>,
+    /// The AllTick code.
+    pub code: Arc<str>,
+    /// The bar's length.
+    pub interval: Interval,
+    /// Start, ms since the epoch.
+    pub start: u64,
+    /// End, ms since the epoch, exclusive: `start + interval.ms()`.
+    pub end: u64,
+    /// The price of the earliest trade, its digits as received.
+    pub open: Box<[u8]>,
+    /// The highest price, its digits as received.
+    pub high: Box<[u8]>,
+    /// The lowest price, its digits as received.
+    pub low: Box<[u8]>,
+    /// The price of the latest trade, its digits as received.
+    pub close: Box<[u8]>,
+    /// The exact sum of the volumes, None when no trade carried one.
+    pub volume: Option<Sum>,
+    /// The exact sum of the turnovers, None when no trade carried one.
+    pub turnover: Option<Sum>,
+    /// Every trade of the bar, whether it carried a volume or not.
+    pub trades: u64,
+}
+
+impl Bar {
+    /// Append the full JSON line with its newline:
+    /// `{"type":"bar","symbol":"NASDAQ:AAPL","code":"AAPL.US","interval":"1m",
+    /// "start":1796166540000,"end":1796166600000,"open":651.10,"high":…,
+    /// "low":…,"close":…,"volume":…|null,"turnover":…|null,"trades":42}`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"bar\",\"symbol\":");
+        push_str(out, &self.symbol);
+        out.extend_from_slice(b",\"code\":");
+        push_str(out, &self.code);
+        out.extend_from_slice(b",\"interval\":\"");
+        out.extend_from_slice(self.interval.name().as_bytes());
+        out.extend_from_slice(b"\",\"start\":");
+        push_u64(out, self.start);
+        out.extend_from_slice(b",\"end\":");
+        push_u64(out, self.end);
+        for (key, digits) in [
+            (&b",\"open\":"[..], &self.open),
+            (b",\"high\":", &self.high),
+            (b",\"low\":", &self.low),
+            (b",\"close\":", &self.close),
+        ] {
+            out.extend_from_slice(key);
+            out.extend_from_slice(digits);
+        }
+        for (key, sum) in [
+            (&b",\"volume\":"[..], &self.volume),
+            (b",\"turnover\":", &self.turnover),
+        ] {
+            out.extend_from_slice(key);
+            match sum {
+                Some(sum) => sum.write(out),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b",\"trades\":");
+        push_u64(out, self.trades);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// Append `s` as a JSON string: copied between quotes, or escaped by
+/// serde_json when it holds a quote, a backslash or a control character.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Append `v` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+/// Number text, inline when short (as prices are): a bar's close changes
+/// with nearly every trade and then costs no allocation.
+#[derive(Clone, Debug)]
+enum Digits {
+    Inline { len: u8, buf: [u8; Digits::INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl Digits {
+    const INLINE: usize = 30;
+
+    fn new(text: &[u8]) -> Digits {
+        let mut d = Digits::Inline {
+            len: 0,
+            buf: [0; Digits::INLINE],
+        };
+        d.set(text);
+        d
+    }
+
+    fn set(&mut self, text: &[u8]) {
+        match self {
+            Digits::Heap(v) if text.len() > Digits::INLINE => {
+                v.clear();
+                v.extend_from_slice(text);
+            }
+            Digits::Inline { len, buf } if text.len() <= Digits::INLINE => {
+                buf[..text.len()].copy_from_slice(text);
+                *len = text.len() as u8;
+            }
+            _ if text.len() > Digits::INLINE => *self = Digits::Heap(text.to_vec()),
+            _ => *self = Digits::new(text),
+        }
+    }
+
+    fn get(&self) -> &[u8] {
+        match self {
+            Digits::Inline { len, buf } => &buf[..usize::from(*len)],
+            Digits::Heap(v) => v,
+        }
+    }
+}
+
+/// A bar still open.
+#[derive(Debug)]
+struct Open {
+    start: u64,
+    symbol: Arc<str>,
+    /// The times of the trades `open` and `close` are from.
+    first: u64,
+    last: u64,
+    open: Digits,
+    high: Digits,
+    low: Digits,
+    close: Digits,
+    volume: Option<Sum>,
+    turnover: Option<Sum>,
+    trades: u64,
+}
+
+impl Open {
+    fn finish(self, code: Arc<str>, interval: Interval) -> Bar {
+        Bar {
+            symbol: self.symbol,
+            code,
+            interval,
+            start: self.start,
+            end: self.start.saturating_add(interval.ms()),
+            open: self.open.get().into(),
+            high: self.high.get().into(),
+            low: self.low.get().into(),
+            close: self.close.get().into(),
+            volume: self.volume,
+            turnover: self.turnover,
+            trades: self.trades,
+        }
+    }
+}
+
+/// What is kept of a code: its open bars (usually one or two), where a
+/// resumed capture left it, and the label of its latest bar (shared by
+/// its bars while it does not change).
+#[derive(Debug)]
+struct Entry {
+    code: Arc<str>,
+    symbol: Arc<str>,
+    resumed: u64,
+    bars: Vec<Open>,
+}
+
+/// A trade's numbers, read.
+struct Read<'a, 't> {
+    trade: &'t Trade<'a>,
+    start: u64,
+    price: Num<'a>,
+    volume: Option<Num<'a>>,
+    turnover: Option<Num<'a>>,
+}
+
+/// The open bars' codes by bar start, and their count.
+#[derive(Debug, Default)]
+struct Index {
+    by_start: BTreeMap<u64, Vec<Arc<str>>>,
+    open: usize,
+}
+
+/// Open bars of one interval, closed by a clock.
+#[derive(Debug)]
+pub struct Bars {
+    interval: Interval,
+    grace: u64,
+    codes: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    index: Index,
+    /// Every interval before this time is closed: aligned, never lower.
+    closed: u64,
+    /// The clock reading from which `close_due` has something to do: the
+    /// end of the first interval not closed, plus the grace.
+    due_at: u64,
+}
+
+/// The number `text` holds, when a sum takes it; Err when it holds none.
+fn summable(text: Option<&[u8]>) -> Result<Option<Num<'_>>, Refused> {
+    match text {
+        None => Ok(None),
+        Some(t) => match exact::parse(t) {
+            Some(n) if Sum::takes(&n) => Ok(Some(n)),
+            _ => Err(Refused::Bad),
+        },
+    }
+}
+
+impl Bars {
+    /// No bar open, nothing closed; an interval closes once the clock
+    /// passes its end by `grace_ms`.
+    pub fn new(interval: Interval, grace_ms: u64) -> Bars {
+        let mut bars = Bars {
+            interval,
+            grace: grace_ms,
+            codes: HashMap::default(),
+            index: Index::default(),
+            closed: 0,
+            due_at: 0,
+        };
+        bars.set_closed(0);
+        bars
+    }
+
+    /// The interval of the bars.
+    pub fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    /// Fold a trade into the bar of its own `time`. Late when that bar's
+    /// interval is already closed (see [`Bars::close_due`]) or the code was
+    /// resumed past it ([`Bars::resume`]).
+    pub fn add(&mut self, t: &Trade) -> Result<(), Refused> {
+        if t.time < self.closed {
+            return Err(Refused::Late);
+        }
+        let read = Read {
+            trade: t,
+            start: self.interval.start(t.time),
+            price: exact::parse(t.price).ok_or(Refused::Bad)?,
+            volume: summable(t.volume)?,
+            turnover: summable(t.turnover)?,
+        };
+        if let Some(entry) = self.codes.get_mut(t.code) {
+            return fold(entry, &mut self.index, &read);
+        }
+        let code: Arc<str> = t.code.into();
+        let entry = Entry {
+            code: code.clone(),
+            symbol: t.symbol.into(),
+            resumed: 0,
+            bars: Vec::new(),
+        };
+        fold(
+            self.codes.entry(code).or_insert(entry),
+            &mut self.index,
+            &read,
+        )
+    }
+
+    /// The clock (ms) reads `clock`: close every interval whose end +
+    /// grace <= `clock`, handing each open bar of it to `out` in order of
+    /// (start, code), and remember that those intervals are closed (a later
+    /// trade in them is late, even for a code that had no bar there). The
+    /// closed boundary never moves backwards.
+    pub fn close_due(&mut self, clock: u64, out: &mut dyn FnMut(Bar)) {
+        if clock < self.due_at {
+            return;
+        }
+        // `due_at` >= grace, so this does not wrap.
+        let boundary = self.interval.start(clock - self.grace);
+        self.close_before(boundary, out);
+    }
+
+    /// Hand every open bar to `out`, in order of (start, code) (end of
+    /// input, or a stop). Afterwards every interval up to the latest bar's
+    /// end is closed.
+    pub fn close_all(&mut self, out: &mut dyn FnMut(Bar)) {
+        if let Some((&last, _)) = self.index.by_start.last_key_value() {
+            self.close_before(last.saturating_add(self.interval.ms()), out);
+        }
+    }
+
+    /// The clock reading (ms) at which [`Bars::close_due`] next has a bar
+    /// to hand out (the earliest open bar's end + grace), None when no bar
+    /// is open.
+    pub fn next_due(&self) -> Option<u64> {
+        let (&start, _) = self.index.by_start.first_key_value()?;
+        Some(
+            start
+                .saturating_add(self.interval.ms())
+                .saturating_add(self.grace),
+        )
+    }
+
+    /// A capture written before says `code`'s bars were written up to
+    /// `end` (ms, exclusive): its trades before `end` are late.
+    pub fn resume(&mut self, code: &str, end: u64) {
+        if let Some(entry) = self.codes.get_mut(code) {
+            entry.resumed = entry.resumed.max(end);
+            return;
+        }
+        let code: Arc<str> = code.into();
+        self.codes.insert(
+            code.clone(),
+            Entry {
+                symbol: code.clone(),
+                code,
+                resumed: end,
+                bars: Vec::new(),
+            },
+        );
+    }
+
+    /// Bars open now.
+    pub fn open(&self) -> usize {
+        self.index.open
+    }
+
+    /// Move the closed boundary to `boundary` (never back).
+    fn set_closed(&mut self, boundary: u64) {
+        self.closed = self.closed.max(boundary);
+        self.due_at = self
+            .closed
+            .saturating_add(self.interval.ms())
+            .saturating_add(self.grace);
+    }
+
+    /// Close every interval before `boundary` and hand out its bars.
+    fn close_before(&mut self, boundary: u64, out: &mut dyn FnMut(Bar)) {
+        self.set_closed(boundary);
+        while let Some(first) = self.index.by_start.first_entry() {
+            if *first.key() >= self.closed {
+                break;
+            }
+            let (start, mut codes) = first.remove_entry();
+            codes.sort_unstable();
+            for code in codes {
+                let Some(entry) = self.codes.get_mut(&*code) else {
+                    continue;
+                };
+                let Some(i) = entry.bars.iter().position(|b| b.start == start) else {
+                    continue;
+                };
+                let bar = entry.bars.swap_remove(i);
+                if entry.bars.capacity() > 8 && entry.bars.len() <= 2 {
+                    entry.bars.shrink_to(2);
+                }
+                self.index.open -= 1;
+                out(bar.finish(code, self.interval));
+            }
+        }
+    }
+}
+
+/// Fold a read trade into its code's bar, opening it when it is the first.
+fn fold(entry: &mut Entry, index: &mut Index, r: &Read) -> Result<(), Refused> {
+    let t = r.trade;
+    if t.time < entry.resumed {
+        return Err(Refused::Late);
+    }
+    let Some(bar) = entry.bars.iter_mut().find(|b| b.start == r.start) else {
+        if *entry.symbol != *t.symbol {
+            entry.symbol = t.symbol.into();
+        }
+        let sum = |n: &Option<Num>| {
+            n.as_ref().map(|n| {
+                let mut s = Sum::default();
+                s.add_num(n);
+                s
+            })
+        };
+        let price = Digits::new(t.price);
+        entry.bars.push(Open {
+            start: r.start,
+            symbol: entry.symbol.clone(),
+            first: t.time,
+            last: t.time,
+            open: price.clone(),
+            high: price.clone(),
+            low: price.clone(),
+            close: price,
+            volume: sum(&r.volume),
+            turnover: sum(&r.turnover),
+            trades: 1,
+        });
+        index
+            .by_start
+            .entry(r.start)
+            .or_default()
+            .push(entry.code.clone());
+        index.open += 1;
+        return Ok(());
+    };
+    bar.trades += 1;
+    if t.time < bar.first {
+        bar.first = t.time;
+        bar.open.set(t.price);
+    }
+    if t.time >= bar.last {
+        bar.last = t.time;
+        bar.close.set(t.price);
+    }
+    let above = |d: &Digits| exact::parse(d.get()).is_none_or(|n| r.price.cmp_value(&n).is_gt());
+    let below = |d: &Digits| exact::parse(d.get()).is_none_or(|n| r.price.cmp_value(&n).is_lt());
+    if above(&bar.high) {
+        bar.high.set(t.price);
+    } else if below(&bar.low) {
+        bar.low.set(t.price);
+    }
+    for (sum, n) in [
+        (&mut bar.volume, &r.volume),
+        (&mut bar.turnover, &r.turnover),
+    ] {
+        if let Some(n) = n {
+            sum.get_or_insert_default().add_num(n);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
