@@ -15,6 +15,7 @@ pub mod prose;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bars::Interval;
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
@@ -182,7 +183,7 @@ struct Given {
     from: Option<u64>,
     to: Option<u64>,
     listen: Option<String>,
-    bars: Option<&'static str>,
+    bars: Option<Interval>,
     bar_grace: Option<Duration>,
     fields: Option<String>,
     format: Option<Format>,
@@ -227,15 +228,7 @@ impl Given {
             "from" => self.from = Some(parse_time(name, value)?),
             "to" => self.to = Some(parse_time(name, value)?),
             "listen" => self.listen = Some(listen_address(value)?),
-            "bars" => {
-                let known = flags::BAR_INTERVALS.iter().find(|i| **i == value);
-                self.bars = Some(*known.ok_or_else(|| {
-                    format!(
-                        "--bars must be one of {}, got {value:?}",
-                        flags::BAR_INTERVALS.join(", ")
-                    )
-                })?);
-            }
+            "bars" => self.bars = Some(Interval::parse(value).map_err(|e| format!("--bars: {e}"))?),
             "bar-grace" => self.bar_grace = Some(grace(value)?),
             "fields" => self.fields = Some(value.into()),
             "format" => self.format = Some(Format::parse(value)?),

@@ -388,7 +388,7 @@ fn bars_fields_and_format_are_checked_together() {
         "csv",
     ])
     .unwrap();
-    assert_eq!(f.bars, Some("5m"));
+    assert_eq!(f.bars.map(Interval::name), Some("5m"));
     assert_eq!(
         f.shape.names().collect::<Vec<_>>(),
         ["start", "code", "close"]
@@ -418,4 +418,10 @@ fn bars_fields_and_format_are_checked_together() {
             .unwrap_err()
             .contains("jsonl or csv")
     );
+}
+
+#[test]
+fn the_flag_table_offers_exactly_the_bar_intervals() {
+    let names: Vec<&str> = Interval::ALL.iter().map(|i| i.name()).collect();
+    assert_eq!(flags::BAR_INTERVALS, names);
 }

@@ -22,7 +22,6 @@ use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
 use crate::writer::reshape::{Clock, Shaper};
-use crate::writer::stats::Stats;
 use crate::writer::resume;
 use crate::writer::shape::Form;
 use pace::{Pace, Speed};
@@ -157,24 +156,15 @@ pub fn run(
     stop: Arc<AtomicBool>,
     commands: Receiver<(u64, Command)>,
 ) -> ReplayEnd {
-    let mut sources = Vec::new();
-    for (i, path) in opts.files.iter().enumerate() {
-        match Source::open(path, i) {
-            Ok(s) => sources.push(s),
-            Err(e) => {
-                say(format!("cannot read {}: {e}", path.display()));
-                return ReplayEnd::BadFile;
-            }
-        }
-    }
-    let mut merge = Merge::new(sources);
+    let Some(mut merge) = open(&opts.files) else {
+        return ReplayEnd::BadFile;
+    };
     let mut filter = Filter::new(&opts.symbols);
     let mut pace = Pace::new(opts.speed);
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    let stats = Arc::new(Stats::default());
-    let shaper = Shaper::new(opts.form.clone(), Clock::Stream, Arc::clone(&stats));
+    let shaper = Shaper::new(opts.form.clone(), Clock::Stream, Arc::default());
     if !resume::stdout_has_lines() {
         buf.extend_from_slice(&shaper.header());
     }
@@ -254,16 +244,24 @@ pub fn run(
         }
         Ok(()) => {}
     }
-    let mut left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
-    let late = Stats::get(&stats.late_trades);
-    if late > 0 {
-        left_out.push(format!(
-            "{} after its bar was written (late: in no bar)",
-            count(late as usize, "trade")
-        ));
-    }
+    let left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
     summary(written, opts.files.len(), merge.skipped(), &left_out);
     ReplayEnd::Done
+}
+
+/// The files, merged; `None` (said) when one cannot be opened.
+fn open(files: &[PathBuf]) -> Option<Merge> {
+    let mut sources = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        match Source::open(path, i) {
+            Ok(s) => sources.push(s),
+            Err(e) => {
+                say(format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        }
+    }
+    Some(Merge::new(sources))
 }
 
 /// A gap reaching across two files is in both: false for its second copy.

@@ -6,11 +6,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::bars::{self, Bar, Bars, Interval, Refused};
 use crate::report::{count, say};
 use crate::wire::line::{TradeLine, find, unquoted};
+use crate::wire::symbol::Fnv;
+use crate::writer::dedupe::{Last, Seen};
 use crate::writer::pattern::iso;
 use crate::writer::shape::{Form, Format};
 use crate::writer::stats::{DropLog, Stats};
@@ -39,6 +42,9 @@ pub struct Shaper {
     clock: Clock,
     /// The latest trade time seen (the stream's clock).
     latest: u64,
+    /// On the stream's clock, what each code's bars took: a trade is
+    /// counted once, as the live stream writes it once.
+    seen: HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>,
     stats: Arc<Stats>,
     drops: DropLog,
 }
@@ -47,10 +53,9 @@ impl Shaper {
     /// Lines of `form`; bars closed by `clock`; late trades counted in
     /// `stats`.
     pub fn new(form: Form, clock: Clock, stats: Arc<Stats>) -> Shaper {
-        let bars = form.bars.map(|name| {
-            let interval = Interval::parse(name).unwrap_or(Interval::ALL[5]);
-            Bars::new(interval, form.bar_grace.as_millis() as u64)
-        });
+        let bars = form
+            .bars
+            .map(|interval| Bars::new(interval, form.bar_grace.as_millis() as u64));
         Shaper {
             form,
             scratch: Vec::new(),
@@ -61,6 +66,7 @@ impl Shaper {
             bars,
             clock,
             latest: 0,
+            seen: HashMap::default(),
             stats,
             drops: DropLog::default(),
         }
@@ -161,6 +167,11 @@ impl Shaper {
             None => return self.unreadable(buf, at),
         };
         if let Some(bars) = &mut self.bars {
+            if self.clock == Clock::Stream && !first_time(&mut self.seen, &trade) {
+                Stats::add(&self.stats.dropped_repeat, 1);
+                buf.truncate(at);
+                return 0;
+            }
             let added = add(bars, &trade);
             let time = trade.time;
             buf.truncate(at);
@@ -180,7 +191,9 @@ impl Shaper {
             return closed.len();
         }
         self.scratch.clear();
-        self.form.shape.trade(&mut self.scratch, &mut self.cell, &trade);
+        self.form
+            .shape
+            .trade(&mut self.scratch, &mut self.cell, &trade);
         buf.truncate(at);
         buf.extend_from_slice(&self.scratch);
         1
@@ -188,7 +201,7 @@ impl Shaper {
 
     /// A trade of `code` at `time` came after its bar was written.
     fn late(&mut self, code: &str, time: u64) {
-        let interval = self.form.bars.unwrap_or("");
+        let interval = self.form.bars.map_or("", Interval::name);
         self.drops.count(&self.stats.late_trades, 1, "late", |total| {
             format!(
                 "a trade of {code} at {} came after its {interval} bar was written: it is in no bar; {total} late trades so far",
@@ -225,15 +238,42 @@ impl Shaper {
                 count(self.unreadable as usize, "trade line")
             ));
         }
+        let late = Stats::get(&self.stats.late_trades);
+        if late > 0 {
+            said.push(format!(
+                "{} after its bar was written (late: in no bar)",
+                count(late as usize, "trade")
+            ));
+        }
+        let repeats = Stats::get(&self.stats.dropped_repeat);
+        if repeats > 0 {
+            said.push(format!(
+                "{} already counted (the same seq and time)",
+                count(repeats as usize, "repeated trade")
+            ));
+        }
         said
     }
+}
+
+/// Whether `t` is new to its code's memory (remembering it).
+fn first_time(seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>, t: &TradeLine) -> bool {
+    let code = json_text(t.code);
+    let seq = std::str::from_utf8(t.seq)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let last = match seen.get_mut(&*code) {
+        Some(l) => l,
+        None => seen.entry(code.into()).or_default(),
+    };
+    last.see(seq, t.time) != Seen::Repeat
 }
 
 /// Fold `t` into `bars`; why not, with its code.
 fn add(bars: &mut Bars, t: &TradeLine) -> Result<(), (Refused, String)> {
     let symbol = json_text(t.symbol);
     let code = json_text(t.code);
-    let number = |n: &'_ [u8]| (n != b"null").then_some(n);
     let trade = bars::Trade {
         symbol: &symbol,
         code: &code,
@@ -243,6 +283,11 @@ fn add(bars: &mut Bars, t: &TradeLine) -> Result<(), (Refused, String)> {
         turnover: number(t.turnover),
     };
     bars.add(&trade).map_err(|why| (why, code.to_string()))
+}
+
+/// A number token, or `None` for `null`.
+fn number(token: &[u8]) -> Option<&[u8]> {
+    (token != b"null").then_some(token)
 }
 
 /// A JSON string token's text.

@@ -6,8 +6,8 @@
 //! is copied, a string is copied (JSON) or unescaped and quoted where
 //! RFC 4180 needs it (CSV), and `null` is an empty CSV cell.
 
-use crate::bars::Bar;
 use crate::bars::exact::Sum;
+use crate::bars::{Bar, Interval};
 use crate::wire::line::{TRADE_KEYS, TradeLine};
 use crate::writer::format::{push_json_str, push_u64};
 
@@ -39,7 +39,7 @@ pub struct Form {
     /// The values and their format.
     pub shape: Shape,
     /// `--bars`: the interval, if bars replace trades.
-    pub bars: Option<&'static str>,
+    pub bars: Option<Interval>,
     /// `--bar-grace`: how long after its end a bar is written.
     pub bar_grace: std::time::Duration,
 }
