@@ -12,7 +12,8 @@ use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 use crate::util::{
-    TOKEN, TempDir, Tool, WAIT, bin, config, files_under, json_lines, sim, start, start_sim, stop,
+    TOKEN, TempDir, Tool, WAIT, bin, civil, config, files_under, json_lines, sim, start, start_sim,
+    stop,
 };
 
 /// Every line of every file under `dir`, parsed: each file ends with a
@@ -165,16 +166,6 @@ fn lines_go_to_files_and_gaps_stay_off_by_default() {
             "{name} holds a line of time {t}"
         );
     }
-}
-
-/// `YYYY-MM-DD` of a day count since 1970 (an independent computation of
-/// the civil calendar, for checking file names).
-fn civil(day: i64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{}", day * 86_400), "+%Y-%m-%d"])
-        .output()
-        .expect("date");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 #[macro_use]
 mod util;
 
+mod bars;
 mod capture;
 mod connections;
 mod depth;

@@ -284,7 +284,7 @@ impl<W: Write> Batcher<W> {
         let lines = if all {
             s.close_all()
         } else {
-            s.close_due(Stats::now_ms())
+            s.close_wall(Stats::now_ms())
         };
         for (start, line) in lines {
             let at = self.buf.len();

@@ -42,6 +42,8 @@ pub struct Shaper {
     clock: Clock,
     /// The latest trade time seen (the stream's clock).
     latest: u64,
+    /// Live: how far the feed's times run from the wall clock.
+    skew: Skew,
     /// On the stream's clock, what each code's bars took: a trade is
     /// counted once, as the live stream writes it once.
     seen: HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>,
@@ -66,6 +68,7 @@ impl Shaper {
             bars,
             clock,
             latest: 0,
+            skew: Skew::default(),
             seen: HashMap::default(),
             stats,
             drops: DropLog::default(),
@@ -81,14 +84,21 @@ impl Shaper {
         }
     }
 
-    /// The wall clock's reading (ms) at which [`Shaper::close_due`] next
+    /// The wall clock's reading (ms) at which [`Shaper::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {
-        self.bars.as_ref()?.next_due()
+        let due = self.bars.as_ref()?.next_due()?;
+        Some(due.saturating_add_signed(-self.skew.get()))
+    }
+
+    /// Live: every bar due when the wall clock reads `now` (ms), on the
+    /// feed's own clock: `now` plus the feed's offset from it ([`Skew`]).
+    pub fn close_wall(&mut self, now: u64) -> Vec<(u64, Vec<u8>)> {
+        self.close_due(now.saturating_add_signed(self.skew.get()))
     }
 
     /// Every bar due at `clock` (ms), as lines: (its start, the line).
-    pub fn close_due(&mut self, clock: u64) -> Vec<(u64, Vec<u8>)> {
+    fn close_due(&mut self, clock: u64) -> Vec<(u64, Vec<u8>)> {
         let mut closed = Vec::new();
         if let Some(b) = &mut self.bars
             && b.next_due().is_some_and(|d| d <= clock)
@@ -181,6 +191,7 @@ impl Shaper {
                 Err((Refused::Bad, _)) => return self.unreadable(buf, at),
             }
             if self.clock == Clock::Wall {
+                self.skew.see(time, Stats::now_ms());
                 return 0;
             }
             self.latest = self.latest.max(time);
@@ -256,6 +267,44 @@ impl Shaper {
     }
 }
 
+/// How far the feed's trade times run ahead of the wall clock (behind:
+/// negative), ms: the median of the last trades' `time` less their
+/// arrival. A server or local clock set a few seconds off then neither
+/// delays bars nor makes trades late; an odd trade time, far ahead or
+/// behind, moves the median by one place only.
+#[derive(Debug, Default)]
+struct Skew {
+    recent: Vec<i64>,
+    next: usize,
+    median: i64,
+}
+
+impl Skew {
+    /// Trades the median is taken over.
+    const TRADES: usize = 63;
+
+    /// A trade of `time` arrived at `now` (ms).
+    fn see(&mut self, time: u64, now: u64) {
+        let offset = time as i64 - now as i64;
+        if self.recent.len() < Self::TRADES {
+            self.recent.push(offset);
+        } else {
+            self.recent[self.next] = offset;
+            self.next = (self.next + 1) % Self::TRADES;
+        }
+        // Taken now and then (each trade when few are in), not each trade.
+        if self.recent.len() < Self::TRADES || self.next % 16 == 0 {
+            let mut sorted = self.recent.clone();
+            sorted.sort_unstable();
+            self.median = sorted[sorted.len() / 2];
+        }
+    }
+
+    fn get(&self) -> i64 {
+        self.median
+    }
+}
+
 /// Whether `t` is new to its code's memory (remembering it).
 fn first_time(seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>, t: &TradeLine) -> bool {
     let code = json_text(t.code);
@@ -326,4 +375,29 @@ fn line_kind(line: &[u8]) -> Kind {
         }
     }
     Kind::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feeds_offset_is_a_median_that_an_odd_time_does_not_move() {
+        let mut s = Skew::default();
+        assert_eq!(s.get(), 0, "no trade yet: the wall clock");
+        // A server 5 s ahead, trades arriving 10 to 40 ms after their time,
+        // and one trade stamped an hour ahead.
+        for i in 0..200u64 {
+            let now = 1_000_000 + i * 100;
+            let time = if i == 50 {
+                now + 3_600_000
+            } else {
+                now + 5_000 - 10 - i % 31
+            };
+            s.see(time, now);
+            if i >= 2 {
+                assert!((4_950..=4_990).contains(&s.get()), "{i}: {}", s.get());
+            }
+        }
+    }
 }

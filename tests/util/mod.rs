@@ -511,3 +511,13 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// `YYYY-MM-DD` of a day count since 1970 (an independent computation of
+/// the civil calendar, for checking file names).
+pub fn civil(day: i64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{}", day * 86_400), "+%Y-%m-%d"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

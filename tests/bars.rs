@@ -1,0 +1,402 @@
+//! `--bars`: bar lines checked against an aggregation computed here, with
+//! exact decimals of the test's own (fixed-point integers), not the
+//! tool's code: over a random capture through `replay`, and live against
+//! the simulator across reconnects, several connections and re-pushes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use alltick_stream::sim::{Readings, SimConfig};
+use serde_json::Value;
+
+use crate::util::{TempDir, Tool, WAIT, civil, config, files_under, start, start_sim, stop};
+
+/// Decimal text (digits, at most one dot, at most 8 decimals) as a whole
+/// number of 1e-8 units, and its count of decimals.
+fn fixed(text: &str) -> (u128, usize) {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    assert!(frac.len() <= 8, "{text}");
+    let digits = format!("{int}{frac:0<8}");
+    (digits.parse().unwrap(), frac.len())
+}
+
+/// One trade as the test made it.
+#[derive(Clone, Debug)]
+struct T {
+    code: String,
+    time: u64,
+    price: String,
+    volume: Option<String>,
+    turnover: Option<String>,
+}
+
+/// A bar as the test computes it.
+#[derive(Debug, Default)]
+struct Want {
+    open: (u64, String),
+    close: (u64, String),
+    high: (u128, String),
+    low: (u128, String),
+    volume: Option<(u128, usize)>,
+    turnover: Option<(u128, usize)>,
+    trades: u64,
+}
+
+impl Want {
+    fn take(&mut self, t: &T) {
+        let p = fixed(&t.price).0;
+        if self.trades == 0 {
+            self.open = (t.time, t.price.clone());
+            self.close = (t.time, t.price.clone());
+            self.high = (p, t.price.clone());
+            self.low = (p, t.price.clone());
+        }
+        // Open: the earliest time, the first received of equal times;
+        // close: the latest time, the last received of equal times.
+        if t.time < self.open.0 {
+            self.open = (t.time, t.price.clone());
+        }
+        if t.time >= self.close.0 {
+            self.close = (t.time, t.price.clone());
+        }
+        if p > self.high.0 {
+            self.high = (p, t.price.clone());
+        }
+        if p < self.low.0 {
+            self.low = (p, t.price.clone());
+        }
+        let add = |sum: &mut Option<(u128, usize)>, v: &Option<String>| {
+            if let Some(v) = v {
+                let (n, d) = fixed(v);
+                let s = sum.get_or_insert((0, 0));
+                *s = (s.0 + n, s.1.max(d));
+            }
+        };
+        add(&mut self.volume, &t.volume);
+        add(&mut self.turnover, &t.turnover);
+        self.trades += 1;
+    }
+
+    /// Check a bar line's values against this bar.
+    fn check(&self, bar: &Value, raw: &str) {
+        let text = |k: &str| number_text(raw, k);
+        assert_eq!(text("open"), self.open.1, "open: {raw}");
+        assert_eq!(text("close"), self.close.1, "close: {raw}");
+        assert_eq!(fixed(&text("high")).0, self.high.0, "high: {raw}");
+        assert_eq!(fixed(&text("low")).0, self.low.0, "low: {raw}");
+        for (k, want) in [("volume", self.volume), ("turnover", self.turnover)] {
+            match want {
+                None => assert!(bar[k].is_null(), "{k}: {raw}"),
+                // The exact sum, with as many decimals as the most precise
+                // addend.
+                Some(sum) => assert_eq!(fixed(&text(k)), sum, "{k}: {raw}"),
+            }
+        }
+        assert_eq!(bar["trades"].as_u64(), Some(self.trades), "{raw}");
+    }
+}
+
+/// The text of the number after `"key":` in a JSON line.
+fn number_text(line: &str, key: &str) -> String {
+    let at = line.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
+    line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect()
+}
+
+/// A tiny deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A decimal below `below` with 0 to `max` decimals, `1.50` and `1.5`
+/// alike.
+fn decimal(rng: &mut Rng, below: u64, max: u64) -> String {
+    let int = rng.below(below);
+    match rng.below(max + 1) {
+        0 => int.to_string(),
+        d => format!(
+            "{int}.{:0w$}",
+            rng.below(10u64.pow(d as u32)),
+            w = d as usize
+        ),
+    }
+}
+
+fn line(t: &T, seq: u64) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
+    format!(
+        "{{\"type\":\"trade\",\"symbol\":\"S:{c}\",\"code\":\"{c}\",\"seq\":{seq},\"time\":{},\"price\":{},\"volume\":{},\"turnover\":{},\"side\":null}}\n",
+        t.time,
+        t.price,
+        opt(&t.volume),
+        opt(&t.turnover),
+        c = t.code
+    )
+}
+
+#[test]
+fn replayed_bars_equal_an_independent_exact_aggregation() {
+    const MINUTE: u64 = 60_000;
+    const GRACE: u64 = 2_000;
+    // 2026-12-01T00:00:00Z.
+    let t0 = 1_796_083_200_000u64;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let codes: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 5 == 0 {
+                format!("FX{i}")
+            } else {
+                format!("C{i}.US")
+            }
+        })
+        .collect();
+    let mut text = String::new();
+    let mut seqs = vec![0u64; codes.len()];
+    let mut written: Vec<(T, u64)> = Vec::new();
+    let mut want: BTreeMap<(u64, String), Want> = BTreeMap::new();
+    let (mut latest, mut late, mut repeats) = (0u64, 0u64, 0u64);
+    let mut clock = t0;
+    for n in 0..30_000u64 {
+        clock += rng.below(40);
+        // Some trades right at a minute's edges, many at equal times.
+        let time = match rng.below(20) {
+            0 => (clock / MINUTE) * MINUTE,
+            1 => (clock / MINUTE) * MINUTE + MINUTE - 1,
+            2..=9 => clock,
+            _ => clock.saturating_sub(rng.below(1_500)),
+        };
+        if n % 997 == 0 && !written.is_empty() {
+            // The same push again: counted once.
+            let (t, seq) = written[rng.below(written.len() as u64) as usize].clone();
+            text.push_str(&line(&t, seq));
+            repeats += 1;
+            continue;
+        }
+        // Now and then a trade minutes late.
+        let time = if n % 499 == 0 {
+            time.saturating_sub(5 * MINUTE)
+        } else {
+            time
+        };
+        let c = rng.below(codes.len() as u64) as usize;
+        seqs[c] += 1;
+        let forex = codes[c].starts_with("FX");
+        let t = T {
+            code: codes[c].clone(),
+            time,
+            price: decimal(&mut rng, 900, 4),
+            volume: (!forex).then(|| decimal(&mut rng, 5000, 3)),
+            turnover: (!forex).then(|| decimal(&mut rng, 9_000_000, 2)),
+        };
+        text.push_str(&line(&t, seqs[c]));
+        let start = time / MINUTE * MINUTE;
+        // Late: its bar's end plus the grace is not after the latest time
+        // seen before it.
+        if start + MINUTE + GRACE <= latest {
+            late += 1;
+        } else {
+            want.entry((start, t.code.clone())).or_default().take(&t);
+        }
+        latest = latest.max(time);
+        written.push((t, seqs[c]));
+    }
+    let dir = TempDir::new("bars-replay");
+    let cap = dir.path().join("cap.jsonl");
+    std::fs::write(&cap, &text).unwrap();
+    let mut tool = Tool::start(
+        &[
+            "replay",
+            "--speed",
+            "max",
+            "--bars",
+            "1m",
+            cap.to_str().unwrap(),
+        ],
+        None,
+    );
+    let status = tool.wait_exit(WAIT);
+    assert!(status.is_some_and(|s| s.success()), "{}", tool.stderr());
+    let out = tool.stdout();
+    let mut got = Vec::new();
+    for raw in &out {
+        let bar: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(bar["type"], "bar");
+        assert_eq!(bar["interval"], "1m");
+        let (start, code) = (
+            bar["start"].as_u64().unwrap(),
+            bar["code"].as_str().unwrap(),
+        );
+        assert_eq!(bar["end"].as_u64(), Some(start + MINUTE));
+        assert_eq!(bar["symbol"], format!("S:{code}"));
+        let w = want
+            .get(&(start, code.to_string()))
+            .unwrap_or_else(|| panic!("no such bar: {raw}"));
+        w.check(&bar, raw);
+        got.push((start, code.to_string()));
+    }
+    // One line per bar, in order of start then code.
+    assert_eq!(got, want.keys().cloned().collect::<Vec<_>>());
+    assert!(late > 20 && repeats > 20);
+    let err = tool.stderr();
+    assert!(
+        err.contains(&format!("{late} trades after its bar was written")),
+        "{late} late: {err}"
+    );
+    assert!(
+        err.contains(&format!("{repeats} repeated trades")),
+        "{repeats}: {err}"
+    );
+    assert!(
+        err.contains("late trades so far"),
+        "late trades are said as they come: {err}"
+    );
+}
+
+#[test]
+fn live_bars_count_every_trade_once_across_reconnects_and_connections() {
+    let sim = start_sim(SimConfig {
+        readings: Readings {
+            repush_last_trade: true,
+            ..Readings::default()
+        },
+        ..config(60.0)
+    });
+    sim.set_cut_every(Some(Duration::from_secs(3)));
+    let codes = ["C0.US", "C1.US", "C2.US", "C3.US"];
+    let mut args = vec![
+        "--bars",
+        "1s",
+        "--bar-grace",
+        "1",
+        "--connections",
+        "2",
+        "--max-symbols",
+        "2",
+    ];
+    args.extend_from_slice(&codes);
+    let mut tool = start(&sim, &args);
+    // Until trades were pushed again after reconnects, and bars came.
+    let enough = tool.wait_every(WAIT, Duration::from_millis(50), |out, _| {
+        out.len() >= 16 && sim.state().repushes.len() >= 2
+    });
+    check!(tool, enough);
+    sim.set_ticks_per_sec(0.0);
+    stop(&mut tool);
+    let st = sim.state();
+    check!(tool, !st.repushes.is_empty(), "no trade was pushed twice");
+    let mut want: BTreeMap<(u64, String), Want> = BTreeMap::new();
+    for t in &st.ticks {
+        let t = T {
+            code: t.code.clone(),
+            time: t.tick_time,
+            price: t.price.clone(),
+            volume: Some(t.volume.clone()),
+            turnover: None,
+        };
+        want.entry((t.time / 1000 * 1000, t.code.clone()))
+            .or_default()
+            .take(&t);
+    }
+    let err = tool.stderr();
+    let late: u64 = err
+        .split("dropped in total: ")
+        .nth(1)
+        .and_then(|s| s.split(" late trades").next())
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut counted = 0;
+    let mut seen = HashSet::new();
+    for raw in tool.stdout() {
+        let bar: Value = serde_json::from_str(&raw).unwrap();
+        let key = (
+            bar["start"].as_u64().unwrap(),
+            bar["code"].as_str().unwrap().to_string(),
+        );
+        check!(tool, seen.insert(key.clone()), "two bars for {key:?}");
+        let w = &want[&key];
+        let trades = bar["trades"].as_u64().unwrap();
+        counted += trades;
+        // A bar short of trades lost them as late ones, said on stderr.
+        check!(tool, trades <= w.trades, "{raw}: more trades than pushed");
+        if trades == w.trades {
+            let v = fixed(&number_text(&raw, "volume"));
+            check!(tool, Some(v.0) == w.volume.map(|s| s.0), "volume {raw}");
+            check!(tool, number_text(&raw, "open") == w.open.1, "open {raw}");
+            check!(tool, number_text(&raw, "close") == w.close.1, "close {raw}");
+        }
+    }
+    let pushed = st.ticks.len() as u64;
+    check!(
+        tool,
+        counted + late == pushed,
+        "{counted} in bars + {late} late != {pushed} pushed (re-pushes: {})",
+        st.repushes.len()
+    );
+}
+
+#[test]
+fn bars_go_to_the_file_of_their_start_across_midnight() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (now / 86_400_000 + 1) * 86_400_000;
+    let sim = start_sim(SimConfig {
+        clock_offset_ms: midnight - 1_500 - now,
+        ..config(40.0)
+    });
+    let dir = TempDir::new("bars-midnight");
+    let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
+    let args = [
+        "--output",
+        &pattern,
+        "--bars",
+        "1s",
+        "--bar-grace",
+        "0.2",
+        "NASDAQ:AAPL",
+    ];
+    let mut tool = start(&sim, &args);
+    let bars = |d: &Path| -> Vec<(String, Value)> {
+        files_under(d)
+            .iter()
+            .flat_map(|f| {
+                let name = f.file_name().unwrap().to_string_lossy().to_string();
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|l| (name.clone(), serde_json::from_str(l).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let after = || {
+        bars(dir.path())
+            .iter()
+            .any(|(_, v)| v["start"].as_i64().is_some_and(|s| s >= midnight + 1000))
+    };
+    check!(tool, tool.poll(WAIT, after));
+    stop(&mut tool);
+    let day = |t: i64| format!("{}.jsonl", civil(t.div_euclid(86_400_000)));
+    let all = bars(dir.path());
+    let files: HashSet<&String> = all.iter().map(|(f, _)| f).collect();
+    check!(tool, files.len() == 2, "files {files:?}");
+    for (f, v) in &all {
+        let start = v["start"].as_i64().unwrap();
+        check!(tool, *f == day(start), "{f} holds a bar of start {start}");
+    }
+}
