@@ -293,7 +293,7 @@ impl Skew {
             self.next = (self.next + 1) % Self::TRADES;
         }
         // Taken now and then (each trade when few are in), not each trade.
-        if self.recent.len() < Self::TRADES || self.next % 16 == 0 {
+        if self.recent.len() < Self::TRADES || self.next.is_multiple_of(16) {
             let mut sorted = self.recent.clone();
             sorted.sort_unstable();
             self.median = sorted[sorted.len() / 2];
