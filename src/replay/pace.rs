@@ -48,6 +48,11 @@ impl Pace {
     /// How long to wait at `now` before writing a line of `time`; zero when
     /// it is due (or late: a replay that falls behind catches up without
     /// waiting, never by skipping lines).
+    /// Whether lines are never waited for (`--speed max`).
+    pub fn is_max(&self) -> bool {
+        !matches!(self.speed, Speed::Times(_))
+    }
+
     pub fn wait(&mut self, time: u64, now: Instant) -> Duration {
         let Speed::Times(x) = self.speed else {
             return Duration::ZERO;

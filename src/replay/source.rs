@@ -16,7 +16,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::report::say;
-use crate::wire::line::{find, number_after, text_after};
+use crate::wire::line::{TradeLine, find, number_after, text_after};
 
 /// Read buffer per file.
 const READ_BUF: usize = 256 * 1024;
@@ -94,7 +94,11 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     } else {
         return Err("an unknown type");
     };
-    let time = number_after(body, key).ok_or("no time")?;
+    let time = match kind {
+        Kind::Trade => TradeLine::time_of(body),
+        _ => None,
+    };
+    let time = time.or_else(|| number_after(body, key)).ok_or("no time")?;
     Ok((kind, time))
 }
 

@@ -3,18 +3,25 @@
 //! time, code and kind many times a second and need nothing else.
 
 /// Where `needle` first occurs in `hay`: candidates by their first byte,
-/// then compared whole (a comparison per position costs a call each).
+/// then compared byte by byte (the needles are keys of a few bytes: a
+/// library comparison per candidate costs a call each).
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut at = 0;
     while let Some(i) = hay.get(at..)?.iter().position(|&b| b == first) {
         let start = at + i;
-        if hay.get(start + 1..start + needle.len()) == Some(rest) {
+        if hay.get(start + 1..).is_some_and(|h| starts_with(h, rest)) {
             return Some(start);
         }
         at = start + 1;
     }
     None
+}
+
+/// Whether `s` starts with `prefix`, compared byte by byte.
+#[inline]
+pub fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s.iter().zip(prefix).all(|(a, b)| a == b)
 }
 
 /// The unsigned integer (at most 19 digits) that follows `key` in `line`.
@@ -75,8 +82,11 @@ impl<'a> TradeLine<'a> {
         let body = line.strip_suffix(b"\n").unwrap_or(line);
         let mut rest = body.strip_prefix(b"{\"type\":\"trade\"")?;
         let mut value = |key: &[u8]| -> Option<&'a [u8]> {
-            let r = rest.strip_prefix(b",\"")?.strip_prefix(key)?;
-            let r = r.strip_prefix(b"\":")?;
+            let r = rest.strip_prefix(b",\"")?;
+            if !starts_with(r, key) {
+                return None;
+            }
+            let r = r[key.len()..].strip_prefix(b"\":")?;
             let len = token_len(r)?;
             rest = &r[len..];
             Some(&r[..len])
@@ -105,6 +115,30 @@ impl<'a> TradeLine<'a> {
             turnover,
             side,
         })
+    }
+
+    /// The `time` of a trade line as the tool writes it, read by position
+    /// (the keys before it skipped, not searched for); `None` for any
+    /// other line.
+    pub fn time_of(line: &[u8]) -> Option<u64> {
+        let mut rest = line.strip_prefix(b"{\"type\":\"trade\"")?;
+        for key in [
+            &b",\"symbol\":"[..],
+            b",\"code\":",
+            b",\"seq\":",
+            b",\"time\":",
+        ] {
+            if !starts_with(rest, key) {
+                return None;
+            }
+            let r = &rest[key.len()..];
+            let len = token_len(r)?;
+            if key == b",\"time\":" {
+                return digits(&r[..len]);
+            }
+            rest = &r[len..];
+        }
+        None
     }
 
     /// A trade line of any key order (or spacing), rewritten into `buf`
@@ -152,29 +186,65 @@ pub fn unquoted(token: &[u8]) -> Option<&str> {
 }
 
 /// The decimal value of `text`, all digits (at most 19).
-fn digits(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+pub fn digits(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 {
         return None;
     }
-    std::str::from_utf8(text).ok()?.parse().ok()
+    let mut n: u64 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    Some(n)
 }
 
 /// The length of the JSON value (a string, or a scalar up to `,` or `}`)
 /// at the start of `s`.
+#[inline]
 fn token_len(s: &[u8]) -> Option<usize> {
     if s.first() == Some(&b'"') {
         let mut i = 1;
-        while i < s.len() {
-            match s[i] {
-                b'\\' => i += 2,
-                b'"' => return Some(i + 1),
-                _ => i += 1,
+        loop {
+            i += position2(s.get(i..)?, b'"', b'\\')?;
+            if s[i] == b'"' {
+                return Some(i + 1);
             }
+            // An escape: the next byte is not the string's end.
+            i += 2;
         }
-        return None;
     }
-    let len = s.iter().position(|&b| b == b',' || b == b'}')?;
+    let len = position2(s, b',', b'}')?;
     (len > 0).then_some(len)
+}
+
+/// Where the first `a` or `b` is in `s`: eight bytes at a time (a value
+/// of a line is scanned for its end on every line read).
+#[inline]
+fn position2(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero: its high bit is set in the result (the
+    // lowest such byte exactly; bytes above it may be set spuriously,
+    // which the scan below never looks at).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let (wa, wb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        let hit = zero(w ^ wa) | zero(w ^ wb);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -193,6 +263,29 @@ mod tests {
             number_after(br#"{"time":12345678901234567890}"#, b"\"time\":"),
             None
         );
+    }
+
+    #[test]
+    fn the_first_of_two_bytes_is_found_at_every_place() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for (a, b) in [(b',', b'}'), (b'"', b'\\')] {
+                    let mut s = vec![b'x'; len];
+                    // Bytes just above and below the targets, and a high byte.
+                    for (i, c) in s.iter_mut().enumerate() {
+                        *c = [b'+', b'-', 0xff, b'x', b'|', b'!'][i % 6];
+                    }
+                    if at < len {
+                        s[at] = if at % 2 == 0 { a } else { b };
+                        if at + 1 < len {
+                            s[at + 1] = a;
+                        }
+                    }
+                    let want = s.iter().position(|&c| c == a || c == b);
+                    assert_eq!(position2(&s, a, b), want, "{len} {at} {s:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -222,5 +315,7 @@ mod tests {
             &mut buf
         ));
         assert!(TradeLine::parse(br#"{"type":"trade","symbol":"A","code":"A","seq":1}"#).is_none());
+        assert_eq!(TradeLine::time_of(line), Some(1_700_000_000_000));
+        assert_eq!(TradeLine::time_of(shuffled), None);
     }
 }

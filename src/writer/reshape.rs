@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::bars::{self, Bar, Bars, Interval, Refused};
 use crate::report::{count, say};
-use crate::wire::line::{TradeLine, find, unquoted};
+use crate::wire::line::{TradeLine, digits, find, unquoted};
 use crate::wire::symbol::Fnv;
 use crate::writer::dedupe::{Last, Seen};
 use crate::writer::pattern::iso;
@@ -177,12 +177,13 @@ impl Shaper {
             None => return self.unreadable(buf, at),
         };
         if let Some(bars) = &mut self.bars {
-            if self.clock == Clock::Stream && !first_time(&mut self.seen, &trade) {
+            let code = json_text(trade.code);
+            if self.clock == Clock::Stream && !first_time(&mut self.seen, &code, &trade) {
                 Stats::add(&self.stats.dropped_repeat, 1);
                 buf.truncate(at);
                 return 0;
             }
-            let added = add(bars, &trade);
+            let added = add(bars, &code, &trade);
             let time = trade.time;
             buf.truncate(at);
             match added {
@@ -306,13 +307,13 @@ impl Skew {
 }
 
 /// Whether `t` is new to its code's memory (remembering it).
-fn first_time(seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>, t: &TradeLine) -> bool {
-    let code = json_text(t.code);
-    let seq = std::str::from_utf8(t.seq)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let last = match seen.get_mut(&*code) {
+fn first_time(
+    seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>,
+    code: &str,
+    t: &TradeLine,
+) -> bool {
+    let seq = digits(t.seq).unwrap_or(0);
+    let last = match seen.get_mut(code) {
         Some(l) => l,
         None => seen.entry(code.into()).or_default(),
     };
@@ -320,12 +321,11 @@ fn first_time(seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>, t: &T
 }
 
 /// Fold `t` into `bars`; why not, with its code.
-fn add(bars: &mut Bars, t: &TradeLine) -> Result<(), (Refused, String)> {
+fn add(bars: &mut Bars, code: &str, t: &TradeLine) -> Result<(), (Refused, String)> {
     let symbol = json_text(t.symbol);
-    let code = json_text(t.code);
     let trade = bars::Trade {
         symbol: &symbol,
-        code: &code,
+        code,
         time: t.time,
         price: t.price,
         volume: number(t.volume),

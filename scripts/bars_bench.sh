@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark `alltick-stream replay --bars` on this machine.
+#
+#   scripts/bars_bench.sh              # N=2000000 trades, RUNS=3
+#
+# Measured, each the median of RUNS runs (wall time and peak RSS from
+# /usr/bin/time -v; output to /dev/null):
+#   bars 1m      replay --speed max --bars 1m of an N-trade capture over 50
+#                codes spanning about 35 minutes: trades/s = N / wall time
+#   bars 1s      the same with --bars 1s (a bar per code and second written)
+#   5000 codes   --bars 1m over 5000 codes: memory grows with the open bars,
+#                not with the trades
+#   plain        replay --speed max of the same capture, no bars: the reading
+#                and merging alone
+# Prices and volumes vary in their digits (0 to 4 decimals), so every trade
+# takes the exact-decimal paths.
+set -uo pipefail
+: "${N:=2000000}" "${RUNS:=3}"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+say() { echo "bars_bench: $*" >&2; }
+[ -x /usr/bin/time ] || { apt-get update -qq >&2 && apt-get install -y -qq time >&2; } || { say "no /usr/bin/time"; exit 1; }
+say "building"
+cargo build --release --quiet --bin alltick-stream || exit 1
+BIN=target/release/alltick-stream
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/alltick-bars-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+say "generating $N trades"
+python3 - "$TMP" "$N" <<'PY'
+import random, sys
+d, n = sys.argv[1], int(sys.argv[2])
+random.seed(7)
+for name, codes in (("c50", 50), ("c5000", 5000)):
+    with open(f"{d}/{name}.jsonl", "w") as f:
+        t = 1796000000000
+        for i in range(n):
+            c = i % codes
+            t += random.random() < 0.5
+            dec = random.randint(0, 4)
+            price = f"{random.randint(1, 900)}" + (f".{random.randint(0, 10**dec - 1):0{dec}d}" if dec else "")
+            vol = random.randint(1, 5000)
+            f.write('{"type":"trade","symbol":"NASDAQ:C%d","code":"C%d.US","seq":%d,"time":%d,'
+                    '"price":%s,"volume":%d,"turnover":%d.%02d,"side":"buy"}\n'
+                    % (c, c, i + 1, t, price, vol, random.randint(1, 10**7), random.randint(0, 99)))
+PY
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+one() {  # one ARGS...: "trades/s rss_kib bars" of one run
+    /usr/bin/time -f "%e %M" -o "$TMP/t" "$BIN" replay --speed max "$@" > "$TMP/out" 2>/dev/null
+    read -r secs rss < "$TMP/t"
+    echo "$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 0.01) }') $rss $(wc -l < "$TMP/out")"
+}
+
+declare -A rate rss lines
+cases=("bars 1m|--bars 1m $TMP/c50.jsonl" "bars 1s|--bars 1s $TMP/c50.jsonl" "5000 codes, bars 1m|--bars 1m $TMP/c5000.jsonl" "plain|$TMP/c50.jsonl")
+for r in $(seq 1 "$RUNS"); do
+    for c in "${cases[@]}"; do
+        name=${c%%|*}
+        # shellcheck disable=SC2086
+        read -r tps kib n < <(one ${c#*|})
+        rate[$name]+="$tps "; rss[$name]+="$kib "; lines[$name]=$n
+        say "run $r: $name: $tps trades/s, $kib KiB, $n lines out"
+    done
+done
+echo "# bars benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD))"
+echo
+echo "| replay --speed max of $N trades | trades/s | peak RSS KiB | lines written |"
+echo "| --- | ---: | ---: | ---: |"
+for c in "${cases[@]}"; do
+    name=${c%%|*}
+    echo "| $name | $(printf '%s\n' ${rate[$name]} | median) | $(printf '%s\n' ${rss[$name]} | median) | ${lines[$name]} |"
+done
