@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -24,6 +25,7 @@ use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
 use crate::wire::symbol::{Feed, Symbol};
 use crate::writer::capture::Capture;
+use crate::writer::memory;
 use crate::writer::queue::{Frames, Item};
 use crate::writer::resume::{self, Resumed};
 use crate::writer::shape::Format;
@@ -73,9 +75,13 @@ pub fn run() -> i32 {
         return EXIT_FAILURE;
     }
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
-    let resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
+    let mut resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
+    let memory = memory_file(&opts);
+    if let Some(path) = &memory {
+        resumed.remember(path);
+    }
     let resumed_at = resumed.newest_time;
-    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed);
+    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed, memory);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let mut base = base_config(&opts, token);
     base.resumed_at = resumed_at.filter(|_| opts.gaps);
@@ -284,12 +290,26 @@ fn install_signals(
     })
 }
 
+/// Where a capture whose lines do not say each code's last push (bars,
+/// `--fields` without code, seq or time) keeps it: beside the capture.
+fn memory_file(opts: &Options) -> Option<PathBuf> {
+    if opts.form.lines_say_seq() {
+        return None;
+    }
+    match (&opts.output, &opts.resume) {
+        (Some(pattern), _) => Some(memory::for_pattern(pattern)),
+        (None, Some(file)) => Some(memory::for_file(file)),
+        (None, None) => None,
+    }
+}
+
 fn start_writer(
     out_rx: Receiver<Item>,
     spares: Sender<Frames>,
     stats: &Arc<Stats>,
     opts: &Options,
     resumed: Resumed,
+    memory: Option<PathBuf>,
 ) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
@@ -298,7 +318,7 @@ fn start_writer(
         resumed: resumed.last,
         form: opts.form.clone(),
         header: !resume::stdout_has_lines(),
-        bar_ends: resumed.bars,
+        memory,
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {

@@ -400,3 +400,89 @@ fn bars_go_to_the_file_of_their_start_across_midnight() {
         check!(tool, *f == day(start), "{f} holds a bar of start {start}");
     }
 }
+
+/// Bar lines under `dir`: (file name, line).
+fn bar_files(dir: &Path) -> Vec<(String, String)> {
+    files_under(dir)
+        .iter()
+        .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .flat_map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| (name.clone(), l.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `late trades` in a stderr's summary (0 when none).
+fn late_in(err: &str) -> u64 {
+    err.split("dropped in total: ")
+        .nth(1)
+        .and_then(|s| s.split(" late trades").next())
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn restarts_into_bar_files_count_no_trade_twice() {
+    // The server pushes each code's last trade again on every subscription:
+    // each restart meets a trade already in a bar.
+    let sim = start_sim(SimConfig {
+        readings: Readings {
+            repush_last_trade: true,
+            ..Readings::default()
+        },
+        ..config(50.0)
+    });
+    let dir = TempDir::new("bars-restart");
+    let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
+    let args = [
+        "--output",
+        &pattern,
+        "--bars",
+        "1s",
+        "--bar-grace",
+        "0.3",
+        "C0.US",
+        "C1.US",
+    ];
+    let mut late = 0;
+    for round in 0..3 {
+        let before = bar_files(dir.path()).len();
+        sim.set_ticks_per_sec(50.0);
+        let mut tool = start(&sim, &args);
+        check!(
+            tool,
+            tool.poll(WAIT, || bar_files(dir.path()).len() >= before + 4),
+            "round {round}"
+        );
+        sim.set_ticks_per_sec(0.0);
+        stop(&mut tool);
+        late += late_in(&tool.stderr());
+        if round > 0 {
+            check!(
+                tool,
+                tool.stderr().contains("remembers the last push of 2 codes"),
+                "round {round}"
+            );
+        }
+    }
+    let st = sim.state();
+    assert!(st.repushes.len() >= 3, "{} re-pushes", st.repushes.len());
+    let mut counted = 0;
+    for (_, raw) in bar_files(dir.path()) {
+        let bar: Value = serde_json::from_str(&raw).unwrap();
+        counted += bar["trades"].as_u64().unwrap();
+    }
+    assert_eq!(
+        counted + late,
+        st.ticks.len() as u64,
+        "{counted} in bars + {late} late; {} pushed, {} pushed again",
+        st.ticks.len(),
+        st.repushes.len()
+    );
+}

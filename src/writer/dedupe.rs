@@ -45,6 +45,11 @@ impl Last {
         }
     }
 
+    /// Its `seq` and `time` (0, 0: nothing written yet).
+    pub fn parts(&self) -> (u64, u64) {
+        (self.seq, self.time)
+    }
+
     /// Classify the code's next push, with `seq` and `time` (ms),
     /// remembering both when it is to be written. See [`Seen`].
     pub fn see(&mut self, seq: u64, time: u64) -> Seen {

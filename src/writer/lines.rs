@@ -80,6 +80,25 @@ impl Lines {
         self.resumed = last;
     }
 
+    /// What was written of each code (depth?, code, seq, time), and what
+    /// a capture's tail said of codes not labelled this run.
+    pub fn memory(&self) -> Vec<(bool, &str, u64, u64)> {
+        let books = [(false, &self.trades), (true, &self.depth)];
+        let labelled = books.into_iter().flat_map(|(depth, book)| {
+            book.iter()
+                .map(move |(code, e)| (depth, &**code, e.last.parts()))
+        });
+        let resumed = self
+            .resumed
+            .iter()
+            .map(|((d, c), l)| (*d, c.as_str(), l.parts()));
+        labelled
+            .chain(resumed)
+            .filter(|(_, _, (seq, time))| *seq != 0 || *time != 0)
+            .map(|(d, c, (seq, time))| (d, c, seq, time))
+            .collect()
+    }
+
     /// Label a code's lines with the user's spelling from now on.
     pub fn label(&mut self, l: Label) {
         let book = if l.depth {

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod dedupe;
 pub mod format;
 pub(crate) mod lines;
+pub mod memory;
 pub mod pattern;
 pub mod queue;
 pub mod reshape;
@@ -29,6 +30,7 @@ use capture::Capture;
 use dedupe::Last;
 use format::format_gap;
 use lines::Lines;
+use memory::Keeper;
 use queue::{BATCH_BYTES, Frames, Item};
 use reshape::{Clock, Shaper};
 use shape::Form;
@@ -74,8 +76,9 @@ pub struct WriterConfig {
     /// A stream starts with the form's header row (CSV): false when it
     /// appends to lines written before.
     pub header: bool,
-    /// A capture's tail, read back: each code's bars written up to here.
-    pub bar_ends: HashMap<String, u64>,
+    /// Where to keep what was written of each code, for a capture whose
+    /// lines do not say it ([`memory`]).
+    pub memory: Option<std::path::PathBuf>,
 }
 
 /// Drain `queue` into `out` until the queue is closed and empty. Batches
@@ -107,8 +110,8 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let mut shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
-    shaper.resume(&config.bar_ends);
+    let shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
+    let mut keeper = config.memory.map(Keeper::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
@@ -137,6 +140,9 @@ pub fn run_sink<W: Write>(
                 if let Err(end) = w.write_out(true) {
                     return end;
                 }
+                if let Some(k) = &mut keeper {
+                    k.save(&lines.memory());
+                }
                 break WriterEnd::Drained;
             }
             Err(false) => None,
@@ -153,6 +159,11 @@ pub fn run_sink<W: Write>(
             return end;
         }
         w.tick();
+        if let Some(k) = &mut keeper
+            && k.due(Instant::now())
+        {
+            k.save(&lines.memory());
+        }
     };
     if let Sink::Files(c) = &mut w.sink {
         c.sync_all();

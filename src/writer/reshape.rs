@@ -75,15 +75,6 @@ impl Shaper {
         }
     }
 
-    /// A capture written before holds each code's bars up to its end.
-    pub fn resume(&mut self, ends: &HashMap<String, u64>) {
-        if let Some(b) = &mut self.bars {
-            for (code, end) in ends {
-                b.resume(code, *end);
-            }
-        }
-    }
-
     /// The wall clock's reading (ms) at which [`Shaper::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {

@@ -32,9 +32,6 @@ const MAX_LINE: usize = 1 << 20;
 pub struct Resumed {
     /// Per (depth?, code): what its last line carried.
     pub last: HashMap<(bool, String), Last>,
-    /// Per code: the end of its newest bar line (`--bars`): its trades
-    /// before that are in a bar written already.
-    pub bars: HashMap<String, u64>,
     /// The `time` of the newest file's last line, if any.
     pub newest_time: Option<u64>,
     /// Bytes read.
@@ -56,6 +53,31 @@ impl Resumed {
                 None => String::new(),
             }
         )
+    }
+}
+
+impl Resumed {
+    /// Add what a capture's memory file says ([`super::memory`]): for
+    /// each code the later of it and the tail's last line; the newest time
+    /// the latest of all.
+    pub fn remember(&mut self, path: &Path) {
+        let kept = super::memory::load(path);
+        if kept.is_empty() {
+            return;
+        }
+        for (key, last) in kept {
+            let time = last.parts().1;
+            self.newest_time = Some(self.newest_time.map_or(time, |t| t.max(time)));
+            let known = self.last.entry(key).or_insert(last);
+            if known.parts().1 < time {
+                *known = last;
+            }
+        }
+        say(format!(
+            "resume: {} remembers the last push of {}",
+            path.display(),
+            crate::report::count(self.last.len(), "code")
+        ));
     }
 }
 
@@ -146,16 +168,9 @@ fn learn(line: &[u8], r: &mut Resumed) -> Option<u64> {
     let depth = match v["type"].as_str()? {
         "trade" => false,
         "depth" => true,
-        "bar" => {
-            let (code, start, end) = (
-                v["code"].as_str()?,
-                v["start"].as_u64()?,
-                v["end"].as_u64()?,
-            );
-            let e = r.bars.entry(code.to_string()).or_insert(end);
-            *e = (*e).max(end);
-            return Some(start);
-        }
+        // A bar says nothing of its trades' seq (the memory file does):
+        // only its start, for the time not running.
+        "bar" => return v["start"].as_u64(),
         _ => return None,
     };
     let code = v["code"].as_str()?;
@@ -224,10 +239,7 @@ impl Columns {
             return None; // the header row
         }
         if self.bars {
-            let end = num(self.end)?;
-            let e = r.bars.entry(code).or_insert(end);
-            *e = (*e).max(end);
-            return num(self.start).or(Some(end));
+            return num(self.start).or(num(self.end));
         }
         let time = num(self.time)?;
         let seq = num(self.seq).unwrap_or(0);
@@ -401,15 +413,25 @@ mod tests {
         let mut a = r.last[&(false, "A.US".to_string())];
         assert_eq!(a.see(5, 1000), Seen::Repeat);
         assert!(r.last.contains_key(&(false, "B,\"X\"".to_string())));
-        let bars = "code,interval,start,end,close\nA.US,1m,0,60000,1\nA.US,1m,60000,120000,2\nB.US,1m,0,60000,1\n";
+        let bars = "code,interval,start,end,close\nA.US,1m,0,60000,1\nB.US,1m,60000,120000,1\n";
         std::fs::write(d.join("b.csv"), bars).unwrap();
-        let json = "{\"type\":\"bar\",\"symbol\":\"C\",\"code\":\"C.US\",\"interval\":\"1m\",\"start\":60000,\"end\":120000}\n";
+        let r = read_back(&[d.join("b.csv")]);
+        assert!(r.last.is_empty(), "a bar says nothing of seq");
+        assert_eq!(r.newest_time, Some(60_000), "the newest bar's start");
+        let json = "{\"type\":\"bar\",\"symbol\":\"C\",\"code\":\"C.US\",\"interval\":\"1m\",\"start\":120000,\"end\":180000}\n";
         std::fs::write(d.join("b.jsonl"), json).unwrap();
-        let r = read_back(&[d.join("b.csv"), d.join("b.jsonl")]);
-        assert_eq!(r.bars["A.US"], 120_000);
-        assert_eq!(r.bars["B.US"], 60_000);
-        assert_eq!(r.bars["C.US"], 120_000);
-        assert_eq!(r.newest_time, Some(0), "the newest line's start");
+        let mut r = read_back(&[d.join("b.jsonl")]);
+        assert_eq!(r.newest_time, Some(120_000));
+        // The memory file beside it knows each code's last push.
+        std::fs::write(
+            d.join("m.last"),
+            "{\"depth\":false,\"code\":\"C.US\",\"seq\":9,\"time\":150000}\n",
+        )
+        .unwrap();
+        r.remember(&d.join("m.last"));
+        assert_eq!(r.newest_time, Some(150_000));
+        let mut c = r.last[&(false, "C.US".to_string())];
+        assert_eq!(c.see(9, 150_000), Seen::Repeat);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

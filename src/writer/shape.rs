@@ -59,6 +59,15 @@ impl Form {
     pub fn is_plain(&self) -> bool {
         self.bars.is_none() && self.shape.is_full_json()
     }
+
+    /// Whether the lines written say each code's last push (its `code`,
+    /// `seq` and `time`), for a restart to read back.
+    pub fn lines_say_seq(&self) -> bool {
+        self.bars.is_none()
+            && ["code", "seq", "time"]
+                .iter()
+                .all(|k| self.shape.names().any(|n| n == *k))
+    }
 }
 
 /// The keys of a bar line, in the order the tool writes them.
