@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
+use crate::bars::Bar;
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::replay::ReplayEnd;
 use crate::report::{say, set_secret};
@@ -25,12 +26,12 @@ use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
 use crate::wire::symbol::{Feed, Symbol};
 use crate::writer::capture::Capture;
-use crate::writer::memory;
 use crate::writer::queue::{Frames, Item};
 use crate::writer::resume::{self, Resumed};
 use crate::writer::shape::Format;
 use crate::writer::stats::Stats;
 use crate::writer::{Sink, WriterConfig, WriterEnd, run_sink};
+use crate::writer::{memory, reopen};
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -81,7 +82,8 @@ pub fn run() -> i32 {
         resumed.remember(path);
     }
     let resumed_at = resumed.newest_time;
-    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed, memory);
+    let reopen = bars_to_reopen(&opts);
+    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed, (memory, reopen));
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let mut base = base_config(&opts, token);
     base.resumed_at = resumed_at.filter(|_| opts.gaps);
@@ -303,13 +305,29 @@ fn memory_file(opts: &Options) -> Option<PathBuf> {
     }
 }
 
+/// With `--bars`, the bars the last stop wrote whose intervals are still
+/// open, cut from the end of the newest files (or of `--resume FILE` when
+/// stdout is FILE).
+fn bars_to_reopen(opts: &Options) -> Vec<Bar> {
+    let Some(interval) = opts.form.bars else {
+        return Vec::new();
+    };
+    let files = match (&opts.output, &opts.resume) {
+        (Some(pattern), _) => pattern.existing().into_iter().take(2).collect(),
+        (None, Some(file)) if resume::is_stdout(file) => vec![file.clone()],
+        _ => return Vec::new(),
+    };
+    let grace = opts.form.bar_grace.as_millis() as u64;
+    reopen::take_back(&files, interval, grace, Stats::now_ms())
+}
+
 fn start_writer(
     out_rx: Receiver<Item>,
     spares: Sender<Frames>,
     stats: &Arc<Stats>,
     opts: &Options,
     resumed: Resumed,
-    memory: Option<PathBuf>,
+    (memory, reopen): (Option<PathBuf>, Vec<Bar>),
 ) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
@@ -319,6 +337,7 @@ fn start_writer(
         form: opts.form.clone(),
         header: !resume::stdout_has_lines(),
         memory,
+        reopen,
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {

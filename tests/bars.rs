@@ -428,7 +428,7 @@ fn late_in(err: &str) -> u64 {
 }
 
 #[test]
-fn restarts_into_bar_files_count_no_trade_twice() {
+fn restarts_into_bar_files_count_no_trade_twice_and_write_one_bar_per_interval() {
     // The server pushes each code's last trade again on every subscription:
     // each restart meets a trade already in a bar.
     let sim = start_sim(SimConfig {
@@ -474,9 +474,13 @@ fn restarts_into_bar_files_count_no_trade_twice() {
     let st = sim.state();
     assert!(st.repushes.len() >= 3, "{} re-pushes", st.repushes.len());
     let mut counted = 0;
+    let mut seen = HashSet::new();
     for (_, raw) in bar_files(dir.path()) {
         let bar: Value = serde_json::from_str(&raw).unwrap();
         counted += bar["trades"].as_u64().unwrap();
+        // A restart inside an interval takes its bar back and goes on.
+        let key = (bar["code"].to_string(), bar["start"].as_u64().unwrap());
+        assert!(seen.insert(key.clone()), "two bars for {key:?}");
     }
     assert_eq!(
         counted + late,

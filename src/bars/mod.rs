@@ -231,14 +231,12 @@ impl Open {
     }
 }
 
-/// What is kept of a code: its open bars (usually one or two), where a
-/// resumed capture left it, and the label of its latest bar (shared by
-/// its bars while it does not change).
+/// What is kept of a code: its open bars (usually one or two), and the
+/// label of its latest bar (shared by its bars while it does not change).
 #[derive(Debug)]
 struct Entry {
     code: Arc<str>,
     symbol: Arc<str>,
-    resumed: u64,
     bars: Vec<Open>,
 }
 
@@ -305,8 +303,7 @@ impl Bars {
     }
 
     /// Fold a trade into the bar of its own `time`. Late when that bar's
-    /// interval is already closed (see [`Bars::close_due`]) or the code was
-    /// resumed past it ([`Bars::resume`]).
+    /// interval is already closed (see [`Bars::close_due`]).
     pub fn add(&mut self, t: &Trade) -> Result<(), Refused> {
         if t.time < self.closed {
             return Err(Refused::Late);
@@ -325,7 +322,6 @@ impl Bars {
         let entry = Entry {
             code: code.clone(),
             symbol: t.symbol.into(),
-            resumed: 0,
             bars: Vec::new(),
         };
         fold(
@@ -370,23 +366,46 @@ impl Bars {
         )
     }
 
-    /// A capture written before says `code`'s bars were written up to
-    /// `end` (ms, exclusive): its trades before `end` are late.
-    pub fn resume(&mut self, code: &str, end: u64) {
-        if let Some(entry) = self.codes.get_mut(code) {
-            entry.resumed = entry.resumed.max(end);
-            return;
+    /// Open `bar` again, as written at a stop, to take the interval's
+    /// later trades: its open and high/low stand, a later trade becomes
+    /// its close. False (and nothing done) when it is of another interval,
+    /// its interval is closed, or its code has that bar open already.
+    pub fn reopen(&mut self, bar: Bar) -> bool {
+        if bar.interval != self.interval || bar.start < self.closed {
+            return false;
         }
-        let code: Arc<str> = code.into();
-        self.codes.insert(
-            code.clone(),
-            Entry {
-                symbol: code.clone(),
-                code,
-                resumed: end,
-                bars: Vec::new(),
-            },
-        );
+        let entry = self.codes.entry(bar.code.clone()).or_insert_with(|| Entry {
+            code: bar.code.clone(),
+            symbol: bar.symbol.clone(),
+            bars: Vec::new(),
+        });
+        if entry.bars.iter().any(|b| b.start == bar.start) {
+            return false;
+        }
+        entry.symbol = bar.symbol.clone();
+        entry.bars.push(Open {
+            start: bar.start,
+            symbol: bar.symbol,
+            // Every later trade is at or after the start: the written open
+            // keeps its place (the first received of its time) and the
+            // latest such trade becomes the close.
+            first: bar.start,
+            last: bar.start,
+            open: Digits::new(&bar.open),
+            high: Digits::new(&bar.high),
+            low: Digits::new(&bar.low),
+            close: Digits::new(&bar.close),
+            volume: bar.volume,
+            turnover: bar.turnover,
+            trades: bar.trades,
+        });
+        self.index
+            .by_start
+            .entry(bar.start)
+            .or_default()
+            .push(bar.code);
+        self.index.open += 1;
+        true
     }
 
     /// Bars open now.
@@ -433,9 +452,6 @@ impl Bars {
 /// Fold a read trade into its code's bar, opening it when it is the first.
 fn fold(entry: &mut Entry, index: &mut Index, r: &Read) -> Result<(), Refused> {
     let t = r.trade;
-    if t.time < entry.resumed {
-        return Err(Refused::Late);
-    }
     let Some(bar) = entry.bars.iter_mut().find(|b| b.start == r.start) else {
         if *entry.symbol != *t.symbol {
             entry.symbol = t.symbol.into();

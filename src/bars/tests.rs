@@ -230,23 +230,40 @@ fn bars_after_close_due_an_interval_takes_no_trade() {
 }
 
 #[test]
-fn bars_resume_makes_a_codes_earlier_trades_late() {
+fn bars_reopened_take_the_intervals_later_trades() {
+    let mut first = Bars::new(minute(), 0);
+    first
+        .add(&with_volume(t("A", S + 10, "5.0"), "1.5"))
+        .unwrap();
+    first.add(&with_volume(t("A", S + 20, "7"), "2")).unwrap();
+    first.add(&t("A", S + 30, "4")).unwrap();
+    let partial = all(&mut first).remove(0);
+    // The same interval continued after a restart: one bar in the end.
     let mut bars = Bars::new(minute(), 0);
-    bars.resume("A", S + MIN);
-    assert_eq!(bars.add(&t("A", S + MIN - 1, "1")), Err(Refused::Late));
-    assert_eq!(bars.add(&t("A", S, "1")), Err(Refused::Late));
-    assert_eq!(bars.add(&t("B", S, "1")), Ok(()));
-    assert_eq!(bars.add(&t("A", S + MIN, "2")), Ok(()));
-    // Resuming to an earlier end does not move it back.
-    bars.resume("A", S);
-    assert_eq!(bars.add(&t("A", S + 1, "1")), Err(Refused::Late));
-    bars.resume("B", S + 2 * MIN);
-    assert_eq!(bars.add(&t("B", S + MIN, "1")), Err(Refused::Late));
-    let rows: Vec<(String, u64)> = all(&mut bars)
-        .iter()
-        .map(|b| (b.code.to_string(), b.start))
-        .collect();
-    assert_eq!(rows, [("B".to_string(), S), ("A".to_string(), S + MIN)]);
+    assert!(bars.reopen(partial.clone()));
+    assert!(!bars.reopen(partial.clone()), "open already");
+    bars.add(&t("A", S, "9")).unwrap();
+    bars.add(&with_volume(t("A", S + 40, "6.5"), "0.25"))
+        .unwrap();
+    let b = all(&mut bars).remove(0);
+    assert_eq!(
+        &*b.open, b"5.0",
+        "the written open stands, even against a trade at the start"
+    );
+    assert_eq!(&*b.high, b"9");
+    assert_eq!(&*b.low, b"4");
+    assert_eq!(&*b.close, b"6.5");
+    assert_eq!(b.trades, 5);
+    let mut v = Vec::new();
+    b.volume.as_ref().unwrap().write(&mut v);
+    assert_eq!(v, b"3.75");
+    // Not a bar of another interval, nor of a closed one.
+    let mut other = Bars::new(Interval::parse("5m").unwrap(), 0);
+    assert!(!other.reopen(partial.clone()));
+    let mut closed = Bars::new(minute(), 0);
+    closed.add(&t("B", S + 2 * MIN, "1")).unwrap();
+    due(&mut closed, S + 2 * MIN);
+    assert!(!closed.reopen(partial));
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub(crate) mod lines;
 pub mod memory;
 pub mod pattern;
 pub mod queue;
+pub mod reopen;
 pub mod reshape;
 pub mod resume;
 pub mod shape;
@@ -79,6 +80,8 @@ pub struct WriterConfig {
     /// Where to keep what was written of each code, for a capture whose
     /// lines do not say it ([`memory`]).
     pub memory: Option<std::path::PathBuf>,
+    /// Bars written at the last stop, to go on with ([`reopen`]).
+    pub reopen: Vec<crate::bars::Bar>,
 }
 
 /// Drain `queue` into `out` until the queue is closed and empty. Batches
@@ -110,7 +113,8 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
+    let mut shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
+    shaper.reopen(config.reopen);
     let mut keeper = config.memory.map(Keeper::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);

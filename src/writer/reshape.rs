@@ -75,6 +75,16 @@ impl Shaper {
         }
     }
 
+    /// Bars written at a stop, open again to take their intervals' later
+    /// trades ([`super::reopen`]).
+    pub fn reopen(&mut self, bars: Vec<Bar>) {
+        if let Some(b) = &mut self.bars {
+            for bar in bars {
+                b.reopen(bar);
+            }
+        }
+    }
+
     /// The wall clock's reading (ms) at which [`Shaper::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {

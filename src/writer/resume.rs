@@ -251,7 +251,7 @@ impl Columns {
 }
 
 /// The cells of one CSV row (RFC 4180 quoting).
-fn csv_cells(row: &[u8]) -> Vec<Vec<u8>> {
+pub fn csv_cells(row: &[u8]) -> Vec<Vec<u8>> {
     let row = row.strip_suffix(b"\r").unwrap_or(row);
     let mut cells = vec![Vec::new()];
     let mut quoted = false;
