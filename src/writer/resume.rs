@@ -108,15 +108,6 @@ pub fn read_back_within(files: &[PathBuf], budget: u64) -> Resumed {
             ));
             continue;
         }
-        if let Layout::Csv(c) = &layout
-            && !c.bars
-            && c.seq.is_none()
-        {
-            say(format!(
-                "resume: {} has no seq column: a trade pushed again after this restart cannot be told from a new one",
-                path.display()
-            ));
-        }
         read_file_back(&file, budget, newest, &layout, &mut r);
     }
     r
