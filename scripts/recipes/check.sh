@@ -360,6 +360,41 @@ check_to-parquet() {
         duckdb_compare "$python" ticks.csv) && say_pass "$1" || say_fail "$1" "CSV differs"
 }
 
+check_duckdb-bars() {
+    local python
+    python=$(duckdb_python) || { say_skip "$1" "cannot pip install duckdb: $(tail -n 1 "$work/pip.log" 2>/dev/null)"; return; }
+    mkdir -p "$dir/bin"
+    printf '#!/bin/sh\n[ "$1" = -c ] || exit 2\nexec %s -c "import duckdb, sys; duckdb.connect().execute(sys.argv[1])" "$2"\n' \
+        "$python" >"$dir/bin/duckdb"
+    chmod +x "$dir/bin/duckdb"
+    RUN_SECS=4 PATH="$dir/bin:$PATH" run_block duckdb-bars || { say_fail "$1" "block failed"; return; }
+    # The Parquet rows hold the bar lines' values, exactly.
+    (cd "$dir" && "$python" - <<'EOF' 2>>assert.err
+import json, sys
+from datetime import timezone
+from decimal import Decimal
+import duckdb
+want = [json.loads(l, parse_float=Decimal) for l in open("bars.jsonl")]
+rel = duckdb.sql("SELECT * FROM 'bars.parquet'")
+types = dict(zip(rel.columns, map(str, rel.types)))
+if types["close"] != "DECIMAL(18,6)" or not types["start"].startswith("TIMESTAMP"):
+    sys.exit(f"types {types}")
+got = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+if not want or len(got) != len(want):
+    sys.exit(f"{len(got)} rows, {len(want)} bars")
+for g, w in zip(got, want):
+    for k in ("symbol", "code", "interval", "trades"):
+        if g[k] != w[k]:
+            sys.exit(f"{k}: {g[k]!r} != {w[k]!r}")
+    for k in ("open", "high", "low", "close", "volume", "turnover"):
+        if (g[k] is None) != (w[k] is None) or (g[k] is not None and Decimal(g[k]) != Decimal(w[k])):
+            sys.exit(f"{k}: {g[k]!r} != {w[k]!r}")
+    if round(g["start"].replace(tzinfo=timezone.utc).timestamp() * 1000) != w["start"]:
+        sys.exit(f"start {g['start']} != {w['start']}")
+EOF
+    ) && say_pass "$1" || say_fail "$1" "Parquet differs from the bar lines"
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -483,7 +518,7 @@ check_systemd-unit() {
 # --- main --------------------------------------------------------------------
 
 all=(jq-price jq-symbol jq-last-capture jq-last-live fifo-shell fifo-python daily-output daily-files
-    duckdb to-parquet redis kafka kafka-keyed systemd-unit)
+    duckdb to-parquet duckdb-bars redis kafka kafka-keyed systemd-unit)
 # Every marked block must have a check, and every check (but the unit) a block.
 for f in "$work"/blocks/*; do
     [ -e "$f" ] || continue
