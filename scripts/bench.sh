@@ -34,6 +34,9 @@
 #               (files: the file's size polled every 20 ms until it stops
 #               growing, then its lines counted) and CPU s per million ticks.
 #               Not in the default SECTIONS: SECTIONS=capture, CAPTURE_N.
+#   bars        scripts/bars_bench.sh: replay --speed max --bars 1m (and 1s, and
+#               5000 codes) of a 2 M-trade capture: trades/s and peak RSS. Not
+#               in the default SECTIONS: SECTIONS=bars (its own table).
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
 # GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
@@ -66,6 +69,11 @@ fi
 RATES="1000 10000 100000"
 : "${SECTIONS:=throughput latency idle growth}"
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+if want bars; then
+    "$(dirname "$0")/bars_bench.sh"
+    SECTIONS=${SECTIONS//bars/}
+    [ -z "${SECTIONS// /}" ] && exit 0
+fi
 GROWTH_SYMBOLS="1 100 3000"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

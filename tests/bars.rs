@@ -490,3 +490,50 @@ fn restarts_into_bar_files_count_no_trade_twice_and_write_one_bar_per_interval()
         st.repushes.len()
     );
 }
+
+#[test]
+fn with_bars_depth_lines_and_gap_lines_still_come_through() {
+    let sim = start_sim(config(40.0));
+    let args = [
+        "--bars",
+        "1s",
+        "--bar-grace",
+        "0.3",
+        "--gaps",
+        "NASDAQ:AAPL",
+        "HKEX:700@depth",
+    ];
+    let mut tool = start(&sim, &args);
+    let kinds = |out: &[String]| -> HashSet<String> {
+        out.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["type"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| kinds(out).contains("bar")
+            && kinds(out).contains("depth"))
+    );
+    // A lost connection: its gap line passes through among the bars.
+    sim.set_cut_every(Some(Duration::from_millis(500)));
+    check!(
+        tool,
+        tool.wait_for(WAIT, |out, _| kinds(out).contains("gap"))
+    );
+    sim.set_cut_every(None);
+    stop(&mut tool);
+    let out = tool.stdout();
+    check!(
+        tool,
+        kinds(&out) == HashSet::from(["bar".into(), "depth".into(), "gap".into()]),
+        "{:?}",
+        kinds(&out)
+    );
+    for l in &out {
+        let v: Value = serde_json::from_str(l).unwrap();
+        if v["type"] == "depth" {
+            check!(tool, v["bids"].is_array() && v["code"] == "700.HK", "{l}");
+        }
+    }
+}

@@ -180,7 +180,7 @@ impl Stats {
             .map(|c| c.line())
             .collect();
         let line = format!(
-            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid trades, {} invalid depth pushes, {} bad depth levels, {} overflow, {} repeated, {} unreadable; {} seq restarts; {} reconnects; {}",
+            "stats: in {:.0}/s, out {:.0}/s, queue {} ticks, dropped {} invalid trades, {} invalid depth pushes, {} bad depth levels, {} overflow, {} repeated, {} unreadable, {} late; {} seq restarts; {} reconnects; {}",
             rate(received, prev.0),
             rate(written, prev.1),
             self.unwritten(),
@@ -190,6 +190,7 @@ impl Stats {
             Self::get(&self.dropped_overflow),
             Self::get(&self.dropped_repeat),
             Self::get(&self.garbage_frames),
+            Self::get(&self.late_trades),
             Self::get(&self.seq_restarts),
             Self::get(&self.reconnects),
             if connections.is_empty() {
