@@ -142,9 +142,10 @@ impl Shaper {
     }
 
     /// The whole line at `buf[at..]` (with its newline), as the tool
-    /// writes it: rewrite it in place into the form's line. False when
-    /// no line is left there. With bars on the stream's clock, the bars
-    /// it closes are written there instead. The number of lines there now.
+    /// writes it: rewrite it in place into the form's line, or fold it
+    /// into a bar, or leave it out. With bars on the stream's clock, the
+    /// bars it closes are written there instead. Returns the number of
+    /// lines at `buf[at..]` now.
     pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
         let line = &buf[at..];
         let kind = line_kind(line);
