@@ -405,7 +405,6 @@ fn bars_go_to_the_file_of_their_start_across_midnight() {
 fn bar_files(dir: &Path) -> Vec<(String, String)> {
     files_under(dir)
         .iter()
-        .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
         .flat_map(|f| {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
             std::fs::read_to_string(f)

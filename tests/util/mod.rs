@@ -494,7 +494,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Every file under `dir`, sorted.
+/// Every file under `dir` but dot files, sorted.
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -503,7 +503,8 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                // A dot file beside a capture is the tool's memory of it.
                 out.push(p);
             }
         }
