@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use alltick_stream::sim::{Readings, SimConfig};
 use serde_json::Value;
 
-use crate::util::{TempDir, Tool, WAIT, civil, config, files_under, start, start_sim, stop};
+use crate::util::{
+    TempDir, Tool, WAIT, before_midnight, civil, config, files_under, repushing, start, start_sim,
+    stop,
+};
 
 /// Decimal text (digits, at most one dot, at most 8 decimals) as a whole
 /// number of 1e-8 units, and its count of decimals.
@@ -267,13 +269,7 @@ fn replayed_bars_equal_an_independent_exact_aggregation() {
 
 #[test]
 fn live_bars_count_every_trade_once_across_reconnects_and_connections() {
-    let sim = start_sim(SimConfig {
-        readings: Readings {
-            repush_last_trade: true,
-            ..Readings::default()
-        },
-        ..config(60.0)
-    });
+    let sim = repushing(60.0);
     sim.set_cut_every(Some(Duration::from_secs(3)));
     let codes = ["C0.US", "C1.US", "C2.US", "C3.US"];
     let mut args = vec![
@@ -350,15 +346,7 @@ fn live_bars_count_every_trade_once_across_reconnects_and_connections() {
 
 #[test]
 fn bars_go_to_the_file_of_their_start_across_midnight() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let midnight = (now / 86_400_000 + 1) * 86_400_000;
-    let sim = start_sim(SimConfig {
-        clock_offset_ms: midnight - 1_500 - now,
-        ..config(40.0)
-    });
+    let (sim, midnight) = before_midnight(40.0);
     let dir = TempDir::new("bars-midnight");
     let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
     let args = [
@@ -430,13 +418,7 @@ fn late_in(err: &str) -> u64 {
 fn restarts_into_bar_files_count_no_trade_twice_and_write_one_bar_per_interval() {
     // The server pushes each code's last trade again on every subscription:
     // each restart meets a trade already in a bar.
-    let sim = start_sim(SimConfig {
-        readings: Readings {
-            repush_last_trade: true,
-            ..Readings::default()
-        },
-        ..config(50.0)
-    });
+    let sim = repushing(50.0);
     let dir = TempDir::new("bars-restart");
     let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
     let args = [

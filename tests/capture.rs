@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alltick_stream::sim::{Readings, SimConfig, SimState, Simulator};
+use alltick_stream::sim::{SimState, Simulator};
 use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
 
 use crate::util::{
-    TOKEN, TempDir, Tool, WAIT, bin, civil, config, files_under, json_lines, sim, start, start_sim,
-    stop,
+    TOKEN, TempDir, Tool, WAIT, before_midnight, bin, civil, files_under, json_lines, repushing,
+    sim, start, stop,
 };
 
 /// Every line of every file under `dir`, parsed: each file ends with a
@@ -65,18 +65,6 @@ fn trade_subscriptions(st: &SimState) -> usize {
         .iter()
         .filter(|r| r.cmd_id == CMD_SUB_TRADES)
         .count()
-}
-
-/// A simulator pushing `rate` ticks/s per code that pushes each code's last
-/// trade again on every subscription.
-fn repushing(rate: f64) -> Simulator {
-    start_sim(SimConfig {
-        readings: Readings {
-            repush_last_trade: true,
-            ..Readings::default()
-        },
-        ..config(rate)
-    })
 }
 
 /// The tool against `sim` with `--resume FILE` and its stdout appended to
@@ -443,15 +431,7 @@ fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
 /// in that day's file, whatever the order they come in.
 #[test]
 fn lines_land_in_the_file_of_their_own_day_across_midnight() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let midnight = (now / 86_400_000 + 1) * 86_400_000;
-    let sim = start_sim(SimConfig {
-        clock_offset_ms: midnight - 1_500 - now,
-        ..config(40.0)
-    });
+    let (sim, midnight) = before_midnight(40.0);
     let dir = TempDir::new("capture-midnight");
     let pattern = format!("{}/%Y-%m-%d.jsonl", dir.path().display());
     let mut tool = start(&sim, &["--output", &pattern, "NASDAQ:AAPL", "NASDAQ:TSLA"]);

@@ -347,6 +347,33 @@ pub fn sim(ticks_per_sec: f64) -> Simulator {
     start_sim(config(ticks_per_sec))
 }
 
+/// A simulator pushing `rate` ticks/s per code that pushes each code's last
+/// trade again on every subscription.
+pub fn repushing(rate: f64) -> Simulator {
+    start_sim(SimConfig {
+        readings: alltick_stream::sim::Readings {
+            repush_last_trade: true,
+            ..Default::default()
+        },
+        ..config(rate)
+    })
+}
+
+/// A simulator pushing `rate` ticks/s per code whose clock reads 1.5 s
+/// before the next midnight UTC; and that midnight (ms).
+pub fn before_midnight(rate: f64) -> (Simulator, i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let midnight = (now / 86_400_000 + 1) * 86_400_000;
+    let sim = start_sim(SimConfig {
+        clock_offset_ms: midnight - 1_500 - now,
+        ..config(rate)
+    });
+    (sim, midnight)
+}
+
 /// Run the tool against `url` with [`TOKEN`], then `extra` arguments.
 pub fn start_url(url: &str, extra: &[&str]) -> Tool {
     let mut args = vec!["--url", url];
