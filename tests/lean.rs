@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::util::{TempDir, Tool, WAIT, files_under, sim, start, stop};
+use crate::util::{TempDir, Tool, WAIT, capture_into, files_under, sim, start, stop};
 
 /// Run `replay ARGS` to completion (bounded): stdout, stderr, status.
 fn replay(args: &[&str]) -> (String, String, Option<i32>) {
@@ -22,21 +22,7 @@ fn replay(args: &[&str]) -> (String, String, Option<i32>) {
 fn capture(dir: &Path) -> String {
     let sim = sim(200.0);
     let file = dir.join("cap.jsonl");
-    let mut tool = start(
-        &sim,
-        &[
-            "--output",
-            file.to_str().unwrap(),
-            "NASDAQ:AAPL",
-            "NASDAQ:TSLA",
-            "EURUSD",
-        ],
-    );
-    let grown = tool.poll(WAIT, || {
-        std::fs::read_to_string(&file).is_ok_and(|t| t.lines().count() >= 300)
-    });
-    check!(tool, grown);
-    stop(&mut tool);
+    capture_into(&sim, &file, &["NASDAQ:AAPL", "NASDAQ:TSLA", "EURUSD"], 300);
     file.to_str().unwrap().to_string()
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{TempDir, Tool, WAIT, bin, sim, start, stop};
+use crate::util::{TempDir, Tool, WAIT, bin, capture_into, sim};
 
 fn trade(code: &str, seq: u64, time: u64) -> String {
     format!(
@@ -176,21 +176,12 @@ fn a_capture_of_the_simulator_replays_as_itself() {
     let sim = sim(100.0);
     let dir = TempDir::new("replay-round");
     let file = dir.path().join("cap.jsonl");
-    let mut tool = start(
+    capture_into(
         &sim,
-        &[
-            "--output",
-            file.to_str().unwrap(),
-            "NASDAQ:AAPL",
-            "NASDAQ:TSLA",
-            "HKEX:700@depth",
-        ],
+        &file,
+        &["NASDAQ:AAPL", "NASDAQ:TSLA", "HKEX:700@depth"],
+        200,
     );
-    let grown = tool.poll(WAIT, || {
-        std::fs::read_to_string(&file).is_ok_and(|t| t.lines().count() >= 200)
-    });
-    check!(tool, grown);
-    stop(&mut tool);
     let captured = std::fs::read_to_string(&file).unwrap();
     let (out, err, _) = replay(&["--speed", "max", file.to_str().unwrap()]);
     assert_eq!(out, captured, "{err}");

@@ -386,6 +386,19 @@ pub fn start(sim: &Simulator, extra: &[&str]) -> Tool {
     start_url(&sim.url(), extra)
 }
 
+/// The tool's capture of `sim` into `file` (`--output`) of `symbols`, until
+/// it holds `lines` lines; then stopped.
+pub fn capture_into(sim: &Simulator, file: &std::path::Path, symbols: &[&str], lines: usize) {
+    let mut args = vec!["--output", file.to_str().unwrap()];
+    args.extend_from_slice(symbols);
+    let mut tool = start(sim, &args);
+    let grown = tool.poll(WAIT, || {
+        std::fs::read_to_string(file).is_ok_and(|t| t.lines().count() >= lines)
+    });
+    check!(tool, grown);
+    stop(&mut tool);
+}
+
 /// SIGINT, and require a clean exit.
 pub fn stop(tool: &mut Tool) {
     tool.signal("INT");
