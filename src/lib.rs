@@ -11,7 +11,9 @@
 //!   one module both sides import), turns frames into lines (`lines`,
 //!   [`writer::format`], de-duplication in `dedupe`) to stdout or to the
 //!   files of `--output` (`capture`, named by `pattern`, read back on start
-//!   by `resume`), and keeps the counters (`stats`);
+//!   by `resume`, with `memory` and `reopen` for bar captures), makes them
+//!   into bars, lean lines or CSV (`reshape`, `shape`), and keeps the
+//!   counters (`stats`);
 //! - [`router`]: the stdin command grammar ([`router::command`]) and the
 //!   spreading of symbols over connections;
 //! - [`wire`]: the AllTick wire format, no I/O: messages
@@ -21,12 +23,13 @@
 //!   its pushes from the random walk or from a [`sim::Feed`];
 //! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
 //!   server (the simulator's protocol over each connection's own replay);
-//! - [`bars`]: trades into OHLCV bars, exact decimals;
+//! - [`bars`]: trades into OHLCV bars with exact decimals, no I/O;
 //! - [`app`] wires them up from the command line ([`cli`]); [`report`]
 //!   writes stderr with the token scrubbed.
 //!
 //! Imports run one way: `app` → `cli`, `serve`, `replay`, `router`,
-//! `session`, `writer` → `wire`; `serve` → `sim`.
+//! `session`, `writer` → `bars` → `wire`; `replay` → `writer`; `serve` →
+//! `sim`.
 
 #![warn(clippy::too_many_lines)]
 
