@@ -227,6 +227,13 @@ impl Capture {
             reason: format!("disk: {}", lost.error),
             dropped: Some(lost.lines),
         };
+        if !self.header.is_empty() {
+            // CSV files (they have a header row) hold no gap lines: stderr.
+            let mut line = Vec::new();
+            format_gap(&mut line, &gap);
+            say(format!("gap: {}", String::from_utf8_lossy(line.trim_ascii_end())));
+            return;
+        }
         for start in self.gap_periods(&gap) {
             let mut line = Vec::new();
             format_gap(&mut line, &gap);
