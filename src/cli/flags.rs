@@ -423,9 +423,10 @@ pub const FLAGS: &[Flag] = &[
         modes: LIVE_REPLAY,
         ..flag(
             "bar-grace",
-            "with --bars, write a bar once the clock (live: the wall clock; \
-             replay: the lines' own) is SECS past its end; a trade for a bar \
-             already written is counted as late and reported",
+            "with --bars, write a bar once the clock (live: the wall clock \
+             moved by the feed's own offset; replay: the lines' own) is SECS \
+             past its end; a trade for a bar already written is counted as \
+             late and reported",
         )
     },
     Flag {
