@@ -231,7 +231,10 @@ impl Capture {
             // CSV files (they have a header row) hold no gap lines: stderr.
             let mut line = Vec::new();
             format_gap(&mut line, &gap);
-            say(format!("gap: {}", String::from_utf8_lossy(line.trim_ascii_end())));
+            say(format!(
+                "gap: {}",
+                String::from_utf8_lossy(line.trim_ascii_end())
+            ));
             return;
         }
         for start in self.gap_periods(&gap) {

@@ -66,10 +66,13 @@ impl Resumed {
             return;
         }
         for (key, last) in kept {
-            let time = last.parts().1;
+            let (seq, time) = last.parts();
             self.newest_time = Some(self.newest_time.map_or(time, |t| t.max(time)));
             let known = self.last.entry(key).or_insert(last);
-            if known.parts().1 < time {
+            // The later push wins; of one time, the one that knows its seq
+            // (a row without a seq column reads as seq 0).
+            let (known_seq, known_time) = known.parts();
+            if (known_time, known_seq) < (time, seq) {
                 *known = last;
             }
         }
@@ -421,6 +424,13 @@ mod tests {
         .unwrap();
         r.remember(&d.join("m.last"));
         assert_eq!(r.newest_time, Some(150_000));
+        let mut c = r.last[&(false, "C.US".to_string())];
+        assert_eq!(c.see(9, 150_000), Seen::Repeat);
+        // A row without seq and the memory of the same push: the memory's
+        // seq counts.
+        std::fs::write(d.join("lean.csv"), "time,code\n150000,C.US\n").unwrap();
+        let mut r = read_back(&[d.join("lean.csv")]);
+        r.remember(&d.join("m.last"));
         let mut c = r.last[&(false, "C.US".to_string())];
         assert_eq!(c.see(9, 150_000), Seen::Repeat);
         let _ = std::fs::remove_dir_all(&d);
