@@ -223,13 +223,14 @@ pub fn run(
                 merge.recycle(line);
                 continue;
             }
-            let at = buf.len();
-            buf.extend_from_slice(&line.bytes);
-            merge.recycle(line);
             match &mut shaper {
-                Some(s) => written += s.reshape(&mut buf, at) as u64,
-                None => written += 1,
+                Some(s) => written += s.shape(&line.bytes, &mut buf) as u64,
+                None => {
+                    buf.extend_from_slice(&line.bytes);
+                    written += 1;
+                }
             }
+            merge.recycle(line);
             if buf.len() >= WRITE_BYTES {
                 out.write_all(&buf)?;
                 buf.clear();

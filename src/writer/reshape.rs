@@ -30,7 +30,8 @@ pub enum Clock {
 /// Turns full lines into the lines of a [`Form`].
 pub struct Shaper {
     form: Form,
-    scratch: Vec<u8>,
+    /// The line being shaped, when it came in the output buffer.
+    line: Vec<u8>,
     cell: Vec<u8>,
     canon: Vec<u8>,
     /// Depth lines left out of CSV.
@@ -60,7 +61,7 @@ impl Shaper {
             .map(|interval| Bars::new(interval, form.bar_grace.as_millis() as u64));
         Shaper {
             form,
-            scratch: Vec::new(),
+            line: Vec::new(),
             cell: Vec::new(),
             canon: Vec::new(),
             depth_skipped: 0,
@@ -142,75 +143,92 @@ impl Shaper {
     }
 
     /// The whole line at `buf[at..]` (with its newline), as the tool
-    /// writes it: rewrite it in place into the form's line, or fold it
-    /// into a bar, or leave it out. With bars on the stream's clock, the
-    /// bars it closes are written there instead. Returns the number of
-    /// lines at `buf[at..]` now.
+    /// writes it: rewritten in place into the form's line, or folded into
+    /// a bar, or left out ([`Shaper::shape`]). Returns the number of lines
+    /// at `buf[at..]` now.
     pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
-        let line = &buf[at..];
-        let kind = line_kind(line);
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        line.extend_from_slice(&buf[at..]);
+        buf.truncate(at);
+        let n = self.shape(&line, buf);
+        self.line = line;
+        n
+    }
+
+    /// A whole line (with its newline) as the tool writes it: append the
+    /// form's line for it to `out`, or fold it into a bar, or leave it out.
+    /// With bars on the stream's clock, the bars it closes are appended
+    /// instead. Returns the number of lines appended.
+    pub fn shape(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
         let csv = self.form.shape.format == Format::Csv;
-        match kind {
+        match line_kind(line) {
             Kind::Trade => {}
             Kind::Depth if csv => {
                 self.depth_skipped += 1;
                 if self.depth_skipped == 1 {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
-                buf.truncate(at);
                 return 0;
             }
             Kind::Gap if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
-                buf.truncate(at);
                 return 0;
             }
-            Kind::Depth | Kind::Gap | Kind::Other => return 1,
+            Kind::Depth | Kind::Gap | Kind::Other => {
+                out.extend_from_slice(line);
+                return 1;
+            }
         }
         let trade = match TradeLine::parse(line) {
             Some(t) => t,
             None if TradeLine::canonical(line, &mut self.canon) => {
                 match TradeLine::parse(&self.canon) {
                     Some(t) => t,
-                    None => return self.unreadable(buf, at),
+                    None => return self.unreadable(),
                 }
             }
-            None => return self.unreadable(buf, at),
+            None => return self.unreadable(),
         };
-        if let Some(bars) = &mut self.bars {
-            let code = json_text(trade.code);
-            if self.clock == Clock::Stream && !first_time(&mut self.seen, &code, &trade) {
-                Stats::add(&self.stats.dropped_repeat, 1);
-                buf.truncate(at);
-                return 0;
-            }
-            let added = add(bars, &code, &trade);
-            let time = trade.time;
-            buf.truncate(at);
-            match added {
-                Ok(()) => {}
-                Err((Refused::Late, code)) => self.late(&code, time),
-                Err((Refused::Bad, _)) => return self.unreadable(buf, at),
-            }
-            if self.clock == Clock::Wall {
-                self.skew.see(time, Stats::now_ms());
-                return 0;
-            }
-            self.latest = self.latest.max(time);
-            let closed = self.close_due(self.latest);
-            for (_, line) in &closed {
-                buf.extend_from_slice(line);
-            }
-            return closed.len();
+        let Some(bars) = &mut self.bars else {
+            self.form.shape.trade(out, &mut self.cell, &trade);
+            return 1;
+        };
+        let code = json_text(trade.code);
+        if self.clock == Clock::Stream && !first_time(&mut self.seen, &code, &trade) {
+            Stats::add(&self.stats.dropped_repeat, 1);
+            return 0;
         }
-        self.scratch.clear();
-        self.form
-            .shape
-            .trade(&mut self.scratch, &mut self.cell, &trade);
-        buf.truncate(at);
-        buf.extend_from_slice(&self.scratch);
-        1
+        let time = trade.time;
+        match add(bars, &code, &trade) {
+            Ok(()) => {}
+            Err((Refused::Late, code)) => self.late(&code, time),
+            Err((Refused::Bad, _)) => return self.unreadable(),
+        }
+        if self.clock == Clock::Wall {
+            self.skew.see(time, Stats::now_ms());
+            return 0;
+        }
+        // The stream's clock moves only with a later trade; most trades
+        // close nothing, and cost no more than this comparison.
+        if time <= self.latest {
+            return 0;
+        }
+        self.latest = time;
+        if self
+            .bars
+            .as_ref()
+            .and_then(Bars::next_due)
+            .is_none_or(|d| d > time)
+        {
+            return 0;
+        }
+        let closed = self.close_due(time);
+        for (_, line) in &closed {
+            out.extend_from_slice(line);
+        }
+        closed.len()
     }
 
     /// A trade of `code` at `time` came after its bar was written.
@@ -225,7 +243,7 @@ impl Shaper {
     }
 
     /// A trade line that cannot be read back: left out, counted and said.
-    fn unreadable(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
+    fn unreadable(&mut self) -> usize {
         self.unreadable += 1;
         if self.unreadable.is_power_of_two() {
             say(format!(
@@ -233,7 +251,6 @@ impl Shaper {
                 count(self.unreadable as usize, "line")
             ));
         }
-        buf.truncate(at);
         0
     }
 
