@@ -138,6 +138,13 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         &["alltick-stream --plan premium --stats 60 NASDAQ:AAPL HKEX:700 BTCUSDT"],
     ),
     (
+        "Capture trades into daily files; later, minute bars of them as CSV:",
+        &[
+            "alltick-stream --output 'ticks/%Y-%m-%d.jsonl' --gaps NASDAQ:AAPL",
+            "alltick-stream replay --speed max --bars 1m --format csv ticks/*.jsonl >bars.csv",
+        ],
+    ),
+    (
         "Install the man page and the bash completion:",
         &[
             "alltick-stream --generate man >~/.local/share/man/man1/alltick-stream.1",
