@@ -61,12 +61,13 @@ impl Form {
     }
 
     /// Whether the lines written say each code's last push (its `code`,
-    /// `seq` and `time`), for a restart to read back.
+    /// `seq` and `time`, and for JSON lines their `type`), for a restart
+    /// to read back.
     pub fn lines_say_seq(&self) -> bool {
+        let has = |k: &str| self.shape.names().any(|n| n == k);
         self.bars.is_none()
-            && ["code", "seq", "time"]
-                .iter()
-                .all(|k| self.shape.names().any(|n| n == *k))
+            && ["code", "seq", "time"].iter().all(|k| has(k))
+            && (self.shape.format == Format::Csv || has("type"))
     }
 }
 
@@ -301,6 +302,27 @@ mod tests {
         assert!(all.is_full_json());
         assert_eq!(written(&all).as_bytes(), [LINE, b"\n"].concat());
         assert!(!s.is_full_json());
+    }
+
+    #[test]
+    fn only_lines_with_their_code_seq_and_time_say_what_was_written() {
+        let form = |format, list: &str| Form {
+            shape: Shape::with_fields(format, false, list).unwrap(),
+            ..Form::default()
+        };
+        assert!(Form::default().lines_say_seq());
+        assert!(form(Format::Jsonl, "type,code,seq,time").lines_say_seq());
+        assert!(
+            !form(Format::Jsonl, "code,seq,time").lines_say_seq(),
+            "read back by type"
+        );
+        assert!(form(Format::Csv, "time,seq,code").lines_say_seq());
+        assert!(!form(Format::Csv, "time,code,price").lines_say_seq());
+        let bars = Form {
+            bars: Some(Interval::ALL[5]),
+            ..Form::default()
+        };
+        assert!(!bars.lines_say_seq());
     }
 
     #[test]
