@@ -23,6 +23,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::wire::symbol::Fnv;
+use crate::wire::text::{push_json_str, push_u64};
 use exact::{Num, Sum};
 pub use interval::Interval;
 
@@ -90,9 +91,9 @@ impl Bar {
     /// "low":…,"close":…,"volume":…|null,"turnover":…|null,"trades":42}`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"type\":\"bar\",\"symbol\":");
-        push_str(out, &self.symbol);
+        push_json_str(out, &self.symbol);
         out.extend_from_slice(b",\"code\":");
-        push_str(out, &self.code);
+        push_json_str(out, &self.code);
         out.extend_from_slice(b",\"interval\":\"");
         out.extend_from_slice(self.interval.name().as_bytes());
         out.extend_from_slice(b"\",\"start\":");
@@ -122,34 +123,6 @@ impl Bar {
         push_u64(out, self.trades);
         out.extend_from_slice(b"}\n");
     }
-}
-
-/// Append `s` as a JSON string: copied between quotes, or escaped by
-/// serde_json when it holds a quote, a backslash or a control character.
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
-}
-
-/// Append `v` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[at..]);
 }
 
 /// Number text, inline when short (as prices are): a bar's close changes

@@ -2,8 +2,9 @@
 //! ([`protocol`]), the zero-copy scanner for trade pushes ([`scan`]), the
 //! one-pass reader of the documented push ([`fast`]), exact decimal text
 //! ([`decimal`]), the symbols users type ([`symbol`]), fields of the
-//! tool's own lines found by position ([`line`]), and the token's
-//! place in the URL ([`url_encode`]).
+//! tool's own lines found by position ([`line`]), JSON values written
+//! into a buffer ([`text`]), and the token's place in the URL
+//! ([`url_encode`]).
 
 pub mod decimal;
 pub mod fast;
@@ -11,6 +12,7 @@ pub mod line;
 pub mod protocol;
 pub mod scan;
 pub mod symbol;
+pub mod text;
 
 /// Percent-encode for a URL query value (everything but unreserved characters).
 pub fn url_encode(s: &str) -> String {

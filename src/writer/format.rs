@@ -6,36 +6,7 @@
 use super::queue::Gap;
 use crate::wire::fast::Plain;
 use crate::wire::protocol::{Depth, Side, TradeView};
-
-/// Append `s` as a JSON string.
-pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f);
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // serde_json escapes correctly; writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// Append an unsigned integer in decimal, without allocating.
-pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
+pub use crate::wire::text::{push_json_str, push_u64};
 
 fn push_opt_number(out: &mut Vec<u8>, n: Option<&str>) {
     match n {
