@@ -53,6 +53,8 @@ pub enum Refused {
     /// Its price, volume or turnover is not a number (the tool's own lines
     /// never have one that is not).
     Bad,
+    /// Its code's memory says it was counted already ([`Bars::add_new`]).
+    Repeat,
 }
 
 /// A finished bar.
@@ -204,13 +206,15 @@ impl Open {
     }
 }
 
-/// What is kept of a code: its open bars (usually one or two), and the
-/// label of its latest bar (shared by its bars while it does not change).
+/// What is kept of a code: its open bars (usually one or two), the label
+/// of its latest bar (shared by its bars while it does not change), and
+/// what the caller keeps of it ([`Bars::add_new`]).
 #[derive(Debug)]
-struct Entry {
+struct Entry<M> {
     code: Arc<str>,
     symbol: Arc<str>,
     bars: Vec<Open>,
+    memo: M,
 }
 
 /// A trade's numbers, read.
@@ -229,12 +233,13 @@ struct Index {
     open: usize,
 }
 
-/// Open bars of one interval, closed by a clock.
+/// Open bars of one interval, closed by a clock; with `M`, what the
+/// caller keeps per code, in the same table ([`Bars::add_new`]).
 #[derive(Debug)]
-pub struct Bars {
+pub struct Bars<M = ()> {
     interval: Interval,
     grace: u64,
-    codes: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    codes: HashMap<Arc<str>, Entry<M>, BuildHasherDefault<Fnv>>,
     index: Index,
     /// Every interval before this time is closed: aligned, never lower.
     closed: u64,
@@ -258,6 +263,13 @@ impl Bars {
     /// No bar open, nothing closed; an interval closes once the clock
     /// passes its end by `grace_ms`.
     pub fn new(interval: Interval, grace_ms: u64) -> Bars {
+        Bars::with_memo(interval, grace_ms)
+    }
+}
+
+impl<M: Default> Bars<M> {
+    /// [`Bars::new`], keeping an `M` per code for [`Bars::add_new`].
+    pub fn with_memo(interval: Interval, grace_ms: u64) -> Bars<M> {
         let mut bars = Bars {
             interval,
             grace: grace_ms,
@@ -278,6 +290,28 @@ impl Bars {
     /// Fold a trade into the bar of its own `time`. Late when that bar's
     /// interval is already closed (see [`Bars::close_due`]).
     pub fn add(&mut self, t: &Trade) -> Result<(), Refused> {
+        self.add_new(t, |_| true)
+    }
+
+    /// [`Bars::add`], first asking `new` whether the trade is new to its
+    /// code, with what is kept of the code (`M`): a `Repeat` when not. One
+    /// lookup of the code serves both.
+    pub fn add_new(&mut self, t: &Trade, new: impl FnOnce(&mut M) -> bool) -> Result<(), Refused> {
+        let entry = match self.codes.get_mut(t.code) {
+            Some(e) => e,
+            None => {
+                let code: Arc<str> = t.code.into();
+                self.codes.entry(code.clone()).or_insert(Entry {
+                    code,
+                    symbol: t.symbol.into(),
+                    bars: Vec::new(),
+                    memo: M::default(),
+                })
+            }
+        };
+        if !new(&mut entry.memo) {
+            return Err(Refused::Repeat);
+        }
         if t.time < self.closed {
             return Err(Refused::Late);
         }
@@ -288,20 +322,7 @@ impl Bars {
             volume: summable(t.volume)?,
             turnover: summable(t.turnover)?,
         };
-        if let Some(entry) = self.codes.get_mut(t.code) {
-            return fold(entry, &mut self.index, &read);
-        }
-        let code: Arc<str> = t.code.into();
-        let entry = Entry {
-            code: code.clone(),
-            symbol: t.symbol.into(),
-            bars: Vec::new(),
-        };
-        fold(
-            self.codes.entry(code).or_insert(entry),
-            &mut self.index,
-            &read,
-        )
+        fold(entry, &mut self.index, &read)
     }
 
     /// The clock (ms) reads `clock`: close every interval whose end +
@@ -351,6 +372,7 @@ impl Bars {
             code: bar.code.clone(),
             symbol: bar.symbol.clone(),
             bars: Vec::new(),
+            memo: M::default(),
         });
         if entry.bars.iter().any(|b| b.start == bar.start) {
             return false;
@@ -423,7 +445,7 @@ impl Bars {
 }
 
 /// Fold a read trade into its code's bar, opening it when it is the first.
-fn fold(entry: &mut Entry, index: &mut Index, r: &Read) -> Result<(), Refused> {
+fn fold<M>(entry: &mut Entry<M>, index: &mut Index, r: &Read) -> Result<(), Refused> {
     let t = r.trade;
     let Some(bar) = entry.bars.iter_mut().find(|b| b.start == r.start) else {
         if *entry.symbol != *t.symbol {

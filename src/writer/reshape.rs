@@ -5,14 +5,11 @@
 //! stderr, depth is counted).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::bars::{self, Bar, Bars, Interval, Refused};
 use crate::report::{count, say};
 use crate::wire::line::{TradeLine, digits, find, unquoted};
-use crate::wire::symbol::Fnv;
 use crate::writer::dedupe::{Last, Seen};
 use crate::writer::pattern::iso;
 use crate::writer::shape::{Form, Format};
@@ -39,15 +36,15 @@ pub struct Shaper {
     /// Trade lines that could not be read back.
     unreadable: u64,
     /// `--bars`: the open bars.
-    bars: Option<Bars>,
+    /// With, per code on the stream's clock, the de-duplication memory of
+    /// what its bars took: a trade is counted once, as the live stream
+    /// writes it once.
+    bars: Option<Bars<Last>>,
     clock: Clock,
     /// The latest trade time seen (the stream's clock).
     latest: u64,
     /// Live: how far the feed's times run from the wall clock.
     skew: Skew,
-    /// On the stream's clock, what each code's bars took: a trade is
-    /// counted once, as the live stream writes it once.
-    seen: HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>,
     stats: Arc<Stats>,
     drops: DropLog,
 }
@@ -58,7 +55,7 @@ impl Shaper {
     pub fn new(form: Form, clock: Clock, stats: Arc<Stats>) -> Shaper {
         let bars = form
             .bars
-            .map(|interval| Bars::new(interval, form.bar_grace.as_millis() as u64));
+            .map(|interval| Bars::with_memo(interval, form.bar_grace.as_millis() as u64));
         Shaper {
             form,
             line: Vec::new(),
@@ -70,7 +67,6 @@ impl Shaper {
             clock,
             latest: 0,
             skew: Skew::default(),
-            seen: HashMap::default(),
             stats,
             drops: DropLog::default(),
         }
@@ -195,14 +191,16 @@ impl Shaper {
             self.form.shape.trade(out, &mut self.cell, &trade);
             return 1;
         };
-        let code = json_text(trade.code);
-        if self.clock == Clock::Stream && !first_time(&mut self.seen, &code, &trade) {
-            Stats::add(&self.stats.dropped_repeat, 1);
-            return 0;
-        }
         let time = trade.time;
-        match add(bars, &code, &trade) {
+        // Live, the writer's de-duplication came first; on the stream's
+        // clock it is done here, in the bars' own table of codes.
+        let dedupe = self.clock == Clock::Stream;
+        match add(bars, &trade, dedupe) {
             Ok(()) => {}
+            Err((Refused::Repeat, _)) => {
+                Stats::add(&self.stats.dropped_repeat, 1);
+                return 0;
+            }
             Err((Refused::Late, code)) => self.late(&code, time),
             Err((Refused::Bad, _)) => return self.unreadable(),
         }
@@ -325,32 +323,24 @@ impl Skew {
     }
 }
 
-/// Whether `t` is new to its code's memory (remembering it).
-fn first_time(
-    seen: &mut HashMap<Box<str>, Last, BuildHasherDefault<Fnv>>,
-    code: &str,
-    t: &TradeLine,
-) -> bool {
-    let seq = digits(t.seq).unwrap_or(0);
-    let last = match seen.get_mut(code) {
-        Some(l) => l,
-        None => seen.entry(code.into()).or_default(),
-    };
-    last.see(seq, t.time) != Seen::Repeat
-}
-
 /// Fold `t` into `bars`; why not, with its code.
-fn add(bars: &mut Bars, code: &str, t: &TradeLine) -> Result<(), (Refused, String)> {
+/// With `dedupe`, a repeat of its code's last trade is refused first.
+fn add(bars: &mut Bars<Last>, t: &TradeLine, dedupe: bool) -> Result<(), (Refused, String)> {
+    let code = json_text(t.code);
     let symbol = json_text(t.symbol);
+    let seq = digits(t.seq).unwrap_or(0);
     let trade = bars::Trade {
         symbol: &symbol,
-        code,
+        code: &code,
         time: t.time,
         price: t.price,
         volume: number(t.volume),
         turnover: number(t.turnover),
     };
-    bars.add(&trade).map_err(|why| (why, code.to_string()))
+    bars.add_new(&trade, |last| {
+        !dedupe || last.see(seq, t.time) != Seen::Repeat
+    })
+    .map_err(|why| (why, code.to_string()))
 }
 
 /// A number token, or `None` for `null`.
