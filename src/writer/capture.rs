@@ -64,8 +64,9 @@ pub struct Capture {
     last_sync: Instant,
     drops: DropLog,
     stats: Arc<Stats>,
-    /// Written first to a file that is empty (a CSV header row).
-    header: Vec<u8>,
+    /// CSV files: the header row written first to a file that is empty.
+    /// They hold no gap lines (those go to stderr).
+    csv_header: Option<Vec<u8>>,
 }
 
 impl Capture {
@@ -81,14 +82,14 @@ impl Capture {
             last_sync: Instant::now(),
             drops: DropLog::default(),
             stats,
-            header: Vec::new(),
+            csv_header: None,
         }
     }
 
-    /// Start every empty file with `header` (CSV's header row): a file
-    /// appended to already has it.
-    pub fn set_header(&mut self, header: Vec<u8>) {
-        self.header = header;
+    /// The files are CSV: every empty one starts with `header` (a file
+    /// appended to already has it), and gap lines go to stderr.
+    pub fn set_csv(&mut self, header: Vec<u8>) {
+        self.csv_header = Some(header);
     }
 
     /// The start of the period of a line whose time is `time`.
@@ -112,7 +113,10 @@ impl Capture {
     fn append(&mut self, start: u64, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
         let i = self.file_for(start)?;
         let f = &mut self.open[i];
-        let head: &[u8] = if f.len == 0 { &self.header } else { &[] };
+        let head: &[u8] = match &self.csv_header {
+            Some(h) if f.len == 0 => h,
+            _ => &[],
+        };
         match f
             .file
             .write_all(head)
@@ -227,8 +231,8 @@ impl Capture {
             reason: format!("disk: {}", lost.error),
             dropped: Some(lost.lines),
         };
-        if !self.header.is_empty() {
-            // CSV files (they have a header row) hold no gap lines: stderr.
+        if self.csv_header.is_some() {
+            // CSV files hold no gap lines: stderr.
             let mut line = Vec::new();
             format_gap(&mut line, &gap);
             say(format!(
@@ -419,7 +423,7 @@ mod tests {
                 false,
                 Arc::default(),
             );
-            c.set_header(b"time\n".to_vec());
+            c.set_csv(b"time\n".to_vec());
             c.write(c.period_start(a), format!("{}\n", 2 + run).as_bytes());
             c.write(c.period_start(b), format!("{}\n", 4 + run).as_bytes());
             c.sync_all();
@@ -458,6 +462,26 @@ mod tests {
             (Some(5), Some(9))
         );
         assert_eq!(gap["dropped"], 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_csv_file_that_the_disk_refused_gets_its_header_and_no_gap_line() {
+        let d = temp("refused-csv");
+        let pattern = Pattern::parse(&format!("{}/x.csv", d.display())).unwrap();
+        std::fs::create_dir_all(d.join("x.csv")).unwrap();
+        let stats = Arc::new(Stats::default());
+        let mut c = Capture::new(pattern, Duration::from_secs(1), true, Arc::clone(&stats));
+        c.set_csv(b"time,code\n".to_vec());
+        c.write(0, b"5,A.US\n9,B.US\n");
+        assert_eq!(Stats::get(&stats.lost_disk), 2);
+        std::fs::remove_dir(d.join("x.csv")).unwrap();
+        c.write(0, b"10,A.US\n");
+        c.sync_all();
+        assert_eq!(
+            std::fs::read_to_string(d.join("x.csv")).unwrap(),
+            "time,code\n10,A.US\n"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

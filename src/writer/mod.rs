@@ -119,7 +119,8 @@ pub fn run_sink<W: Write>(
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
-        Sink::Files(c) => c.set_header(shaper.header()),
+        Sink::Files(c) if shaper.is_csv() => c.set_csv(shaper.header()),
+        Sink::Files(_) => {}
         Sink::Stream(_) if config.header => buf.extend_from_slice(&shaper.header()),
         Sink::Stream(_) => {}
     }

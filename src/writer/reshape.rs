@@ -130,6 +130,11 @@ impl Shaper {
         self.form.is_plain()
     }
 
+    /// Whether lines are CSV rows.
+    pub fn is_csv(&self) -> bool {
+        self.form.shape.format == Format::Csv
+    }
+
     /// The header row a stream or a new file starts with (CSV), else
     /// nothing.
     pub fn header(&self) -> Vec<u8> {
@@ -293,6 +298,8 @@ impl Shaper {
 #[derive(Debug, Default)]
 struct Skew {
     recent: Vec<i64>,
+    /// `recent`, sorted for the median (kept to be reused).
+    sorted: Vec<i64>,
     next: usize,
     median: i64,
 }
@@ -312,9 +319,10 @@ impl Skew {
         }
         // Taken now and then (each trade when few are in), not each trade.
         if self.recent.len() < Self::TRADES || self.next.is_multiple_of(16) {
-            let mut sorted = self.recent.clone();
-            sorted.sort_unstable();
-            self.median = sorted[sorted.len() / 2];
+            self.sorted.clear();
+            self.sorted.extend_from_slice(&self.recent);
+            self.sorted.sort_unstable();
+            self.median = self.sorted[self.sorted.len() / 2];
         }
     }
 
