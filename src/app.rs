@@ -16,7 +16,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::bars::Bar;
+use crate::capture::resume::{self, Resumed};
+use crate::capture::write::Capture;
+use crate::capture::{memory, takeback};
 use crate::cli::{self, EndpointUrl, Options, Parsed};
+use crate::form::columns::Format;
+use crate::queue::{Frames, Item};
 use crate::replay::ReplayEnd;
 use crate::report::{say, set_secret};
 use crate::router::command::{Command, LineEvent, read_commands};
@@ -24,14 +29,9 @@ use crate::router::{Endpoint, Limits, Router, ShardId};
 use crate::session::stagger::Stagger;
 use crate::session::{Control, Session, SessionConfig, SessionEnd};
 use crate::sim::{SimConfig, Simulator};
+use crate::stats::Stats;
 use crate::wire::symbol::{Feed, Symbol};
-use crate::writer::capture::Capture;
-use crate::writer::queue::{Frames, Item};
-use crate::writer::resume::{self, Resumed};
-use crate::writer::shape::Format;
-use crate::writer::stats::Stats;
 use crate::writer::{Sink, WriterConfig, WriterEnd, run_sink};
-use crate::writer::{memory, reopen};
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -318,7 +318,7 @@ fn bars_to_reopen(opts: &Options) -> Vec<Bar> {
         _ => return Vec::new(),
     };
     let grace = opts.form.bar_grace.as_millis() as u64;
-    reopen::take_back(&files, interval, grace, Stats::now_ms())
+    takeback::take_back(&files, interval, grace, Stats::now_ms())
 }
 
 fn start_writer(

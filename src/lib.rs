@@ -1,35 +1,39 @@
-//! alltick-stream: AllTick real-time trades to stdout as JSON lines.
+//! alltick-stream: AllTick real-time trades to stdout as JSON lines, and
+//! a dataset a backtest can trust.
 //!
-//! Threads and channels, no async runtime. The folders are the threads:
-//! - [`session`]: one thread per connection keeps its endpoint connected:
-//!   dialling (`connect`), the open socket with its pacing, requests in
-//!   flight and liveness clock (`connection`), the subscription feeds
-//!   (`feed`, `subscriptions`), the pure rules (`policy`, `schedule`,
-//!   `stagger`), typed errors (`error`), outages for gap lines (`gaps`),
-//!   and the intake that hands pushes over unparsed (`intake`);
-//! - [`writer`]: the writer thread drains the queue ([`writer::queue`], the
-//!   one module both sides import), turns frames into lines (`lines`,
-//!   [`writer::format`], de-duplication in `dedupe`) to stdout or to the
-//!   files of `--output` (`capture`, named by `pattern`, read back on start
-//!   by `resume`, with `memory` and `reopen` for bar captures), makes them
-//!   into bars, lean lines or CSV (`reshape`, `shape`), and keeps the
-//!   counters (`stats`);
-//! - [`router`]: the stdin command grammar ([`router::command`]) and the
-//!   spreading of symbols over connections;
-//! - [`wire`]: the AllTick wire format, no I/O: messages
-//!   ([`wire::protocol`]), the zero-copy scanner and the one-pass reader
-//!   ([`wire::scan`], [`wire::fast`]), exact decimals, symbols;
-//! - [`sim`]: the simulated AllTick server behind `--demo` and the tests,
-//!   its pushes from the random walk or from a [`sim::Feed`];
+//! Threads and channels, no async runtime. Each folder is one job:
+//! - [`session`]: the reader threads, one per connection: dialling, the
+//!   open socket with its pacing and liveness clock, the subscription
+//!   channels (trades, depth) and their pure rules, outages for gap lines,
+//!   and the intake that hands pushes to the queue unparsed;
+//! - [`writer`]: the writer thread: drains the [`queue`], turns frames into
+//!   lines (de-duplicated across connections) and hands them on to stdout
+//!   or to a capture; it does no file I/O of its own;
+//! - [`capture`]: the capture files: written by pattern, read back on
+//!   start, the memory file, bars taken back, and read again by `replay`
+//!   and `serve`;
+//! - [`form`]: the forms of a line: fields, CSV, the JSON text of the
+//!   tool's lines and its reading by position, bars wired in;
+//! - [`router`]: the stdin command grammar and the spreading of symbols
+//!   over connections;
+//! - [`wire`]: AllTick's format, no I/O: messages, the scanner and the
+//!   one-pass reader of pushes, exact decimals, symbols, repeats by `seq`;
+//! - [`bars`]: trades into OHLCV bars with exact decimals, and the UTC
+//!   calendar, no I/O;
 //! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
-//!   server (the simulator's protocol over each connection's own replay);
-//! - [`bars`]: trades into OHLCV bars with exact decimals, no I/O;
-//! - [`app`] wires them up from the command line ([`cli`]); [`report`]
-//!   writes stderr with the token scrubbed.
+//!   server;
+//! - [`sim`]: the simulated AllTick server behind `--demo` and the tests;
+//! - [`cli`]: the flags, `--help`, the man page and completions;
+//! - [`app`] wires them up; [`queue`] is what travels from the readers to
+//!   the writer, [`stats`] the counters both keep, [`report`] stderr with
+//!   the token scrubbed.
 //!
-//! Imports run one way: `app` → `cli`, `serve`, `replay`, `router`,
-//! `session`, `writer` → `bars` → `wire`; `replay` → `writer`; `serve` →
-//! `sim`.
+//! Imports run one way, down this list of layers, never up or across
+//! (`tests/house.rs` holds every file to it):
+//!
+//! ```text
+//! app | cli | serve | replay | session, writer | capture | form | bars, router, sim | queue, stats | report | wire
+//! ```
 
 #![warn(clippy::too_many_lines)]
 
@@ -37,12 +41,16 @@
 // binary's own.
 pub mod app;
 pub mod bars;
+pub mod capture;
 pub mod cli;
+pub mod form;
+pub mod queue;
 pub mod replay;
 pub mod report;
 pub mod router;
 pub mod serve;
 pub mod session;
 pub mod sim;
+pub mod stats;
 pub mod wire;
 pub mod writer;

@@ -190,8 +190,8 @@ fn imports_among_product_files_run_one_way() {
         .get(&vec!["writer".to_string()])
         .expect("writer/mod.rs");
     assert!(
-        writer.contains(&vec!["writer".into(), "queue".into()]),
-        "writer → writer::queue not seen: {writer:?}"
+        writer.contains(&vec!["queue".to_string()]),
+        "writer → queue not seen: {writer:?}"
     );
     let session = graph
         .get(&vec!["session".to_string()])
@@ -203,6 +203,60 @@ fn imports_among_product_files_run_one_way() {
     if let Some(circle) = find_circle(&graph) {
         panic!("an import circle: {}", circle.join(" → "));
     }
+}
+
+/// The layers lib.rs states, top first: each top-level module's rank.
+fn stated_layers() -> BTreeMap<String, usize> {
+    let lib = fs::read_to_string(root().join("src/lib.rs")).expect("lib.rs");
+    let line = lib
+        .lines()
+        .find(|l| l.starts_with("//! app | "))
+        .expect("lib.rs states its layers in a line starting `//! app | `");
+    let mut ranks = BTreeMap::new();
+    for (rank, layer) in line.trim_start_matches("//! ").split('|').enumerate() {
+        for m in layer.split(',') {
+            ranks.insert(m.trim().to_string(), rank);
+        }
+    }
+    ranks
+}
+
+#[test]
+fn every_import_runs_down_the_layers_lib_rs_states() {
+    let ranks = stated_layers();
+    let top: BTreeSet<String> = fs::read_dir(root().join("src"))
+        .expect("src/")
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|n| n != "lib" && n != "main")
+        .collect();
+    for m in &top {
+        assert!(ranks.contains_key(m), "lib.rs's layers leave out src/{m}");
+    }
+    let mut seen = 0;
+    for (from, targets) in import_graph() {
+        for to in targets {
+            if from[0] == to[0] {
+                continue;
+            }
+            seen += 1;
+            let (a, b) = (ranks[&from[0]], ranks[&to[0]]);
+            assert!(
+                a < b,
+                "{} imports {}: {} is not below {} in lib.rs's layers",
+                from.join("::"),
+                to.join("::"),
+                to[0],
+                from[0]
+            );
+        }
+    }
+    assert!(seen > 20, "only {seen} arrows between folders seen");
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! grammar, the symbol parser and the message decoder. None may panic, and
 //! what they accept must be safe to put on the wire and on stdout.
 
+use alltick_stream::form::json;
 use alltick_stream::router::command::{LineEvent, MAX_LINE, parse_line, read_commands};
 use alltick_stream::wire::protocol::{self, Incoming};
 use alltick_stream::wire::symbol::{MAX_SYMBOL_LEN, Symbol};
 use alltick_stream::wire::{decimal, fast};
-use alltick_stream::writer::format;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -145,16 +145,16 @@ fn line_via_fast(text: &str) -> Result<Vec<u8>, String> {
     use alltick_stream::wire::scan::{Scan, scan};
     if let Some(t) = fast::read(text) {
         let mut head = Vec::new();
-        alltick_stream::writer::format::trade_head(&mut head, "S", t.code);
+        alltick_stream::form::json::trade_head(&mut head, "S", t.code);
         let mut out = Vec::new();
-        format::write(&mut out, &head, &t);
+        json::write(&mut out, &head, &t);
         return Ok(out);
     }
     match scan(text) {
         Scan::Trade(raw) => {
             let t = protocol::validate(&raw).map_err(|e| e.to_string())?;
             let mut out = Vec::new();
-            alltick_stream::writer::format::format_trade(&mut out, "S", &t);
+            alltick_stream::form::json::format_trade(&mut out, "S", &t);
             Ok(out)
         }
         Scan::Other => line_via_full(text),
@@ -165,7 +165,7 @@ fn line_via_full(text: &str) -> Result<Vec<u8>, String> {
     match protocol::decode(text) {
         Ok(Incoming::Trade(t)) => {
             let mut out = Vec::new();
-            alltick_stream::writer::format::format_trade(&mut out, "S", &t.view());
+            alltick_stream::form::json::format_trade(&mut out, "S", &t.view());
             Ok(out)
         }
         Ok(Incoming::BadTrade(why)) => Err(why.to_string()),
@@ -617,7 +617,7 @@ proptest! {
             json_str(&code), millis(time), kept(&bids), kept(&asks),
         );
         let mut out = Vec::new();
-        alltick_stream::writer::format::format_depth(&mut out, "S", &d);
+        alltick_stream::form::json::format_depth(&mut out, "S", &d);
         prop_assert_eq!(String::from_utf8(out).unwrap(), want, "{}", text);
         prop_assert_eq!(d.bad_levels as usize, bad, "{}", text);
     }

@@ -15,6 +15,7 @@
 //! Closed bars are handed out and freed, so what is held is bounded by the
 //! bars open.
 
+pub mod calendar;
 pub mod exact;
 pub mod interval;
 

@@ -16,13 +16,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bars::Interval;
+use crate::capture::pattern::Pattern;
+use crate::form::columns::{Form, Format, Shape};
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
 use crate::wire::symbol::{Feed, Market, Symbol};
 pub use crate::wire::url_encode;
-use crate::writer::pattern::Pattern;
-use crate::writer::shape::{Form, Format, Shape};
 use flags::{Flag, Mode};
 
 pub use flags::{Kind, PLAN_NAMES, PLANS};

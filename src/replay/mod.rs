@@ -7,7 +7,6 @@
 //! replayed, with the live grammar (`NASDAQ:AAPL` is `AAPL.US`).
 
 pub mod pace;
-pub mod source;
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Write};
@@ -18,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::capture::read::{Kind, Line, Merge, Source};
+use crate::capture::resume;
+use crate::form::columns::Form;
+use crate::form::convert::{Clock, Shaper};
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
-use crate::writer::reshape::{Clock, Shaper};
-use crate::writer::resume;
-use crate::writer::shape::Form;
 use pace::{Pace, Speed};
-use source::{Kind, Line, Merge, Source};
 
 /// What `replay` is asked for.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,8 +9,8 @@
 //! connection gets its own replay of the capture ([`feed`]), each line
 //! turned into the push AllTick sends for it ([`push`]).
 
-pub mod feed;
 pub mod push;
+pub mod replayer;
 
 use std::io;
 use std::net::TcpListener;
@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+use crate::capture::read::Source;
 use crate::replay::pace::Speed;
-use crate::replay::source::Source;
 use crate::report::say;
 use crate::sim::{FOREX_PATH, Reject, STOCK_PATH, SimConfig, Simulator};
-use feed::Capture;
+use replayer::Capture;
 
 /// The address `serve` listens on unless `--listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8765";

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::writer::queue::Gap;
+use crate::queue::Gap;
 
 /// An outage not yet closed by an acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::queue::{BATCH_BYTES, Frames, Gap, Item, Label};
+use crate::stats::{DropLog, Stats};
 use crate::wire::protocol::{self, Incoming, Response};
 use crate::wire::scan::{self, Scan};
-use crate::writer::queue::{BATCH_BYTES, Frames, Gap, Item, Label};
-use crate::writer::stats::{DropLog, Stats};
 
 /// How long a full queue may hold up the reader before new ticks are
 /// dropped. Far below the heartbeat period, so the link stays alive.

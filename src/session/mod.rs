@@ -16,31 +16,31 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::queue::{Frames, Item, Label};
 use crate::report::say;
 use crate::router::command::Command;
+use crate::stats::{ConnStats, Stats};
 use crate::wire::symbol::{Market, Symbol};
-use crate::writer::queue::{Frames, Item, Label};
-use crate::writer::stats::{ConnStats, Stats};
+use channel::Feeds;
 use connect::Ws;
 use connection::{Connection, TICK};
 use error::{ConnectError, Disconnect};
-use feed::Feeds;
 use gaps::GapWatch;
 use intake::Intake;
 use policy::Idle;
 use schedule::Backoff;
 use stagger::Stagger;
 
+pub(crate) mod channel;
 mod commands;
 pub(crate) mod connect;
 pub(crate) mod connection;
 pub(crate) mod error;
-pub(crate) mod feed;
 pub(crate) mod gaps;
 pub(crate) mod intake;
 pub(crate) mod policy;
+mod read_loop;
 pub(crate) mod schedule;
-mod serve;
 pub(crate) mod stagger;
 pub(crate) mod subscriptions;
 
@@ -309,7 +309,7 @@ impl Session {
         Stats::set(&self.figures.connected, 1);
         let end =
             match Connection::new(ws, self.cfg.heartbeat, self.cfg.stale_after, Instant::now()) {
-                Ok(conn) => self.serve(conn),
+                Ok(conn) => self.read_loop(conn),
                 Err(d) => ConnEnd::Lost(d),
             };
         self.connected = false;

@@ -2,13 +2,13 @@
 //! connection is dead, when it counts as healthy, and what to do with an
 //! answer that matches no subscription. Time is a parameter, so every rule
 //! is unit-tested without sockets or sleeps. The per-feed rules (full-set
-//! resend, narrowing, 429/603/606 …) live in [`crate::session::feed`]; pacing and
+//! resend, narrowing, 429/603/606 …) live in [`crate::session::channel`]; pacing and
 //! backoff in [`crate::session::schedule`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::session::feed::{self, Act, Kind, Reaction};
+use crate::session::channel::{self, Act, Kind, Reaction};
 use crate::wire::protocol::{self, Response};
 
 /// Each stretch this long of a connection's life after its acknowledgement,
@@ -231,18 +231,18 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
         401 => OtherAnswer {
             reaction: Reaction {
                 notes: Vec::new(),
-                act: Act::Fatal(feed::TOKEN_REFUSED.into()),
+                act: Act::Fatal(channel::TOKEN_REFUSED.into()),
             },
             ..plain(Vec::new())
         },
         // Not matched to a request: whichever it refused, sending both sets
         // again (paced) is safe and loses nothing.
         429 | 605 => OtherAnswer {
-            resend_all_after: Some(feed::RATE_LIMIT_RETRY),
+            resend_all_after: Some(channel::RATE_LIMIT_RETRY),
             ..plain(vec![format!(
                 "{what} refused: ret {} {meaning}{server_msg}; resending the subscriptions in {} s",
                 r.ret,
-                feed::RATE_LIMIT_RETRY.as_secs()
+                channel::RATE_LIMIT_RETRY.as_secs()
             )])
         },
         606 => OtherAnswer {
@@ -250,7 +250,7 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
                 notes: Vec::new(),
                 act: Act::Reconnect {
                     reason: format!("{meaning}{server_msg}"),
-                    min_wait: feed::AFTER_606,
+                    min_wait: channel::AFTER_606,
                 },
             },
             ..plain(Vec::new())
@@ -414,14 +414,14 @@ mod tests {
     fn an_unmatched_rate_limit_still_resends_both_sets() {
         for ret in [429, 605] {
             let a = other_answer(&answer(22005, ret, Some(0)), false);
-            assert_eq!(a.resend_all_after, Some(feed::RATE_LIMIT_RETRY));
+            assert_eq!(a.resend_all_after, Some(channel::RATE_LIMIT_RETRY));
             assert!(
                 a.reaction.notes[0].contains("resending"),
                 "{:?}",
                 a.reaction
             );
             let a = other_answer(&answer(0, ret, None), false);
-            assert_eq!(a.resend_all_after, Some(feed::RATE_LIMIT_RETRY));
+            assert_eq!(a.resend_all_after, Some(channel::RATE_LIMIT_RETRY));
         }
     }
 

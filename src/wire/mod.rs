@@ -8,8 +8,8 @@
 
 pub mod decimal;
 pub mod fast;
-pub mod line;
 pub mod protocol;
+pub mod repeat;
 pub mod scan;
 pub mod symbol;
 pub mod text;

@@ -13,16 +13,16 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
+use crate::form::json::{self, format_depth, format_trade, trade_head};
+use crate::queue::Label;
 use crate::report::say;
+use crate::stats::DropLog;
+use crate::stats::Stats;
 use crate::wire::fast;
 use crate::wire::protocol::{self, Depth, Incoming, TradeView};
+use crate::wire::repeat::{Last, Seen};
 use crate::wire::scan::{self, Scan};
 use crate::wire::symbol::{Code, Fnv};
-use crate::writer::dedupe::{Last, Seen};
-use crate::writer::format::{self, format_depth, format_trade, trade_head};
-use crate::writer::queue::Label;
-use crate::writer::stats::DropLog;
-use crate::writer::stats::Stats;
 
 /// A labelled code: its label and what was written of it.
 struct Entry {
@@ -162,7 +162,7 @@ impl Lines {
     fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) -> Option<u64> {
         let (stats, drops) = (&self.stats, &mut self.drops);
         match self.trades.get_mut(t.code) {
-            None => format::write_unlabelled(out, t),
+            None => json::write_unlabelled(out, t),
             Some(e) => {
                 let push = Push {
                     kind: "trade",
@@ -173,7 +173,7 @@ impl Lines {
                 if !written(&mut e.last, stats, drops, &e.name, &push) {
                     return None;
                 }
-                format::write(out, &e.head, t);
+                json::write(out, &e.head, t);
             }
         }
         Some(t.time)

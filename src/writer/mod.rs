@@ -7,18 +7,7 @@
 //! never a socket's thread. A capture's tail read back on start
 //! ([`resume`]) seeds the de-duplication memory ([`dedupe`]).
 
-pub mod capture;
-pub mod dedupe;
-pub mod format;
 pub(crate) mod lines;
-pub mod memory;
-pub mod pattern;
-pub mod queue;
-pub mod reopen;
-pub mod reshape;
-pub mod resume;
-pub mod shape;
-pub mod stats;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -27,15 +16,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use capture::Capture;
-use dedupe::Last;
-use format::format_gap;
+use crate::capture::memory::Keeper;
+use crate::capture::write::Capture;
+use crate::form::columns::Form;
+use crate::form::convert::{Clock, Shaper};
+use crate::form::json::format_gap;
+use crate::queue::{BATCH_BYTES, Frames, Item};
+use crate::stats::Stats;
+use crate::wire::repeat::Last;
 use lines::Lines;
-use memory::Keeper;
-use queue::{BATCH_BYTES, Frames, Item};
-use reshape::{Clock, Shaper};
-use shape::Form;
-use stats::Stats;
 
 /// How the writer stopped.
 #[derive(Debug)]
@@ -336,7 +325,7 @@ impl<W: Write> Batcher<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use queue::Label;
+    use crate::queue::Label;
 
     #[test]
     fn full_size_batches_come_back_empty_for_reuse() {

@@ -1,21 +1,21 @@
-//! Serving one open connection: reading frames, the clock's work on each
+//! The read loop of one open connection: reading frames, the clock's work on each
 //! wake-up, sending what is due, and acting on the server's answers.
 
 use std::time::Instant;
 
 use super::{ConnEnd, HOUSEKEEPING_EVERY, Session};
+use crate::session::channel::{Act, Kind, Reaction};
 use crate::session::connection::{Connection, Frame};
 use crate::session::error::Disconnect;
-use crate::session::feed::{Act, Kind, Reaction};
 use crate::session::policy::{self, InFlight, REQUEST_EXPIRY};
 use crate::session::schedule::Due;
 use crate::session::stagger::Stagger;
+use crate::stats::Stats;
 use crate::wire::protocol::{self, Response};
-use crate::writer::stats::Stats;
 
 impl Session {
     /// Read frames until the connection ends or a stop is asked for.
-    pub(super) fn serve(&mut self, mut conn: Connection) -> ConnEnd {
+    pub(super) fn read_loop(&mut self, mut conn: Connection) -> ConnEnd {
         // A fresh connection has nothing subscribed.
         self.feeds.on_connect();
         let mut burst: u32 = 0;

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::push;
+use crate::capture::read::{Kind, Line, Merge, Source};
 use crate::replay::TO_SLACK_MS;
 use crate::replay::pace::{Pace, Speed};
-use crate::replay::source::{Kind, Line, Merge, Source};
 use crate::report::say;
 use crate::sim::{Feed, FeedConn, Next, PushKind};
 

@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 
 use crate::bars::exact::Sum;
 use crate::bars::{Bar, Interval};
+use crate::form::columns::BAR_KEYS;
 use crate::report::{count, say};
-use crate::writer::shape::BAR_KEYS;
 
 /// How far back from a file's end bar lines are looked for.
 const TAIL: u64 = 8 << 20;

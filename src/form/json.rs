@@ -3,7 +3,7 @@
 //! a depth line, and the one-pass path's copy of a documented push's own
 //! digits ([`write`]). Decimals are copied as text, never through a float.
 
-use super::queue::Gap;
+use crate::queue::Gap;
 use crate::wire::fast::Plain;
 use crate::wire::protocol::{Depth, Side, TradeView};
 pub use crate::wire::text::{push_json_str, push_u64};

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use super::pattern::Pattern;
 use crate::report::say;
 
-use super::dedupe::Last;
+use crate::wire::repeat::Last;
 
 /// Bytes read back at most, over all files.
 pub const TAIL_BYTES: u64 = 8 << 20;
@@ -49,7 +49,7 @@ impl Resumed {
             crate::report::count(self.files, "file"),
             crate::report::count(self.last.len(), "code"),
             match self.newest_time {
-                Some(t) => format!(", the newest at {}", super::pattern::iso(t)),
+                Some(t) => format!(", the newest at {}", crate::bars::calendar::iso(t)),
                 None => String::new(),
             }
         )
@@ -313,7 +313,7 @@ fn repair(path: &Path) {
         .append(true)
         .read(true)
         .open(path);
-    match opened.and_then(|f| super::capture::repair_tail(&f)) {
+    match opened.and_then(|f| super::write::repair_tail(&f)) {
         Ok(Some(note)) => say(format!("{}: {note}", path.display())),
         Ok(None) => {}
         Err(e) => say(format!("cannot check the end of {}: {e}", path.display())),
@@ -352,7 +352,7 @@ pub fn stdout_has_lines() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::dedupe::Seen;
+    use crate::wire::repeat::Seen;
 
     fn line(code: &str, seq: u64, time: u64) -> String {
         format!(

@@ -8,8 +8,8 @@
 
 use crate::bars::exact::Sum;
 use crate::bars::{Bar, Interval};
-use crate::wire::line::{TRADE_KEYS, TradeLine};
-use crate::writer::format::{push_json_str, push_u64};
+use crate::form::json::{push_json_str, push_u64};
+use crate::form::line::{TRADE_KEYS, TradeLine};
 
 /// How lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

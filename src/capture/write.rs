@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::format::format_gap;
 use super::pattern::Pattern;
-use super::queue::Gap;
-use super::stats::{DropLog, Stats};
+use crate::form::json::format_gap;
+use crate::form::line::{number_after, text_after};
+use crate::queue::Gap;
 use crate::report::say;
-use crate::wire::line::{number_after, text_after};
+use crate::stats::{DropLog, Stats};
 
 /// Files kept open at once: the current period's and the one before it
 /// (a late line near a boundary), so a line never waits for an `open`.

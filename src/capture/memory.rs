@@ -13,9 +13,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::dedupe::Last;
 use super::pattern::Pattern;
-use crate::wire::line::{number_after, text_after};
+use crate::form::line::{number_after, text_after};
+use crate::wire::repeat::Last;
 
 /// How often the memory is written while lines are.
 pub const EVERY: Duration = Duration::from_secs(1);
@@ -107,7 +107,7 @@ fn write(path: &Path, entries: &[(bool, &str, u64, u64)]) -> io::Result<()> {
         text.extend_from_slice(b"{\"depth\":");
         text.extend_from_slice(if *depth { b"true" } else { b"false" });
         text.extend_from_slice(b",\"code\":");
-        super::format::push_json_str(&mut text, code);
+        crate::wire::text::push_json_str(&mut text, code);
         let _ = writeln!(text, ",\"seq\":{seq},\"time\":{time}}}");
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -123,7 +123,7 @@ fn write(path: &Path, entries: &[(bool, &str, u64, u64)]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::dedupe::Seen;
+    use crate::wire::repeat::Seen;
 
     #[test]
     fn the_memory_is_written_and_read_back_beside_its_capture() {

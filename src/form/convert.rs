@@ -7,13 +7,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::bars::calendar::iso;
 use crate::bars::{self, Bar, Bars, Interval, Refused};
+use crate::form::columns::{Form, Format};
+use crate::form::line::{TradeLine, digits, find, unquoted};
 use crate::report::{count, say};
-use crate::wire::line::{TradeLine, digits, find, unquoted};
-use crate::writer::dedupe::{Last, Seen};
-use crate::writer::pattern::iso;
-use crate::writer::shape::{Form, Format};
-use crate::writer::stats::{DropLog, Stats};
+use crate::stats::{DropLog, Stats};
+use crate::wire::repeat::{Last, Seen};
 
 /// What closes bars.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl Shaper {
     }
 
     /// Bars written at a stop, open again to take their intervals' later
-    /// trades ([`super::reopen`]).
+    /// trades (taken back from a capture on start).
     pub fn reopen(&mut self, bars: Vec<Bar>) {
         if let Some(b) = &mut self.bars {
             for bar in bars {

@@ -15,8 +15,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::form::line::{TradeLine, find, number_after, text_after};
 use crate::report::say;
-use crate::wire::line::{TradeLine, find, number_after, text_after};
 
 /// Read buffer per file.
 const READ_BUF: usize = 256 * 1024;
