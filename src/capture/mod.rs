@@ -1,5 +1,5 @@
 //! The capture files: lines written to files named by their own time
-//! ([`write`], named by [`pattern`]), read back on start so a restart
+//! ([`mod@write`], named by [`pattern`]), read back on start so a restart
 //! writes nothing twice ([`resume`], with the [`memory`] file for captures
 //! whose lines do not say it, and bars [`takeback`] to go on with), and
 //! read again for `replay` and `serve` ([`read`]).

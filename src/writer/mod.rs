@@ -1,11 +1,14 @@
-//! The writer thread: drains the queue ([`queue`]) to stdout, or to the
-//! files of `--output` ([`capture`], named by [`pattern`]), as JSON lines.
+//! The writer thread: drains the queue ([`crate::queue`]), turns frames
+//! into lines (`lines`: decoded, checked, de-duplicated across every
+//! connection by [`crate::wire::repeat`], written by [`crate::form::json`]),
+//! into the form asked for ([`crate::form::convert`]), and hands them on:
+//! to stdout, or to a capture ([`crate::capture::write`]), which owns the
+//! files. The writer itself opens no file.
 //!
-//! It turns frames into lines ([`lines`], formatted by [`format`]),
-//! batches further while the queue is busy and writes whenever it is
+//! It batches further while the queue is busy and writes whenever it is
 //! momentarily empty. A slow stdout or disk only ever blocks the writer,
 //! never a socket's thread. A capture's tail read back on start
-//! ([`resume`]) seeds the de-duplication memory ([`dedupe`]).
+//! ([`crate::capture::resume`]) seeds the de-duplication memory.
 
 pub(crate) mod lines;
 
@@ -67,9 +70,9 @@ pub struct WriterConfig {
     /// appends to lines written before.
     pub header: bool,
     /// Where to keep what was written of each code, for a capture whose
-    /// lines do not say it ([`memory`]).
+    /// lines do not say it ([`crate::capture::memory`]).
     pub memory: Option<std::path::PathBuf>,
-    /// Bars written at the last stop, to go on with ([`reopen`]).
+    /// Bars written at the last stop, to go on with ([`crate::capture::takeback`]).
     pub reopen: Vec<crate::bars::Bar>,
 }
 
