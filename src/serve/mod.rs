@@ -5,7 +5,7 @@
 //! The protocol is the simulator's own ([`crate::sim`]): both endpoint
 //! paths, the token in the query, 22000/22002/22004/22006 and their
 //! answers with `seq_id` and `trace` echoed, the error `ret`s, the 1 s
-//! rule (605) and the 30 s heartbeat cut-off. Only the pushes differ: each
+//! rule (ret 429 "rate limit") and the 30 s heartbeat cut-off. Only the pushes differ: each
 //! connection gets its own replay of the capture ([`feed`]), each line
 //! turned into the push AllTick sends for it ([`push`]).
 
@@ -22,7 +22,7 @@ use crossbeam_channel::Receiver;
 use crate::replay::pace::Speed;
 use crate::replay::source::Source;
 use crate::report::say;
-use crate::sim::{FOREX_PATH, Reject, STOCK_PATH, SimConfig, Simulator};
+use crate::sim::{FOREX_PATH, Reject, STOCK_PATH, SimConfig, Simulator, TooFast};
 use feed::Capture;
 
 /// The address `serve` listens on unless `--listen` says otherwise.
@@ -94,6 +94,7 @@ fn start(opts: &ServeOptions, token: Option<String>) -> io::Result<Simulator> {
         ticks_per_sec: 0.0,
         expected_token: token,
         reject: Reject::Http401,
+        too_fast: TooFast::Ret429,
         ..SimConfig::default()
     };
     Simulator::start_feed(listener, cfg, Arc::new(capture))
