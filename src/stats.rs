@@ -32,7 +32,7 @@ pub struct Stats {
     pub dropped_overflow: AtomicU64,
     /// Lines a disk refused (`--output`).
     pub lost_disk: AtomicU64,
-    /// Trades that came after their bar was written (`--bars`).
+    /// Trades that came after their interval closed (`--bars`).
     pub late_trades: AtomicU64,
     /// Frames that were not understood at all (bad JSON, binary).
     pub garbage_frames: AtomicU64,
@@ -220,7 +220,7 @@ impl Stats {
             (Self::get(&self.dropped_repeat), "repeated pushes"),
             (
                 Self::get(&self.late_trades),
-                "late trades (after their bar was written)",
+                "late trades (after their interval closed)",
             ),
         ];
         let shown: Vec<String> = parts

@@ -254,7 +254,7 @@ fn replayed_bars_equal_an_independent_exact_aggregation() {
     assert!(late > 20 && repeats > 20);
     let err = tool.stderr();
     assert!(
-        err.contains(&format!("{late} trades after its bar was written")),
+        err.contains(&format!("{late} trades after its interval closed")),
         "{late} late: {err}"
     );
     assert!(
@@ -264,6 +264,87 @@ fn replayed_bars_equal_an_independent_exact_aggregation() {
     assert!(
         err.contains("late trades so far"),
         "late trades are said as they come: {err}"
+    );
+}
+
+#[test]
+fn replayed_trades_of_an_interval_the_clock_closed_are_late_for_a_code_without_a_bar() {
+    const MINUTE: u64 = 60_000;
+    // 2026-12-01T23:09:00Z; the default grace, 2 s.
+    let s = 1_796_166_540_000u64;
+    let trade = |code: &str, time: u64, price: &str| T {
+        code: code.into(),
+        time,
+        price: price.into(),
+        volume: Some("1".into()),
+        turnover: None,
+    };
+    let trades = [
+        trade("A", s + 1_000, "1"),
+        // The clock jumps to minute 3: minute 0's bar is written.
+        trade("A", s + 3 * MINUTE, "2"),
+        // Minute 2's end plus the grace has passed, with no bar due then.
+        trade("A", s + 3 * MINUTE + 5_000, "3"),
+        // B's first trades ever, in minute 2: late, though B had no bar.
+        trade("B", s + 2 * MINUTE + 10, "7"),
+        trade("A", s + 3 * MINUTE + 6_000, "4"),
+        trade("B", s + 2 * MINUTE + 20, "8"),
+        trade("C", s + 3 * MINUTE + 7_000, "5"),
+    ];
+    let text: String = trades
+        .iter()
+        .zip(1..)
+        .map(|(t, seq)| line(t, seq))
+        .collect();
+    let dir = TempDir::new("bars-late-clock");
+    let cap = dir.path().join("cap.jsonl");
+    std::fs::write(&cap, text).unwrap();
+    let mut tool = Tool::start(
+        &[
+            "replay",
+            "--speed",
+            "max",
+            "--bars",
+            "1m",
+            cap.to_str().unwrap(),
+        ],
+        None,
+    );
+    let status = tool.wait_exit(WAIT);
+    assert!(status.is_some_and(|s| s.success()), "{}", tool.stderr());
+    let err = tool.stderr();
+    let bars: Vec<(u64, u64, String, u64)> = tool
+        .stdout()
+        .iter()
+        .map(|raw| {
+            let bar: Value = serde_json::from_str(raw).unwrap();
+            (
+                bar["end"].as_u64().unwrap(),
+                bar["start"].as_u64().unwrap(),
+                bar["code"].as_str().unwrap().to_string(),
+                bar["trades"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let bar = |end: u64, code: &str, trades| (end, end - MINUTE, code.to_string(), trades);
+    // No bar for B; the bars in order of their end, then code.
+    assert_eq!(
+        bars,
+        [
+            bar(s + MINUTE, "A", 1),
+            bar(s + 4 * MINUTE, "A", 3),
+            bar(s + 4 * MINUTE, "C", 1)
+        ],
+        "{err}"
+    );
+    // The first late trade is said at once, and both are in the summary.
+    assert!(
+        err.contains("a trade of B at 2026-12-01T23:11:00.010Z"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2 trades after") && err.contains("(late: in no bar)"),
+        "{err}"
     );
 }
 

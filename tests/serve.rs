@@ -372,8 +372,38 @@ fn bad_requests_get_error_rets_with_their_seq_id_and_trace() {
     ))
     .expect("send");
     let (_, answer) = c.answer(77);
-    assert_eq!(answer["ret"], 605, "{answer}");
+    assert_eq!(answer["ret"], 429, "{answer}");
     assert_eq!(answer["trace"], "fast", "{answer}");
+}
+
+#[test]
+fn a_request_inside_the_second_is_answered_429_rate_limit() {
+    let dir = TempDir::new("serve-rate");
+    let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 10, 100);
+    let serve = Serve::start(&[&file.display().to_string()]);
+    let mut c = Client::connect(&serve.url(""));
+    let (_, first) = c.request(22000, json!({}));
+    // The second at once: well inside the second since the first.
+    c.ws.send(Message::text(
+        r#"{"cmd_id":22004,"seq_id":50,"trace":"soon","data":{"symbol_list":[{"code":"AAPL.US"}]}}"#,
+    ))
+    .expect("send");
+    c.last_request = Some(Instant::now());
+    assert_eq!(c.answer(first).1["ret"], 200);
+    let (_, answer) = c.answer(50);
+    assert_eq!(answer["ret"], 429, "{answer}");
+    assert_eq!(answer["msg"], "rate limit", "{answer}");
+    assert_eq!(answer["cmd_id"], 22005, "{answer}");
+    assert_eq!(answer["trace"], "soon", "{answer}");
+    // Refused and otherwise ignored: nothing is pushed; once the second
+    // has passed, the same request is served.
+    let (frames, seq) = c.request(22004, json!({"symbol_list": [{"code": "AAPL.US"}]}));
+    assert!(
+        frames.iter().all(|f| f["cmd_id"] != 22998),
+        "pushed after a refused subscription: {frames:?}"
+    );
+    assert_eq!(c.answer(seq).1["ret"], 200);
+    assert_eq!(c.trades(10).len(), 10);
 }
 
 #[test]

@@ -11,9 +11,10 @@
 //!
 //! [`Bars`] holds the open bars of one interval and closes them by a clock
 //! the caller reads: an interval is closed once the clock passes its end
-//! by the grace, and a trade in a closed interval is refused as late.
-//! Closed bars are handed out and freed, so what is held is bounded by the
-//! bars open.
+//! by the grace, and every trade in a closed interval is refused as late,
+//! whether or not its code had a bar there; so bars are handed out in
+//! order of their end, per code and across codes. Closed bars are handed
+//! out and freed, so what is held is bounded by the bars open.
 
 pub mod calendar;
 pub mod exact;
@@ -49,7 +50,8 @@ pub struct Trade<'a> {
 /// Why a trade was not added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// Its bar was already written (or closed).
+    /// Its interval was already closed: the clock passed its end plus the
+    /// grace (whether or not its code had a bar there).
     Late,
     /// Its price, volume or turnover is not a number (the tool's own lines
     /// never have one that is not).
@@ -289,15 +291,31 @@ impl<M: Default> Bars<M> {
     }
 
     /// Fold a trade into the bar of its own `time`. Late when that bar's
-    /// interval is already closed (see [`Bars::close_due`]).
+    /// interval is already closed, by the latest clock reading given
+    /// ([`Bars::add_at`], [`Bars::close_due`]).
     pub fn add(&mut self, t: &Trade) -> Result<(), Refused> {
-        self.add_new(t, |_| true)
+        self.add_new(t, 0, |_| true)
     }
 
-    /// [`Bars::add`], first asking `new` whether the trade is new to its
+    /// [`Bars::add`] when the clock (ms) reads `clock`: every interval
+    /// whose end + grace <= `clock` is closed first, so a trade in one is
+    /// late whether or not its code had a bar there. The bars open in such
+    /// an interval take no more trades; [`Bars::close_due`] hands them out
+    /// ([`Bars::next_due`] says they are due).
+    pub fn add_at(&mut self, t: &Trade, clock: u64) -> Result<(), Refused> {
+        self.add_new(t, clock, |_| true)
+    }
+
+    /// [`Bars::add_at`], first asking `new` whether the trade is new to its
     /// code, with what is kept of the code (`M`): a `Repeat` when not. One
     /// lookup of the code serves both.
-    pub fn add_new(&mut self, t: &Trade, new: impl FnOnce(&mut M) -> bool) -> Result<(), Refused> {
+    pub fn add_new(
+        &mut self,
+        t: &Trade,
+        clock: u64,
+        new: impl FnOnce(&mut M) -> bool,
+    ) -> Result<(), Refused> {
+        self.pass(clock);
         let entry = match self.codes.get_mut(t.code) {
             Some(e) => e,
             None => {
@@ -327,17 +345,14 @@ impl<M: Default> Bars<M> {
     }
 
     /// The clock (ms) reads `clock`: close every interval whose end +
-    /// grace <= `clock`, handing each open bar of it to `out` in order of
-    /// (start, code), and remember that those intervals are closed (a later
-    /// trade in them is late, even for a code that had no bar there). The
-    /// closed boundary never moves backwards.
+    /// grace <= `clock`, handing each open bar of a closed interval (these
+    /// and any closed by [`Bars::add_at`]) to `out` in order of (start,
+    /// code), and remember that those intervals are closed (a later trade
+    /// in them is late, even for a code that had no bar there). The closed
+    /// boundary never moves backwards.
     pub fn close_due(&mut self, clock: u64, out: &mut dyn FnMut(Bar)) {
-        if clock < self.due_at {
-            return;
-        }
-        // `due_at` >= grace, so this does not wrap.
-        let boundary = self.interval.start(clock - self.grace);
-        self.close_before(boundary, out);
+        self.pass(clock);
+        self.hand_out(out);
     }
 
     /// Hand every open bar to `out`, in order of (start, code) (end of
@@ -409,6 +424,15 @@ impl<M: Default> Bars<M> {
         self.index.open
     }
 
+    /// The clock reads `clock`: close every interval whose end + grace <=
+    /// `clock` (its bars are handed out by [`Bars::hand_out`]).
+    fn pass(&mut self, clock: u64) {
+        if clock >= self.due_at {
+            // `due_at` >= grace, so this does not wrap.
+            self.set_closed(self.interval.start(clock - self.grace));
+        }
+    }
+
     /// Move the closed boundary to `boundary` (never back).
     fn set_closed(&mut self, boundary: u64) {
         self.closed = self.closed.max(boundary);
@@ -421,6 +445,12 @@ impl<M: Default> Bars<M> {
     /// Close every interval before `boundary` and hand out its bars.
     fn close_before(&mut self, boundary: u64, out: &mut dyn FnMut(Bar)) {
         self.set_closed(boundary);
+        self.hand_out(out);
+    }
+
+    /// Hand out the open bars of the closed intervals, in order of (start,
+    /// code).
+    fn hand_out(&mut self, out: &mut dyn FnMut(Bar)) {
         while let Some(first) = self.index.by_start.first_entry() {
             if *first.key() >= self.closed {
                 break;

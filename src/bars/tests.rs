@@ -5,6 +5,8 @@ use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+mod late;
+
 /// 2026-12-01 23:09:00 UTC, the start of a minute.
 const S: u64 = 1_796_166_540_000;
 const MIN: u64 = 60_000;

@@ -425,8 +425,8 @@ pub const FLAGS: &[Flag] = &[
             "bar-grace",
             "with --bars, write a bar once the clock (live: the wall clock \
              moved by the feed's own offset; replay: the lines' own) is SECS \
-             past its end; a trade for a bar already written is counted as \
-             late and reported",
+             past its end; from then on every trade for its interval (bar \
+             written or not) is counted as late and reported",
         )
     },
     Flag {

@@ -197,10 +197,22 @@ impl Shaper {
             return 1;
         };
         let time = trade.time;
+        // The clock the trade is judged by (late once it passed the end of
+        // the trade's interval plus the grace, bar written or not). Live:
+        // the wall clock moved by the feed's offset, this trade's arrival
+        // counted in; on the stream's clock, the latest time read.
+        let clock = match self.clock {
+            Clock::Wall => {
+                let now = Stats::now_ms();
+                self.skew.see(time, now);
+                now.saturating_add_signed(self.skew.get())
+            }
+            Clock::Stream => self.latest.max(time),
+        };
         // Live, the writer's de-duplication came first; on the stream's
         // clock it is done here, in the bars' own table of codes.
         let dedupe = self.clock == Clock::Stream;
-        match add(bars, &trade, dedupe) {
+        match add(bars, &trade, clock, dedupe) {
             Ok(()) => {}
             Err((Refused::Repeat, _)) => {
                 Stats::add(&self.stats.dropped_repeat, 1);
@@ -210,7 +222,6 @@ impl Shaper {
             Err((Refused::Bad, _)) => return self.unreadable(),
         }
         if self.clock == Clock::Wall {
-            self.skew.see(time, Stats::now_ms());
             return 0;
         }
         // The stream's clock moves only with a later trade; most trades
@@ -234,12 +245,12 @@ impl Shaper {
         closed.len()
     }
 
-    /// A trade of `code` at `time` came after its bar was written.
+    /// A trade of `code` at `time` came after its interval closed.
     fn late(&mut self, code: &str, time: u64) {
         let interval = self.form.bars.map_or("", Interval::name);
         self.drops.count(&self.stats.late_trades, 1, "late", |total| {
             format!(
-                "a trade of {code} at {} came after its {interval} bar was written: it is in no bar; {total} late trades so far",
+                "a trade of {code} at {} came after its {interval} interval closed (its end plus the grace passed): it is in no bar; {total} late trades so far",
                 iso(time)
             )
         });
@@ -275,7 +286,7 @@ impl Shaper {
         let late = Stats::get(&self.stats.late_trades);
         if late > 0 {
             said.push(format!(
-                "{} after its bar was written (late: in no bar)",
+                "{} after its interval closed (late: in no bar)",
                 count(late as usize, "trade")
             ));
         }
@@ -331,9 +342,15 @@ impl Skew {
     }
 }
 
-/// Fold `t` into `bars`; why not, with its code.
-/// With `dedupe`, a repeat of its code's last trade is refused first.
-fn add(bars: &mut Bars<Last>, t: &TradeLine, dedupe: bool) -> Result<(), (Refused, String)> {
+/// Fold `t` into `bars`, the clock reading `clock` (ms); why not, with
+/// its code. With `dedupe`, a repeat of its code's last trade is refused
+/// first.
+fn add(
+    bars: &mut Bars<Last>,
+    t: &TradeLine,
+    clock: u64,
+    dedupe: bool,
+) -> Result<(), (Refused, String)> {
     let code = json_text(t.code);
     let symbol = json_text(t.symbol);
     let seq = digits(t.seq).unwrap_or(0);
@@ -345,7 +362,7 @@ fn add(bars: &mut Bars<Last>, t: &TradeLine, dedupe: bool) -> Result<(), (Refuse
         volume: number(t.volume),
         turnover: number(t.turnover),
     };
-    bars.add_new(&trade, |last| {
+    bars.add_new(&trade, clock, |last| {
         !dedupe || last.see(seq, t.time) != Seen::Repeat
     })
     .map_err(|why| (why, code.to_string()))
@@ -397,6 +414,46 @@ fn line_kind(line: &[u8]) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_and_replay_alike_a_first_trade_in_an_interval_the_clock_passed_is_late() {
+        const MINUTE: u64 = 60_000;
+        let line = |code: &str, seq: u64, time: u64| {
+            format!(
+                "{{\"type\":\"trade\",\"symbol\":\"{code}\",\"code\":\"{code}\",\"seq\":{seq},\"time\":{time},\"price\":1.5,\"volume\":2,\"turnover\":null,\"side\":null}}\n"
+            )
+        };
+        for clock in [Clock::Wall, Clock::Stream] {
+            let stats = Arc::new(Stats::default());
+            let form = Form {
+                shape: crate::form::columns::Shape::all(Format::Jsonl, true),
+                bars: Interval::parse("1m").ok(),
+                ..Form::default()
+            };
+            let mut s = Shaper::new(form, clock, Arc::clone(&stats));
+            let now = Stats::now_ms();
+            // A's trades now (live: arriving as they happen): the clock
+            // reads now. B's first trade, of ten minutes ago, came after
+            // its interval closed, though B has no bar there.
+            let mut out = Vec::new();
+            let trades = [("A", 1, now), ("A", 2, now), ("A", 3, now)];
+            let late = ("B", 1, now - 10 * MINUTE);
+            for (code, seq, time) in trades.into_iter().chain([late]) {
+                s.shape(line(code, seq, time).as_bytes(), &mut out);
+            }
+            for (_, l) in s.close_all() {
+                out.extend_from_slice(&l);
+            }
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(Stats::get(&stats.late_trades), 1, "{clock:?}: {text}");
+            let bars: Vec<&str> = text.lines().collect();
+            assert_eq!(bars.len(), 1, "{clock:?}: {text}");
+            assert!(
+                bars[0].contains("\"code\":\"A\"") && bars[0].ends_with("\"trades\":3}"),
+                "{clock:?}: {text}"
+            );
+        }
+    }
 
     #[test]
     fn the_feeds_offset_is_a_median_that_an_odd_time_does_not_move() {

@@ -5,8 +5,9 @@
 //! The protocol is the simulator's own ([`crate::sim`]): both endpoint
 //! paths, the token in the query, 22000/22002/22004/22006 and their
 //! answers with `seq_id` and `trace` echoed, the error `ret`s, the 1 s
-//! rule (605) and the 30 s heartbeat cut-off. Only the pushes differ: each
-//! connection gets its own replay of the capture ([`replayer`]), each line
+//! rule (ret 429 "rate limit") and the 30 s heartbeat cut-off. Only the
+//! pushes differ: each connection gets its own replay of the capture
+//! ([`replayer`]), each line
 //! turned into the push AllTick sends for it ([`push`]).
 
 pub mod push;
@@ -22,7 +23,7 @@ use crossbeam_channel::Receiver;
 use crate::capture::read::Source;
 use crate::replay::pace::Speed;
 use crate::report::say;
-use crate::sim::{FOREX_PATH, Reject, STOCK_PATH, SimConfig, Simulator};
+use crate::sim::{FOREX_PATH, Reject, STOCK_PATH, SimConfig, Simulator, TooFast};
 use replayer::Capture;
 
 /// The address `serve` listens on unless `--listen` says otherwise.
@@ -94,6 +95,7 @@ fn start(opts: &ServeOptions, token: Option<String>) -> io::Result<Simulator> {
         ticks_per_sec: 0.0,
         expected_token: token,
         reject: Reject::Http401,
+        too_fast: TooFast::Ret429,
         ..SimConfig::default()
     };
     Simulator::start_feed(listener, cfg, Arc::new(capture))

@@ -5,7 +5,8 @@
 //! [`Simulator::url`]). It speaks the wire protocol of AllTick's
 //! WebSocket API docs: JSON requests 22000/22002/22004/22006, their responses,
 //! trade pushes (22998) and depth pushes (22999), the 1 s request interval
-//! (ret 605), token checks (HTTP 401 or ret 401) and the heartbeat cutoff.
+//! (ret 605, or 429 as `serve` answers: [`TooFast`]), token checks (HTTP 401
+//! or ret 401) and the heartbeat cutoff.
 //!
 //! `--demo` needs only the plain server; everything below about readings,
 //! fault injection and TLS exists only with the cargo feature `testing`
@@ -141,7 +142,7 @@ pub struct SimConfig {
     pub ticks_per_sec: f64,
     /// Close a connection that sent no 22000 heartbeat for this long (AllTick: 30 s).
     /// Counted from the handshake and from each 22000 answered with ret 200
-    /// (a heartbeat answered 605 does not count). The server sends a close
+    /// (a heartbeat answered 429 or 605 does not count). The server sends a close
     /// frame, waits up to 1 s for the reply, then drops the TCP connection.
     pub heartbeat_cutoff: Duration,
     /// If Some, a connection whose `token` query parameter differs is rejected (see `reject`).
@@ -149,12 +150,16 @@ pub struct SimConfig {
     /// How a bad token is rejected.
     pub reject: Reject,
     /// Minimum interval between two requests on one connection; a request
-    /// arriving sooner is answered with ret 605 "too many requests" and
-    /// otherwise ignored. None = no enforcement. Default Some(1 s).
+    /// arriving sooner is answered as `too_fast` says (ret 605 "too many
+    /// requests" by default) and otherwise ignored. None = no enforcement.
+    /// Default Some(1 s).
     ///
     /// Measured on arrival against the previous request of any kind on the
-    /// same connection (including ones that were themselves answered 605).
+    /// same connection (including ones that were themselves refused so).
     pub min_request_interval: Option<Duration>,
+    /// The answer to a request inside `min_request_interval`. Default
+    /// [`TooFast::Ret605`].
+    pub too_fast: TooFast,
     /// Seed for the random walk.
     pub seed: u64,
     /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
@@ -185,6 +190,7 @@ impl Default for SimConfig {
             expected_token: None,
             reject: Reject::Ret401,
             min_request_interval: Some(Duration::from_secs(1)),
+            too_fast: TooFast::Ret605,
             seed: 1,
             #[cfg(feature = "testing")]
             tls: None,
@@ -205,6 +211,7 @@ impl fmt::Debug for SimConfig {
             .field("expected_token", &self.expected_token)
             .field("reject", &self.reject)
             .field("min_request_interval", &self.min_request_interval)
+            .field("too_fast", &self.too_fast)
             .field("seed", &self.seed)
             .finish_non_exhaustive()
     }
@@ -218,6 +225,26 @@ pub enum Reject {
     /// Handshake succeeds; every request is answered with ret 401 "token
     /// invalid", then the server closes.
     Ret401,
+}
+
+/// How a request inside [`SimConfig::min_request_interval`] is answered:
+/// AllTick's error table has both codes for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TooFast {
+    /// ret 429 "rate limit" (`serve`).
+    Ret429,
+    /// ret 605 "too many requests" (the simulator's default).
+    Ret605,
+}
+
+impl TooFast {
+    /// The answer's `ret` and `msg`.
+    pub fn answer(self) -> (u32, &'static str) {
+        match self {
+            TooFast::Ret429 => (429, "rate limit"),
+            TooFast::Ret605 => (605, "too many requests"),
+        }
+    }
 }
 
 /// Why the simulator considers a connection finished.
@@ -307,7 +334,8 @@ pub struct Request {
     pub data: serde_json::Value,
     /// The frame's text exactly as received (binary frames lossily decoded).
     pub raw: String,
-    /// The `ret` the simulator answered with (200, 400, 401, 601, 605, or a
+    /// The `ret` the simulator answered with (200, 400, 401, 601, 429 or 605
+    /// ([`TooFast`]), or a
     /// ret injected by `Simulator::fail_next`, `Simulator::refuse_codes`
     /// or `Simulator::set_max_symbols`: 600, 603, 604, 606, …).
     pub ret: u32,

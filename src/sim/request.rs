@@ -53,7 +53,8 @@ impl Conn<'_> {
             ));
             (ret, msg, close)
         } else if too_fast {
-            (605, "too many requests", None)
+            let (ret, msg) = self.shared.cfg.too_fast.answer();
+            (ret, msg, None)
         } else {
             let (ret, msg) = self.dispatch(cmd_id, &data, now);
             (ret, msg, None)
