@@ -26,6 +26,9 @@ fn subscription_sets(sim: &Simulator) -> Vec<Vec<String>> {
 
 #[test]
 fn demo_streams_both_symbols_as_json_that_jq_filters() {
+    if !util::require("jq") {
+        return;
+    }
     let mut tool = Tool::start(&["--demo", "NASDAQ:AAPL", "NASDAQ:TSLA"], None);
     let both = tool.wait_for(WAIT, |out, _| {
         out.iter().any(|l| l.contains("\"NASDAQ:AAPL\""))
