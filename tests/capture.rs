@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alltick_stream::sim::{SimState, Simulator};
 use alltick_stream::wire::protocol::CMD_SUB_TRADES;
@@ -112,16 +112,10 @@ fn trades_in(dir: &Path) -> usize {
         .sum()
 }
 
-/// Wait until the files under `dir` hold more than `n` trades.
-fn wait_for_trades(dir: &Path, n: usize) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if trades_in(dir) > n {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+/// Wait (while `tool` runs) until the files under `dir` hold more than
+/// `n` trades.
+fn wait_for_trades(tool: &Tool, dir: &Path, n: usize) -> bool {
+    tool.poll(WAIT, || trades_in(dir) > n)
 }
 
 #[test]
@@ -129,12 +123,12 @@ fn lines_go_to_files_and_gaps_stay_off_by_default() {
     let sim = sim(50.0);
     let dir = TempDir::new("capture-plain");
     let mut tool = capture(&sim, dir.path(), &[], &["NASDAQ:AAPL"]);
-    check!(tool, wait_for_trades(dir.path(), 5));
+    check!(tool, wait_for_trades(&tool, dir.path(), 5));
     sim.drop_connections();
     check!(tool, tool.wait_stderr("connection lost"));
     check!(tool, sim.wait_until(WAIT, |s| s.connections.len() >= 2));
     let before = trades_in(dir.path());
-    check!(tool, wait_for_trades(dir.path(), before));
+    check!(tool, wait_for_trades(&tool, dir.path(), before));
     stop(&mut tool);
     check!(
         tool,
@@ -243,8 +237,7 @@ fn ticks_dropped_by_a_full_queue_are_a_gap_with_their_count() {
 /// with `prlimit --pid`.
 #[test]
 fn a_disk_that_refuses_lines_is_reported_retried_and_marked() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("skipped: prlimit (util-linux) is not installed");
+    if !crate::util::require("prlimit") {
         return;
     }
     let sim = sim(300.0);
@@ -361,19 +354,21 @@ fn kill_nine_twenty_times_loses_only_what_was_in_flight_and_marks_it() {
         let before = trades_in(dir.path());
         check!(
             tool,
-            wait_for_trades(dir.path(), before),
+            wait_for_trades(&tool, dir.path(), before),
             "round {round}: nothing written"
         );
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
+        // Not a synchronisation: the kill lands at a random moment of the
+        // stream (0-300 ms after the first new line), which is the point.
         std::thread::sleep(Duration::from_millis(rng % 300));
         tool.signal("KILL");
         check!(tool, tool.wait_exit(WAIT).is_some());
     }
     let mut tool = capture(&sim, dir.path(), &["--gaps"], &symbols);
     let before = trades_in(dir.path());
-    check!(tool, wait_for_trades(dir.path(), before));
+    check!(tool, wait_for_trades(&tool, dir.path(), before));
     sim.set_ticks_per_sec(0.0);
     stop(&mut tool);
 
@@ -442,10 +437,11 @@ fn lines_land_in_the_file_of_their_own_day_across_midnight() {
                 .is_some_and(|t| t as i64 >= midnight + 500)
         })
     };
-    let deadline = Instant::now() + WAIT;
-    while !after(dir.path()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    check!(
+        tool,
+        tool.poll(WAIT, || after(dir.path())),
+        "no line 500 ms past midnight in the files"
+    );
     stop(&mut tool);
     let lines = captured(dir.path());
     let day = |t: i64| civil(t.div_euclid(86_400_000));
@@ -486,7 +482,7 @@ fn a_restart_with_resume_writes_nothing_twice() {
         let mut tool = Tool::spawn(cmd);
         check!(tool, tool.wait_stderr(expect));
         let before = trades_in(dir.path());
-        check!(tool, wait_for_trades(dir.path(), before + 3));
+        check!(tool, wait_for_trades(&tool, dir.path(), before + 3));
         stop(&mut tool);
         tool
     };

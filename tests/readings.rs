@@ -396,7 +396,8 @@ fn http_403_at_the_handshake_names_both_causes_and_retries_slowly() {
     );
     // The wait itself is the one printed (`ConnectError::min_wait`, pinned
     // by its unit test): no second attempt comes in the next 5 s, where
-    // the plain backoff would have tried again within a second.
+    // the plain backoff would have tried again within a second. A
+    // measuring window, not a synchronisation: nothing to await but time.
     let first = sim.state().connections[0].opened_at;
     let window = Duration::from_secs(5);
     std::thread::sleep((first + window).saturating_duration_since(std::time::Instant::now()));

@@ -52,6 +52,9 @@ fn price(v: &Value) -> f64 {
 
 #[test]
 fn jq_recipes_select_exactly_the_matching_trades() {
+    if !util::require("jq") {
+        return;
+    }
     let sim = sim(20.0);
     let mut tool = start_url(&sim.url(), &SYMBOLS);
     let enough = tool.wait_for(WAIT, |out, _| {
@@ -138,6 +141,9 @@ fn jq_recipes_select_exactly_the_matching_trades() {
 
 #[test]
 fn jq_live_last_price_map_follows_the_stream_while_it_runs() {
+    if !util::require("jq") {
+        return;
+    }
     let sim = sim(10.0);
     let mut cmd = Command::new(bin());
     cmd.args(["--url", &sim.url(), "NASDAQ:AAPL", "NASDAQ:TSLA"])

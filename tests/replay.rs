@@ -232,9 +232,13 @@ fn sigint_stops_a_replay_within_a_second_even_with_stdout_blocked() {
     let mut tool = Tool::start(&["replay", "--speed", "max", f.to_str().unwrap()], None);
     check!(tool, tool.wait_lines(10));
     tool.pause_stdout();
-    // Nothing to await: the pipe fills within moments at this rate and
-    // the replay then waits on stdout.
-    std::thread::sleep(Duration::from_millis(200));
+    // The pipe fills within moments at this rate; then the replay waits
+    // on stdout.
+    check!(
+        tool,
+        tool.poll(WAIT, || tool.blocked_on_stdout()),
+        "the replay never blocked writing its stdout"
+    );
     let at = Instant::now();
     tool.signal("INT");
     let status = tool.wait_exit(Duration::from_secs(3));

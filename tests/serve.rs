@@ -1,18 +1,17 @@
 //! `alltick-stream serve`: a capture served over the AllTick protocol. The
 //! tool itself captures from the simulator and reads the capture back from
-//! `serve`; raw tungstenite clients check the protocol where the tool is
-//! not the point. Every wait is bounded; requests keep AllTick's 1 s rule
+//! `serve`; the raw client of `util::ws` checks the protocol where the tool
+//! is not the point. Every wait is bounded; requests keep AllTick's 1 s rule
 //! by reading frames until 1.1 s have passed.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Error, Message, WebSocket};
+use tungstenite::Error;
 
+use crate::util::ws::Client;
 use crate::util::{TempDir, Tool, WAIT, files_under, sim, start, start_url, stop};
 
 /// AllTick's rule: at least 1 s between two requests on a connection.
@@ -56,107 +55,14 @@ impl Serve {
     }
 }
 
-/// A raw client: requests with their 1 s spacing, and every frame read.
-struct Client {
-    ws: WebSocket<MaybeTlsStream<TcpStream>>,
-    last_request: Option<Instant>,
-    next_seq: u64,
+/// A raw client of `serve`, keeping AllTick's 1 s rule between requests.
+fn client(url: &str) -> Client {
+    Client::connect(url).paced(PACE)
 }
 
-impl Client {
-    fn connect(url: &str) -> Client {
-        let (mut ws, _) = tungstenite::connect(url).expect("connect to serve");
-        if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-            s.set_read_timeout(Some(Duration::from_millis(20)))
-                .expect("set_read_timeout");
-        }
-        Client {
-            ws,
-            last_request: None,
-            next_seq: 1,
-        }
-    }
-
-    /// The next frame as JSON, before `deadline`.
-    fn next(&mut self, deadline: Instant) -> Option<Value> {
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    return Some(serde_json::from_str(t.as_str()).expect("a JSON frame"));
-                }
-                Ok(_) => {}
-                Err(Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("the connection failed: {e}"),
-            }
-        }
-        None
-    }
-
-    /// Every frame until `deadline`.
-    fn frames_until(&mut self, deadline: Instant) -> Vec<Value> {
-        std::iter::from_fn(|| self.next(deadline)).collect()
-    }
-
-    /// Send `text` as a request once 1.1 s passed since the last one
-    /// (reading the frames meanwhile, which are returned).
-    fn send_raw(&mut self, text: &str) -> Vec<Value> {
-        let frames = match self.last_request {
-            Some(at) => self.frames_until(at + PACE),
-            None => Vec::new(),
-        };
-        self.ws.send(Message::text(text)).expect("send");
-        self.last_request = Some(Instant::now());
-        frames
-    }
-
-    /// Send `cmd_id` with `data` (seq_id counted, trace `t<seq_id>`); the
-    /// frames read before it was sent, and its seq_id.
-    fn request(&mut self, cmd_id: u64, data: Value) -> (Vec<Value>, u64) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let req =
-            json!({"cmd_id": cmd_id, "seq_id": seq, "trace": format!("t{seq}"), "data": data});
-        (self.send_raw(&req.to_string()), seq)
-    }
-
-    /// The frames up to the answer with `seq_id`, and the answer.
-    fn answer(&mut self, seq: u64) -> (Vec<Value>, Value) {
-        let deadline = Instant::now() + WAIT;
-        let mut frames = Vec::new();
-        while let Some(v) = self.next(deadline) {
-            if v.get("ret").is_some() && v["seq_id"] == seq {
-                return (frames, v);
-            }
-            frames.push(v);
-        }
-        panic!("no answer to seq_id {seq} within {WAIT:?}; frames: {frames:?}")
-    }
-
-    /// Subscribe to trades of `codes`; the answer.
-    fn subscribe(&mut self, codes: &[&str]) -> Value {
-        let list: Vec<Value> = codes.iter().map(|c| json!({"code": c})).collect();
-        let (_, seq) = self.request(22004, json!({"symbol_list": list}));
-        self.answer(seq).1
-    }
-
-    /// The next `n` trade pushes, as (code, seq).
-    fn trades(&mut self, n: usize) -> Vec<(String, u64)> {
-        let deadline = Instant::now() + WAIT;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let Some(v) = self.next(deadline) else {
-                panic!("{} of {n} pushes within {WAIT:?}", out.len())
-            };
-            if v["cmd_id"] == 22998 {
-                out.push(key(&v["data"]));
-            }
-        }
-        out
-    }
+/// The next `n` trade pushes of `c`, as (code, seq).
+fn trades(c: &mut Client, n: usize) -> Vec<(String, u64)> {
+    c.trades(n).iter().map(|v| key(&v["data"])).collect()
 }
 
 /// (code, seq) of a push's data or of a line.
@@ -268,9 +174,9 @@ fn a_heartbeat_is_answered_with_its_seq_id_and_trace() {
     let dir = TempDir::new("serve-heartbeat");
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 10, 100);
     let serve = Serve::start(&[&file.display().to_string()]);
-    let mut c = Client::connect(&serve.url("?token=anything"));
-    c.send_raw(r#"{"cmd_id":22000,"seq_id":4242,"trace":"hb-7f3a","data":{}}"#);
-    let answer = c.next(Instant::now() + WAIT).expect("an answer");
+    let mut c = client(&serve.url("?token=anything"));
+    c.send_paced(r#"{"cmd_id":22000,"seq_id":4242,"trace":"hb-7f3a","data":{}}"#);
+    let answer = c.next_json(Instant::now() + WAIT).expect("an answer");
     assert_eq!(
         answer,
         json!({"ret": 200, "msg": "ok", "cmd_id": 22001, "seq_id": 4242, "trace": "hb-7f3a", "data": {}})
@@ -283,10 +189,10 @@ fn a_replaced_set_narrows_the_pushes_and_a_cancel_stops_them() {
     // 100 lines a second at --speed 10, for a minute.
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US", "TSLA.US"], 6000, 100);
     let serve = Serve::start(&["--speed", "10", &file.display().to_string()]);
-    let mut c = Client::connect(&serve.url(""));
+    let mut c = client(&serve.url(""));
     let both = c.subscribe(&["AAPL.US", "TSLA.US"]);
     assert_eq!(both["ret"], 200, "{both}");
-    let seen: Vec<(String, u64)> = c.trades(10);
+    let seen: Vec<(String, u64)> = trades(&mut c, 10);
     assert!(seen.iter().any(|(code, _)| code == "TSLA.US"), "{seen:?}");
 
     let (_, seq) = c.request(22004, json!({"symbol_list": [{"code": "AAPL.US"}]}));
@@ -337,9 +243,9 @@ fn with_a_token_file_a_client_without_that_token_gets_http_401() {
             other => panic!("{query}: expected HTTP 401, got {:?}", other.map(|_| ())),
         }
     }
-    let mut c = Client::connect(&serve.url("?token=s3cret-serve"));
+    let mut c = client(&serve.url("?token=s3cret-serve"));
     assert_eq!(c.subscribe(&["AAPL.US"])["ret"], 200);
-    assert_eq!(c.trades(10).len(), 10);
+    assert_eq!(trades(&mut c, 10).len(), 10);
     check!(
         serve.tool,
         !serve.tool.stderr().contains("s3cret-serve"),
@@ -352,7 +258,7 @@ fn bad_requests_get_error_rets_with_their_seq_id_and_trace() {
     let dir = TempDir::new("serve-errors");
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 10, 100);
     let serve = Serve::start(&[&file.display().to_string()]);
-    let mut c = Client::connect(&serve.url(""));
+    let mut c = client(&serve.url(""));
     let cases = [
         (22004, json!({"symbol_list": []}), 601),
         // A forex code on the stock endpoint.
@@ -367,10 +273,7 @@ fn bad_requests_get_error_rets_with_their_seq_id_and_trace() {
         assert_eq!(answer["trace"], format!("t{seq}"), "{answer}");
     }
     // A second request within the second.
-    c.ws.send(Message::text(
-        r#"{"cmd_id":22000,"seq_id":77,"trace":"fast","data":{}}"#,
-    ))
-    .expect("send");
+    c.send_now(r#"{"cmd_id":22000,"seq_id":77,"trace":"fast","data":{}}"#);
     let (_, answer) = c.answer(77);
     assert_eq!(answer["ret"], 429, "{answer}");
     assert_eq!(answer["trace"], "fast", "{answer}");
@@ -416,13 +319,13 @@ fn each_connection_replays_the_capture_from_its_start() {
         .map(|l| key(&serde_json::from_str(l).expect("a line")))
         .collect();
     let serve = Serve::start(&["--speed", "max", &file.display().to_string()]);
-    let mut first = Client::connect(&serve.url(""));
+    let mut first = client(&serve.url(""));
     assert_eq!(first.subscribe(&["AAPL.US", "TSLA.US"])["ret"], 200);
-    assert_eq!(first.trades(n), want);
+    assert_eq!(trades(&mut first, n), want);
     // The first has had the whole capture; the second starts from its start.
-    let mut second = Client::connect(&serve.url(""));
+    let mut second = client(&serve.url(""));
     assert_eq!(second.subscribe(&["AAPL.US", "TSLA.US"])["ret"], 200);
-    assert_eq!(second.trades(n), want);
+    assert_eq!(trades(&mut second, n), want);
 }
 
 #[test]
@@ -433,7 +336,7 @@ fn a_client_that_stalls_is_waited_for_misses_nothing_and_is_still_heard() {
     let n = 200_000;
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], n, 1);
     let serve = Serve::start(&["--speed", "max", &file.display().to_string()]);
-    let mut c = Client::connect(&serve.url(""));
+    let mut c = client(&serve.url(""));
     assert_eq!(c.subscribe(&["AAPL.US"])["ret"], 200);
     // The stall is what is tested: the client reads nothing for 4 s while
     // everything is due at once, and keeps sending heartbeats 1.1 s apart
@@ -441,15 +344,16 @@ fn a_client_that_stalls_is_waited_for_misses_nothing_and_is_still_heard() {
     // at once, and the second is refused as too fast).
     let beats = 4;
     for i in 0..beats {
+        // Pacing, not a synchronisation: the 1 s rule, kept without
+        // reading (reading is what the stall stops).
         std::thread::sleep(PACE);
         let hb = json!({"cmd_id": 22000, "seq_id": 100 + i, "trace": "stalled", "data": {}});
-        c.ws.send(Message::text(hb.to_string())).expect("send");
+        c.send_json(&hb);
     }
-    c.last_request = Some(Instant::now());
     let deadline = Instant::now() + WAIT;
     let (mut seqs, mut answers) = (Vec::with_capacity(n), Vec::new());
     while seqs.len() < n || answers.len() < beats as usize {
-        let Some(v) = c.next(deadline) else {
+        let Some(v) = c.next_json(deadline) else {
             panic!("{} pushes and {answers:?} within {WAIT:?}", seqs.len())
         };
         match v["cmd_id"].as_u64() {
@@ -473,8 +377,8 @@ fn sigint_stops_serve_with_a_client_connected() {
     let dir = TempDir::new("serve-stop");
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 6000, 100);
     let mut serve = Serve::start(&[&file.display().to_string()]);
-    let mut c = Client::connect(&serve.url(""));
+    let mut c = client(&serve.url(""));
     assert_eq!(c.subscribe(&["AAPL.US"])["ret"], 200);
-    assert_eq!(c.trades(1).len(), 1);
+    assert_eq!(trades(&mut c, 1).len(), 1);
     stop(&mut serve.tool);
 }

@@ -1,5 +1,6 @@
-//! Smoke tests of the simulated AllTick server (`alltick_stream::sim`) with a
-//! raw tungstenite client. Every wait is bounded by a deadline.
+//! Smoke tests of the simulated AllTick server (`alltick_stream::sim`) with
+//! the raw WebSocket client of `util::ws`. Every wait is bounded by a
+//! deadline.
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -12,73 +13,10 @@ use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Connector, Error, HandshakeError, Message, WebSocket};
+use tungstenite::{Connector, Error, HandshakeError, Message};
 
+use crate::util::ws::{Client, symbols};
 use crate::util::{TempDir, WAIT};
-
-type Client = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn connect(url: &str) -> Client {
-    let (mut ws, _) = tungstenite::connect(url).expect("connect to simulator");
-    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_millis(20)))
-            .expect("set_read_timeout");
-    }
-    ws
-}
-
-fn is_timeout(e: &Error) -> bool {
-    matches!(e, Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
-}
-
-/// Next JSON text message before `deadline`; None on timeout or end of stream.
-fn next_json(ws: &mut Client, deadline: Instant) -> Option<Value> {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).expect("json")),
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
-/// Next message that is not a push (a response to a request), collecting pushes.
-fn next_reply(ws: &mut Client, deadline: Instant, pushes: &mut Vec<Value>) -> Option<Value> {
-    while let Some(v) = next_json(ws, deadline) {
-        if v.get("ret").is_some() {
-            return Some(v);
-        }
-        pushes.push(v);
-    }
-    None
-}
-
-fn send(ws: &mut Client, v: Value) {
-    ws.send(Message::text(v.to_string())).expect("send");
-}
-
-/// Read (collecting pushes) until `until`, i.e. pace requests without sleeping blind.
-fn pump_until(ws: &mut Client, until: Instant, pushes: &mut Vec<Value>) {
-    while let Some(v) = next_json(ws, until) {
-        pushes.push(v);
-    }
-}
-
-/// Read until the connection ends; returns true if a close frame arrived.
-fn read_to_end(ws: &mut Client, deadline: Instant) -> bool {
-    let mut got_close = false;
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Close(_)) => got_close = true,
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return got_close,
-        }
-    }
-    panic!("connection did not end in time");
-}
 
 #[test]
 fn heartbeat_subscribe_trades_and_rate_limit() {
@@ -87,39 +25,34 @@ fn heartbeat_subscribe_trades_and_rate_limit() {
         ..SimConfig::default()
     })
     .expect("start");
-    let mut ws = connect(&format!("{}?token=tok", sim.url()));
+    let mut ws = Client::connect(&format!("{}?token=tok", sim.url()));
     let mut pushes = Vec::new();
 
     let t0 = Instant::now();
-    send(
-        &mut ws,
-        json!({"cmd_id": 22000, "seq_id": 1, "trace": "hb-1", "data": {}}),
-    );
-    let r = next_reply(&mut ws, t0 + WAIT, &mut pushes).expect("22001");
+    ws.send_json(&json!({"cmd_id": 22000, "seq_id": 1, "trace": "hb-1", "data": {}}));
+    let (before, r) = ws.reply();
+    pushes.extend(before);
     assert_eq!(r["cmd_id"], 22001);
     assert_eq!(r["ret"], 200);
     assert_eq!(r["seq_id"], 1);
     assert_eq!(r["trace"], "hb-1");
 
-    // Respect the 1 s interval (with margin), reading meanwhile.
-    pump_until(&mut ws, t0 + Duration::from_millis(1100), &mut pushes);
-    send(
-        &mut ws,
-        json!({"cmd_id": 22004, "seq_id": 2, "trace": "sub-2",
-               "data": {"symbol_list": [{"code": "AAPL.US"}, {"code": "700.HK"}]}}),
-    );
-    let r = next_reply(&mut ws, Instant::now() + WAIT, &mut pushes).expect("22005");
+    // Pacing, not a synchronisation: the server's rule is 1 s between
+    // requests (kept with a margin), reading meanwhile.
+    pushes.extend(ws.frames_until(t0 + Duration::from_millis(1100)));
+    ws.send_json(&json!({"cmd_id": 22004, "seq_id": 2, "trace": "sub-2",
+               "data": {"symbol_list": [{"code": "AAPL.US"}, {"code": "700.HK"}]}}));
+    let (before, r) = ws.reply();
+    pushes.extend(before);
     assert_eq!(r["cmd_id"], 22005);
     assert_eq!(r["ret"], 200);
     assert_eq!(r["seq_id"], 2);
     assert_eq!(r["trace"], "sub-2");
 
     // Too soon after the subscription: 605.
-    send(
-        &mut ws,
-        json!({"cmd_id": 22000, "seq_id": 3, "trace": "hb-3", "data": {}}),
-    );
-    let r = next_reply(&mut ws, Instant::now() + WAIT, &mut pushes).expect("605");
+    ws.send_json(&json!({"cmd_id": 22000, "seq_id": 3, "trace": "hb-3", "data": {}}));
+    let (before, r) = ws.reply();
+    pushes.extend(before);
     assert_eq!(r["ret"], 605);
     assert_eq!(r["msg"], "too many requests");
     assert_eq!(r["seq_id"], 3);
@@ -133,7 +66,7 @@ fn heartbeat_subscribe_trades_and_rate_limit() {
             .count()
     };
     while count(&pushes, "AAPL.US") < 2 || count(&pushes, "700.HK") < 2 {
-        let v = next_json(&mut ws, deadline).expect("trades for both codes");
+        let v = ws.next_json(deadline).expect("trades for both codes");
         pushes.push(v);
     }
     for code in ["AAPL.US", "700.HK"] {
@@ -173,8 +106,8 @@ fn heartbeat_subscribe_trades_and_rate_limit() {
     assert!(st.ticks_for("AAPL.US").len() >= 2 && st.ticks_for("700.HK").len() >= 2);
 
     // Client close: recorded, and no push is sent after it.
-    ws.close(None).expect("close");
-    assert!(read_to_end(&mut ws, Instant::now() + WAIT));
+    ws.close();
+    assert!(ws.read_to_end());
     assert!(sim.wait_until(WAIT, |s| s.connections[0].closed));
     let st = sim.state();
     let c = &st.connections[0];
@@ -209,15 +142,12 @@ fn bad_token_http401_and_ret401() {
         ..SimConfig::default()
     })
     .expect("start");
-    let mut ws = connect(&sim.url());
-    send(
-        &mut ws,
-        json!({"cmd_id": 22000, "seq_id": 9, "trace": "t", "data": {}}),
-    );
-    let r = next_json(&mut ws, Instant::now() + WAIT).expect("401 reply");
+    let mut ws = Client::connect(&sim.url());
+    ws.send_json(&json!({"cmd_id": 22000, "seq_id": 9, "trace": "t", "data": {}}));
+    let r = ws.next_json(Instant::now() + WAIT).expect("401 reply");
     assert_eq!(r["ret"], 401);
     assert_eq!(r["seq_id"], 9);
-    assert!(read_to_end(&mut ws, Instant::now() + WAIT), "close frame");
+    assert!(ws.read_to_end(), "close frame");
     assert!(sim.wait_until(WAIT, |s| s.connections.first().is_some_and(|c| c.closed)));
     assert_eq!(
         sim.state().connections[0].cause,
@@ -235,8 +165,8 @@ fn heartbeat_cutoff_silence_and_drop() {
     .expect("start");
 
     // No heartbeat: the server closes with a close frame.
-    let mut ws = connect(&sim.url());
-    assert!(read_to_end(&mut ws, Instant::now() + WAIT), "close frame");
+    let mut ws = Client::connect(&sim.url());
+    assert!(ws.read_to_end(), "close frame");
     assert!(sim.wait_until(WAIT, |s| s.connections[0].closed));
     assert_eq!(
         sim.state().connections[0].cause,
@@ -244,24 +174,23 @@ fn heartbeat_cutoff_silence_and_drop() {
     );
 
     // Silent: no reply while silent, the reply comes once silence ends.
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     sim.set_silent(true);
-    send(
-        &mut ws,
-        json!({"cmd_id": 22000, "seq_id": 1, "trace": "s", "data": {}}),
+    ws.send_json(&json!({"cmd_id": 22000, "seq_id": 1, "trace": "s", "data": {}}));
+    assert!(
+        ws.next_json(Instant::now() + Duration::from_millis(200))
+            .is_none()
     );
-    assert!(next_json(&mut ws, Instant::now() + Duration::from_millis(200)).is_none());
     assert!(sim.state().requests.is_empty());
     sim.set_silent(false);
-    let r = next_json(&mut ws, Instant::now() + WAIT).expect("reply after silence");
+    let r = ws
+        .next_json(Instant::now() + WAIT)
+        .expect("reply after silence");
     assert_eq!(r["cmd_id"], 22001);
 
     // drop_connections: the connection ends without a close frame.
     sim.drop_connections();
-    assert!(
-        !read_to_end(&mut ws, Instant::now() + WAIT),
-        "no close frame"
-    );
+    assert!(!ws.read_to_end(), "no close frame");
     assert!(sim.wait_until(WAIT, |s| s.connections[1].closed));
     assert_eq!(sim.state().connections[1].cause, Some(CloseCause::Dropped));
 }
@@ -278,24 +207,6 @@ fn quiet_sim() -> Simulator {
         ..SimConfig::default()
     })
     .expect("start")
-}
-
-/// Send one request and return its reply (pushes are skipped).
-fn request(ws: &mut Client, cmd_id: u64, seq_id: u64, data: Value) -> Value {
-    send(
-        ws,
-        json!({"cmd_id": cmd_id, "seq_id": seq_id, "trace": format!("t{seq_id}"), "data": data}),
-    );
-    let r = next_reply(ws, Instant::now() + WAIT, &mut Vec::new())
-        .unwrap_or_else(|| panic!("no reply to {cmd_id} seq {seq_id}"));
-    assert_eq!(r["cmd_id"], cmd_id + 1, "{r}");
-    assert_eq!(r["seq_id"], seq_id, "{r}");
-    r
-}
-
-fn symbols(codes: &[&str]) -> Value {
-    let list: Vec<Value> = codes.iter().map(|c| json!({"code": c})).collect();
-    json!({"symbol_list": list})
 }
 
 /// Wait until the simulator shows `n` open connections (commands such as
@@ -317,31 +228,6 @@ fn wait_cause(sim: &Simulator, id: u64, cause: CloseCause) {
     assert!(ok, "conn {id} cause {cause:?}: {:?}", sim.state().conn(id));
 }
 
-/// Read until a close frame arrives (its payload) or the connection fails.
-fn read_close(ws: &mut Client, deadline: Instant) -> Option<CloseFrame> {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Close(frame)) => return frame,
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("no close frame: {e}"),
-        }
-    }
-    panic!("no close frame in time");
-}
-
-/// Read until the first error that is not a read timeout.
-fn read_error(ws: &mut Client, deadline: Instant) -> Error {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => return e,
-        }
-    }
-    panic!("no error in time");
-}
-
 fn assert_close(frame: Option<CloseFrame>, code: u16, reason: &str) {
     let frame = frame.expect("close frame with a code");
     assert_eq!(u16::from(frame.code), code);
@@ -351,16 +237,12 @@ fn assert_close(frame: Option<CloseFrame>, code: u16, reason: &str) {
 #[test]
 fn close_connections_sends_close_frame() {
     let sim = quiet_sim();
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     wait_open(&sim, 1);
     sim.close_connections(1011, "internal error");
-    assert_close(
-        read_close(&mut ws, Instant::now() + WAIT),
-        1011,
-        "internal error",
-    );
+    assert_close(ws.close_frame(), 1011, "internal error");
     // tungstenite replied to the close; the connection then ends.
-    read_to_end(&mut ws, Instant::now() + WAIT);
+    ws.read_to_end();
     wait_cause(&sim, 1, CloseCause::ServerClose(1011));
     assert!(sim.state().connections[0].close_frame_received);
 }
@@ -368,12 +250,12 @@ fn close_connections_sends_close_frame() {
 #[test]
 fn reset_connections_gives_econnreset() {
     let sim = quiet_sim();
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     wait_open(&sim, 1);
     sim.reset_connections();
     // The simulator pings; our automatic pong is the unread data that makes
     // the kernel answer the close with RST.
-    match read_error(&mut ws, Instant::now() + WAIT) {
+    match ws.error() {
         Error::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
         other => panic!("expected ECONNRESET, got {other:?}"),
     }
@@ -383,22 +265,14 @@ fn reset_connections_gives_econnreset() {
 #[test]
 fn inject_raw_frames() {
     let sim = quiet_sim();
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     wait_open(&sim, 1);
-    let deadline = Instant::now() + WAIT;
-    let next = |ws: &mut Client| loop {
-        match ws.read() {
-            Ok(m) => return m,
-            Err(e) if is_timeout(&e) && Instant::now() < deadline => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    };
     sim.inject(Inject::Text("{not json".into()));
-    assert_eq!(next(&mut ws), Message::text("{not json"));
+    assert_eq!(ws.message(), Message::text("{not json"));
     sim.inject(Inject::Binary(vec![0, 1, 0xff]));
-    assert_eq!(next(&mut ws), Message::binary(vec![0, 1, 0xff]));
+    assert_eq!(ws.message(), Message::binary(vec![0, 1, 0xff]));
     sim.inject(Inject::InvalidUtf8(vec![b'{', 0xff, 0xfe, b'}']));
-    match read_error(&mut ws, deadline) {
+    match ws.error() {
         Error::Utf8(_) => {}
         other => panic!("expected a UTF-8 error, got {other:?}"),
     }
@@ -409,15 +283,10 @@ fn inject_raw_frames() {
     let config = WebSocketConfig::default()
         .max_frame_size(Some(1 << 20))
         .max_message_size(Some(1 << 20));
-    let (mut ws, _) =
-        tungstenite::client::connect_with_config(sim.url(), Some(config), 0).expect("connect");
-    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_millis(20)))
-            .expect("set_read_timeout");
-    }
+    let mut ws = Client::connect_with(&sim.url(), config);
     wait_open(&sim, 1);
     sim.inject(Inject::Huge(64 << 20));
-    match read_error(&mut ws, Instant::now() + WAIT) {
+    match ws.error() {
         Error::Capacity(_) => {}
         other => panic!("expected a capacity error, got {other:?}"),
     }
@@ -443,26 +312,22 @@ fn inject_raw_frames() {
 #[test]
 fn fail_next_answers_error_rets() {
     let sim = quiet_sim();
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     sim.fail_next(22000, 605, 1);
-    let r = request(&mut ws, 22000, 1, json!({}));
+    let r = ws.call(22000, json!({}));
     assert_eq!(
         (r["ret"].as_u64(), r["msg"].as_str()),
         (Some(605), Some("too many requests"))
     );
-    let r = request(&mut ws, 22000, 2, json!({}));
+    let r = ws.call(22000, json!({}));
     assert_eq!(r["ret"], 200);
 
     // 606: answered, then closed with 1008.
     sim.fail_next(22004, 606, 1);
-    let r = request(&mut ws, 22004, 3, symbols(&["AAPL.US"]));
+    let r = ws.call(22004, symbols(&["AAPL.US"]));
     assert_eq!(r["ret"], 606);
     assert_eq!(r["msg"], "too many requests and connection will be closed");
-    assert_close(
-        read_close(&mut ws, Instant::now() + WAIT),
-        1008,
-        "too many requests",
-    );
+    assert_close(ws.close_frame(), 1008, "too many requests");
     wait_cause(&sim, 1, CloseCause::ServerClose(1008));
     let st = sim.state();
     let rets: Vec<(u64, u32)> = st.requests.iter().map(|r| (r.cmd_id, r.ret)).collect();
@@ -475,31 +340,23 @@ fn refused_codes_and_symbol_limit_leave_the_set_unchanged() {
     let sim = quiet_sim();
     sim.refuse_codes(&["BAD.US"], 600);
     sim.set_max_symbols(Some(2));
-    let mut ws = connect(&sim.url());
-    assert_eq!(
-        request(&mut ws, 22004, 1, symbols(&["AAPL.US"]))["ret"],
-        200
-    );
+    let mut ws = Client::connect(&sim.url());
+    assert_eq!(ws.call(22004, symbols(&["AAPL.US"]))["ret"], 200);
 
-    let r = request(&mut ws, 22004, 2, symbols(&["AAPL.US", "BAD.US"]));
+    let r = ws.call(22004, symbols(&["AAPL.US", "BAD.US"]));
     assert_eq!(
         (r["ret"].as_u64(), r["msg"].as_str()),
         (Some(600), Some("code invalid"))
     );
-    let r = request(&mut ws, 22002, 3, symbols(&["BAD.US"]));
+    let r = ws.call(22002, symbols(&["BAD.US"]));
     assert_eq!(r["ret"], 600);
-    let r = request(
-        &mut ws,
-        22004,
-        4,
-        symbols(&["AAPL.US", "TSLA.US", "700.HK"]),
-    );
+    let r = ws.call(22004, symbols(&["AAPL.US", "TSLA.US", "700.HK"]));
     assert_eq!(
         (r["ret"].as_u64(), r["msg"].as_str()),
         (Some(603), Some("token level not enough"))
     );
     sim.refuse_codes(&["700.HK"], 604);
-    let r = request(&mut ws, 22004, 5, symbols(&["700.HK"]));
+    let r = ws.call(22004, symbols(&["700.HK"]));
     assert_eq!(
         (r["ret"].as_u64(), r["msg"].as_str()),
         (Some(604), Some("code unauthorized"))
@@ -513,7 +370,7 @@ fn refused_codes_and_symbol_limit_leave_the_set_unchanged() {
 
     // Within the limit and without refused codes: accepted.
     sim.refuse_codes(&["BAD.US"], 200);
-    let r = request(&mut ws, 22004, 6, symbols(&["AAPL.US", "BAD.US"]));
+    let r = ws.call(22004, symbols(&["AAPL.US", "BAD.US"]));
     assert_eq!(r["ret"], 200);
     assert!(sim.wait_until(WAIT, |s| s.connections[0].trade_codes
         == ["AAPL.US", "BAD.US"]));
@@ -525,32 +382,24 @@ fn connection_limit_per_token() {
     let release = Duration::from_millis(1500);
     sim.set_connection_limit(Some(1), release);
     let url = format!("{}?token=t", sim.url());
-    let mut first = connect(&url);
+    let mut first = Client::connect(&url);
     wait_open(&sim, 1);
 
     // A second connection with the same token: upgraded, then closed.
-    let mut second = connect(&url);
-    assert_close(
-        read_close(&mut second, Instant::now() + WAIT),
-        1008,
-        "too many connections",
-    );
+    let mut second = Client::connect(&url);
+    assert_close(second.close_frame(), 1008, "too many connections");
     wait_cause(&sim, 2, CloseCause::TooManyConnections);
     // Another token is counted separately.
-    let mut other = connect(&format!("{}?token=u", sim.url()));
-    assert_eq!(request(&mut other, 22000, 1, json!({}))["ret"], 200);
+    let mut other = Client::connect(&format!("{}?token=u", sim.url()));
+    assert_eq!(other.call(22000, json!({}))["ret"], 200);
 
     // The first one closes, but keeps counting for `release`.
-    first.close(None).expect("close");
-    read_to_end(&mut first, Instant::now() + WAIT);
+    first.close();
+    first.read_to_end();
     wait_cause(&sim, 1, CloseCause::ClientClose);
     let closed_at = sim.state().connections[0].closed_at.expect("closed_at");
-    let mut early = connect(&url);
-    assert_close(
-        read_close(&mut early, Instant::now() + WAIT),
-        1008,
-        "too many connections",
-    );
+    let mut early = Client::connect(&url);
+    assert_close(early.close_frame(), 1008, "too many connections");
     wait_cause(&sim, 4, CloseCause::TooManyConnections);
     assert!(
         closed_at.elapsed() < release,
@@ -560,8 +409,8 @@ fn connection_limit_per_token() {
     // After the release delay (a simulated clock, not a synchronisation),
     // the token may connect again.
     std::thread::sleep((closed_at + release).saturating_duration_since(Instant::now()));
-    let mut late = connect(&url);
-    assert_eq!(request(&mut late, 22000, 2, json!({}))["ret"], 200);
+    let mut late = Client::connect(&url);
+    assert_eq!(late.call(22000, json!({}))["ret"], 200);
     let st = sim.state();
     assert!(st.conn(5).is_some_and(|c| c.accepted && !c.closed));
 }
@@ -571,17 +420,11 @@ fn drop_after_ack_drops_without_close_frame() {
     let sim = quiet_sim();
     let delay = Duration::from_millis(300);
     sim.set_drop_after_ack(Some(delay));
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     // A heartbeat is not an ack.
-    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
-    assert_eq!(
-        request(&mut ws, 22004, 2, symbols(&["AAPL.US"]))["ret"],
-        200
-    );
-    assert!(
-        !read_to_end(&mut ws, Instant::now() + WAIT),
-        "no close frame"
-    );
+    assert_eq!(ws.call(22000, json!({}))["ret"], 200);
+    assert_eq!(ws.call(22004, symbols(&["AAPL.US"]))["ret"], 200);
+    assert!(!ws.read_to_end(), "no close frame");
     wait_cause(&sim, 1, CloseCause::Dropped);
     let st = sim.state();
     let acked = st.requests[1].at;
@@ -598,8 +441,8 @@ fn handshake_status(status: u16) {
     wait_cause(&sim, 1, CloseCause::HandshakeStatus(status));
     assert!(!sim.state().connections[0].accepted);
     sim.set_handshake_status(None);
-    let mut ws = connect(&sim.url());
-    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+    let mut ws = Client::connect(&sim.url());
+    assert_eq!(ws.call(22000, json!({}))["ret"], 200);
 }
 
 #[test]
@@ -614,6 +457,9 @@ fn handshake_status_403() {
 
 #[test]
 fn tls_with_test_certificate() {
+    if !crate::util::require("openssl") {
+        return;
+    }
     let dir = TempDir::new("sim-smoke-tls");
     let (identity, ca) = test_certificate(dir.path()).expect("test certificate (openssl CLI)");
     let ca_pem = std::fs::read(&ca).expect("read CA");
@@ -660,21 +506,19 @@ fn tls_with_test_certificate() {
         .add_root_certificate(native_tls::Certificate::from_pem(&ca_pem).expect("CA pem"))
         .build()
         .expect("connector");
-    let (mut ws, _) = tungstenite::client_tls_with_config(
+    let (ws, _) = tungstenite::client_tls_with_config(
         url.as_str(),
         tcp(),
         None,
         Some(Connector::NativeTls(trusted)),
     )
     .expect("TLS connect");
-    match ws.get_mut() {
-        MaybeTlsStream::NativeTls(s) => s
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .expect("set_read_timeout"),
-        _ => panic!("not a TLS stream"),
-    }
-    let r = request(&mut ws, 22000, 1, json!({}));
+    assert!(
+        matches!(ws.get_ref(), MaybeTlsStream::NativeTls(_)),
+        "not a TLS stream"
+    );
+    let mut ws = Client::wrap(ws);
+    let r = ws.call(22000, json!({}));
     assert_eq!(r["ret"], 200);
     let st = sim.state();
     assert_eq!(st.connections.len(), 2);
@@ -691,31 +535,31 @@ fn start_on_the_same_port_after_drop() {
     };
     let sim = Simulator::start(cfg.clone()).expect("start");
     let port = sim.port();
-    let mut ws = connect(&sim.url());
-    assert_eq!(request(&mut ws, 22000, 1, json!({}))["ret"], 200);
+    let mut ws = Client::connect(&sim.url());
+    assert_eq!(ws.call(22000, json!({}))["ret"], 200);
     drop(sim);
     // The server went away first (its side of the connection is in TIME_WAIT).
-    read_to_end(&mut ws, Instant::now() + WAIT);
+    ws.read_to_end();
 
     let sim = Simulator::start_on(port, cfg).expect("restart on the same port");
     assert_eq!(sim.port(), port);
-    let mut ws = connect(&sim.url());
-    assert_eq!(request(&mut ws, 22000, 2, json!({}))["ret"], 200);
+    let mut ws = Client::connect(&sim.url());
+    assert_eq!(ws.call(22000, json!({}))["ret"], 200);
 }
 
 #[test]
 fn set_ticks_per_sec_at_runtime() {
     let sim = quiet_sim();
-    let mut ws = connect(&sim.url());
-    assert_eq!(
-        request(&mut ws, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]))["ret"],
-        200
-    );
+    let mut ws = Client::connect(&sim.url());
+    assert_eq!(ws.call(22004, symbols(&["AAPL.US", "TSLA.US"]))["ret"], 200);
     sim.set_ticks_per_sec(50.0);
     let mut pushes = Vec::new();
     let deadline = Instant::now() + WAIT;
     while pushes.len() < 6 {
-        pushes.push(next_json(&mut ws, deadline).expect("pushes after the rate change"));
+        pushes.push(
+            ws.next_json(deadline)
+                .expect("pushes after the rate change"),
+        );
     }
     assert!(pushes.iter().all(|p| p["cmd_id"] == 22998));
     for code in ["AAPL.US", "TSLA.US"] {
@@ -724,9 +568,9 @@ fn set_ticks_per_sec_at_runtime() {
     // Back to 0: the connection sees the change by the time it answers the
     // next request, and pushes nothing after that.
     sim.set_ticks_per_sec(0.0);
-    request(&mut ws, 22000, 2, json!({}));
+    ws.call(22000, json!({}));
     let n = sim.state().ticks.len();
-    request(&mut ws, 22000, 3, json!({}));
+    ws.call(22000, json!({}));
     assert_eq!(sim.state().ticks.len(), n);
 }
 
@@ -743,32 +587,6 @@ fn readings_sim(readings: Readings, ticks_per_sec: f64) -> Simulator {
     .expect("start")
 }
 
-/// Next push of `cmd_id` as raw text (numbers keep their exact digits).
-fn next_push_text(ws: &mut Client, cmd_id: u64, deadline: Instant) -> String {
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Text(t)) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                if v["cmd_id"] == cmd_id && v.get("ret").is_none() {
-                    return t.as_str().to_owned();
-                }
-            }
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("connection ended: {e}"),
-        }
-    }
-    panic!("no push {cmd_id} in time");
-}
-
-/// `n` trade pushes of one code, parsed.
-fn trades(ws: &mut Client, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    (0..n)
-        .map(|_| serde_json::from_str(&next_push_text(ws, 22998, deadline)).expect("json"))
-        .collect()
-}
-
 fn seq_u64(push: &Value) -> u64 {
     push["data"]["seq"].as_u64().expect("seq number")
 }
@@ -777,9 +595,9 @@ fn seq_u64(push: &Value) -> u64 {
 fn default_seq_is_a_per_code_counter_not_time_like() {
     assert_eq!(SimConfig::default().readings.seq, SeqStyle::Counter);
     let sim = readings_sim(Readings::default(), 50.0);
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-    let pushes = trades(&mut ws, 5);
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
+    let pushes = ws.trades(5);
     let seqs: Vec<u64> = pushes.iter().map(seq_u64).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     // Not time-like: far below a millisecond time × 1000 and unrelated to tick_time.
@@ -809,9 +627,9 @@ fn time_like_seq_is_still_available() {
         },
         50.0,
     );
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-    let pushes = trades(&mut ws, 3);
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
+    let pushes = ws.trades(3);
     for p in &pushes {
         let tick_time = p["data"]["tick_time"].as_u64().expect("tick_time");
         assert!(seq_u64(p) > tick_time * 1000, "{p}");
@@ -824,9 +642,9 @@ fn time_like_seq_is_still_available() {
 fn per_connection_seq_restarts_on_each_new_connection() {
     // Switched at runtime: the first connection numbers with the default counter.
     let sim = readings_sim(Readings::default(), 50.0);
-    let mut first = connect(&sim.url());
-    request(&mut first, 22004, 1, symbols(&["AAPL.US"]));
-    let before = trades(&mut first, 3);
+    let mut first = Client::connect(&sim.url());
+    first.call(22004, symbols(&["AAPL.US"]));
+    let before = first.trades(3);
     let high = seq_u64(&before[2]);
     let t_before = before[2]["data"]["tick_time"].as_u64().expect("tick_time");
     sim.set_readings(Readings {
@@ -835,12 +653,12 @@ fn per_connection_seq_restarts_on_each_new_connection() {
     });
     assert_eq!(sim.readings().seq, SeqStyle::PerConnection);
     sim.drop_connections();
-    read_to_end(&mut first, Instant::now() + WAIT);
+    first.read_to_end();
 
     for conn in [2, 3] {
-        let mut ws = connect(&sim.url());
-        request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-        let after = trades(&mut ws, 3);
+        let mut ws = Client::connect(&sim.url());
+        ws.call(22004, symbols(&["AAPL.US"]));
+        let after = ws.trades(3);
         let seqs: Vec<u64> = after.iter().map(seq_u64).collect();
         assert_eq!(seqs, vec![1, 2, 3], "connection {conn}");
         assert!(seqs[0] < high);
@@ -856,7 +674,7 @@ fn per_connection_seq_restarts_on_each_new_connection() {
             .collect();
         assert_eq!(recorded, vec![1, 2, 3]);
         sim.drop_connections();
-        read_to_end(&mut ws, Instant::now() + WAIT);
+        ws.read_to_end();
     }
 }
 
@@ -869,9 +687,9 @@ fn seq_as_a_string_counter() {
         },
         50.0,
     );
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-    let pushes = trades(&mut ws, 3);
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
+    let pushes = ws.trades(3);
     let seqs: Vec<u64> = pushes
         .iter()
         .map(|p| {
@@ -893,9 +711,9 @@ fn tick_time_in_seconds_shared_by_several_ticks() {
         },
         50.0,
     );
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-    let pushes = trades(&mut ws, 10);
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
+    let pushes = ws.trades(10);
     let times: Vec<u64> = pushes
         .iter()
         .map(|p| p["data"]["tick_time"].as_u64().expect("tick_time"))
@@ -920,18 +738,13 @@ fn numbers_as_json_numbers_keep_their_digits() {
         },
         200.0,
     );
-    let mut ws = connect(&sim.url());
-    request(
-        &mut ws,
-        22004,
-        1,
-        symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]),
-    );
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]));
     // Prices carry two decimals; within a bound one ends in 0 (x.y0).
     let deadline = Instant::now() + WAIT;
     let mut seen = 0;
     let (text, price) = loop {
-        let text = next_push_text(&mut ws, 22998, deadline);
+        let text = ws.push_text(22998, deadline);
         seen += 1;
         let v: Value = serde_json::from_str(&text).expect("json");
         assert!(v["data"]["price"].is_number(), "{text}");
@@ -966,25 +779,24 @@ fn error_answers_carry_seq_id_zero() {
         },
         0.0,
     );
-    let mut ws = connect(&sim.url());
+    let mut ws = Client::connect(&sim.url());
     sim.fail_next(22004, 429, 1);
-    send(
-        &mut ws,
-        json!({"cmd_id": 22004, "seq_id": 7, "trace": "t7", "data": symbols(&["AAPL.US"])}),
+    ws.send_json(
+        &json!({"cmd_id": 22004, "seq_id": 7, "trace": "t7", "data": symbols(&["AAPL.US"])}),
     );
-    let r = next_reply(&mut ws, Instant::now() + WAIT, &mut Vec::new()).expect("reply");
+    let (_, r) = ws.reply();
     assert_eq!(
         (r["ret"].as_u64(), r["cmd_id"].as_u64()),
         (Some(429), Some(22005))
     );
     assert_eq!(r["seq_id"], 0, "{r}");
     // Success still echoes the request's seq_id.
-    let r = request(&mut ws, 22004, 8, symbols(&["AAPL.US"]));
+    let r = ws.call(22004, symbols(&["AAPL.US"]));
     assert_eq!(r["ret"], 200);
     // And back to echoing for errors once switched off.
     sim.set_readings(Readings::default());
     sim.fail_next(22004, 429, 1);
-    let r = request(&mut ws, 22004, 9, symbols(&["AAPL.US"]));
+    let r = ws.call(22004, symbols(&["AAPL.US"]));
     assert_eq!(r["ret"], 429);
 }
 
@@ -997,17 +809,15 @@ fn padded_depth_levels_mixed_with_good_ones() {
         },
         50.0,
     );
-    let mut ws = connect(&sim.url());
-    request(
-        &mut ws,
+    let mut ws = Client::connect(&sim.url());
+    ws.call(
         22002,
-        1,
         json!({"symbol_list": [{"code": "700.HK", "depth_level": 5}]}),
     );
     let deadline = Instant::now() + WAIT;
     let mut kinds = std::collections::HashSet::new();
     for _ in 0..3 {
-        let text = next_push_text(&mut ws, 22999, deadline);
+        let text = ws.push_text(22999, deadline);
         let v: Value = serde_json::from_str(&text).expect("json");
         let d = &v["data"];
         let mut good = 0;
@@ -1045,27 +855,20 @@ fn padded_depth_levels_mixed_with_good_ones() {
 fn each_endpoint_serves_its_own_market() {
     let sim = quiet_sim();
     assert_eq!(sim.url_for(STOCK_PATH), sim.url());
-    let mut stock = connect(&sim.url());
-    let mut forex = connect(&sim.url_for(FOREX_PATH));
-    let mut any = connect(&sim.url_for("/elsewhere"));
+    let mut stock = Client::connect(&sim.url());
+    let mut forex = Client::connect(&sim.url_for(FOREX_PATH));
+    let mut any = Client::connect(&sim.url_for("/elsewhere"));
     wait_open(&sim, 3);
 
-    let ret = |ws: &mut Client, seq: u64, cmd: u64, codes: &[&str]| {
-        request(ws, cmd, seq, symbols(codes))["ret"].as_u64()
-    };
-    assert_eq!(ret(&mut stock, 1, 22004, &["AAPL.US", "700.HK"]), Some(200));
-    assert_eq!(
-        ret(&mut stock, 2, 22004, &["AAPL.US", "BTCUSDT"]),
-        Some(600)
-    );
-    assert_eq!(ret(&mut stock, 3, 22002, &["EURUSD"]), Some(600));
-    assert_eq!(ret(&mut forex, 4, 22004, &["BTCUSDT", "Silver"]), Some(200));
-    assert_eq!(
-        ret(&mut forex, 5, 22004, &["BTCUSDT", "AAPL.US"]),
-        Some(600)
-    );
-    assert_eq!(ret(&mut forex, 6, 22002, &["600519.SH"]), Some(600));
-    assert_eq!(ret(&mut any, 7, 22004, &["AAPL.US", "BTCUSDT"]), Some(200));
+    let ret =
+        |ws: &mut Client, cmd: u64, codes: &[&str]| ws.call(cmd, symbols(codes))["ret"].as_u64();
+    assert_eq!(ret(&mut stock, 22004, &["AAPL.US", "700.HK"]), Some(200));
+    assert_eq!(ret(&mut stock, 22004, &["AAPL.US", "BTCUSDT"]), Some(600));
+    assert_eq!(ret(&mut stock, 22002, &["EURUSD"]), Some(600));
+    assert_eq!(ret(&mut forex, 22004, &["BTCUSDT", "Silver"]), Some(200));
+    assert_eq!(ret(&mut forex, 22004, &["BTCUSDT", "AAPL.US"]), Some(600));
+    assert_eq!(ret(&mut forex, 22002, &["600519.SH"]), Some(600));
+    assert_eq!(ret(&mut any, 22004, &["AAPL.US", "BTCUSDT"]), Some(200));
 
     let st = sim.state();
     let paths: Vec<&str> = st.connections.iter().map(|c| c.path.as_str()).collect();
@@ -1079,13 +882,10 @@ fn each_endpoint_serves_its_own_market() {
 
     // Switched off: any code on any path.
     sim.set_market_check(false);
-    assert_eq!(
-        ret(&mut stock, 8, 22004, &["AAPL.US", "BTCUSDT"]),
-        Some(200)
-    );
-    assert_eq!(ret(&mut forex, 9, 22002, &["AAPL.US"]), Some(200));
+    assert_eq!(ret(&mut stock, 22004, &["AAPL.US", "BTCUSDT"]), Some(200));
+    assert_eq!(ret(&mut forex, 22002, &["AAPL.US"]), Some(200));
     sim.set_market_check(true);
-    assert_eq!(ret(&mut stock, 10, 22004, &["EURUSD"]), Some(600));
+    assert_eq!(ret(&mut stock, 22004, &["EURUSD"]), Some(600));
 }
 
 #[test]
@@ -1098,31 +898,20 @@ fn over_limit_serves_only_the_first_n_codes() {
     .expect("start");
     sim.set_max_symbols(Some(2));
     sim.set_over_limit(OverLimit::ServeFirst);
-    let mut ws = connect(&sim.url());
-    let r = request(
-        &mut ws,
-        22004,
-        1,
-        symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]),
-    );
+    let mut ws = Client::connect(&sim.url());
+    let r = ws.call(22004, symbols(&["AAPL.US", "TSLA.US", "IBM.US", "700.HK"]));
     assert_eq!(
         (r["ret"].as_u64(), r["msg"].as_str()),
         (Some(200), Some("ok"))
     );
     // Depth has its own limit of 2.
-    let r = request(&mut ws, 22002, 2, symbols(&["9988.HK", "700.HK", "1.HK"]));
+    let r = ws.call(22002, symbols(&["9988.HK", "700.HK", "1.HK"]));
     assert_eq!(r["ret"], 200);
     let st = sim.state();
     assert_eq!(st.connections[0].trade_codes, ["AAPL.US", "TSLA.US"]);
     assert_eq!(st.connections[0].depth_codes, ["9988.HK", "700.HK"]);
 
     // Pushes: only the served codes, each of them.
-    let mut pushes = Vec::new();
-    pump_until(
-        &mut ws,
-        Instant::now() + Duration::from_millis(20),
-        &mut pushes,
-    );
     assert!(sim.wait_until(WAIT, |s| {
         ["AAPL.US", "TSLA.US"]
             .iter()
@@ -1145,7 +934,7 @@ fn over_limit_serves_only_the_first_n_codes() {
 
     // Back to the default: over the limit is refused with 603.
     sim.set_over_limit(OverLimit::Refuse);
-    let r = request(&mut ws, 22004, 3, symbols(&["A.US", "B.US", "C.US"]));
+    let r = ws.call(22004, symbols(&["A.US", "B.US", "C.US"]));
     assert_eq!(r["ret"], 603);
     assert_eq!(
         sim.state().connections[0].trade_codes,
@@ -1156,37 +945,18 @@ fn over_limit_serves_only_the_first_n_codes() {
 #[test]
 fn drop_connection_drops_that_one_only() {
     let sim = quiet_sim();
-    let mut first = connect(&sim.url());
-    let mut second = connect(&sim.url());
+    let mut first = Client::connect(&sim.url());
+    let mut second = Client::connect(&sim.url());
     wait_open(&sim, 2);
     assert!(!sim.drop_connection(99), "no such connection");
     assert!(sim.drop_connection(1));
-    assert!(
-        !read_to_end(&mut first, Instant::now() + WAIT),
-        "no close frame"
-    );
+    assert!(!first.read_to_end(), "no close frame");
     wait_cause(&sim, 1, CloseCause::Dropped);
     // The other one still answers.
-    assert_eq!(request(&mut second, 22000, 1, json!({}))["ret"], 200);
+    assert_eq!(second.call(22000, json!({}))["ret"], 200);
     let st = sim.state();
     assert!(st.conn(2).is_some_and(|c| c.accepted && !c.closed));
     assert!(!sim.drop_connection(1), "already gone");
-}
-
-/// Every JSON message until the connection ends, and whether a close
-/// frame came.
-fn read_all_to_end(ws: &mut Client, deadline: Instant) -> (Vec<Value>, bool) {
-    let (mut got, mut close) = (Vec::new(), false);
-    while Instant::now() < deadline {
-        match ws.read() {
-            Ok(Message::Text(t)) => got.push(serde_json::from_str(t.as_str()).expect("json")),
-            Ok(Message::Close(_)) => close = true,
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return (got, close),
-        }
-    }
-    panic!("connection did not end in time");
 }
 
 #[test]
@@ -1194,9 +964,9 @@ fn cut_every_flushes_then_shuts_tcp_down() {
     let sim = readings_sim(Readings::default(), 500.0);
     let every = Duration::from_millis(400);
     sim.set_cut_every(Some(every));
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]));
-    let (got, close) = read_all_to_end(&mut ws, Instant::now() + WAIT);
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US", "TSLA.US"]));
+    let (got, close) = ws.read_all_to_end();
     assert!(!close, "no close frame");
     wait_cause(&sim, 1, CloseCause::Cut);
     let st = sim.state();
@@ -1218,13 +988,14 @@ fn cut_every_flushes_then_shuts_tcp_down() {
     assert_eq!(received, sent);
     // Switched off, the next connection outlives the period.
     sim.set_cut_every(None);
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
     let opened = Instant::now();
-    let mut pushes = Vec::new();
-    pump_until(&mut ws, opened + every * 2, &mut pushes);
+    // A measuring window, not a synchronisation: the connection must
+    // outlive two periods (reading meanwhile).
+    ws.frames_until(opened + every * 2);
     assert!(sim.state().conn(2).is_some_and(|c| !c.closed));
-    assert_eq!(request(&mut ws, 22000, 2, json!({}))["ret"], 200);
+    assert_eq!(ws.call(22000, json!({}))["ret"], 200);
 }
 
 /// The last trade the simulator pushed for `code`.
@@ -1239,8 +1010,8 @@ fn last_pushed(sim: &Simulator, code: &str) -> alltick_stream::sim::SentTick {
 /// Close `ws` and wait until the simulator has finished connection `id`,
 /// so that no push of it comes later.
 fn close_and_wait(sim: &Simulator, mut ws: Client, id: u64) {
-    let _ = ws.close(None);
-    let _ = read_to_end(&mut ws, Instant::now() + WAIT);
+    ws.close();
+    ws.read_to_end();
     wait_cause(sim, id, CloseCause::ClientClose);
 }
 
@@ -1249,14 +1020,14 @@ fn repush_last_trade_on_subscription_repeats_it_exactly() {
     // Off by default: a new subscription starts with a new trade.
     assert!(!Readings::default().repush_last_trade);
     let sim = readings_sim(Readings::default(), 50.0);
-    let mut first = connect(&sim.url());
-    request(&mut first, 22004, 1, symbols(&["AAPL.US", "TSLA.US"]));
-    trades(&mut first, 4);
+    let mut first = Client::connect(&sim.url());
+    first.call(22004, symbols(&["AAPL.US", "TSLA.US"]));
+    first.trades(4);
     close_and_wait(&sim, first, 1);
     let last = last_pushed(&sim, "AAPL.US");
-    let mut second = connect(&sim.url());
-    request(&mut second, 22004, 1, symbols(&["AAPL.US"]));
-    let next = &trades(&mut second, 1)[0];
+    let mut second = Client::connect(&sim.url());
+    second.call(22004, symbols(&["AAPL.US"]));
+    let next = &second.trades(1)[0];
     assert!(seq_u64(next) > last.seq, "{next} after {last:?}");
     close_and_wait(&sim, second, 2);
 
@@ -1266,9 +1037,9 @@ fn repush_last_trade_on_subscription_repeats_it_exactly() {
         ..Readings::default()
     });
     let (aapl, tsla) = (last_pushed(&sim, "AAPL.US"), last_pushed(&sim, "TSLA.US"));
-    let mut third = connect(&sim.url());
-    request(&mut third, 22004, 1, symbols(&["AAPL.US"]));
-    let text = next_push_text(&mut third, 22998, Instant::now() + WAIT);
+    let mut third = Client::connect(&sim.url());
+    third.call(22004, symbols(&["AAPL.US"]));
+    let text = third.push_text(22998, Instant::now() + WAIT);
     let again: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(again["data"]["code"], "AAPL.US");
     assert_eq!(seq_u64(&again), aapl.seq);
@@ -1276,10 +1047,10 @@ fn repush_last_trade_on_subscription_repeats_it_exactly() {
     assert_eq!(again["data"]["price"], aapl.price.as_str());
     assert_eq!(again["data"]["volume"], aapl.volume.as_str());
     // Then the code streams on from there.
-    let next = &trades(&mut third, 1)[0];
+    let next = &third.trades(1)[0];
     assert!(seq_u64(next) > aapl.seq, "{next}");
     // Only a code new to the set is pushed again: TSLA, not AAPL.
-    request(&mut third, 22004, 2, symbols(&["AAPL.US", "TSLA.US"]));
+    third.call(22004, symbols(&["AAPL.US", "TSLA.US"]));
     // Recorded just after the answer went out.
     assert!(sim.wait_until(WAIT, |s| s.repushes.len() >= 2));
     let st = sim.state();
@@ -1314,16 +1085,16 @@ fn repush_last_trade_set_at_start() {
         },
         50.0,
     );
-    let mut first = connect(&sim.url());
+    let mut first = Client::connect(&sim.url());
     // Nothing pushed yet: nothing to push again.
-    request(&mut first, 22004, 1, symbols(&["AAPL.US"]));
-    trades(&mut first, 3);
+    first.call(22004, symbols(&["AAPL.US"]));
+    first.trades(3);
     assert!(sim.state().repushes.is_empty());
     close_and_wait(&sim, first, 1);
     let last = last_pushed(&sim, "AAPL.US");
-    let mut second = connect(&sim.url());
-    request(&mut second, 22004, 1, symbols(&["AAPL.US"]));
-    assert_eq!(seq_u64(&trades(&mut second, 1)[0]), last.seq);
+    let mut second = Client::connect(&sim.url());
+    second.call(22004, symbols(&["AAPL.US"]));
+    assert_eq!(seq_u64(&second.trades(1)[0]), last.seq);
 }
 
 /// Milliseconds since the Unix epoch on this machine's clock.
@@ -1353,9 +1124,9 @@ fn clock_offset_moves_tick_time_and_time_like_seq_across_midnight() {
         ..SimConfig::default()
     })
     .expect("start");
-    let mut ws = connect(&sim.url());
-    request(&mut ws, 22004, 1, symbols(&["AAPL.US"]));
-    let first = &trades(&mut ws, 1)[0];
+    let mut ws = Client::connect(&sim.url());
+    ws.call(22004, symbols(&["AAPL.US"]));
+    let first = &ws.trades(1)[0];
     let t = first["data"]["tick_time"].as_u64().expect("tick_time");
     assert!(
         t >= midnight - 1_000 && t < midnight,
@@ -1365,8 +1136,7 @@ fn clock_offset_moves_tick_time_and_time_like_seq_across_midnight() {
     // The simulated day ends: a push after midnight.
     let deadline = Instant::now() + WAIT;
     let after = loop {
-        let v: Value =
-            serde_json::from_str(&next_push_text(&mut ws, 22998, deadline)).expect("json");
+        let v: Value = serde_json::from_str(&ws.push_text(22998, deadline)).expect("json");
         if v["data"]["tick_time"]
             .as_u64()
             .is_some_and(|t| t >= midnight)
@@ -1387,8 +1157,7 @@ fn clock_offset_moves_tick_time_and_time_like_seq_across_midnight() {
     sim.set_clock_offset_ms(0);
     let before = wall_ms();
     let v = loop {
-        let v: Value =
-            serde_json::from_str(&next_push_text(&mut ws, 22998, deadline)).expect("json");
+        let v: Value = serde_json::from_str(&ws.push_text(22998, deadline)).expect("json");
         if v["data"]["tick_time"]
             .as_u64()
             .is_some_and(|t| t < midnight - 1_000)

@@ -26,6 +26,9 @@ fn subscription_sets(sim: &Simulator) -> Vec<Vec<String>> {
 
 #[test]
 fn demo_streams_both_symbols_as_json_that_jq_filters() {
+    if !util::require("jq") {
+        return;
+    }
     let mut tool = Tool::start(&["--demo", "NASDAQ:AAPL", "NASDAQ:TSLA"], None);
     let both = tool.wait_for(WAIT, |out, _| {
         out.iter().any(|l| l.contains("\"NASDAQ:AAPL\""))
@@ -295,7 +298,12 @@ fn the_token_is_sent_but_never_printed() {
     // A failure path that prints the endpoint.
     sim.drop_connections();
     check!(tool, tool.wait_stderr("connection lost"));
-    check!(tool, sim.wait_until(WAIT, |s| s.connections.len() >= 2));
+    // Accepted: the server has read the new connection's handshake, token
+    // included (a connection shows in the state from its TCP accept on).
+    let reconnected = sim.wait_until(WAIT, |s| {
+        s.connections.len() >= 2 && s.connections[1].accepted
+    });
+    check!(tool, reconnected, "no second connection accepted");
     tool.signal("TERM");
     check!(tool, tool.wait_exit(WAIT).is_some());
     let st = sim.state();

@@ -3,7 +3,8 @@
 //! stderr text as they arrive, and lets a test await conditions on them with
 //! a bound. A failed check prints the command, its stdout and its stderr, so
 //! a red test explains itself. Below the runner: simulator helpers and waits
-//! on what the simulator recorded.
+//! on what the simulator recorded, and [`require`] for tests that need an
+//! outside program. The raw WebSocket client is in [`ws`].
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use alltick_stream::sim::{SentTick, SimConfig, Simulator};
 use alltick_stream::wire::protocol::CMD_SUB_TRADES;
 use serde_json::Value;
+
+pub mod ws;
 
 /// Assert with the tool's output attached.
 macro_rules! check {
@@ -233,6 +236,29 @@ impl Tool {
         self.wait_every(timeout, Duration::from_millis(20), |_, _| pred())
     }
 
+    /// Whether a thread of the tool is blocked writing into a full pipe
+    /// (its stdout, when [`Tool::pause_stdout`] stopped reading it): the
+    /// kernel says where each thread sleeps (`wchan`), or else which
+    /// system call it is in (`write` to fd 1).
+    pub fn blocked_on_stdout(&self) -> bool {
+        // The number of `write` in /proc/PID/task/TID/syscall.
+        let write_call = if cfg!(target_arch = "aarch64") {
+            "64 0x1 "
+        } else {
+            "1 0x1 "
+        };
+        let tasks = format!("/proc/{}/task", self.pid());
+        std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                let read = |name: &str| std::fs::read_to_string(task.path().join(name));
+                read("wchan").is_ok_and(|w| w.contains("pipe_write"))
+                    || read("syscall").is_ok_and(|s| s.starts_with(write_call))
+            })
+    }
+
     /// Wait until the child's stdout reached EOF.
     pub fn wait_stdout_closed(&self, timeout: Duration) -> bool {
         let (m, cv) = &*self.shared;
@@ -321,6 +347,51 @@ impl Drop for Tool {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the outside program `program` (jq, python3, man, …) is
+/// installed, for a test that needs it. Under `CI=true` a missing program
+/// fails the test: CI installs every one of them (`.ci/run`), so a test
+/// there cannot pass by skipping. Elsewhere the test may skip: this says
+/// so on the terminal (past the test harness's capture, which shows only a
+/// failed test's output) and returns false.
+pub fn require(program: &str) -> bool {
+    if installed(program) {
+        return true;
+    }
+    let current = thread::current();
+    let test = current.name().unwrap_or("a test");
+    let under_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    assert!(
+        !under_ci,
+        "{test} needs {program}, which is not installed (or does not run): \
+         .ci/run installs it, and under CI=true a test may not skip"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test}: it needs {program}, which is not installed here \
+         (under CI=true this is a failure)"
+    );
+    false
+}
+
+/// Whether `program` runs: it answers its version question with success.
+/// (A minimized Ubuntu's `/usr/bin/man` is a stub that only says it was
+/// removed.)
+fn installed(program: &str) -> bool {
+    let probe: &[&str] = match program {
+        "openssl" => &["version"],
+        // mandoc has no version option: format an empty page.
+        "mandoc" => &["-Tascii", "/dev/null"],
+        _ => &["--version"],
+    };
+    Command::new(program)
+        .args(probe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The token every simulator expects (unless a test says otherwise) and
