@@ -284,14 +284,12 @@ fn a_request_inside_the_second_is_answered_429_rate_limit() {
     let dir = TempDir::new("serve-rate");
     let file = synthetic(dir.path(), "c.jsonl", &["AAPL.US"], 10, 100);
     let serve = Serve::start(&[&file.display().to_string()]);
-    let mut c = Client::connect(&serve.url(""));
+    let mut c = client(&serve.url(""));
     let (_, first) = c.request(22000, json!({}));
     // The second at once: well inside the second since the first.
-    c.ws.send(Message::text(
+    c.send_now(
         r#"{"cmd_id":22004,"seq_id":50,"trace":"soon","data":{"symbol_list":[{"code":"AAPL.US"}]}}"#,
-    ))
-    .expect("send");
-    c.last_request = Some(Instant::now());
+    );
     assert_eq!(c.answer(first).1["ret"], 200);
     let (_, answer) = c.answer(50);
     assert_eq!(answer["ret"], 429, "{answer}");
