@@ -175,7 +175,7 @@ impl Session {
                     .feeds
                     .get_mut(kind)
                     .on_answer(r.ret, &r.msg, codes, max);
-                if matches!(r.ret, 200 | 201) {
+                if r.ret.is_success() {
                     conn.health().acknowledged(now);
                     self.acknowledged = true;
                     self.gap_closed();

@@ -17,14 +17,8 @@ use std::time::Duration;
 
 use crate::report::count;
 use crate::session::subscriptions::{Change, Outbox, Subscriptions};
-use crate::wire::protocol::{self, CancelType};
+use crate::wire::protocol::{self, CancelType, Handling, Ret};
 use crate::wire::symbol::{self, Code, Symbol};
-
-/// How long to wait after a rate-limit answer (429/605) before resending.
-pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
-
-/// Least wait before reconnecting after `ret` 606.
-pub const AFTER_606: Duration = Duration::from_secs(3);
 
 /// Which feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,41 +270,41 @@ impl Feed {
 
     /// The answer `ret` (with the server's `msg`) to a request of this feed
     /// that carried `codes`. `max_symbols` is the user's `--max-symbols`.
+    /// What each `ret` asks for is decided by [`Ret::handling`].
     pub fn on_answer(
         &mut self,
-        ret: i64,
+        ret: Ret,
         msg: &str,
         codes: Vec<Code>,
         max_symbols: Option<usize>,
     ) -> Reaction {
         let what = format!("{} subscription", self.kind.name());
-        let meaning = protocol::ret_meaning(ret);
         let server_msg = if msg.is_empty() {
             String::new()
         } else {
             format!(" (server: {msg:?})")
         };
-        match ret {
-            200 | 201 => self.acknowledged(codes),
-            401 => Reaction {
+        match ret.handling() {
+            Handling::Done => self.acknowledged(codes),
+            Handling::Fatal => Reaction {
                 notes: Vec::new(),
                 act: Act::Fatal(TOKEN_REFUSED.into()),
             },
-            429 | 605 => Reaction {
+            Handling::ResendAfter(wait) => Reaction {
                 notes: vec![format!(
-                    "{what} refused: ret {ret} {meaning}{server_msg}; resending the full set in {} s",
-                    RATE_LIMIT_RETRY.as_secs()
+                    "{what} refused: ret {ret}{server_msg}; resending the full set in {} s",
+                    wait.as_secs()
                 )],
-                act: Act::ResendAfter(RATE_LIMIT_RETRY),
+                act: Act::ResendAfter(wait),
             },
-            606 => Reaction {
+            Handling::Reconnect(min_wait) => Reaction {
                 notes: Vec::new(),
                 act: Act::Reconnect {
-                    reason: format!("{meaning}{server_msg}"),
-                    min_wait: AFTER_606,
+                    reason: format!("{}{server_msg}", ret.meaning()),
+                    min_wait,
                 },
             },
-            603 => {
+            Handling::OverPlan => {
                 // Resending the same set would be refused again: wait for
                 // the user to change it.
                 let n = count(codes.len(), "code");
@@ -319,14 +313,14 @@ impl Feed {
                     .map(|m| format!(" (--max-symbols says {m})"))
                     .unwrap_or_default();
                 Reaction::say(format!(
-                    "{what} refused: ret 603 {meaning}{server_msg}: {n} sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
+                    "{what} refused: ret {ret}{server_msg}: {n} sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
                 ))
             }
-            600 | 604 => self.refused_codes(ret, &codes),
-            _ => {
+            Handling::BadCodes => self.refused_codes(ret, &codes),
+            Handling::Report => {
                 self.out.assume_sent(Some(self.with_levels(codes)));
                 Reaction::say(format!(
-                    "{what} refused: ret {ret} {meaning}{server_msg}; keeping the set until it changes"
+                    "{what} refused: ret {ret}{server_msg}; keeping the set until it changes"
                 ))
             }
         }
@@ -388,9 +382,8 @@ impl Feed {
     /// A request was refused for a bad code (600/604) without saying which.
     /// The codes it added over the known-good ones are the suspects: one is
     /// dropped at once; several are tried one at a time.
-    fn refused_codes(&mut self, ret: i64, codes: &[Code]) -> Reaction {
+    fn refused_codes(&mut self, ret: Ret, codes: &[Code]) -> Reaction {
         let kind = self.kind;
-        let meaning = protocol::ret_meaning(ret);
         // The server keeps the set it had.
         self.out
             .assume_sent(Some(self.with_levels(self.server_set.clone())));
@@ -412,7 +405,7 @@ impl Feed {
                 // Resending it would be refused again: wait for a change.
                 self.out.assume_sent(Some(self.with_levels(codes.to_vec())));
                 Reaction::say(format!(
-                    "{} subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes",
+                    "{} subscription refused: ret {ret}, though every code in it was accepted before; keeping the set until it changes",
                     kind.name()
                 ))
             }
@@ -421,7 +414,7 @@ impl Feed {
                 self.subs.drop_code(bad);
                 self.levels.remove(bad);
                 Reaction::say(format!(
-                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the {} set, {} remain",
+                    "{name} refused by the server (ret {ret}); dropped it from the {} set, {} remain",
                     kind.name(),
                     count(self.subs.codes().len(), "symbol")
                 ))
@@ -429,7 +422,7 @@ impl Feed {
             many => {
                 self.probe = many.iter().cloned().collect();
                 Reaction::say(format!(
-                    "{} subscription refused: ret {ret} {meaning}; trying the {} new codes one at a time to find the bad ones",
+                    "{} subscription refused: ret {ret}; trying the {} new codes one at a time to find the bad ones",
                     kind.name(),
                     many.len()
                 ))

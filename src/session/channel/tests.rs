@@ -82,7 +82,7 @@ fn an_emptied_set_is_a_cancel_of_its_own_kind() {
 fn a_reconnect_resends_the_whole_set() {
     let mut f = connected(Kind::Trades, &["AAPL.US", "TSLA.US"]);
     let sent = send(&mut f).unwrap();
-    f.on_answer(200, "ok", sent, None);
+    f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(f.server_set(), codes(&["AAPL.US", "TSLA.US"]));
     f.on_disconnect();
     assert!(f.server_set().is_empty());
@@ -95,8 +95,8 @@ fn rate_limits_resend_the_full_set_later() {
     for ret in [429, 605] {
         let mut f = connected(Kind::Trades, &["AAPL.US"]);
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(ret, "", sent, None);
-        assert_eq!(r.act, Act::ResendAfter(RATE_LIMIT_RETRY));
+        let r = f.on_answer(Ret::from_code(ret), "", sent, None);
+        assert_eq!(r.act, Act::ResendAfter(protocol::RATE_LIMIT_RETRY));
         assert!(
             r.notes[0].contains("resending the full set"),
             "{:?}",
@@ -112,12 +112,12 @@ fn rate_limits_resend_the_full_set_later() {
 fn ret_606_reconnects_after_at_least_3_s_and_401_is_fatal() {
     let mut f = connected(Kind::Depth, &["700.HK@depth"]);
     let sent = send(&mut f).unwrap();
-    match f.on_answer(606, "", sent.clone(), None).act {
+    match f.on_answer(Ret::from_code(606), "", sent.clone(), None).act {
         Act::Reconnect { min_wait, .. } => assert!(min_wait >= Duration::from_secs(3)),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        f.on_answer(401, "", sent, None).act,
+        f.on_answer(Ret::from_code(401), "", sent, None).act,
         Act::Fatal(_)
     ));
 }
@@ -126,7 +126,7 @@ fn ret_606_reconnects_after_at_least_3_s_and_401_is_fatal() {
 fn ret_603_names_the_count_and_the_docs_rule_and_does_not_loop() {
     let mut f = connected(Kind::Trades, &["A.US", "B.US", "C.US"]);
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(603, "token level not enough", sent, Some(2));
+    let r = f.on_answer(Ret::from_code(603), "token level not enough", sent, Some(2));
     assert_eq!(r.act, Act::Nothing);
     let note = &r.notes[0];
     assert!(note.contains("3 codes sent"), "{note}");
@@ -148,11 +148,11 @@ fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
         f.add(&syms(&[&s("GOOD.US")]));
         f.on_connect();
         let sent = send(&mut f).unwrap();
-        f.on_answer(200, "ok", sent, None);
+        f.on_answer(Ret::from_code(200), "ok", sent, None);
         // One new code, refused: dropped and named.
         f.add(&syms(&[&s("BAD.US")]));
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(600, "", sent, None);
+        let r = f.on_answer(Ret::from_code(600), "", sent, None);
         assert!(
             r.notes[0].contains("BAD.US") && r.notes[0].contains("dropped it"),
             "{kind:?}: {:?}",
@@ -163,17 +163,32 @@ fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
         // A later change goes through: one bad code does not block it.
         f.add(&syms(&[&s("NEW.US")]));
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US"])));
-        f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US"]), None);
+        f.on_answer(
+            Ret::from_code(200),
+            "ok",
+            codes(&["GOOD.US", "NEW.US"]),
+            None,
+        );
         // Two new codes refused together: tried one at a time.
         f.add(&syms(&[&s("X.US"), &s("Y.US")]));
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(604, "", sent, None);
+        let r = f.on_answer(Ret::from_code(604), "", sent, None);
         assert!(r.notes[0].contains("one at a time"), "{:?}", r.notes);
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "X.US"])));
-        let r = f.on_answer(604, "", codes(&["GOOD.US", "NEW.US", "X.US"]), None);
+        let r = f.on_answer(
+            Ret::from_code(604),
+            "",
+            codes(&["GOOD.US", "NEW.US", "X.US"]),
+            None,
+        );
         assert!(r.notes[0].contains("X.US") && r.notes[0].contains("dropped"));
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "Y.US"])));
-        f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US", "Y.US"]), None);
+        f.on_answer(
+            Ret::from_code(200),
+            "ok",
+            codes(&["GOOD.US", "NEW.US", "Y.US"]),
+            None,
+        );
         assert_eq!(f.codes(), codes(&["GOOD.US", "NEW.US", "Y.US"]));
         assert_eq!(send(&mut f), None, "{kind:?}: settled");
     }
@@ -183,10 +198,10 @@ fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
 fn a_refusal_of_only_known_good_codes_waits_for_a_change() {
     let mut f = connected(Kind::Trades, &["A.US"]);
     let sent = send(&mut f).unwrap();
-    f.on_answer(200, "ok", sent.clone(), None);
+    f.on_answer(Ret::from_code(200), "ok", sent.clone(), None);
     f.on_connect();
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(604, "", sent, None);
+    let r = f.on_answer(Ret::from_code(604), "", sent, None);
     assert!(r.notes[0].contains("accepted before"), "{:?}", r.notes);
     assert_eq!(send(&mut f), None);
 }
@@ -195,18 +210,18 @@ fn a_refusal_of_only_known_good_codes_waits_for_a_change() {
 fn acknowledgements_say_what_changed() {
     let mut f = connected(Kind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(200, "ok", sent, None);
+    let r = f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(
         r.notes,
         vec!["subscribed to 2 symbols (+NASDAQ:AAPL +NASDAQ:TSLA)"]
     );
     f.remove(&syms(&["TSLA.US"]));
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(200, "ok", sent, None);
+    let r = f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(r.notes, vec!["subscribed to 1 symbol (-NASDAQ:TSLA)"]);
     let mut d = connected(Kind::Depth, &["HKEX:700@depth"]);
     let sent = send(&mut d).unwrap();
-    let r = d.on_answer(200, "ok", sent, None);
+    let r = d.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(
         r.notes,
         vec!["depth: subscribed to 1 symbol (+HKEX:700@depth)"]
