@@ -20,7 +20,7 @@ use crate::capture::resume::{self, Resumed};
 use crate::capture::write::Capture;
 use crate::capture::{memory, takeback};
 use crate::cli::{self, EndpointUrl, Options, Parsed};
-use crate::form::columns::Format;
+use crate::form::Format;
 use crate::queue::{Frames, Item};
 use crate::replay::ReplayEnd;
 use crate::report::{say, set_secret};
@@ -116,7 +116,7 @@ pub fn run() -> i32 {
     if let Some(period) = opts.stats {
         start_stats(period, &stats);
     }
-    start_stdin(ctl_tx.clone(), opts.form.shape.format == Format::Csv);
+    start_stdin(ctl_tx.clone(), opts.form.columns.format == Format::Csv);
     supervise(&sig_rx, &ends_rx, &writer_rx, &stats, &stop, &ctl_tx)
 }
 

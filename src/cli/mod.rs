@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::bars::Interval;
 use crate::capture::pattern::Pattern;
-use crate::form::columns::{Form, Format, Shape};
+use crate::form::{Columns, Format, LineForm};
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
@@ -88,7 +88,7 @@ pub struct Options {
     /// `--gaps`: mark where the data is incomplete.
     pub gaps: bool,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
-    pub form: Form,
+    pub form: LineForm,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
@@ -133,18 +133,18 @@ fn grace(v: &str) -> Result<Duration, String> {
 }
 
 /// `--bars`, `--bar-grace`, `--fields` and `--format`, checked together.
-fn form(g: &Given) -> Result<Form, String> {
+fn form(g: &Given) -> Result<LineForm, String> {
     let format = g.format.unwrap_or_default();
     let bars = g.bars.is_some();
-    let shape = match &g.fields {
-        Some(list) => Shape::with_fields(format, bars, list)?,
-        None => Shape::all(format, bars),
+    let columns = match &g.fields {
+        Some(list) => Columns::with_fields(format, bars, list)?,
+        None => Columns::all(format, bars),
     };
     if g.bar_grace.is_some() && !bars {
         return Err("--bar-grace applies to bars: give --bars INTERVAL".into());
     }
-    Ok(Form {
-        shape,
+    Ok(LineForm {
+        columns,
         bars: g.bars,
         bar_grace: g.bar_grace.unwrap_or(Duration::from_secs(2)),
     })
@@ -407,7 +407,7 @@ fn finish(g: Given) -> Result<Options, String> {
         None => (None, None),
     };
     let form = form(&g)?;
-    if form.shape.format == Format::Csv
+    if form.columns.format == Format::Csv
         && let Some(s) = g.symbols.iter().find(|s| s.feed != Feed::Trades)
     {
         return Err(format!(

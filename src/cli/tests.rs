@@ -390,7 +390,7 @@ fn bars_fields_and_format_are_checked_together() {
     .unwrap();
     assert_eq!(f.bars.map(Interval::name), Some("5m"));
     assert_eq!(
-        f.shape.names().collect::<Vec<_>>(),
+        f.columns.names().collect::<Vec<_>>(),
         ["start", "code", "close"]
     );
     assert_eq!(f.bar_grace, Duration::from_secs(2));

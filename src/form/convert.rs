@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::bars::calendar::iso;
 use crate::bars::{self, Bar, Bars, Interval, Refused};
-use crate::form::columns::{Form, Format};
 use crate::form::line::{TradeLine, digits, find, unquoted};
+use crate::form::{Format, LineForm};
 use crate::report::{count, say};
 use crate::stats::{DropLog, Stats};
 use crate::wire::repeat::{Last, Seen};
@@ -18,16 +18,16 @@ use crate::wire::repeat::{Last, Seen};
 /// What closes bars.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
-    /// The wall clock, read by the caller ([`Shaper::close_due`]): live.
+    /// The wall clock, read by the caller ([`Converter::close_due`]): live.
     Wall,
     /// The lines' own times, as they are read: `replay`.
     Stream,
 }
 
-/// Turns full lines into the lines of a [`Form`].
-pub struct Shaper {
-    form: Form,
-    /// The line being shaped, when it came in the output buffer.
+/// Turns full lines into the lines of a [`LineForm`].
+pub struct Converter {
+    form: LineForm,
+    /// The line being converted, when it came in the output buffer.
     line: Vec<u8>,
     cell: Vec<u8>,
     canon: Vec<u8>,
@@ -49,14 +49,14 @@ pub struct Shaper {
     drops: DropLog,
 }
 
-impl Shaper {
+impl Converter {
     /// Lines of `form`; bars closed by `clock`; late trades counted in
     /// `stats`.
-    pub fn new(form: Form, clock: Clock, stats: Arc<Stats>) -> Shaper {
+    pub fn new(form: LineForm, clock: Clock, stats: Arc<Stats>) -> Converter {
         let bars = form
             .bars
             .map(|interval| Bars::with_memo(interval, form.bar_grace.as_millis() as u64));
-        Shaper {
+        Converter {
             form,
             line: Vec::new(),
             cell: Vec::new(),
@@ -82,7 +82,7 @@ impl Shaper {
         }
     }
 
-    /// The wall clock's reading (ms) at which [`Shaper::close_wall`] next
+    /// The wall clock's reading (ms) at which [`Converter::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {
         let due = self.bars.as_ref()?.next_due()?;
@@ -119,7 +119,7 @@ impl Shaper {
         bars.into_iter()
             .map(|bar| {
                 let mut line = Vec::new();
-                self.form.shape.bar(&mut line, &mut self.cell, &bar);
+                self.form.columns.bar(&mut line, &mut self.cell, &bar);
                 (bar.start, line)
             })
             .collect()
@@ -132,27 +132,27 @@ impl Shaper {
 
     /// Whether lines are CSV rows.
     pub fn is_csv(&self) -> bool {
-        self.form.shape.format == Format::Csv
+        self.form.columns.format == Format::Csv
     }
 
     /// The header row a stream or a new file starts with (CSV), else
     /// nothing.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.form.shape.header(&mut out);
+        self.form.columns.header(&mut out);
         out
     }
 
     /// The whole line at `buf[at..]` (with its newline), as the tool
     /// writes it: rewritten in place into the form's line, or folded into
-    /// a bar, or left out ([`Shaper::shape`]). Returns the number of lines
+    /// a bar, or left out ([`Converter::convert`]). Returns the number of lines
     /// at `buf[at..]` now.
-    pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
+    pub fn convert_in_place(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         line.extend_from_slice(&buf[at..]);
         buf.truncate(at);
-        let n = self.shape(&line, buf);
+        let n = self.convert(&line, buf);
         self.line = line;
         n
     }
@@ -161,23 +161,23 @@ impl Shaper {
     /// form's line for it to `out`, or fold it into a bar, or leave it out.
     /// With bars on the stream's clock, the bars it closes are appended
     /// instead. Returns the number of lines appended.
-    pub fn shape(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
-        let csv = self.form.shape.format == Format::Csv;
-        match line_kind(line) {
-            Kind::Trade => {}
-            Kind::Depth if csv => {
+    pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
+        let csv = self.form.columns.format == Format::Csv;
+        match line_type(line) {
+            LineType::Trade => {}
+            LineType::Depth if csv => {
                 self.depth_skipped += 1;
                 if self.depth_skipped == 1 {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
                 return 0;
             }
-            Kind::Gap if csv => {
+            LineType::Gap if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
                 return 0;
             }
-            Kind::Depth | Kind::Gap | Kind::Other => {
+            LineType::Depth | LineType::Gap | LineType::Other => {
                 out.extend_from_slice(line);
                 return 1;
             }
@@ -193,7 +193,7 @@ impl Shaper {
             None => return self.unreadable(),
         };
         let Some(bars) = &mut self.bars else {
-            self.form.shape.trade(out, &mut self.cell, &trade);
+            self.form.columns.trade(out, &mut self.cell, &trade);
             return 1;
         };
         let time = trade.time;
@@ -364,9 +364,9 @@ fn json_text(token: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// What a full line is, by its start.
+/// What a full line is (its `type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+enum LineType {
     Trade,
     Depth,
     Gap,
@@ -375,23 +375,23 @@ enum Kind {
 
 /// What a full line is: by its start as the tool writes it, else by its
 /// `type` wherever it stands.
-fn line_kind(line: &[u8]) -> Kind {
-    let kinds: [(&[u8], Kind); 3] = [
-        (b"\"type\":\"trade\"", Kind::Trade),
-        (b"\"type\":\"depth\"", Kind::Depth),
-        (b"\"type\":\"gap\"", Kind::Gap),
+fn line_type(line: &[u8]) -> LineType {
+    let types: [(&[u8], LineType); 3] = [
+        (b"\"type\":\"trade\"", LineType::Trade),
+        (b"\"type\":\"depth\"", LineType::Depth),
+        (b"\"type\":\"gap\"", LineType::Gap),
     ];
-    for (key, kind) in kinds {
+    for (key, line_type) in types {
         if line.get(1..).is_some_and(|l| l.starts_with(key)) {
-            return kind;
+            return line_type;
         }
     }
-    for (key, kind) in kinds {
+    for (key, line_type) in types {
         if find(line, key).is_some() {
-            return kind;
+            return line_type;
         }
     }
-    Kind::Other
+    LineType::Other
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use crossbeam_channel::Receiver;
 
 use crate::capture::read::{Kind, Line, Merge, Source};
 use crate::capture::resume;
-use crate::form::columns::Form;
-use crate::form::convert::{Clock, Shaper};
+use crate::form::LineForm;
+use crate::form::convert::{Clock, Converter};
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
@@ -40,7 +40,7 @@ pub struct ReplayOptions {
     /// Lines up to this time (ms), inclusive.
     pub to: Option<u64>,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
-    pub form: Form,
+    pub form: LineForm,
 }
 
 /// Lines within this much of `--to` past it are still looked at: a file's
@@ -166,11 +166,11 @@ pub fn run(
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    let shaper = Shaper::new(opts.form.clone(), Clock::Stream, Arc::default());
+    let converter = Converter::new(opts.form.clone(), Clock::Stream, Arc::default());
     if !resume::stdout_has_lines() {
-        buf.extend_from_slice(&shaper.header());
+        buf.extend_from_slice(&converter.header());
     }
-    let mut shaper = (!shaper.is_plain()).then_some(shaper);
+    let mut converter = (!converter.is_plain()).then_some(converter);
     let mut written: u64 = 0;
     let mut recent_gaps: VecDeque<Vec<u8>> = VecDeque::new();
     let mut n: u32 = 0;
@@ -222,8 +222,8 @@ pub fn run(
                 merge.recycle(line);
                 continue;
             }
-            match &mut shaper {
-                Some(s) => written += s.shape(&line.bytes, &mut buf) as u64,
+            match &mut converter {
+                Some(s) => written += s.convert(&line.bytes, &mut buf) as u64,
                 None => {
                     buf.extend_from_slice(&line.bytes);
                     written += 1;
@@ -235,7 +235,7 @@ pub fn run(
                 buf.clear();
             }
         }
-        if let Some(s) = &mut shaper {
+        if let Some(s) = &mut converter {
             for (_, line) in s.close_all() {
                 buf.extend_from_slice(&line);
                 written += 1;
@@ -252,7 +252,7 @@ pub fn run(
         }
         Ok(()) => {}
     }
-    let left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
+    let left_out = converter.map(|s| s.left_out()).unwrap_or_default();
     summary(written, opts.files.len(), merge.skipped(), &left_out);
     ReplayEnd::Done
 }

@@ -18,8 +18,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::capture::memory::Keeper;
 use crate::capture::write::Capture;
-use crate::form::columns::Form;
-use crate::form::convert::{Clock, Shaper};
+use crate::form::LineForm;
+use crate::form::convert::{Clock, Converter};
 use crate::form::json::format_gap;
 use crate::queue::{BATCH_BYTES, Frames, Item};
 use crate::stats::Stats;
@@ -62,7 +62,7 @@ pub struct WriterConfig {
     /// A capture's tail, read back: each code's memory starts from it.
     pub resumed: HashMap<(bool, String), Last>,
     /// What the lines are made of (`--bars`, `--fields`, `--format`).
-    pub form: Form,
+    pub form: LineForm,
     /// A stream starts with the form's header row (CSV): false when it
     /// appends to lines written before.
     pub header: bool,
@@ -102,15 +102,15 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let mut shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
-    shaper.reopen(config.reopen);
+    let mut converter = Converter::new(config.form, Clock::Wall, Arc::clone(&stats));
+    converter.reopen(config.reopen);
     let mut keeper = config.memory.map(Keeper::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
-        Sink::Files(c) if shaper.is_csv() => c.set_csv(shaper.header()),
+        Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
         Sink::Files(_) => {}
-        Sink::Stream(_) if config.header => buf.extend_from_slice(&shaper.header()),
+        Sink::Stream(_) if config.header => buf.extend_from_slice(&converter.header()),
         Sink::Stream(_) => {}
     }
     let mut w = Batcher {
@@ -119,7 +119,7 @@ pub fn run_sink<W: Write>(
         period: None,
         buffered: 0,
         stats,
-        shaper: (!shaper.is_plain()).then_some(shaper),
+        converter: (!converter.is_plain()).then_some(converter),
     };
     let end = loop {
         let first = match w.wait() {
@@ -176,7 +176,7 @@ struct Batcher<W: Write> {
     buffered: u64,
     stats: Arc<Stats>,
     /// What lines become, unless they go out as they are.
-    shaper: Option<Shaper>,
+    converter: Option<Converter>,
 }
 
 impl<W: Write> Batcher<W> {
@@ -198,7 +198,7 @@ impl<W: Write> Batcher<W> {
                 for t in times {
                     let at = self.buf.len();
                     format_gap(&mut self.buf, &g);
-                    if self.shape(at) {
+                    if self.convert(at) {
                         self.placed(t.max(g.from), at);
                     }
                 }
@@ -208,7 +208,7 @@ impl<W: Write> Batcher<W> {
                 for frame in frames.iter() {
                     let at = self.buf.len();
                     if let Some(time) = lines.frame(frame, &mut self.buf)
-                        && self.shape(at)
+                        && self.convert(at)
                     {
                         self.placed(time, at);
                     }
@@ -229,9 +229,9 @@ impl<W: Write> Batcher<W> {
 
     /// The line appended at `at`, made into the form's: false when no
     /// line is left.
-    fn shape(&mut self, at: usize) -> bool {
-        match &mut self.shaper {
-            Some(s) => s.reshape(&mut self.buf, at) > 0,
+    fn convert(&mut self, at: usize) -> bool {
+        match &mut self.converter {
+            Some(s) => s.convert_in_place(&mut self.buf, at) > 0,
             None => true,
         }
     }
@@ -283,7 +283,7 @@ impl<W: Write> Batcher<W> {
     /// The bars due by the wall clock (`all`: every open one) go after
     /// the lines before them, each to the file of its start.
     fn close_bars(&mut self, all: bool) {
-        let Some(s) = &mut self.shaper else {
+        let Some(s) = &mut self.converter else {
             return;
         };
         let lines = if all {
@@ -305,9 +305,9 @@ impl<W: Write> Batcher<W> {
             Sink::Stream(_) => None,
         };
         let bar = self
-            .shaper
+            .converter
             .as_ref()
-            .and_then(Shaper::next_due)
+            .and_then(Converter::next_due)
             .map(|due| Duration::from_millis(due.saturating_sub(Stats::now_ms())));
         match (sync, bar) {
             (Some(a), Some(b)) => Some(a.min(b)),
