@@ -50,7 +50,7 @@ pub fn run() -> i32 {
         Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Serve(s)) => return run_serve(&s),
         Ok(Parsed::Help) => return print_text(&cli::help()),
-        Ok(Parsed::Generate(kind)) => return print_text(&cli::generate(kind)),
+        Ok(Parsed::Generate(what)) => return print_text(&cli::generate(what)),
         Ok(Parsed::Version) => {
             return print_text(&format!("alltick-stream {}\n", env!("CARGO_PKG_VERSION")));
         }

@@ -25,7 +25,7 @@ use crate::wire::symbol::{Feed, Market, Symbol};
 pub use crate::wire::url_encode;
 use flags::{Flag, Mode};
 
-pub use flags::{Kind, PLAN_NAMES, PLANS};
+pub use flags::{Generate, PLAN_NAMES, PLANS};
 pub use generate::generate;
 pub use help::help;
 
@@ -61,7 +61,7 @@ pub struct Options {
     pub endpoints: Vec<EndpointUrl>,
     /// `--market`: one endpoint forced for every code (for code checks).
     pub market: Option<Market>,
-    /// `--token-file`, if given.
+    /// `--token-file`, if raw.
     pub token_file: Option<PathBuf>,
     /// Heartbeat period.
     pub heartbeat: Duration,
@@ -107,7 +107,7 @@ pub enum Parsed {
     /// Print the version and exit 0.
     Version,
     /// Print a man page or a completion script and exit 0.
-    Generate(Kind),
+    Generate(Generate),
 }
 
 fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
@@ -133,7 +133,7 @@ fn grace(v: &str) -> Result<Duration, String> {
 }
 
 /// `--bars`, `--bar-grace`, `--fields` and `--format`, checked together.
-fn form(g: &Given) -> Result<LineForm, String> {
+fn form(g: &RawFlags) -> Result<LineForm, String> {
     let format = g.format.unwrap_or_default();
     let bars = g.bars.is_some();
     let columns = match &g.fields {
@@ -157,9 +157,9 @@ fn count(flag: &str, v: &str, max: usize) -> Result<usize, String> {
         .ok_or_else(|| format!("{flag} needs a count from 1 to {max}, got {v:?}"))
 }
 
-/// The flags as given, before they are checked together.
+/// The flags as raw, before they are checked together.
 #[derive(Debug, Default)]
-struct Given {
+struct RawFlags {
     symbols: Vec<Symbol>,
     url: Option<String>,
     stock_url: Option<String>,
@@ -190,7 +190,7 @@ struct Given {
     demo: bool,
 }
 
-impl Given {
+impl RawFlags {
     /// Take one flag of the table with its value (`None` for flags without
     /// one). `Some` is an answer that ends the parsing (`--help`).
     fn set(&mut self, flag: &Flag, value: Option<String>) -> Result<Option<Parsed>, String> {
@@ -199,7 +199,7 @@ impl Given {
         match flag.long {
             "help" => return Ok(Some(Parsed::Help)),
             "version" => return Ok(Some(Parsed::Version)),
-            "generate" => return Kind::from_name(value).map(|k| Some(Parsed::Generate(k))),
+            "generate" => return Generate::from_name(value).map(|k| Some(Parsed::Generate(k))),
             "demo" => self.demo = true,
             "url" => self.url = Some(value.into()),
             "stock-url" => self.stock_url = Some(value.into()),
@@ -260,14 +260,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     if mode != Mode::Live {
         args.next();
     }
-    let mut given = Given::default();
+    let mut raw = RawFlags::default();
     let mut positional: Vec<String> = Vec::new();
     let mut only_symbols = false;
     while let Some(arg) = args.next() {
         if only_symbols || !arg.starts_with('-') || arg == "-" {
             if mode == Mode::Live {
-                given
-                    .symbols
+                raw.symbols
                     .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
             } else {
                 positional.push(arg);
@@ -300,14 +299,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             (Some(_), Some(v)) => Some(v.to_string()),
             (Some(_), None) => Some(args.next().ok_or_else(|| format!("{arg} needs a value"))?),
         };
-        if let Some(answer) = given.set(flag, value)? {
+        if let Some(answer) = raw.set(flag, value)? {
             return Ok(answer);
         }
     }
     match mode {
-        Mode::Live => finish(given).map(|o| Parsed::Run(Box::new(o))),
-        Mode::Replay => finish_replay(given, positional).map(Parsed::Replay),
-        Mode::Serve => finish_serve(given, positional).map(Parsed::Serve),
+        Mode::Live => finish(raw).map(|o| Parsed::Run(Box::new(o))),
+        Mode::Replay => finish_replay(raw, positional).map(Parsed::Replay),
+        Mode::Serve => finish_serve(raw, positional).map(Parsed::Serve),
     }
 }
 
@@ -323,7 +322,7 @@ fn listen_address(value: &str) -> Result<String, String> {
 }
 
 /// `serve`'s options: the files.
-fn finish_serve(g: Given, positional: Vec<String>) -> Result<ServeOptions, String> {
+fn finish_serve(g: RawFlags, positional: Vec<String>) -> Result<ServeOptions, String> {
     let mut files = Vec::new();
     for arg in positional {
         let path = PathBuf::from(&arg);
@@ -351,7 +350,7 @@ fn finish_serve(g: Given, positional: Vec<String>) -> Result<ServeOptions, Strin
 }
 
 /// `replay`'s options: the files first, then the symbols.
-fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, String> {
+fn finish_replay(g: RawFlags, positional: Vec<String>) -> Result<ReplayOptions, String> {
     let mut files = Vec::new();
     let mut symbols = Vec::new();
     for arg in positional {
@@ -389,7 +388,7 @@ fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, Str
 }
 
 /// Check the flags together and settle the defaults.
-fn finish(g: Given) -> Result<Options, String> {
+fn finish(g: RawFlags) -> Result<Options, String> {
     let heartbeat = g.heartbeat.unwrap_or(Duration::from_secs(10));
     let stale_after = g.stale_after.unwrap_or(Duration::from_secs(30));
     check_timing(heartbeat, stale_after)?;
@@ -463,7 +462,7 @@ fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), String
 
 /// The endpoints the flags name: one for everything (`--url`, `--market`),
 /// or AllTick's two with stock codes routed to the first.
-fn endpoints(g: &Given) -> Result<Vec<EndpointUrl>, String> {
+fn endpoints(g: &RawFlags) -> Result<Vec<EndpointUrl>, String> {
     let any_url = g.url.is_some() || g.stock_url.is_some() || g.forex_url.is_some();
     if g.demo {
         if any_url {

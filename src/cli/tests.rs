@@ -230,11 +230,11 @@ fn the_defaults_the_help_shows_are_the_parsers() {
 fn generate_takes_a_kind_and_names_the_kinds_when_it_is_wrong() {
     assert_eq!(
         parse(["--generate".into(), "man".into()]),
-        Ok(Parsed::Generate(Kind::Man))
+        Ok(Parsed::Generate(Generate::Man))
     );
     assert_eq!(
         parse(["--generate=complete-zsh".to_string()]),
-        Ok(Parsed::Generate(Kind::CompleteZsh))
+        Ok(Parsed::Generate(Generate::CompleteZsh))
     );
     let err = parse(["--generate".into(), "roff".into()]).unwrap_err();
     assert!(
