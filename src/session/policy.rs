@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::session::channel::{self, Act, Kind, Reaction};
-use crate::wire::protocol::{self, Handling, Response};
+use crate::session::channel::{self, Act, Reaction};
+use crate::wire::protocol::{self, FeedKind, Handling, Response};
 
 /// Each stretch this long of a connection's life after its acknowledgement,
 /// with messages (answers or pushes) still arriving at its end, earns one
@@ -28,7 +28,7 @@ pub struct InFlight {
     /// The request's cmd_id (22000, 22002, 22004, 22006).
     pub cmd: u64,
     /// The feed whose set it carried; `None` for a heartbeat.
-    pub feed: Option<Kind>,
+    pub feed: Option<FeedKind>,
     /// The codes it carried.
     pub codes: Vec<crate::wire::symbol::Code>,
     /// When it was sent.
@@ -288,7 +288,7 @@ mod tests {
     fn req(cmd: u64, at: Instant) -> InFlight {
         InFlight {
             cmd,
-            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(Kind::Trades),
+            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(FeedKind::Trades),
             codes: Vec::new(),
             sent_at: at,
         }

@@ -1,12 +1,13 @@
-//! One subscription feed (trades or depth) and the rules that keep it in
-//! step with the server.
+//! The subscription channel of one feed (trades or depth) on a connection,
+//! and the rules that keep it in step with the server.
 //!
 //! AllTick has two feeds with the same replace-the-set rules: trades (22004,
 //! cancelled with 22006 `cancel_type` 2) and order-book depth (22002,
-//! `cancel_type` 1). A [`Feed`] owns what the user wants, what the server
+//! `cancel_type` 1). A [`Channel`] owns what the user wants, what the server
 //! holds on this connection, what is waiting to be sent, the narrowing of a
-//! refused request down to its bad codes, and de-duplication. What differs
-//! between the two kinds is data ([`Kind`]), not code.
+//! refused request down to its bad codes, and de-duplication; [`Channels`]
+//! holds a connection's two. What differs between the two feeds is data
+//! ([`FeedKind`]), not code.
 //!
 //! Everything here is pure: answers from the server come in as values, and
 //! what to do comes back as a [`Reaction`] with the lines to say, so every
@@ -17,48 +18,14 @@ use std::time::Duration;
 
 use crate::report::count;
 use crate::session::subscriptions::{Change, Outbox, Subscriptions};
-use crate::wire::protocol::{self, CancelType, Handling, Ret};
+use crate::wire::protocol::{self, FeedKind, Handling, Ret};
 use crate::wire::symbol::{self, Code, Symbol};
 
-/// Which feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Latest trades (22004).
-    Trades,
-    /// Order-book depth (22002).
-    Depth,
-}
-
-impl Kind {
-    /// The word used in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Trades => "trade",
-            Kind::Depth => "depth",
-        }
-    }
-
-    /// The request command that replaces this feed's set.
-    pub fn request_cmd(self) -> u64 {
-        match self {
-            Kind::Trades => protocol::CMD_SUB_TRADES,
-            Kind::Depth => protocol::CMD_SUB_DEPTH,
-        }
-    }
-
-    fn cancel_type(self) -> CancelType {
-        match self {
-            Kind::Trades => CancelType::Trades,
-            Kind::Depth => CancelType::Depth,
-        }
-    }
-
-    /// How a symbol of this feed is written in messages.
-    fn label(self, name: &str) -> String {
-        match self {
-            Kind::Trades => name.to_string(),
-            Kind::Depth => format!("{name}@depth"),
-        }
+/// How a symbol of `kind` is written in messages (`700.HK@depth`).
+fn label(kind: FeedKind, name: &str) -> String {
+    match kind {
+        FeedKind::Trades => name.to_string(),
+        FeedKind::Depth => format!("{name}@depth"),
     }
 }
 
@@ -105,10 +72,10 @@ impl Reaction {
 pub const TOKEN_REFUSED: &str =
     "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file";
 
-/// One feed: the wanted set, the server's set, and what to send.
+/// One feed's channel: the wanted set, the server's set, and what to send.
 #[derive(Debug)]
-pub struct Feed {
-    kind: Kind,
+pub struct Channel {
+    kind: FeedKind,
     subs: Subscriptions,
     /// Levels asked for, per code (`None`: the server's default; always
     /// `None` for trades).
@@ -122,10 +89,10 @@ pub struct Feed {
     out: Outbox<Set>,
 }
 
-impl Feed {
-    /// An empty feed of `kind`.
-    pub fn new(kind: Kind) -> Feed {
-        Feed {
+impl Channel {
+    /// An empty channel for the feed of `kind`.
+    pub fn new(kind: FeedKind) -> Channel {
+        Channel {
             kind,
             subs: Subscriptions::new(),
             levels: HashMap::new(),
@@ -171,7 +138,7 @@ impl Feed {
     /// Add symbols (those of this feed's kind).
     pub fn add(&mut self, symbols: &[Symbol]) -> Change {
         let mut change = self.subs.add(symbols);
-        if self.kind == Kind::Depth {
+        if self.kind == FeedKind::Depth {
             for s in symbols {
                 let symbol::Feed::Depth(level) = s.feed else {
                     continue;
@@ -247,12 +214,12 @@ impl Feed {
             protocol::cancel(seq_id, &format!("cancel-{seq_id}"), self.kind.cancel_type())
         } else {
             match self.kind {
-                Kind::Trades => protocol::subscribe_trades(
+                FeedKind::Trades => protocol::subscribe_trades(
                     seq_id,
                     &format!("sub-{seq_id}"),
                     set.iter().map(|(c, _)| &**c),
                 ),
-                Kind::Depth => protocol::subscribe_depth(
+                FeedKind::Depth => protocol::subscribe_depth(
                     seq_id,
                     &format!("depth-{seq_id}"),
                     set.iter().map(|(c, l)| (&**c, *l)),
@@ -354,17 +321,17 @@ impl Feed {
         let mut changes: Vec<String> = codes
             .iter()
             .filter(|c| !before.contains(&***c))
-            .map(|c| format!("+{}", kind.label(&self.subs.display(c))))
+            .map(|c| format!("+{}", label(kind, &self.subs.display(c))))
             .collect();
         changes.extend(
             self.server_set
                 .iter()
                 .filter(|c| !after.contains(&***c))
-                .map(|c| format!("-{}", kind.label(&self.subs.display(c)))),
+                .map(|c| format!("-{}", label(kind, &self.subs.display(c)))),
         );
         let prefix = match kind {
-            Kind::Trades => "",
-            Kind::Depth => "depth: ",
+            FeedKind::Trades => "",
+            FeedKind::Depth => "depth: ",
         };
         if codes.is_empty() {
             format!("{} subscriptions cancelled (no symbols)", kind.name())
@@ -410,7 +377,7 @@ impl Feed {
                 ))
             }
             [bad] => {
-                let name = kind.label(&self.subs.display(bad));
+                let name = label(kind, &self.subs.display(bad));
                 self.subs.drop_code(bad);
                 self.levels.remove(bad);
                 Reaction::say(format!(
@@ -431,46 +398,46 @@ impl Feed {
     }
 }
 
-/// Both feeds of a connection.
+/// Both channels of a connection.
 #[derive(Debug)]
-pub struct Feeds {
-    /// The trade feed.
-    pub trades: Feed,
-    /// The depth feed.
-    pub depth: Feed,
+pub struct Channels {
+    /// The trade feed's.
+    pub trades: Channel,
+    /// The depth feed's.
+    pub depth: Channel,
 }
 
-impl Feeds {
-    /// Both feeds, holding `initial`.
-    pub fn new(initial: &[Symbol]) -> Feeds {
-        let mut feeds = Feeds {
-            trades: Feed::new(Kind::Trades),
-            depth: Feed::new(Kind::Depth),
+impl Channels {
+    /// Both channels, holding `initial`.
+    pub fn new(initial: &[Symbol]) -> Channels {
+        let mut channels = Channels {
+            trades: Channel::new(FeedKind::Trades),
+            depth: Channel::new(FeedKind::Depth),
         };
-        feeds.change(true, initial);
-        feeds
+        channels.change(true, initial);
+        channels
     }
 
-    /// The feed of `kind`.
-    pub fn get_mut(&mut self, kind: Kind) -> &mut Feed {
+    /// The channel of `kind`.
+    pub fn get_mut(&mut self, kind: FeedKind) -> &mut Channel {
         match kind {
-            Kind::Trades => &mut self.trades,
-            Kind::Depth => &mut self.depth,
+            FeedKind::Trades => &mut self.trades,
+            FeedKind::Depth => &mut self.depth,
         }
     }
 
-    /// Add (or remove) symbols, each to its feed. Depth symbols are named
+    /// Add (or remove) symbols, each to its feed's channel. Depth symbols are named
     /// `SYMBOL@depth` in the result.
     pub fn change(&mut self, adding: bool, symbols: &[Symbol]) -> Change {
         let (trades, depth): (Vec<Symbol>, Vec<Symbol>) = symbols
             .iter()
             .cloned()
-            .partition(|s| s.feed == symbol::Feed::Trades);
-        let apply = |feed: &mut Feed, list: &[Symbol]| {
+            .partition(|s| s.feed.kind() == FeedKind::Trades);
+        let apply = |channel: &mut Channel, list: &[Symbol]| {
             if adding {
-                feed.add(list)
+                channel.add(list)
             } else {
-                feed.remove(list)
+                channel.remove(list)
             }
         };
         let mut change = apply(&mut self.trades, &trades);
@@ -495,12 +462,12 @@ impl Feeds {
         self.depth.on_disconnect();
     }
 
-    /// Which feed has a set waiting, trades first.
-    pub fn next_pending(&mut self) -> Option<Kind> {
+    /// Which channel has a set waiting, trades first.
+    pub fn next_pending(&mut self) -> Option<FeedKind> {
         if self.trades.pending() {
-            Some(Kind::Trades)
+            Some(FeedKind::Trades)
         } else if self.depth.pending() {
-            Some(Kind::Depth)
+            Some(FeedKind::Depth)
         } else {
             None
         }

@@ -40,6 +40,42 @@ pub const CMD_TRADE: u64 = 22998;
 /// Depth push.
 pub const CMD_DEPTH: u64 = 22999;
 
+/// Which of AllTick's two subscriptions (feeds): each has its own set,
+/// replaced whole by its request and cancelled by its own `cancel_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FeedKind {
+    /// Latest trades (22004, pushed as 22998).
+    Trades,
+    /// Order-book depth (22002, pushed as 22999).
+    Depth,
+}
+
+impl FeedKind {
+    /// The word used in messages: `trade`, `depth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedKind::Trades => "trade",
+            FeedKind::Depth => "depth",
+        }
+    }
+
+    /// The request command that replaces this feed's set.
+    pub fn request_cmd(self) -> u64 {
+        match self {
+            FeedKind::Trades => CMD_SUB_TRADES,
+            FeedKind::Depth => CMD_SUB_DEPTH,
+        }
+    }
+
+    /// The `cancel_type` that empties this feed's set.
+    pub fn cancel_type(self) -> CancelType {
+        match self {
+            FeedKind::Trades => CancelType::Trades,
+            FeedKind::Depth => CancelType::Depth,
+        }
+    }
+}
+
 /// `cancel_type` of a 22006 request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CancelType {
