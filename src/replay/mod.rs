@@ -1,7 +1,8 @@
 //! `alltick-stream replay`: a capture's lines to stdout again, byte for
 //! byte, in time order, at the recorded pace or faster.
 //!
-//! The files are merged by time as they are read ([`source`]); the pace
+//! The files are merged by time as they are read
+//! ([`crate::capture::read`]); the pace
 //! and the `--from`/`--to` times are pure ([`pace`]). The symbols after the
 //! files, and `+SYM` / `-SYM` on stdin while it runs, choose what is
 //! replayed, with the live grammar (`NASDAQ:AAPL` is `AAPL.US`).

@@ -6,7 +6,7 @@
 //! paths, the token in the query, 22000/22002/22004/22006 and their
 //! answers with `seq_id` and `trace` echoed, the error `ret`s, the 1 s
 //! rule (605) and the 30 s heartbeat cut-off. Only the pushes differ: each
-//! connection gets its own replay of the capture ([`feed`]), each line
+//! connection gets its own replay of the capture ([`replayer`]), each line
 //! turned into the push AllTick sends for it ([`push`]).
 
 pub mod push;

@@ -321,6 +321,6 @@ mod tests {
         assert!(d.due("invalid trade", t0));
         assert!(!d.due("invalid trade", t0 + Duration::from_secs(9)));
         assert!(d.due("bad depth level", t0 + Duration::from_secs(9)));
-        assert!(d.due("invalid trade", t0 + DropLog::EVERY));
+        assert!(d.due("invalid trade", t0 + DropLog::REPORT_EVERY));
     }
 }

@@ -1,11 +1,13 @@
-//! The writer thread: drains the queue ([`queue`]) to stdout, or to the
-//! files of `--output` ([`capture`], named by [`pattern`]), as JSON lines.
+//! The writer thread: drains the [`queue`](crate::queue) to stdout, or to
+//! the files of `--output` ([`Capture`], named by its pattern), as lines.
 //!
-//! It turns frames into lines ([`lines`], formatted by [`format`]),
-//! batches further while the queue is busy and writes whenever it is
-//! momentarily empty. A slow stdout or disk only ever blocks the writer,
-//! never a socket's thread. A capture's tail read back on start
-//! ([`resume`]) seeds the de-duplication memory ([`dedupe`]).
+//! It turns frames into lines ([`lines`], written by [`crate::form::json`]),
+//! and into the form `--bars`, `--fields` and `--format` ask for
+//! ([`Converter`]); it batches further while the queue is busy and writes
+//! whenever it is momentarily empty. A slow stdout or disk only ever
+//! blocks the writer, never a socket's thread. A capture's tail read back
+//! on start ([`crate::capture::resume`]) seeds the de-duplication memory
+//! ([`crate::wire::repeat`]).
 
 pub(crate) mod lines;
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::capture::memory::Keeper;
+use crate::capture::memory::MemoryFile;
 use crate::capture::write::Capture;
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
@@ -67,9 +69,10 @@ pub struct WriterConfig {
     /// appends to lines written before.
     pub header: bool,
     /// Where to keep what was written of each code, for a capture whose
-    /// lines do not say it ([`memory`]).
+    /// lines do not say it ([`MemoryFile`]).
     pub memory: Option<std::path::PathBuf>,
-    /// Bars written at the last stop, to go on with ([`reopen`]).
+    /// Bars written at the last stop, to go on with
+    /// ([`crate::capture::takeback`]).
     pub reopen: Vec<crate::bars::Bar>,
 }
 
@@ -104,7 +107,7 @@ pub fn run_sink<W: Write>(
     lines.resume(config.resumed);
     let mut converter = Converter::new(config.form, Clock::Wall, Arc::clone(&stats));
     converter.reopen(config.reopen);
-    let mut keeper = config.memory.map(Keeper::new);
+    let mut memory = config.memory.map(MemoryFile::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
@@ -134,7 +137,7 @@ pub fn run_sink<W: Write>(
                 if let Err(end) = w.write_out(true) {
                     return end;
                 }
-                if let Some(k) = &mut keeper {
+                if let Some(k) = &mut memory {
                     k.save(&lines.memory());
                 }
                 break WriterEnd::Drained;
@@ -153,7 +156,7 @@ pub fn run_sink<W: Write>(
             return end;
         }
         w.tick();
-        if let Some(k) = &mut keeper
+        if let Some(k) = &mut memory
             && k.due(Instant::now())
         {
             k.save(&lines.memory());
