@@ -74,18 +74,35 @@ impl Generate {
     }
 
     /// What `--generate NAME` asks for; the error names the valid names.
-    pub fn from_name(name: &str) -> Result<Generate, String> {
+    pub fn from_name(name: &str) -> Result<Generate, GenerateError> {
         Generate::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "--generate must be one of {}, got {name:?}",
-                    Generate::NAMES.join(", ")
-                )
+            .ok_or_else(|| GenerateError {
+                given: name.to_string(),
             })
     }
 }
+
+/// A `--generate` name that names nothing it prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateError {
+    /// What was given.
+    pub given: String,
+}
+
+impl std::fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--generate must be one of {}, got {:?}",
+            Generate::NAMES.join(", "),
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for GenerateError {}
 
 /// One command-line flag, with everything the help, the man page and the
 /// completions say about it.

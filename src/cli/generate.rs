@@ -295,11 +295,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_by_name_and_the_error_names_them_all() {
+    fn outputs_by_name_and_the_error_names_them_all() {
         for what in Generate::ALL {
             assert_eq!(Generate::from_name(what.name()), Ok(what));
         }
-        let err = Generate::from_name("manpage").unwrap_err();
+        let err = Generate::from_name("manpage").unwrap_err().to_string();
         assert!(
             err.contains("man, complete-bash, complete-zsh, complete-fish"),
             "{err}"

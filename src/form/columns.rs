@@ -6,6 +6,8 @@
 //! is copied, a string is copied (JSON) or unescaped and quoted where
 //! RFC 4180 needs it (CSV), and `null` is an empty CSV cell.
 
+use std::fmt;
+
 use crate::bars::Bar;
 use crate::bars::exact::Sum;
 use crate::form::json::{push_json_str, push_u64};
@@ -23,14 +25,68 @@ pub enum Format {
 
 impl Format {
     /// `jsonl` or `csv`.
-    pub fn parse(s: &str) -> Result<Format, String> {
+    pub fn parse(s: &str) -> Result<Format, FormatError> {
         match s {
             "jsonl" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
-            other => Err(format!("--format must be jsonl or csv, got {other:?}")),
+            other => Err(FormatError {
+                given: other.to_string(),
+            }),
         }
     }
 }
+
+/// A `--format` that is neither `jsonl` nor `csv`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatError {
+    /// What was given.
+    pub given: String,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--format must be jsonl or csv, got {:?}", self.given)
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+/// Why a `--fields` list was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldsError {
+    /// A name that is not a key of the lines (`bars`: of bar lines).
+    Unknown {
+        /// The name, perhaps empty.
+        name: String,
+        /// Whether the lines are bars.
+        bars: bool,
+    },
+    /// A name given twice.
+    Twice(String),
+}
+
+impl fmt::Display for FieldsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldsError::Unknown { name, bars } => write!(
+                f,
+                "--fields: {} is not a field of {} lines (valid: {})",
+                if name.is_empty() {
+                    "an empty name".to_string()
+                } else {
+                    format!("{name:?}")
+                },
+                if *bars { "bar" } else { "trade" },
+                keys(*bars).join(", ")
+            ),
+            FieldsError::Twice(name) => {
+                write!(f, "--fields names {name} twice: name each field once")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FieldsError {}
 
 /// The keys of a bar line, in the order the tool writes them.
 pub const BAR_KEYS: [&str; 13] = [
@@ -62,24 +118,18 @@ impl Columns {
 
     /// The values `list` names (`time,code,price`), in its order; an
     /// unknown or repeated name is refused, naming the valid ones.
-    pub fn with_fields(format: Format, bars: bool, list: &str) -> Result<Columns, String> {
+    pub fn with_fields(format: Format, bars: bool, list: &str) -> Result<Columns, FieldsError> {
         let keys = keys(bars);
-        let what = if bars { "bar" } else { "trade" };
         let mut fields = Vec::new();
         for name in list.split(',').map(str::trim) {
             let Some(i) = keys.iter().position(|k| *k == name) else {
-                return Err(format!(
-                    "--fields: {} is not a field of {what} lines (valid: {})",
-                    if name.is_empty() {
-                        "an empty name".to_string()
-                    } else {
-                        format!("{name:?}")
-                    },
-                    keys.join(", ")
-                ));
+                return Err(FieldsError::Unknown {
+                    name: name.to_string(),
+                    bars,
+                });
             };
             if fields.contains(&i) {
-                return Err(format!("--fields names {name} twice"));
+                return Err(FieldsError::Twice(name.to_string()));
             }
             fields.push(i);
         }
@@ -277,10 +327,14 @@ mod tests {
 
     #[test]
     fn an_unknown_or_repeated_field_is_refused_naming_the_valid_ones() {
-        let e = Columns::with_fields(Format::Jsonl, false, "time,open").unwrap_err();
+        let e = Columns::with_fields(Format::Jsonl, false, "time,open")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"open\" is not a field of trade lines"), "{e}");
         assert!(e.contains("valid: type, symbol, code, seq, time, price, volume, turnover, side"));
-        let e = Columns::with_fields(Format::Jsonl, true, "time").unwrap_err();
+        let e = Columns::with_fields(Format::Jsonl, true, "time")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("of bar lines") && e.contains("open, high, low, close"),
             "{e}"

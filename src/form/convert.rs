@@ -163,21 +163,21 @@ impl Converter {
     /// instead. Returns the number of lines appended.
     pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
         let csv = self.form.columns.format == Format::Csv;
-        match line_type(line) {
-            LineType::Trade => {}
-            LineType::Depth if csv => {
+        match line_kind(line) {
+            Kind::Trade => {}
+            Kind::Depth if csv => {
                 self.depth_skipped += 1;
                 if self.depth_skipped == 1 {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
                 return 0;
             }
-            LineType::Gap if csv => {
+            Kind::Gap if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
                 return 0;
             }
-            LineType::Depth | LineType::Gap | LineType::Other => {
+            Kind::Depth | Kind::Gap | Kind::Other => {
                 out.extend_from_slice(line);
                 return 1;
             }
@@ -364,9 +364,9 @@ fn json_text(token: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// What a full line is (its `type`).
+/// What a full line is, by its start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LineType {
+enum Kind {
     Trade,
     Depth,
     Gap,
@@ -375,23 +375,23 @@ enum LineType {
 
 /// What a full line is: by its start as the tool writes it, else by its
 /// `type` wherever it stands.
-fn line_type(line: &[u8]) -> LineType {
-    let types: [(&[u8], LineType); 3] = [
-        (b"\"type\":\"trade\"", LineType::Trade),
-        (b"\"type\":\"depth\"", LineType::Depth),
-        (b"\"type\":\"gap\"", LineType::Gap),
+fn line_kind(line: &[u8]) -> Kind {
+    let kinds: [(&[u8], Kind); 3] = [
+        (b"\"type\":\"trade\"", Kind::Trade),
+        (b"\"type\":\"depth\"", Kind::Depth),
+        (b"\"type\":\"gap\"", Kind::Gap),
     ];
-    for (key, line_type) in types {
+    for (key, kind) in kinds {
         if line.get(1..).is_some_and(|l| l.starts_with(key)) {
-            return line_type;
+            return kind;
         }
     }
-    for (key, line_type) in types {
+    for (key, kind) in kinds {
         if find(line, key).is_some() {
-            return line_type;
+            return kind;
         }
     }
-    LineType::Other
+    Kind::Other
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub mod json;
 pub mod line;
 
 use crate::bars::Interval;
-pub use columns::{Columns, Format};
+pub use columns::{Columns, FieldsError, Format, FormatError};
 
 /// What the lines written are made of: trades or bars, which values,
 /// which format.
