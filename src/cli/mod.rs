@@ -9,9 +9,9 @@
 
 mod error;
 pub mod flags;
-pub mod generate;
-pub mod help;
-pub mod prose;
+pub(crate) mod generate;
+pub(crate) mod help;
+pub(crate) mod prose;
 
 use std::path::PathBuf;
 use std::time::Duration;

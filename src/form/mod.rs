@@ -4,10 +4,10 @@
 //! position ([`line`]); and the conversion of full lines into bars, lean
 //! lines or CSV ([`convert`]).
 
-pub mod columns;
-pub mod convert;
+pub(crate) mod columns;
+pub(crate) mod convert;
 pub mod json;
-pub mod line;
+pub(crate) mod line;
 
 use crate::bars::Interval;
 pub use columns::{Columns, FieldsError, Format, FormatError};

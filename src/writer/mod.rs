@@ -76,26 +76,10 @@ pub struct WriterConfig {
     pub reopen: Vec<crate::bars::Bar>,
 }
 
-/// Drain `queue` into `out` until the queue is closed and empty. Batches
-/// of full size go back through `spares` to be filled again: allocating
-/// and freeing a batch each time made the allocator hand memory back to
-/// the system and fault it in again.
-pub fn run_writer<W: Write>(
-    queue: Receiver<Item>,
-    spares: Sender<Frames>,
-    out: W,
-    stats: Arc<Stats>,
-) -> WriterEnd {
-    run_sink(
-        queue,
-        spares,
-        Sink::Stream(out),
-        stats,
-        WriterConfig::default(),
-    )
-}
-
-/// [`run_writer`] into any [`Sink`], with `config`.
+/// Drain `queue` into `sink` until the queue is closed and empty, with
+/// `config`. Batches of full size go back through `spares` to be filled
+/// again: allocating and freeing a batch each time made the allocator hand
+/// memory back to the system and fault it in again.
 pub fn run_sink<W: Write>(
     queue: Receiver<Item>,
     spares: Sender<Frames>,
@@ -329,6 +313,22 @@ impl<W: Write> Batcher<W> {
 mod tests {
     use super::*;
     use crate::queue::Label;
+
+    /// Drain `queue` into `out`, as plain lines.
+    fn run_writer<W: Write>(
+        queue: Receiver<Item>,
+        spares: Sender<Frames>,
+        out: W,
+        stats: Arc<Stats>,
+    ) -> WriterEnd {
+        run_sink(
+            queue,
+            spares,
+            Sink::Stream(out),
+            stats,
+            WriterConfig::default(),
+        )
+    }
 
     #[test]
     fn full_size_batches_come_back_empty_for_reuse() {
