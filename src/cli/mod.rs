@@ -1,11 +1,14 @@
-//! The command line: what the flags mean ([`parse`]), and everything
-//! generated from their one table ([`flags::FLAGS`]): `--help`, the man page
-//! and the shell completions.
+//! The command line: what the flags mean ([`parse`]: each flag read on its
+//! own into `RawFlags`, then checked together into [`Options`]), why they
+//! were refused ([`UsageError`]), and everything generated from their one
+//! table ([`flags::FLAGS`]): `--help`, the man page and the shell
+//! completions.
 //!
-//! - [`flags`]: the table, one row per flag with its help, and the prose
-//!   sections around it;
+//! - [`flags`]: the table, one row per flag with its help ([`prose`]: the
+//!   sections around it);
 //! - [`help`]: the `--help` text;
-//! - [`generate`]: `--generate`: the man page and the completion scripts.
+//! - [`generate`]: `--generate`: the man page and the completion scripts;
+//! - `error`: [`UsageError`] and its kinds.
 
 mod error;
 pub mod flags;
