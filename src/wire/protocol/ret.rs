@@ -2,9 +2,9 @@
 //! of a client ([`Ret::handling`]).
 //!
 //! Every answer carries a `ret`: 200 for success, anything else an error
-//! from AllTick's table (see `ALLTICK.md`). The session's subscription
-//! channels and its other answers both act on [`Handling`], never on the
-//! bare numbers, so a code's meaning is written once.
+//! from AllTick's error table. The session's subscription channels and its
+//! other answers both act on [`Handling`], never on the bare numbers, so a
+//! code's meaning is written once.
 
 use std::fmt;
 use std::time::Duration;
