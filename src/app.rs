@@ -20,7 +20,7 @@ use crate::capture::resume::{self, Resumed};
 use crate::capture::write::Capture;
 use crate::capture::{memory, takeback};
 use crate::cli::{self, EndpointUrl, Options, Parsed};
-use crate::form::columns::Format;
+use crate::form::Format;
 use crate::queue::{Frames, Item};
 use crate::replay::ReplayEnd;
 use crate::report::{say, set_secret};
@@ -50,7 +50,7 @@ pub fn run() -> i32 {
         Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Serve(s)) => return run_serve(&s),
         Ok(Parsed::Help) => return print_text(&cli::help()),
-        Ok(Parsed::Generate(kind)) => return print_text(&cli::generate(kind)),
+        Ok(Parsed::Generate(what)) => return print_text(&cli::generate(what)),
         Ok(Parsed::Version) => {
             return print_text(&format!("alltick-stream {}\n", env!("CARGO_PKG_VERSION")));
         }
@@ -76,14 +76,9 @@ pub fn run() -> i32 {
         return EXIT_FAILURE;
     }
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
-    let mut resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
-    let memory = memory_file(&opts);
-    if let Some(path) = &memory {
-        resumed.remember(path);
-    }
-    let resumed_at = resumed.newest_time;
-    let reopen = bars_to_reopen(&opts);
-    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, resumed, (memory, reopen));
+    let restart = Restart::read(&opts);
+    let resumed_at = restart.resumed.newest_time;
+    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, restart);
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let mut base = base_config(&opts, token);
     base.resumed_at = resumed_at.filter(|_| opts.gaps);
@@ -116,7 +111,7 @@ pub fn run() -> i32 {
     if let Some(period) = opts.stats {
         start_stats(period, &stats);
     }
-    start_stdin(ctl_tx.clone(), opts.form.shape.format == Format::Csv);
+    start_stdin(ctl_tx.clone(), opts.form.columns.format == Format::Csv);
     supervise(&sig_rx, &ends_rx, &writer_rx, &stats, &stop, &ctl_tx)
 }
 
@@ -292,6 +287,34 @@ fn install_signals(
     })
 }
 
+/// What a run goes on with from the last one's capture (with `--output`
+/// or `--resume`).
+struct Restart {
+    /// The capture's tail: each code's last line written.
+    resumed: Resumed,
+    /// The memory file beside a capture whose lines do not say it.
+    memory: Option<PathBuf>,
+    /// Bars the last stop wrote whose intervals are still open.
+    reopen: Vec<Bar>,
+}
+
+impl Restart {
+    /// Read what the capture (and its memory file) say; bars still open
+    /// are cut from its end.
+    fn read(opts: &Options) -> Restart {
+        let mut resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
+        let memory = memory_file(opts);
+        if let Some(path) = &memory {
+            resumed.remember(path);
+        }
+        Restart {
+            resumed,
+            memory,
+            reopen: bars_to_reopen(opts),
+        }
+    }
+}
+
 /// Where a capture whose lines do not say each code's last push (bars,
 /// `--fields` without code, seq or time) keeps it: beside the capture.
 fn memory_file(opts: &Options) -> Option<PathBuf> {
@@ -326,18 +349,17 @@ fn start_writer(
     spares: Sender<Frames>,
     stats: &Arc<Stats>,
     opts: &Options,
-    resumed: Resumed,
-    (memory, reopen): (Option<PathBuf>, Vec<Bar>),
+    restart: Restart,
 ) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
     let config = WriterConfig {
         gaps: opts.gaps,
-        resumed: resumed.last,
+        resumed: restart.resumed.last,
         form: opts.form.clone(),
         header: !resume::stdout_has_lines(),
-        memory,
-        reopen,
+        memory: restart.memory,
+        reopen: restart.reopen,
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {

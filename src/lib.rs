@@ -36,21 +36,25 @@
 //! ```
 
 #![warn(clippy::too_many_lines)]
+// The docs are for those who work on the tool, read with `cargo doc
+// --document-private-items`: links to the crate's own modules resolve there.
+#![allow(rustdoc::private_intra_doc_links)]
 
-// What the tests and benchmark programs use is public; the rest is the
-// binary's own.
+// What the binary, the tests and the benchmark programs use is public;
+// the rest is the library's own. `bars` is public only until its
+// functions that only its unit tests call are marked `#[cfg(test)]`.
 pub mod app;
 pub mod bars;
-pub mod capture;
+pub(crate) mod capture;
 pub mod cli;
 pub mod form;
-pub mod queue;
-pub mod replay;
-pub mod report;
+pub(crate) mod queue;
+pub(crate) mod replay;
+pub(crate) mod report;
 pub mod router;
-pub mod serve;
-pub mod session;
+pub(crate) mod serve;
+pub(crate) mod session;
 pub mod sim;
-pub mod stats;
+pub(crate) mod stats;
 pub mod wire;
-pub mod writer;
+pub(crate) mod writer;

@@ -236,7 +236,7 @@ impl Stats {
 }
 
 /// Rate-limited reports of dropped data: the first of a kind at once, then
-/// at most one line per kind every [`DropLog::EVERY`], with running totals.
+/// at most one line per kind every [`DropLog::REPORT_EVERY`], with running totals.
 #[derive(Debug, Default)]
 pub struct DropLog {
     last: HashMap<&'static str, Instant>,
@@ -244,14 +244,14 @@ pub struct DropLog {
 
 impl DropLog {
     /// At most one line per kind this often.
-    pub const EVERY: Duration = Duration::from_secs(10);
+    pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 
     /// Whether a line of `kind` may be said at `now` (and remember it).
     pub fn due(&mut self, kind: &'static str, now: Instant) -> bool {
         let due = self
             .last
             .get(kind)
-            .is_none_or(|at| now >= *at + Self::EVERY);
+            .is_none_or(|at| now >= *at + Self::REPORT_EVERY);
         if due {
             self.last.insert(kind, now);
         }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use alltick_stream::cli::Kind;
+use alltick_stream::cli::Generate as Kind;
 use alltick_stream::cli::flags::FLAGS;
 
 use crate::util::{self, TempDir};

@@ -9,6 +9,29 @@ pub struct Interval {
     ms: u64,
 }
 
+/// A bar interval that is not one of [`Interval::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntervalError {
+    /// What was given.
+    pub given: String,
+}
+
+/// "unknown bar interval 2m (valid: 1s, 5s, 10s, 15s, 30s, 1m, 5m, 15m,
+/// 30m, 1h, 4h, 1d)".
+impl std::fmt::Display for IntervalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let valid: Vec<&str> = Interval::ALL.iter().map(|i| i.name).collect();
+        write!(
+            f,
+            "unknown bar interval {} (valid: {})",
+            self.given,
+            valid.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for IntervalError {}
+
 const SECOND: u64 = 1000;
 const MINUTE: u64 = 60 * SECOND;
 const HOUR: u64 = 60 * MINUTE;
@@ -34,15 +57,13 @@ impl Interval {
         Interval { name, ms }
     }
 
-    /// `1s` … `1d`; Err names the valid ones: "unknown bar interval 2m
-    /// (valid: 1s, 5s, 10s, 15s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d)".
-    pub fn parse(s: &str) -> Result<Interval, String> {
+    /// `1s` … `1d`; the error names the valid ones.
+    pub fn parse(s: &str) -> Result<Interval, IntervalError> {
         Interval::ALL
             .into_iter()
             .find(|i| i.name == s)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = Interval::ALL.iter().map(|i| i.name).collect();
-                format!("unknown bar interval {s} (valid: {})", valid.join(", "))
+            .ok_or_else(|| IntervalError {
+                given: s.to_string(),
             })
     }
 
@@ -80,8 +101,8 @@ mod tests {
         }
         assert!(Interval::ALL.windows(2).all(|w| w[0].ms() < w[1].ms()));
         assert_eq!(
-            Interval::parse("2m"),
-            Err("unknown bar interval 2m (valid: 1s, 5s, 10s, 15s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d)".into())
+            Interval::parse("2m").unwrap_err().to_string(),
+            "unknown bar interval 2m (valid: 1s, 5s, 10s, 15s, 30s, 1m, 5m, 15m, 30m, 1h, 4h, 1d)"
         );
         for bad in ["", "1M", "60s", "1 m", "1d ", "1w"] {
             assert!(Interval::parse(bad).is_err(), "{bad:?}");

@@ -18,7 +18,7 @@ use crate::form::line::{number_after, text_after};
 use crate::wire::repeat::Last;
 
 /// How often the memory is written while lines are.
-pub const EVERY: Duration = Duration::from_secs(1);
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// The memory's file for `--output PATTERN`: in the pattern's first
 /// directory without a field, named after the pattern.
@@ -64,18 +64,19 @@ pub fn load(path: &Path) -> HashMap<(bool, String), Last> {
     last
 }
 
-/// Rewrites the memory's file, at most every [`EVERY`] unless told.
+/// The memory's file, rewritten at most every [`SAVE_EVERY`] while lines
+/// are written.
 #[derive(Debug)]
-pub struct Keeper {
+pub struct MemoryFile {
     path: PathBuf,
     saved: Option<Instant>,
     said: bool,
 }
 
-impl Keeper {
+impl MemoryFile {
     /// The memory kept at `path`.
-    pub fn new(path: PathBuf) -> Keeper {
-        Keeper {
+    pub fn new(path: PathBuf) -> MemoryFile {
+        MemoryFile {
             path,
             saved: None,
             said: false,
@@ -84,7 +85,7 @@ impl Keeper {
 
     /// Whether a write is due at `now`.
     pub fn due(&self, now: Instant) -> bool {
-        self.saved.is_none_or(|at| now >= at + EVERY)
+        self.saved.is_none_or(|at| now >= at + SAVE_EVERY)
     }
 
     /// Write `entries` (depth?, code, seq, time).
@@ -140,7 +141,7 @@ mod tests {
         );
         let d = std::env::temp_dir().join(format!("alltick-memory-{}", std::process::id()));
         let file = d.join("m.last");
-        let mut k = Keeper::new(file.clone());
+        let mut k = MemoryFile::new(file.clone());
         assert!(k.due(Instant::now()));
         k.save(&[(false, "A.US", 7, 1000), (true, "700.HK", 2, 900)]);
         // Not due again within a second.

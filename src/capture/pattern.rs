@@ -35,6 +35,44 @@ pub enum Period {
     Hour,
 }
 
+/// Why an `--output` pattern was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatternError {
+    /// No pattern at all.
+    Empty,
+    /// A `%` followed by a letter that is not a field (or by nothing).
+    UnknownField {
+        /// The whole pattern.
+        pattern: String,
+        /// The character after the `%`, if any.
+        field: Option<char>,
+    },
+    /// The pattern ends in `/`.
+    Directory(String),
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatternError::Empty => write!(
+                f,
+                "--output needs a file name pattern, like ticks/%Y-%m-%d.jsonl"
+            ),
+            PatternError::UnknownField { pattern, field } => write!(
+                f,
+                "--output {pattern:?}: unknown field %{} (known: %Y %m %d %H, and %% for a %)",
+                field.map(String::from).unwrap_or_default()
+            ),
+            PatternError::Directory(pattern) => write!(
+                f,
+                "--output {pattern:?} names a directory, not a file: end it with a file name, like {pattern}%Y-%m-%d.jsonl"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
 /// A parsed `--output` pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
@@ -46,9 +84,9 @@ pub struct Pattern {
 impl Pattern {
     /// Parse `text`; an unknown `%` field is an error that names the known
     /// ones.
-    pub fn parse(text: &str) -> Result<Pattern, String> {
+    pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         if text.is_empty() {
-            return Err("--output needs a file name pattern".into());
+            return Err(PatternError::Empty);
         }
         let mut pieces = Vec::new();
         let mut literal = String::new();
@@ -68,10 +106,10 @@ impl Pattern {
                 Some('d') => Piece::Day,
                 Some('H') => Piece::Hour,
                 other => {
-                    return Err(format!(
-                        "--output {text:?}: unknown field %{} (known: %Y %m %d %H, and %% for a %)",
-                        other.map(String::from).unwrap_or_default()
-                    ));
+                    return Err(PatternError::UnknownField {
+                        pattern: text.to_string(),
+                        field: other,
+                    });
                 }
             };
             if !literal.is_empty() {
@@ -83,7 +121,7 @@ impl Pattern {
             pieces.push(Piece::Text(literal));
         }
         if text.ends_with('/') {
-            return Err(format!("--output {text:?} names a directory, not a file"));
+            return Err(PatternError::Directory(text.to_string()));
         }
         let period = pieces
             .iter()
@@ -276,7 +314,8 @@ mod tests {
         );
         let p = Pattern::parse("100%%-%Y.jsonl").unwrap();
         assert_eq!(p.path(0), PathBuf::from("100%-1970.jsonl"));
-        assert!(Pattern::parse("x-%j.jsonl").unwrap_err().contains("%j"));
+        let e = Pattern::parse("x-%j.jsonl").unwrap_err().to_string();
+        assert!(e.contains("%j") && e.contains("known: %Y %m %d %H"), "{e}");
         assert!(Pattern::parse("x-%").is_err());
         assert!(Pattern::parse("dir/").is_err());
     }

@@ -4,7 +4,7 @@
 //! `--help`, the man page and the shell completions (see
 //! [`super::help`] and [`super::generate`]), and the parser looks its flags
 //! up here too, so a flag cannot be parsed without being documented. To add
-//! a flag, add a row to [`FLAGS`] and its arm to the parser's `Given::set`:
+//! a flag, add a row to [`FLAGS`] and its arm to the parser's `RawFlags::set`:
 //! a row without its arm fails the unit tests, and an arm without its row
 //! is never reached.
 
@@ -32,7 +32,7 @@ pub const PLAN_NAMES: [&str; PLANS.len()] = {
 
 /// What `--generate` can print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum Generate {
     /// A roff man page for section 1.
     Man,
     /// A bash completion script (`complete -F`).
@@ -43,21 +43,21 @@ pub enum Kind {
     CompleteFish,
 }
 
-impl Kind {
-    /// Every kind, in the order the help lists them.
-    pub const ALL: [Kind; 4] = [
-        Kind::Man,
-        Kind::CompleteBash,
-        Kind::CompleteZsh,
-        Kind::CompleteFish,
+impl Generate {
+    /// Everything `--generate` prints, in the order the help lists them.
+    pub const ALL: [Generate; 4] = [
+        Generate::Man,
+        Generate::CompleteBash,
+        Generate::CompleteZsh,
+        Generate::CompleteFish,
     ];
 
-    /// The kinds' names, for `--generate`'s row of the flag table.
+    /// Their names, for `--generate`'s row of the flag table.
     pub const NAMES: [&'static str; 4] = {
         let mut names = [""; 4];
         let mut i = 0;
-        while i < Kind::ALL.len() {
-            names[i] = Kind::ALL[i].name();
+        while i < Generate::ALL.len() {
+            names[i] = Generate::ALL[i].name();
             i += 1;
         }
         names
@@ -66,26 +66,43 @@ impl Kind {
     /// The name `--generate` takes.
     pub const fn name(self) -> &'static str {
         match self {
-            Kind::Man => "man",
-            Kind::CompleteBash => "complete-bash",
-            Kind::CompleteZsh => "complete-zsh",
-            Kind::CompleteFish => "complete-fish",
+            Generate::Man => "man",
+            Generate::CompleteBash => "complete-bash",
+            Generate::CompleteZsh => "complete-zsh",
+            Generate::CompleteFish => "complete-fish",
         }
     }
 
-    /// The kind `--generate NAME` asks for; the error names the valid ones.
-    pub fn from_name(name: &str) -> Result<Kind, String> {
-        Kind::ALL
+    /// What `--generate NAME` asks for; the error names the valid names.
+    pub fn from_name(name: &str) -> Result<Generate, GenerateError> {
+        Generate::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "--generate must be one of {}, got {name:?}",
-                    Kind::NAMES.join(", ")
-                )
+            .ok_or_else(|| GenerateError {
+                given: name.to_string(),
             })
     }
 }
+
+/// A `--generate` name that names nothing it prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateError {
+    /// What was given.
+    pub given: String,
+}
+
+impl std::fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--generate must be one of {}, got {:?}",
+            Generate::NAMES.join(", "),
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for GenerateError {}
 
 /// One command-line flag, with everything the help, the man page and the
 /// completions say about it.
@@ -488,7 +505,7 @@ pub const FLAGS: &[Flag] = &[
         )
     },
     Flag {
-        value: value("KIND", Hint::OneOf(&Kind::NAMES)),
+        value: value("KIND", Hint::OneOf(&Generate::NAMES)),
         ..flag(
             "generate",
             "print a man page or a shell completion script on stdout",

@@ -3,17 +3,17 @@
 
 use std::fmt::Write as _;
 
-use super::flags::{FLAGS, Flag, Hint, Kind};
+use super::flags::{FLAGS, Flag, Generate, Hint};
 use super::help::described;
 use super::prose::{self, Block, Section};
 
 /// The text `--generate KIND` prints.
-pub fn generate(kind: Kind) -> String {
-    match kind {
-        Kind::Man => man(),
-        Kind::CompleteBash => complete_bash(),
-        Kind::CompleteZsh => complete_zsh(),
-        Kind::CompleteFish => complete_fish(),
+pub fn generate(what: Generate) -> String {
+    match what {
+        Generate::Man => man(),
+        Generate::CompleteBash => complete_bash(),
+        Generate::CompleteZsh => complete_zsh(),
+        Generate::CompleteFish => complete_fish(),
     }
 }
 
@@ -295,11 +295,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_by_name_and_the_error_names_them_all() {
-        for kind in Kind::ALL {
-            assert_eq!(Kind::from_name(kind.name()), Ok(kind));
+    fn outputs_by_name_and_the_error_names_them_all() {
+        for what in Generate::ALL {
+            assert_eq!(Generate::from_name(what.name()), Ok(what));
         }
-        let err = Kind::from_name("manpage").unwrap_err();
+        let err = Generate::from_name("manpage").unwrap_err().to_string();
         assert!(
             err.contains("man, complete-bash, complete-zsh, complete-fish"),
             "{err}"

@@ -1,23 +1,27 @@
-//! The command line: what the flags mean ([`parse`]), and everything
-//! generated from their one table ([`flags::FLAGS`]): `--help`, the man page
-//! and the shell completions.
+//! The command line: what the flags mean ([`parse`]: each flag read on its
+//! own into `RawFlags`, then checked together into [`Options`]), why they
+//! were refused ([`UsageError`]), and everything generated from their one
+//! table ([`flags::FLAGS`]): `--help`, the man page and the shell
+//! completions.
 //!
-//! - [`flags`]: the table, one row per flag with its help, and the prose
-//!   sections around it;
+//! - [`flags`]: the table, one row per flag with its help ([`prose`]: the
+//!   sections around it);
 //! - [`help`]: the `--help` text;
-//! - [`generate`]: `--generate`: the man page and the completion scripts.
+//! - [`generate`]: `--generate`: the man page and the completion scripts;
+//! - `error`: [`UsageError`] and its kinds.
 
+mod error;
 pub mod flags;
-pub mod generate;
-pub mod help;
-pub mod prose;
+pub(crate) mod generate;
+pub(crate) mod help;
+pub(crate) mod prose;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::bars::Interval;
 use crate::capture::pattern::Pattern;
-use crate::form::columns::{Form, Format, Shape};
+use crate::form::{Columns, Format, LineForm};
 use crate::replay::ReplayOptions;
 use crate::replay::pace::{Speed, parse_time};
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
@@ -25,7 +29,8 @@ use crate::wire::symbol::{Feed, Market, Symbol};
 pub use crate::wire::url_encode;
 use flags::{Flag, Mode};
 
-pub use flags::{Kind, PLAN_NAMES, PLANS};
+pub use error::{Conflict, TokenError, UsageError};
+pub use flags::{Generate, PLAN_NAMES, PLANS};
 pub use generate::generate;
 pub use help::help;
 
@@ -61,7 +66,7 @@ pub struct Options {
     pub endpoints: Vec<EndpointUrl>,
     /// `--market`: one endpoint forced for every code (for code checks).
     pub market: Option<Market>,
-    /// `--token-file`, if given.
+    /// `--token-file`, if raw.
     pub token_file: Option<PathBuf>,
     /// Heartbeat period.
     pub heartbeat: Duration,
@@ -88,7 +93,7 @@ pub struct Options {
     /// `--gaps`: mark where the data is incomplete.
     pub gaps: bool,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
-    pub form: Form,
+    pub form: LineForm,
     /// Run against the built-in simulator.
     pub demo: bool,
 }
@@ -107,59 +112,63 @@ pub enum Parsed {
     /// Print the version and exit 0.
     Version,
     /// Print a man page or a completion script and exit 0.
-    Generate(Kind),
+    Generate(Generate),
 }
 
-fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
-    let secs: f64 = v
-        .parse()
-        .map_err(|_| format!("{flag} needs a number of seconds, got {v:?}"))?;
+fn seconds(flag: &str, v: &str) -> Result<Duration, UsageError> {
+    let secs: f64 = v.parse().map_err(|_| UsageError::Seconds {
+        flag: flag.to_string(),
+        given: v.to_string(),
+    })?;
     if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!(
-            "{flag} must be between 0 and 86400 seconds, got {v}"
-        ));
+        return Err(UsageError::SecondsRange {
+            flag: flag.to_string(),
+            given: v.to_string(),
+        });
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// `--bar-grace`: seconds, 0 included.
-fn grace(v: &str) -> Result<Duration, String> {
+fn grace(v: &str) -> Result<Duration, UsageError> {
     match v.parse::<f64>() {
         Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!(
-            "--bar-grace needs seconds from 0 to 86400, got {v:?}"
-        )),
+        _ => Err(UsageError::BarGrace(v.to_string())),
     }
 }
 
 /// `--bars`, `--bar-grace`, `--fields` and `--format`, checked together.
-fn form(g: &Given) -> Result<Form, String> {
+fn form(g: &RawFlags) -> Result<LineForm, UsageError> {
     let format = g.format.unwrap_or_default();
     let bars = g.bars.is_some();
-    let shape = match &g.fields {
-        Some(list) => Shape::with_fields(format, bars, list)?,
-        None => Shape::all(format, bars),
+    let columns = match &g.fields {
+        Some(list) => Columns::with_fields(format, bars, list)?,
+        None => Columns::all(format, bars),
     };
     if g.bar_grace.is_some() && !bars {
-        return Err("--bar-grace applies to bars: give --bars INTERVAL".into());
+        return Err(Conflict::GraceWithoutBars.into());
     }
-    Ok(Form {
-        shape,
+    Ok(LineForm {
+        columns,
         bars: g.bars,
         bar_grace: g.bar_grace.unwrap_or(Duration::from_secs(2)),
     })
 }
 
-fn count(flag: &str, v: &str, max: usize) -> Result<usize, String> {
+fn count(flag: &str, v: &str, max: usize) -> Result<usize, UsageError> {
     v.parse()
         .ok()
         .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| format!("{flag} needs a count from 1 to {max}, got {v:?}"))
+        .ok_or_else(|| UsageError::Count {
+            flag: flag.to_string(),
+            given: v.to_string(),
+            max,
+        })
 }
 
-/// The flags as given, before they are checked together.
+/// The flags as raw, before they are checked together.
 #[derive(Debug, Default)]
-struct Given {
+struct RawFlags {
     symbols: Vec<Symbol>,
     url: Option<String>,
     stock_url: Option<String>,
@@ -190,16 +199,16 @@ struct Given {
     demo: bool,
 }
 
-impl Given {
+impl RawFlags {
     /// Take one flag of the table with its value (`None` for flags without
     /// one). `Some` is an answer that ends the parsing (`--help`).
-    fn set(&mut self, flag: &Flag, value: Option<String>) -> Result<Option<Parsed>, String> {
+    fn set(&mut self, flag: &Flag, value: Option<String>) -> Result<Option<Parsed>, UsageError> {
         let name = &flag.long_name();
         let value = value.as_deref().unwrap_or("");
         match flag.long {
             "help" => return Ok(Some(Parsed::Help)),
             "version" => return Ok(Some(Parsed::Version)),
-            "generate" => return Kind::from_name(value).map(|k| Some(Parsed::Generate(k))),
+            "generate" => return Ok(Some(Parsed::Generate(Generate::from_name(value)?))),
             "demo" => self.demo = true,
             "url" => self.url = Some(value.into()),
             "stock-url" => self.stock_url = Some(value.into()),
@@ -208,7 +217,7 @@ impl Given {
                 self.market = Some(match value {
                     "stock" => Market::Stock,
                     "forex" => Market::Forex,
-                    other => return Err(format!("--market must be stock or forex, got {other:?}")),
+                    other => return Err(UsageError::Market(other.to_string())),
                 })
             }
             "token-file" => self.token_file = Some(PathBuf::from(value)),
@@ -228,21 +237,19 @@ impl Given {
             "from" => self.from = Some(parse_time(name, value)?),
             "to" => self.to = Some(parse_time(name, value)?),
             "listen" => self.listen = Some(listen_address(value)?),
-            "bars" => self.bars = Some(Interval::parse(value).map_err(|e| format!("--bars: {e}"))?),
+            "bars" => self.bars = Some(Interval::parse(value)?),
             "bar-grace" => self.bar_grace = Some(grace(value)?),
             "fields" => self.fields = Some(value.into()),
             "format" => self.format = Some(Format::parse(value)?),
             "plan" => {
-                let (_, c, m) = PLANS.iter().find(|(n, _, _)| *n == value).ok_or_else(|| {
-                    format!(
-                        "--plan must be one of {}, got {value:?}",
-                        PLAN_NAMES.join(", ")
-                    )
-                })?;
+                let (_, c, m) = PLANS
+                    .iter()
+                    .find(|(n, _, _)| *n == value)
+                    .ok_or_else(|| UsageError::Plan(value.to_string()))?;
                 self.plan = Some((*c, *m));
             }
             // A row of the table without its arm here; the tests catch it.
-            _ => return Err(format!("unknown flag {name} (see --help)")),
+            _ => return Err(UsageError::UnknownFlag(name.to_string())),
         }
         Ok(None)
     }
@@ -250,7 +257,7 @@ impl Given {
 
 /// Parse the arguments (without the program name). Only the flags of
 /// [`flags::FLAGS`] are known; whether one takes a value is read there.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, UsageError> {
     let mut args = args.into_iter().peekable();
     let mode = match args.peek().map(String::as_str) {
         Some("replay") => Mode::Replay,
@@ -260,15 +267,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     if mode != Mode::Live {
         args.next();
     }
-    let mut given = Given::default();
+    let mut raw = RawFlags::default();
     let mut positional: Vec<String> = Vec::new();
     let mut only_symbols = false;
     while let Some(arg) = args.next() {
         if only_symbols || !arg.starts_with('-') || arg == "-" {
             if mode == Mode::Live {
-                given
-                    .symbols
-                    .push(Symbol::parse(&arg).map_err(|e| e.to_string())?);
+                raw.symbols.push(Symbol::parse(&arg)?);
             } else {
                 positional.push(arg);
             }
@@ -282,15 +287,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             Some((f, v)) if f.starts_with("--") => (f, Some(v)),
             _ => (arg.as_str(), None),
         };
-        let unknown = || format!("unknown flag {word} (see --help)");
+        let unknown = || UsageError::UnknownFlag(word.to_string());
         let flag = flags::find(word).ok_or_else(unknown)?;
         if !flag.modes.contains(&mode) {
             return Err(match mode.word() {
-                Some(m) => format!("{word} is not a flag of {m} (see --help)"),
-                None => {
-                    let modes: Vec<&str> = flag.modes.iter().filter_map(|m| m.word()).collect();
-                    format!("{word} belongs to {} (see --help)", modes.join(" and "))
-                }
+                Some(m) => UsageError::NotAFlagOf {
+                    flag: word.to_string(),
+                    mode: m,
+                },
+                None => UsageError::BelongsTo {
+                    flag: word.to_string(),
+                    modes: flag.modes.iter().filter_map(|m| m.word()).collect(),
+                },
             });
         }
         let value = match (flag.value, inline) {
@@ -298,48 +306,48 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             // `--demo=yes`: there is no flag `--demo` that takes a value.
             (None, Some(_)) => return Err(unknown()),
             (Some(_), Some(v)) => Some(v.to_string()),
-            (Some(_), None) => Some(args.next().ok_or_else(|| format!("{arg} needs a value"))?),
+            (Some(value), None) => Some(args.next().ok_or_else(|| UsageError::NeedsValue {
+                flag: arg.clone(),
+                value: value.name,
+            })?),
         };
-        if let Some(answer) = given.set(flag, value)? {
+        if let Some(answer) = raw.set(flag, value)? {
             return Ok(answer);
         }
     }
     match mode {
-        Mode::Live => finish(given).map(|o| Parsed::Run(Box::new(o))),
-        Mode::Replay => finish_replay(given, positional).map(Parsed::Replay),
-        Mode::Serve => finish_serve(given, positional).map(Parsed::Serve),
+        Mode::Live => finish(raw).map(|o| Parsed::Run(Box::new(o))),
+        Mode::Replay => finish_replay(raw, positional).map(Parsed::Replay),
+        Mode::Serve => finish_serve(raw, positional).map(Parsed::Serve),
     }
 }
 
 /// `--listen`'s `HOST:PORT` (an IPv6 host in brackets: `[::1]:8765`).
-fn listen_address(value: &str) -> Result<String, String> {
+fn listen_address(value: &str) -> Result<String, UsageError> {
     let port = value.rsplit_once(':').filter(|(host, _)| !host.is_empty());
     match port.map(|(_, p)| p.parse::<u16>()) {
         Some(Ok(_)) => Ok(value.to_string()),
-        _ => Err(format!(
-            "--listen needs HOST:PORT, like {DEFAULT_LISTEN} (port 0: any free one), got {value:?}"
-        )),
+        _ => Err(UsageError::Listen(value.to_string())),
     }
 }
 
 /// `serve`'s options: the files.
-fn finish_serve(g: Given, positional: Vec<String>) -> Result<ServeOptions, String> {
+fn finish_serve(g: RawFlags, positional: Vec<String>) -> Result<ServeOptions, UsageError> {
     let mut files = Vec::new();
     for arg in positional {
         let path = PathBuf::from(&arg);
         if !path.is_file() {
-            return Err(format!("serve: no such file: {arg}"));
+            return Err(UsageError::NoSuchFile {
+                mode: "serve",
+                file: arg,
+            });
         }
         files.push(path);
     }
     if files.is_empty() {
-        return Err("serve needs at least one capture FILE (see --help)".into());
+        return Err(UsageError::NoFiles("serve"));
     }
-    if let (Some(f), Some(t)) = (g.from, g.to)
-        && f > t
-    {
-        return Err(format!("--from ({f}) is after --to ({t})"));
-    }
+    check_range(g.from, g.to)?;
     Ok(ServeOptions {
         files,
         listen: g.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
@@ -351,7 +359,7 @@ fn finish_serve(g: Given, positional: Vec<String>) -> Result<ServeOptions, Strin
 }
 
 /// `replay`'s options: the files first, then the symbols.
-fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, String> {
+fn finish_replay(g: RawFlags, positional: Vec<String>) -> Result<ReplayOptions, UsageError> {
     let mut files = Vec::new();
     let mut symbols = Vec::new();
     for arg in positional {
@@ -363,21 +371,20 @@ fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, Str
         if symbols.is_empty()
             && (arg.contains('/') || arg.ends_with(".jsonl") || arg.ends_with(".gz"))
         {
-            return Err(format!("replay: no such file: {arg}"));
+            return Err(UsageError::NoSuchFile {
+                mode: "replay",
+                file: arg,
+            });
         }
-        symbols.push(
-            Symbol::parse(&arg)
-                .map_err(|e| format!("replay: {arg} is neither a file nor a symbol: {e}"))?,
-        );
+        match Symbol::parse(&arg) {
+            Ok(s) => symbols.push(s),
+            Err(error) => return Err(UsageError::NeitherFileNorSymbol { arg, error }),
+        }
     }
     if files.is_empty() {
-        return Err("replay needs at least one capture FILE (see --help)".into());
+        return Err(UsageError::NoFiles("replay"));
     }
-    if let (Some(f), Some(t)) = (g.from, g.to)
-        && f > t
-    {
-        return Err(format!("--from ({f}) is after --to ({t})"));
-    }
+    check_range(g.from, g.to)?;
     Ok(ReplayOptions {
         form: form(&g)?,
         files,
@@ -388,32 +395,35 @@ fn finish_replay(g: Given, positional: Vec<String>) -> Result<ReplayOptions, Str
     })
 }
 
+/// `--from` at or before `--to`.
+fn check_range(from: Option<u64>, to: Option<u64>) -> Result<(), UsageError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(Conflict::FromAfterTo { from, to }.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Check the flags together and settle the defaults.
-fn finish(g: Given) -> Result<Options, String> {
+fn finish(g: RawFlags) -> Result<Options, UsageError> {
     let heartbeat = g.heartbeat.unwrap_or(Duration::from_secs(10));
     let stale_after = g.stale_after.unwrap_or(Duration::from_secs(30));
     check_timing(heartbeat, stale_after)?;
     let endpoints = endpoints(&g)?;
     if g.output.is_some() && g.resume.is_some() {
-        return Err(
-            "--output reads its own files back on start: do not combine it with --resume".into(),
-        );
+        return Err(Conflict::OutputWithResume.into());
     }
     if g.fsync.is_some() && g.output.is_none() {
-        return Err("--fsync applies to --output files: give --output PATTERN".into());
+        return Err(Conflict::FsyncWithoutOutput.into());
     }
     let (plan_connections, plan_max) = match g.plan {
         Some((c, m)) => (Some(c), Some(m)),
         None => (None, None),
     };
     let form = form(&g)?;
-    if form.shape.format == Format::Csv
+    if form.columns.format == Format::Csv
         && let Some(s) = g.symbols.iter().find(|s| s.feed != Feed::Trades)
     {
-        return Err(format!(
-            "--format csv writes trade and bar lines only: depth ({}) has no CSV form; use jsonl",
-            s.spelling
-        ));
+        return Err(Conflict::CsvDepth(s.spelling.to_string()).into());
     }
     Ok(Options {
         form,
@@ -437,44 +447,40 @@ fn finish(g: Given) -> Result<Options, String> {
     })
 }
 
-fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), String> {
+fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), UsageError> {
     if heartbeat < Duration::from_secs(1) {
-        return Err(
-            "--heartbeat must be at least 1 second (AllTick allows one request per second)".into(),
-        );
+        return Err(UsageError::HeartbeatTooShort);
     }
     if heartbeat >= SERVER_CUTOFF {
-        return Err(format!(
-            "--heartbeat ({} s) must stay below the server's {} s cut-off: AllTick closes a connection that sent no heartbeat for {} s",
-            heartbeat.as_secs_f64(),
-            SERVER_CUTOFF.as_secs(),
-            SERVER_CUTOFF.as_secs()
-        ));
+        return Err(UsageError::HeartbeatPastCutoff {
+            heartbeat,
+            cutoff: SERVER_CUTOFF,
+        });
     }
     if stale_after <= heartbeat {
-        return Err(format!(
-            "--stale-after ({} s) must exceed --heartbeat ({} s)",
-            stale_after.as_secs_f64(),
-            heartbeat.as_secs_f64()
-        ));
+        return Err(Conflict::StaleAfterTooShort {
+            stale_after,
+            heartbeat,
+        }
+        .into());
     }
     Ok(())
 }
 
 /// The endpoints the flags name: one for everything (`--url`, `--market`),
 /// or AllTick's two with stock codes routed to the first.
-fn endpoints(g: &Given) -> Result<Vec<EndpointUrl>, String> {
+fn endpoints(g: &RawFlags) -> Result<Vec<EndpointUrl>, UsageError> {
     let any_url = g.url.is_some() || g.stock_url.is_some() || g.forex_url.is_some();
     if g.demo {
         if any_url {
-            return Err("--demo runs its own server; do not combine it with --url".into());
+            return Err(Conflict::DemoWithUrl.into());
         }
         return Ok(Vec::new());
     }
     if g.url.is_some() && (g.stock_url.is_some() || g.forex_url.is_some()) {
-        return Err("--url is one endpoint for everything: do not combine it with --stock-url or --forex-url".into());
+        return Err(Conflict::UrlWithEndpointUrls.into());
     }
-    let one = |name: &str, url: String| -> Result<Vec<EndpointUrl>, String> {
+    let one = |name: &str, url: String| -> Result<Vec<EndpointUrl>, UsageError> {
         Ok(vec![EndpointUrl {
             name: name.into(),
             url: check_url(url)?,
@@ -504,35 +510,31 @@ fn endpoints(g: &Given) -> Result<Vec<EndpointUrl>, String> {
     }
 }
 
-fn check_url(u: String) -> Result<String, String> {
+fn check_url(u: String) -> Result<String, UsageError> {
     if !(u.starts_with("ws://") || u.starts_with("wss://")) {
-        return Err(format!(
-            "the URL must start with ws:// or wss://, got {u:?}"
-        ));
+        return Err(UsageError::UrlScheme(u));
     }
     if u.contains("token=") {
-        return Err(
-            "the URL must not carry the token: set ALLTICK_TOKEN or use --token-file".into(),
-        );
+        return Err(UsageError::UrlWithToken);
     }
     Ok(u)
 }
 
 /// Read and check the token: `--token-file` wins over `ALLTICK_TOKEN`.
-pub fn token(file: Option<&PathBuf>, env: Option<String>) -> Result<String, String> {
+pub fn token(file: Option<&PathBuf>, env: Option<String>) -> Result<String, UsageError> {
     let raw = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?,
-        None => {
-            env.ok_or("no token: set ALLTICK_TOKEN or pass --token-file PATH (or try --demo)")?
-        }
+        Some(path) => std::fs::read_to_string(path).map_err(|error| TokenError::Unreadable {
+            path: path.clone(),
+            error,
+        })?,
+        None => env.ok_or(TokenError::Missing)?,
     };
     let token = raw.trim();
     if token.is_empty() {
-        return Err("the token is empty".into());
+        return Err(TokenError::Empty.into());
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("the token contains spaces or control characters".into());
+        return Err(TokenError::Spaces.into());
     }
     Ok(token.to_string())
 }

@@ -1,13 +1,15 @@
-//! What trade and bar lines carry, and how they are written: `--fields`
-//! picks the values and their order, `--format` writes them as JSON lines
-//! or as CSV rows under one header row.
+//! The columns of trade and bar lines: `--fields` picks the values and
+//! their order, and [`Columns`] writes them in the `--format` asked for, as
+//! JSON lines or as CSV rows under one header row.
 //!
 //! Values go out as they stand in the full line, digit for digit: a number
 //! is copied, a string is copied (JSON) or unescaped and quoted where
 //! RFC 4180 needs it (CSV), and `null` is an empty CSV cell.
 
+use std::fmt;
+
+use crate::bars::Bar;
 use crate::bars::exact::Sum;
-use crate::bars::{Bar, Interval};
 use crate::form::json::{push_json_str, push_u64};
 use crate::form::line::{TRADE_KEYS, TradeLine};
 
@@ -23,53 +25,68 @@ pub enum Format {
 
 impl Format {
     /// `jsonl` or `csv`.
-    pub fn parse(s: &str) -> Result<Format, String> {
+    pub fn parse(s: &str) -> Result<Format, FormatError> {
         match s {
             "jsonl" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
-            other => Err(format!("--format must be jsonl or csv, got {other:?}")),
+            other => Err(FormatError {
+                given: other.to_string(),
+            }),
         }
     }
 }
 
-/// What the lines written are made of: trades or bars, which values,
-/// which format.
+/// A `--format` that is neither `jsonl` nor `csv`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Form {
-    /// The values and their format.
-    pub shape: Shape,
-    /// `--bars`: the interval, if bars replace trades.
-    pub bars: Option<Interval>,
-    /// `--bar-grace`: how long after its end a bar is written.
-    pub bar_grace: std::time::Duration,
+pub struct FormatError {
+    /// What was given.
+    pub given: String,
 }
 
-impl Default for Form {
-    fn default() -> Form {
-        Form {
-            shape: Shape::all(Format::Jsonl, false),
-            bars: None,
-            bar_grace: std::time::Duration::from_secs(2),
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--format must be jsonl or csv, got {:?}", self.given)
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+/// Why a `--fields` list was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldsError {
+    /// A name that is not a key of the lines (`bars`: of bar lines).
+    Unknown {
+        /// The name, perhaps empty.
+        name: String,
+        /// Whether the lines are bars.
+        bars: bool,
+    },
+    /// A name given twice.
+    Twice(String),
+}
+
+impl fmt::Display for FieldsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldsError::Unknown { name, bars } => write!(
+                f,
+                "--fields: {} is not a field of {} lines (valid: {})",
+                if name.is_empty() {
+                    "an empty name".to_string()
+                } else {
+                    format!("{name:?}")
+                },
+                if *bars { "bar" } else { "trade" },
+                keys(*bars).join(", ")
+            ),
+            FieldsError::Twice(name) => {
+                write!(f, "--fields names {name} twice: name each field once")
+            }
         }
     }
 }
 
-impl Form {
-    /// Whether every line goes out as the tool writes it.
-    pub fn is_plain(&self) -> bool {
-        self.bars.is_none() && self.shape.is_full_json()
-    }
-
-    /// Whether the lines written say each code's last push (its `code`,
-    /// `seq` and `time`, and for JSON lines their `type`), for a restart
-    /// to read back.
-    pub fn lines_say_seq(&self) -> bool {
-        let has = |k: &str| self.shape.names().any(|n| n == k);
-        self.bars.is_none()
-            && ["code", "seq", "time"].iter().all(|k| has(k))
-            && (self.shape.format == Format::Csv || has("type"))
-    }
-}
+impl std::error::Error for FieldsError {}
 
 /// The keys of a bar line, in the order the tool writes them.
 pub const BAR_KEYS: [&str; 13] = [
@@ -79,7 +96,7 @@ pub const BAR_KEYS: [&str; 13] = [
 
 /// Which values lines carry, in which order, and in which format.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Shape {
+pub struct Columns {
     /// JSON or CSV.
     pub format: Format,
     /// The keys the lines are made of (trade or bar keys).
@@ -88,11 +105,11 @@ pub struct Shape {
     fields: Vec<usize>,
 }
 
-impl Shape {
+impl Columns {
     /// Every value of a trade line (`bars` false) or a bar line, in `format`.
-    pub fn all(format: Format, bars: bool) -> Shape {
+    pub fn all(format: Format, bars: bool) -> Columns {
         let keys = keys(bars);
-        Shape {
+        Columns {
             format,
             keys,
             fields: (0..keys.len()).collect(),
@@ -101,28 +118,22 @@ impl Shape {
 
     /// The values `list` names (`time,code,price`), in its order; an
     /// unknown or repeated name is refused, naming the valid ones.
-    pub fn with_fields(format: Format, bars: bool, list: &str) -> Result<Shape, String> {
+    pub fn with_fields(format: Format, bars: bool, list: &str) -> Result<Columns, FieldsError> {
         let keys = keys(bars);
-        let what = if bars { "bar" } else { "trade" };
         let mut fields = Vec::new();
         for name in list.split(',').map(str::trim) {
             let Some(i) = keys.iter().position(|k| *k == name) else {
-                return Err(format!(
-                    "--fields: {} is not a field of {what} lines (valid: {})",
-                    if name.is_empty() {
-                        "an empty name".to_string()
-                    } else {
-                        format!("{name:?}")
-                    },
-                    keys.join(", ")
-                ));
+                return Err(FieldsError::Unknown {
+                    name: name.to_string(),
+                    bars,
+                });
             };
             if fields.contains(&i) {
-                return Err(format!("--fields names {name} twice"));
+                return Err(FieldsError::Twice(name.to_string()));
             }
             fields.push(i);
         }
-        Ok(Shape {
+        Ok(Columns {
             format,
             keys,
             fields,
@@ -209,7 +220,7 @@ impl Shape {
     }
 }
 
-impl Shape {
+impl Columns {
     /// Append a bar line's values.
     pub fn bar(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>, b: &Bar) {
         if self.format == Format::Jsonl && self.fields.iter().copied().eq(0..BAR_KEYS.len()) {
@@ -283,52 +294,31 @@ mod tests {
 
     const LINE: &[u8] = br#"{"type":"trade","symbol":"X,\"Y\"","code":"AAPL.US","seq":7,"time":1700000000000,"price":651.10,"volume":null,"turnover":1e5,"side":"buy"}"#;
 
-    fn written(shape: &Shape) -> String {
+    fn written(columns: &Columns) -> String {
         let t = TradeLine::parse(LINE).unwrap();
         let mut out = Vec::new();
-        shape.header(&mut out);
-        shape.trade(&mut out, &mut Vec::new(), &t);
+        columns.header(&mut out);
+        columns.trade(&mut out, &mut Vec::new(), &t);
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn fields_pick_values_in_their_order_with_the_same_digits() {
-        let s = Shape::with_fields(Format::Jsonl, false, "time,code,price,volume").unwrap();
+        let s = Columns::with_fields(Format::Jsonl, false, "time,code,price,volume").unwrap();
         assert_eq!(
             written(&s),
             "{\"time\":1700000000000,\"code\":\"AAPL.US\",\"price\":651.10,\"volume\":null}\n"
         );
-        let all = Shape::all(Format::Jsonl, false);
+        let all = Columns::all(Format::Jsonl, false);
         assert!(all.is_full_json());
         assert_eq!(written(&all).as_bytes(), [LINE, b"\n"].concat());
         assert!(!s.is_full_json());
     }
 
     #[test]
-    fn only_lines_with_their_code_seq_and_time_say_what_was_written() {
-        let form = |format, list: &str| Form {
-            shape: Shape::with_fields(format, false, list).unwrap(),
-            ..Form::default()
-        };
-        assert!(Form::default().lines_say_seq());
-        assert!(form(Format::Jsonl, "type,code,seq,time").lines_say_seq());
-        assert!(
-            !form(Format::Jsonl, "code,seq,time").lines_say_seq(),
-            "read back by type"
-        );
-        assert!(form(Format::Csv, "time,seq,code").lines_say_seq());
-        assert!(!form(Format::Csv, "time,code,price").lines_say_seq());
-        let bars = Form {
-            bars: Some(Interval::ALL[5]),
-            ..Form::default()
-        };
-        assert!(!bars.lines_say_seq());
-    }
-
-    #[test]
     fn csv_has_a_header_and_quotes_as_rfc_4180_says() {
         let s =
-            Shape::with_fields(Format::Csv, false, "symbol,price,volume,turnover,side").unwrap();
+            Columns::with_fields(Format::Csv, false, "symbol,price,volume,turnover,side").unwrap();
         assert_eq!(
             written(&s),
             "symbol,price,volume,turnover,side\n\"X,\"\"Y\"\"\",651.10,,1e5,buy\n"
@@ -337,15 +327,19 @@ mod tests {
 
     #[test]
     fn an_unknown_or_repeated_field_is_refused_naming_the_valid_ones() {
-        let e = Shape::with_fields(Format::Jsonl, false, "time,open").unwrap_err();
+        let e = Columns::with_fields(Format::Jsonl, false, "time,open")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"open\" is not a field of trade lines"), "{e}");
         assert!(e.contains("valid: type, symbol, code, seq, time, price, volume, turnover, side"));
-        let e = Shape::with_fields(Format::Jsonl, true, "time").unwrap_err();
+        let e = Columns::with_fields(Format::Jsonl, true, "time")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("of bar lines") && e.contains("open, high, low, close"),
             "{e}"
         );
-        assert!(Shape::with_fields(Format::Jsonl, false, "time,time").is_err());
-        assert!(Shape::with_fields(Format::Jsonl, false, "").is_err());
+        assert!(Columns::with_fields(Format::Jsonl, false, "time,time").is_err());
+        assert!(Columns::with_fields(Format::Jsonl, false, "").is_err());
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::bars::calendar::iso;
 use crate::bars::{self, Bar, Bars, Interval, Refused};
-use crate::form::columns::{Form, Format};
 use crate::form::line::{TradeLine, digits, find, unquoted};
+use crate::form::{Format, LineForm};
 use crate::report::{count, say};
 use crate::stats::{DropLog, Stats};
 use crate::wire::repeat::{Last, Seen};
@@ -18,16 +18,16 @@ use crate::wire::repeat::{Last, Seen};
 /// What closes bars.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
-    /// The wall clock, read by the caller ([`Shaper::close_due`]): live.
+    /// The wall clock, read by the caller ([`Converter::close_due`]): live.
     Wall,
     /// The lines' own times, as they are read: `replay`.
     Stream,
 }
 
-/// Turns full lines into the lines of a [`Form`].
-pub struct Shaper {
-    form: Form,
-    /// The line being shaped, when it came in the output buffer.
+/// Turns full lines into the lines of a [`LineForm`].
+pub struct Converter {
+    form: LineForm,
+    /// The line being converted, when it came in the output buffer.
     line: Vec<u8>,
     cell: Vec<u8>,
     canon: Vec<u8>,
@@ -49,14 +49,14 @@ pub struct Shaper {
     drops: DropLog,
 }
 
-impl Shaper {
+impl Converter {
     /// Lines of `form`; bars closed by `clock`; late trades counted in
     /// `stats`.
-    pub fn new(form: Form, clock: Clock, stats: Arc<Stats>) -> Shaper {
+    pub fn new(form: LineForm, clock: Clock, stats: Arc<Stats>) -> Converter {
         let bars = form
             .bars
             .map(|interval| Bars::with_memo(interval, form.bar_grace.as_millis() as u64));
-        Shaper {
+        Converter {
             form,
             line: Vec::new(),
             cell: Vec::new(),
@@ -82,7 +82,7 @@ impl Shaper {
         }
     }
 
-    /// The wall clock's reading (ms) at which [`Shaper::close_wall`] next
+    /// The wall clock's reading (ms) at which [`Converter::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {
         let due = self.bars.as_ref()?.next_due()?;
@@ -119,7 +119,7 @@ impl Shaper {
         bars.into_iter()
             .map(|bar| {
                 let mut line = Vec::new();
-                self.form.shape.bar(&mut line, &mut self.cell, &bar);
+                self.form.columns.bar(&mut line, &mut self.cell, &bar);
                 (bar.start, line)
             })
             .collect()
@@ -132,27 +132,27 @@ impl Shaper {
 
     /// Whether lines are CSV rows.
     pub fn is_csv(&self) -> bool {
-        self.form.shape.format == Format::Csv
+        self.form.columns.format == Format::Csv
     }
 
     /// The header row a stream or a new file starts with (CSV), else
     /// nothing.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        self.form.shape.header(&mut out);
+        self.form.columns.header(&mut out);
         out
     }
 
     /// The whole line at `buf[at..]` (with its newline), as the tool
     /// writes it: rewritten in place into the form's line, or folded into
-    /// a bar, or left out ([`Shaper::shape`]). Returns the number of lines
+    /// a bar, or left out ([`Converter::convert`]). Returns the number of lines
     /// at `buf[at..]` now.
-    pub fn reshape(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
+    pub fn convert_in_place(&mut self, buf: &mut Vec<u8>, at: usize) -> usize {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         line.extend_from_slice(&buf[at..]);
         buf.truncate(at);
-        let n = self.shape(&line, buf);
+        let n = self.convert(&line, buf);
         self.line = line;
         n
     }
@@ -161,8 +161,8 @@ impl Shaper {
     /// form's line for it to `out`, or fold it into a bar, or leave it out.
     /// With bars on the stream's clock, the bars it closes are appended
     /// instead. Returns the number of lines appended.
-    pub fn shape(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
-        let csv = self.form.shape.format == Format::Csv;
+    pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
+        let csv = self.form.columns.format == Format::Csv;
         match line_kind(line) {
             Kind::Trade => {}
             Kind::Depth if csv => {
@@ -193,7 +193,7 @@ impl Shaper {
             None => return self.unreadable(),
         };
         let Some(bars) = &mut self.bars else {
-            self.form.shape.trade(out, &mut self.cell, &trade);
+            self.form.columns.trade(out, &mut self.cell, &trade);
             return 1;
         };
         let time = trade.time;
@@ -425,12 +425,12 @@ mod tests {
         };
         for clock in [Clock::Wall, Clock::Stream] {
             let stats = Arc::new(Stats::default());
-            let form = Form {
-                shape: crate::form::columns::Shape::all(Format::Jsonl, true),
+            let form = LineForm {
+                columns: crate::form::columns::Columns::all(Format::Jsonl, true),
                 bars: Interval::parse("1m").ok(),
-                ..Form::default()
+                ..LineForm::default()
             };
-            let mut s = Shaper::new(form, clock, Arc::clone(&stats));
+            let mut s = Converter::new(form, clock, Arc::clone(&stats));
             let now = Stats::now_ms();
             // A's trades now (live: arriving as they happen): the clock
             // reads now. B's first trade, of ten minutes ago, came after
@@ -439,7 +439,7 @@ mod tests {
             let trades = [("A", 1, now), ("A", 2, now), ("A", 3, now)];
             let late = ("B", 1, now - 10 * MINUTE);
             for (code, seq, time) in trades.into_iter().chain([late]) {
-                s.shape(line(code, seq, time).as_bytes(), &mut out);
+                s.convert(line(code, seq, time).as_bytes(), &mut out);
             }
             for (_, l) in s.close_all() {
                 out.extend_from_slice(&l);

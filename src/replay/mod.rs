@@ -20,8 +20,8 @@ use crossbeam_channel::Receiver;
 
 use crate::capture::read::{Kind, Line, Merge, Source};
 use crate::capture::resume;
-use crate::form::columns::Form;
-use crate::form::convert::{Clock, Shaper};
+use crate::form::LineForm;
+use crate::form::convert::{Clock, Converter};
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
@@ -41,7 +41,7 @@ pub struct ReplayOptions {
     /// Lines up to this time (ms), inclusive.
     pub to: Option<u64>,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
-    pub form: Form,
+    pub form: LineForm,
 }
 
 /// Lines within this much of `--to` past it are still looked at: a file's
@@ -153,124 +153,210 @@ pub enum ReplayEnd {
     Failed,
 }
 
+/// Why a replay ended before its input did.
+#[derive(Debug)]
+enum ReplayError {
+    /// A capture file could not be opened.
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// stdout refused the lines.
+    Stdout(io::Error),
+}
+
+impl From<io::Error> for ReplayError {
+    fn from(e: io::Error) -> ReplayError {
+        ReplayError::Stdout(e)
+    }
+}
+
 /// Replay until the input ends, a stop is asked for, or stdout closes.
 pub fn run(
     opts: ReplayOptions,
     stop: Arc<AtomicBool>,
     commands: Receiver<(u64, Command)>,
 ) -> ReplayEnd {
-    let Some(mut merge) = open(&opts.files) else {
-        return ReplayEnd::BadFile;
-    };
-    let mut filter = Filter::new(&opts.symbols);
-    let mut pace = Pace::new(opts.speed);
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-    let shaper = Shaper::new(opts.form.clone(), Clock::Stream, Arc::default());
-    if !resume::stdout_has_lines() {
-        buf.extend_from_slice(&shaper.header());
-    }
-    let mut shaper = (!shaper.is_plain()).then_some(shaper);
-    let mut written: u64 = 0;
-    let mut recent_gaps: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut n: u32 = 0;
-    let result = (|| -> io::Result<()> {
-        while let Some(line) = merge.next() {
-            n = n.wrapping_add(1);
-            if n.is_multiple_of(256) {
-                take_commands(&commands, &mut filter);
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let in_range =
-                opts.from.is_none_or(|f| line.time >= f) && opts.to.is_none_or(|t| line.time <= t);
-            if !in_range || !filter.keeps_line(&line) {
-                let past = opts
-                    .to
-                    .is_some_and(|t| line.time > t.saturating_add(TO_SLACK_MS));
-                merge.recycle(line);
-                if past {
-                    break;
-                }
-                continue;
-            }
-            // The clock is not read for `--speed max`: it costs per line.
-            let mut wait = if pace.is_max() {
-                Duration::ZERO
-            } else {
-                pace.wait(line.time, Instant::now())
-            };
-            if !wait.is_zero() {
-                out.write_all(&buf)?;
-                out.flush()?;
-                buf.clear();
-                while !wait.is_zero() && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(wait.min(NAP));
-                    take_commands(&commands, &mut filter);
-                    wait = pace.wait(line.time, Instant::now());
-                }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                if !filter.keeps_line(&line) {
-                    merge.recycle(line);
-                    continue;
-                }
-            }
-            if !first_copy(&mut recent_gaps, &line) {
-                merge.recycle(line);
-                continue;
-            }
-            match &mut shaper {
-                Some(s) => written += s.shape(&line.bytes, &mut buf) as u64,
-                None => {
-                    buf.extend_from_slice(&line.bytes);
-                    written += 1;
-                }
-            }
-            merge.recycle(line);
-            if buf.len() >= WRITE_BYTES {
-                out.write_all(&buf)?;
-                buf.clear();
-            }
+    match replay(&opts, &stop, &commands) {
+        Ok(()) => ReplayEnd::Done,
+        Err(ReplayError::Open { path, error }) => {
+            say(format!("cannot read {}: {error}", path.display()));
+            ReplayEnd::BadFile
         }
-        if let Some(s) = &mut shaper {
-            for (_, line) in s.close_all() {
-                buf.extend_from_slice(&line);
-                written += 1;
-            }
-        }
-        out.write_all(&buf)?;
-        out.flush()
-    })();
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return ReplayEnd::Done,
-        Err(e) => {
+        // stdout was closed (`| head`): stop quietly.
+        Err(ReplayError::Stdout(e)) if e.kind() == io::ErrorKind::BrokenPipe => ReplayEnd::Done,
+        Err(ReplayError::Stdout(e)) => {
             say(format!("cannot write to stdout: {e}"));
-            return ReplayEnd::Failed;
+            ReplayEnd::Failed
         }
-        Ok(()) => {}
     }
-    let left_out = shaper.map(|s| s.left_out()).unwrap_or_default();
-    summary(written, opts.files.len(), merge.skipped(), &left_out);
-    ReplayEnd::Done
 }
 
-/// The files, merged; `None` (said) when one cannot be opened.
-fn open(files: &[PathBuf]) -> Option<Merge> {
-    let mut sources = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        match Source::open(path, i) {
-            Ok(s) => sources.push(s),
-            Err(e) => {
-                say(format!("cannot read {}: {e}", path.display()));
-                return None;
-            }
+/// Open the files, write their lines, and say what was written.
+fn replay(
+    opts: &ReplayOptions,
+    stop: &AtomicBool,
+    commands: &Receiver<(u64, Command)>,
+) -> Result<(), ReplayError> {
+    let merge = open(&opts.files)?;
+    let mut r = Replay::new(opts, merge, stop, commands);
+    while let Some(line) = r.merge.next() {
+        if r.take(line)? == Flow::Stop {
+            break;
         }
     }
-    Some(Merge::new(sources))
+    r.finish()?;
+    let left_out = r.converter.map(|c| c.left_out()).unwrap_or_default();
+    summary(r.written, opts.files.len(), r.merge.skipped(), &left_out);
+    Ok(())
+}
+
+/// Whether to go on after a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Go,
+    Stop,
+}
+
+/// A replay under way: the merged input, what is replayed, its pace, and
+/// the lines gathered for stdout.
+struct Replay<'a> {
+    opts: &'a ReplayOptions,
+    merge: Merge,
+    filter: Filter,
+    pace: Pace,
+    out: io::StdoutLock<'static>,
+    buf: Vec<u8>,
+    /// `None` when lines go out as they are.
+    converter: Option<Converter>,
+    written: u64,
+    recent_gaps: VecDeque<Vec<u8>>,
+    /// Lines read, to look at stdin every so many.
+    read: u32,
+    stop: &'a AtomicBool,
+    commands: &'a Receiver<(u64, Command)>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(
+        opts: &'a ReplayOptions,
+        merge: Merge,
+        stop: &'a AtomicBool,
+        commands: &'a Receiver<(u64, Command)>,
+    ) -> Replay<'a> {
+        let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
+        let converter = Converter::new(opts.form.clone(), Clock::Stream, Arc::default());
+        if !resume::stdout_has_lines() {
+            buf.extend_from_slice(&converter.header());
+        }
+        Replay {
+            opts,
+            merge,
+            filter: Filter::new(&opts.symbols),
+            pace: Pace::new(opts.speed),
+            out: io::stdout().lock(),
+            buf,
+            converter: (!converter.is_plain()).then_some(converter),
+            written: 0,
+            recent_gaps: VecDeque::new(),
+            read: 0,
+            stop,
+            commands,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// One line of the input: left out, waited for, written.
+    fn take(&mut self, line: Line) -> Result<Flow, ReplayError> {
+        self.read = self.read.wrapping_add(1);
+        if self.read.is_multiple_of(256) {
+            take_commands(self.commands, &mut self.filter);
+        }
+        if self.stopped() {
+            return Ok(Flow::Stop);
+        }
+        let (from, to) = (self.opts.from, self.opts.to);
+        let in_range = from.is_none_or(|f| line.time >= f) && to.is_none_or(|t| line.time <= t);
+        if !in_range || !self.filter.keeps_line(&line) {
+            let past = to.is_some_and(|t| line.time > t.saturating_add(TO_SLACK_MS));
+            self.merge.recycle(line);
+            return Ok(if past { Flow::Stop } else { Flow::Go });
+        }
+        if !self.wait_for(&line)? {
+            return Ok(Flow::Stop);
+        }
+        // Stdin may have changed the filter while the line waited.
+        if !self.filter.keeps_line(&line) || !first_copy(&mut self.recent_gaps, &line) {
+            self.merge.recycle(line);
+            return Ok(Flow::Go);
+        }
+        match &mut self.converter {
+            Some(c) => self.written += c.convert(&line.bytes, &mut self.buf) as u64,
+            None => {
+                self.buf.extend_from_slice(&line.bytes);
+                self.written += 1;
+            }
+        }
+        self.merge.recycle(line);
+        if self.buf.len() >= WRITE_BYTES {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Wait until `line` is due at the pace, with what is gathered written
+    /// first; stdin is applied meanwhile. False when a stop came.
+    fn wait_for(&mut self, line: &Line) -> Result<bool, ReplayError> {
+        // The clock is not read for `--speed max`: it costs per line.
+        if self.pace.is_max() {
+            return Ok(true);
+        }
+        let mut wait = self.pace.wait(line.time, Instant::now());
+        if wait.is_zero() {
+            return Ok(true);
+        }
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        self.buf.clear();
+        while !wait.is_zero() && !self.stopped() {
+            std::thread::sleep(wait.min(NAP));
+            take_commands(self.commands, &mut self.filter);
+            wait = self.pace.wait(line.time, Instant::now());
+        }
+        Ok(!self.stopped())
+    }
+
+    /// The bars still open, and everything gathered, to stdout.
+    fn finish(&mut self) -> Result<(), ReplayError> {
+        if let Some(c) = &mut self.converter {
+            for (_, line) in c.close_all() {
+                self.buf.extend_from_slice(&line);
+                self.written += 1;
+            }
+        }
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// The files, merged.
+fn open(files: &[PathBuf]) -> Result<Merge, ReplayError> {
+    let mut sources = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let source = Source::open(path, i).map_err(|error| ReplayError::Open {
+            path: path.clone(),
+            error,
+        })?;
+        sources.push(source);
+    }
+    Ok(Merge::new(sources))
 }
 
 /// A gap reaching across two files is in both: false for its second copy.

@@ -1,6 +1,7 @@
 //! The pace of a replay (`--speed`), and the times `--from` / `--to` take.
 //! Pure: wall-clock instants are passed in.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 /// How fast the recorded time runs.
@@ -14,18 +15,59 @@ pub enum Speed {
 
 impl Speed {
     /// `max`, or a positive factor such as `1`, `10`, `0.5`.
-    pub fn parse(text: &str) -> Result<Speed, String> {
+    pub fn parse(text: &str) -> Result<Speed, SpeedError> {
         if text == "max" {
             return Ok(Speed::Max);
         }
         match text.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 && x <= 1e9 => Ok(Speed::Times(x)),
-            _ => Err(format!(
-                "--speed needs a positive factor (1 is the recorded pace) or max, got {text:?}"
-            )),
+            _ => Err(SpeedError {
+                given: text.to_string(),
+            }),
         }
     }
 }
+
+/// A `--speed` that is neither `max` nor a positive factor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpeedError {
+    /// What was given.
+    pub given: String,
+}
+
+impl fmt::Display for SpeedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--speed needs a positive factor (1 is the recorded pace) or max, got {:?}",
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for SpeedError {}
+
+/// A `--from` or `--to` that is neither ms since the epoch nor an ISO-8601
+/// UTC time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeError {
+    /// The flag, as typed: `--from`.
+    pub flag: String,
+    /// What was given.
+    pub given: String,
+}
+
+impl fmt::Display for TimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} needs ms since the epoch or an ISO-8601 UTC time like 2026-12-01T14:30:00Z, got {:?}",
+            self.flag, self.given
+        )
+    }
+}
+
+impl std::error::Error for TimeError {}
 
 /// When each line is due on the wall clock: the first line's time is
 /// anchored at the first call, and recorded time then runs `speed` times
@@ -45,14 +87,14 @@ impl Pace {
         }
     }
 
-    /// How long to wait at `now` before writing a line of `time`; zero when
-    /// it is due (or late: a replay that falls behind catches up without
-    /// waiting, never by skipping lines).
     /// Whether lines are never waited for (`--speed max`).
     pub fn is_max(&self) -> bool {
         !matches!(self.speed, Speed::Times(_))
     }
 
+    /// How long to wait at `now` before writing a line of `time`; zero when
+    /// it is due (or late: a replay that falls behind catches up without
+    /// waiting, never by skipping lines).
     pub fn wait(&mut self, time: u64, now: Instant) -> Duration {
         let Speed::Times(x) = self.speed else {
             return Duration::ZERO;
@@ -66,11 +108,10 @@ impl Pace {
 /// A time for `--from` / `--to`: ms since the epoch, or ISO-8601 in UTC
 /// (`2026-12-01`, `2026-12-01T14:30`, `2026-12-01T14:30:05`,
 /// `2026-12-01T14:30:05.250Z`; a trailing `Z` is optional, no other zone).
-pub fn parse_time(flag: &str, text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "{flag} needs ms since the epoch or an ISO-8601 UTC time like 2026-12-01T14:30:00Z, got {text:?}"
-        )
+pub fn parse_time(flag: &str, text: &str) -> Result<u64, TimeError> {
+    let bad = || TimeError {
+        flag: flag.to_string(),
+        given: text.to_string(),
     };
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|_| bad());

@@ -5,9 +5,10 @@
 //! typo never half-applies. Lines are read with a bounded buffer: a line
 //! longer than [`MAX_LINE`] is skipped, not accumulated.
 
+use std::fmt;
 use std::io::{self, BufRead};
 
-use crate::wire::symbol::Symbol;
+use crate::wire::symbol::{Symbol, SymbolError};
 
 /// Longest stdin line accepted, in bytes (without the newline).
 pub const MAX_LINE: usize = 8192;
@@ -26,8 +27,47 @@ pub enum Command {
     Query,
 }
 
+/// Why a stdin line was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// A line that starts with neither `+`, `-` nor is `?` (shortened).
+    Unexpected(String),
+    /// `+` or `-` and nothing after it.
+    NoSymbol(char),
+    /// More than [`MAX_SYMBOLS_PER_LINE`] symbols.
+    TooManySymbols,
+    /// A bad symbol: the line is refused whole.
+    Symbol(SymbolError),
+    /// A line longer than [`MAX_LINE`] bytes.
+    TooLong,
+    /// A line that is not UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Unexpected(line) => {
+                write!(f, "expected '+SYMBOL', '-SYMBOL' or '?', got {line:?}")
+            }
+            CommandError::NoSymbol(sign) => {
+                write!(f, "no symbol after '{sign}': write {sign}SYMBOL [SYMBOL…]")
+            }
+            CommandError::TooManySymbols => write!(
+                f,
+                "more than {MAX_SYMBOLS_PER_LINE} symbols on one line: split them over several lines"
+            ),
+            CommandError::Symbol(e) => write!(f, "{e}"),
+            CommandError::TooLong => write!(f, "line longer than {MAX_LINE} bytes, ignored"),
+            CommandError::NotUtf8 => write!(f, "not valid UTF-8, ignored"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
 /// Parse one line. `Ok(None)` is a line to ignore (blank or comment).
-pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
+pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -38,30 +78,23 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
     let (add, rest) = match line.as_bytes()[0] {
         b'+' => (true, &line[1..]),
         b'-' => (false, &line[1..]),
-        _ => {
-            return Err(format!(
-                "expected '+SYMBOL', '-SYMBOL' or '?', got {:?}",
-                shorten(line)
-            ));
-        }
+        _ => return Err(CommandError::Unexpected(shorten(line))),
     };
     let words: Vec<&str> = rest
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|w| !w.is_empty())
         .collect();
     if words.is_empty() {
-        return Err(format!("no symbol after '{}'", if add { '+' } else { '-' }));
+        return Err(CommandError::NoSymbol(if add { '+' } else { '-' }));
     }
     if words.len() > MAX_SYMBOLS_PER_LINE {
-        return Err(format!(
-            "more than {MAX_SYMBOLS_PER_LINE} symbols on one line"
-        ));
+        return Err(CommandError::TooManySymbols);
     }
     let symbols = words
         .into_iter()
         .map(Symbol::parse)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(CommandError::Symbol)?;
     Ok(Some(if add {
         Command::Add(symbols)
     } else {
@@ -83,7 +116,7 @@ pub enum LineEvent {
     /// A valid command from line `line`.
     Command { line: u64, command: Command },
     /// A refused line, with the reason.
-    Error { line: u64, reason: String },
+    Error { line: u64, reason: CommandError },
 }
 
 /// Read `input` to EOF, calling `sink` for each command or bad line.
@@ -147,7 +180,7 @@ fn finish_line(line: u64, bytes: &[u8], too_long: bool) -> Option<LineEvent> {
     if too_long {
         return Some(LineEvent::Error {
             line,
-            reason: format!("line longer than {MAX_LINE} bytes, ignored"),
+            reason: CommandError::TooLong,
         });
     }
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
@@ -156,7 +189,7 @@ fn finish_line(line: u64, bytes: &[u8], too_long: bool) -> Option<LineEvent> {
         Err(_) => {
             return Some(LineEvent::Error {
                 line,
-                reason: "not valid UTF-8, ignored".to_string(),
+                reason: CommandError::NotUtf8,
             });
         }
     };
@@ -208,12 +241,19 @@ mod tests {
         assert!(
             parse_line("NASDAQ:AAPL")
                 .unwrap_err()
+                .to_string()
                 .contains("expected '+SYMBOL'")
         );
-        assert!(parse_line("+").unwrap_err().contains("no symbol"));
+        assert!(
+            parse_line("+")
+                .unwrap_err()
+                .to_string()
+                .contains("no symbol")
+        );
         assert!(
             parse_line("+NASDAQ:AAPL FOO:BAR")
                 .unwrap_err()
+                .to_string()
                 .contains("FOO")
         );
         assert!(parse_line("*AAPL.US").is_err());
@@ -245,11 +285,13 @@ mod tests {
         let ev = events(&input);
         assert_eq!(ev.len(), 3);
         match &ev[0] {
-            LineEvent::Error { line: 1, reason } => assert!(reason.contains("longer than")),
+            LineEvent::Error { line: 1, reason } => {
+                assert!(reason.to_string().contains("longer than"))
+            }
             other => panic!("{other:?}"),
         }
         match &ev[1] {
-            LineEvent::Error { line: 2, reason } => assert!(reason.contains("UTF-8")),
+            LineEvent::Error { line: 2, reason } => assert!(reason.to_string().contains("UTF-8")),
             other => panic!("{other:?}"),
         }
         assert!(matches!(ev[2], LineEvent::Command { line: 3, .. }));

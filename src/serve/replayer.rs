@@ -18,7 +18,8 @@ use crate::capture::read::{Kind, Line, Merge, Source};
 use crate::replay::TO_SLACK_MS;
 use crate::replay::pace::{Pace, Speed};
 use crate::report::say;
-use crate::sim::{Feed, FeedConn, Next, PushKind};
+use crate::sim::{Feed, FeedConn, Next};
+use crate::wire::protocol::FeedKind;
 
 /// Most lines passed over (not due to this connection) in one call
 /// before it yields to the connection's requests.
@@ -120,10 +121,10 @@ fn window(capture: &Capture, time: u64) -> Window {
 }
 
 impl FeedConn for Replay {
-    fn subscribed(&mut self, kind: PushKind, codes: &[(String, usize)]) {
+    fn subscribed(&mut self, kind: FeedKind, codes: &[(String, usize)]) {
         match kind {
-            PushKind::Trade => self.trades = codes.iter().map(|(c, _)| c.clone()).collect(),
-            PushKind::Depth => self.depth = codes.iter().cloned().collect(),
+            FeedKind::Trades => self.trades = codes.iter().map(|(c, _)| c.clone()).collect(),
+            FeedKind::Depth => self.depth = codes.iter().cloned().collect(),
         }
         if !self.started && !codes.is_empty() {
             self.started = true;

@@ -21,7 +21,7 @@ impl Session {
             warn_market(self.cfg.market, symbols, &format!("stdin:{line}"));
         }
         self.idle.reset();
-        let change = self.feeds.change(adding, symbols);
+        let change = self.channels.change(adding, symbols);
         if adding {
             self.label(symbols);
         }
@@ -37,8 +37,8 @@ impl Session {
             self.say(format!(
                 "stdin:{line}: {verb} {}; {} trade and {} depth symbols wanted",
                 crate::report::list(&change.applied),
-                self.feeds.trades.codes().len(),
-                self.feeds.depth.codes().len()
+                self.channels.trades.codes().len(),
+                self.channels.depth.codes().len()
             ));
         }
     }
@@ -50,7 +50,7 @@ impl Session {
         } else {
             "not connected"
         };
-        let (t, d) = (&self.feeds.trades, &self.feeds.depth);
+        let (t, d) = (&self.channels.trades, &self.channels.depth);
         let since = self.figures.since();
         self.say(format!(
             "stdin:{line}: {link} to {} ({since}); wanted {} trade symbols: {}; acknowledged by the server {}: {}; wanted {} depth symbols: {}; acknowledged {}: {}",

@@ -176,7 +176,7 @@ impl Disconnect {
     /// Least wait before reconnecting, beyond the backoff.
     pub fn min_wait(&self) -> Duration {
         match self {
-            Disconnect::Ret606(_) => crate::session::channel::AFTER_606,
+            Disconnect::Ret606(_) => crate::wire::protocol::AFTER_606,
             _ => Duration::ZERO,
         }
     }

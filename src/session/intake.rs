@@ -23,7 +23,7 @@ use crate::wire::scan::{self, Scan};
 /// dropped. Far below the heartbeat period, so the link stays alive.
 pub const OVERFLOW_GRACE: Duration = Duration::from_millis(50);
 
-/// Spent batches kept for reuse (see [`crate::writer::run_writer`]): 1 MiB
+/// Spent batches kept for reuse (see [`crate::writer::run_sink`]): 1 MiB
 /// at most. Measured with `scripts/bench.sh`, 16 gained about 8% ticks/s
 /// under a flood, 4 about half of that.
 pub const SPARE_BATCHES: usize = 16;
@@ -321,6 +321,6 @@ mod tests {
         assert!(d.due("invalid trade", t0));
         assert!(!d.due("invalid trade", t0 + Duration::from_secs(9)));
         assert!(d.due("bad depth level", t0 + Duration::from_secs(9)));
-        assert!(d.due("invalid trade", t0 + DropLog::EVERY));
+        assert!(d.due("invalid trade", t0 + DropLog::REPORT_EVERY));
     }
 }

@@ -2,7 +2,8 @@
 //! subscriptions in step, for as long as the tool runs.
 //!
 //! It owns the [`Connection`] (socket, pacing, requests in flight,
-//! liveness), the [`Feeds`] (what the user wants, what the server holds)
+//! liveness), the subscription [`Channels`] (what the user wants, what the
+//! server holds)
 //! and the [`Intake`] (push frames → the writer's queue; answers back
 //! here). On every
 //! wake-up — a frame, or the socket's read timeout — it applies stdin
@@ -20,8 +21,9 @@ use crate::queue::{Frames, Item, Label};
 use crate::report::say;
 use crate::router::command::Command;
 use crate::stats::{ConnStats, Stats};
+use crate::wire::protocol::FeedKind;
 use crate::wire::symbol::{Market, Symbol};
-use channel::Feeds;
+use channel::Channels;
 use connect::Ws;
 use connection::{Connection, TICK};
 use error::{ConnectError, Disconnect};
@@ -121,7 +123,7 @@ pub struct Session {
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     backoff: Backoff,
-    feeds: Feeds,
+    channels: Channels,
     intake: Intake,
     /// This connection's figures.
     figures: Arc<ConnStats>,
@@ -129,7 +131,7 @@ pub struct Session {
     connected: bool,
     /// The open connection had a subscription acknowledged.
     acknowledged: bool,
-    /// Since when the feeds carry nothing.
+    /// Since when the channels carry nothing.
     idle: Idle,
     /// Outages to mark in the output (`--gaps`).
     gaps: Option<GapWatch>,
@@ -158,12 +160,12 @@ impl Session {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id()).rotate_left(32);
-        // The initial symbols live on in the feeds and the writer's labels;
+        // The initial symbols live on in the channels and the writer's labels;
         // a copy kept here would cost ~140 bytes a symbol for the whole run.
         let initial = std::mem::take(&mut cfg.initial);
         warn_market(cfg.market, &initial, "argument");
         let mut session = Session {
-            feeds: Feeds::new(&initial),
+            channels: Channels::new(&initial),
             intake: Intake::new(out, spares, Arc::clone(&stats), cfg.queue)
                 .with_gaps(cfg.gaps.then(|| Arc::from(cfg.name.as_str()))),
             figures: stats.connection(&cfg.name),
@@ -187,11 +189,11 @@ impl Session {
         let labels = symbols
             .iter()
             .map(|s| {
-                let depth = s.feed != crate::wire::symbol::Feed::Trades;
+                let depth = s.feed.kind() == FeedKind::Depth;
                 let feed = if depth {
-                    &self.feeds.depth
+                    &self.channels.depth
                 } else {
-                    &self.feeds.trades
+                    &self.channels.trades
                 };
                 Label {
                     depth,
@@ -297,7 +299,7 @@ impl Session {
     }
 
     fn carries_nothing(&self) -> bool {
-        self.feeds.trades.codes().is_empty() && self.feeds.depth.codes().is_empty()
+        self.channels.trades.codes().is_empty() && self.channels.depth.codes().is_empty()
     }
 
     /// Serve one open connection until it ends.
@@ -316,8 +318,8 @@ impl Session {
         self.cfg.open.fetch_sub(1, Ordering::SeqCst);
         // What the server held is what the outage leaves without data.
         if let (ConnEnd::Lost(why), Some(g)) = (&end, &mut self.gaps) {
-            let codes = (self.feeds.trades.server_set().iter())
-                .chain(self.feeds.depth.server_set())
+            let codes = (self.channels.trades.server_set().iter())
+                .chain(self.channels.depth.server_set())
                 .map(|c| c.to_string())
                 .collect();
             g.lost(
@@ -326,7 +328,7 @@ impl Session {
                 codes,
             );
         }
-        self.feeds.on_disconnect();
+        self.channels.on_disconnect();
         self.cfg
             .stagger
             .lock()

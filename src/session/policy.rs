@@ -2,14 +2,15 @@
 //! connection is dead, when it counts as healthy, and what to do with an
 //! answer that matches no subscription. Time is a parameter, so every rule
 //! is unit-tested without sockets or sleeps. The per-feed rules (full-set
-//! resend, narrowing, 429/603/606 …) live in [`crate::session::channel`]; pacing and
-//! backoff in [`crate::session::schedule`].
+//! resend, narrowing, 429/603/606 …) live in [`crate::session::channel`],
+//! what each `ret` asks for in [`protocol::Ret::handling`]; pacing and backoff in
+//! [`crate::session::schedule`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::session::channel::{self, Act, Kind, Reaction};
-use crate::wire::protocol::{self, Response};
+use crate::session::channel::{self, Act, Reaction};
+use crate::wire::protocol::{self, FeedKind, Handling, Response};
 
 /// Each stretch this long of a connection's life after its acknowledgement,
 /// with messages (answers or pushes) still arriving at its end, earns one
@@ -27,7 +28,7 @@ pub struct InFlight {
     /// The request's cmd_id (22000, 22002, 22004, 22006).
     pub cmd: u64,
     /// The feed whose set it carried; `None` for a heartbeat.
-    pub feed: Option<Kind>,
+    pub feed: Option<FeedKind>,
     /// The codes it carried.
     pub codes: Vec<crate::wire::symbol::Code>,
     /// When it was sent.
@@ -209,7 +210,7 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
         protocol::CMD_SUB_DEPTH_ACK => "depth subscription",
         _ => "request",
     };
-    let meaning = protocol::ret_meaning(r.ret);
+    let ret = r.ret;
     let server_msg = if r.msg.is_empty() {
         String::new()
     } else {
@@ -223,12 +224,12 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
         resend_all_after: None,
         healthy: false,
     };
-    match r.ret {
-        200 | 201 => OtherAnswer {
+    match ret.handling() {
+        Handling::Done => OtherAnswer {
             healthy: r.cmd_id == protocol::CMD_HEARTBEAT_ACK && nothing_subscribed,
             ..plain(Vec::new())
         },
-        401 => OtherAnswer {
+        Handling::Fatal => OtherAnswer {
             reaction: Reaction {
                 notes: Vec::new(),
                 act: Act::Fatal(channel::TOKEN_REFUSED.into()),
@@ -237,28 +238,28 @@ pub fn other_answer(r: &Response, nothing_subscribed: bool) -> OtherAnswer {
         },
         // Not matched to a request: whichever it refused, sending both sets
         // again (paced) is safe and loses nothing.
-        429 | 605 => OtherAnswer {
-            resend_all_after: Some(channel::RATE_LIMIT_RETRY),
+        Handling::ResendAfter(wait) => OtherAnswer {
+            resend_all_after: Some(wait),
             ..plain(vec![format!(
-                "{what} refused: ret {} {meaning}{server_msg}; resending the subscriptions in {} s",
-                r.ret,
-                channel::RATE_LIMIT_RETRY.as_secs()
+                "{what} refused: ret {ret}{server_msg}; resending the subscriptions in {} s",
+                wait.as_secs()
             )])
         },
-        606 => OtherAnswer {
+        Handling::Reconnect(min_wait) => OtherAnswer {
             reaction: Reaction {
                 notes: Vec::new(),
                 act: Act::Reconnect {
-                    reason: format!("{meaning}{server_msg}"),
-                    min_wait: channel::AFTER_606,
+                    reason: format!("{}{server_msg}", ret.meaning()),
+                    min_wait,
                 },
             },
             ..plain(Vec::new())
         },
-        _ => plain(vec![format!(
-            "{what} refused: ret {} {meaning}{server_msg}",
-            r.ret
-        )]),
+        // Not matched to a subscription, there is no set to narrow down or
+        // hold: say it.
+        Handling::OverPlan | Handling::BadCodes | Handling::Report => {
+            plain(vec![format!("{what} refused: ret {ret}{server_msg}")])
+        }
     }
 }
 
@@ -287,7 +288,7 @@ mod tests {
     fn req(cmd: u64, at: Instant) -> InFlight {
         InFlight {
             cmd,
-            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(Kind::Trades),
+            feed: (cmd != protocol::CMD_HEARTBEAT).then_some(FeedKind::Trades),
             codes: Vec::new(),
             sent_at: at,
         }
@@ -296,7 +297,7 @@ mod tests {
     fn answer(cmd_id: u64, ret: i64, seq_id: Option<u64>) -> Response {
         Response {
             cmd_id,
-            ret,
+            ret: protocol::Ret::from_code(ret),
             msg: String::new(),
             seq_id,
         }
@@ -414,14 +415,14 @@ mod tests {
     fn an_unmatched_rate_limit_still_resends_both_sets() {
         for ret in [429, 605] {
             let a = other_answer(&answer(22005, ret, Some(0)), false);
-            assert_eq!(a.resend_all_after, Some(channel::RATE_LIMIT_RETRY));
+            assert_eq!(a.resend_all_after, Some(protocol::RATE_LIMIT_RETRY));
             assert!(
                 a.reaction.notes[0].contains("resending"),
                 "{:?}",
                 a.reaction
             );
             let a = other_answer(&answer(0, ret, None), false);
-            assert_eq!(a.resend_all_after, Some(channel::RATE_LIMIT_RETRY));
+            assert_eq!(a.resend_all_after, Some(protocol::RATE_LIMIT_RETRY));
         }
     }
 

@@ -4,20 +4,20 @@
 use std::time::Instant;
 
 use super::{ConnEnd, HOUSEKEEPING_EVERY, Session};
-use crate::session::channel::{Act, Kind, Reaction};
+use crate::session::channel::{Act, Reaction};
 use crate::session::connection::{Connection, Frame};
 use crate::session::error::Disconnect;
 use crate::session::policy::{self, InFlight, REQUEST_EXPIRY};
 use crate::session::schedule::Due;
 use crate::session::stagger::Stagger;
 use crate::stats::Stats;
-use crate::wire::protocol::{self, Response};
+use crate::wire::protocol::{self, FeedKind, Response};
 
 impl Session {
     /// Read frames until the connection ends or a stop is asked for.
     pub(super) fn read_loop(&mut self, mut conn: Connection) -> ConnEnd {
         // A fresh connection has nothing subscribed.
-        self.feeds.on_connect();
+        self.channels.on_connect();
         let mut burst: u32 = 0;
         loop {
             burst = burst.wrapping_add(1);
@@ -75,7 +75,7 @@ impl Session {
         if self.idle_too_long(now) {
             return Err(ConnEnd::Idle);
         }
-        let next = self.feeds.next_pending();
+        let next = self.channels.next_pending();
         let due = conn.tick(now, next.is_some())?;
         let Some(kind) = next else {
             self.gate().withdraw(self.cfg.turn);
@@ -104,8 +104,8 @@ impl Session {
             Stats::set(&self.figures.last_message_ms, Stats::now_ms());
         }
         let f = &self.figures;
-        Stats::set(&f.trade_symbols, self.feeds.trades.codes().len() as u64);
-        Stats::set(&f.depth_symbols, self.feeds.depth.codes().len() as u64);
+        Stats::set(&f.trade_symbols, self.channels.trades.codes().len() as u64);
+        Stats::set(&f.depth_symbols, self.channels.depth.codes().len() as u64);
     }
 
     /// Forget requests that got no answer; a subscription is sent again.
@@ -117,7 +117,7 @@ impl Session {
                     kind.name(),
                     REQUEST_EXPIRY.as_secs()
                 ));
-                self.feeds.get_mut(kind).resend();
+                self.channels.get_mut(kind).resend();
             }
         }
     }
@@ -126,8 +126,8 @@ impl Session {
     /// nothing of ours) for `--idle-close`.
     fn idle_too_long(&mut self, now: Instant) -> bool {
         let empty = self.carries_nothing()
-            && self.feeds.trades.server_set().is_empty()
-            && self.feeds.depth.server_set().is_empty();
+            && self.channels.trades.server_set().is_empty()
+            && self.channels.depth.server_set().is_empty();
         self.idle.expired(empty, now, self.cfg.idle_close)
     }
 
@@ -135,11 +135,11 @@ impl Session {
     fn send_subscription(
         &mut self,
         conn: &mut Connection,
-        kind: Kind,
+        kind: FeedKind,
         now: Instant,
     ) -> Result<(), ConnEnd> {
         let id = conn.next_seq_id();
-        let Some((text, codes)) = self.feeds.get_mut(kind).take_request(id) else {
+        let Some((text, codes)) = self.channels.get_mut(kind).take_request(id) else {
             return Ok(());
         };
         let cmd = if codes.is_empty() {
@@ -172,28 +172,28 @@ impl Session {
             }) => {
                 let max = self.cfg.max_symbols;
                 let reaction = self
-                    .feeds
+                    .channels
                     .get_mut(kind)
                     .on_answer(r.ret, &r.msg, codes, max);
-                if matches!(r.ret, 200 | 201) {
+                if r.ret.is_success() {
                     conn.health().acknowledged(now);
                     self.acknowledged = true;
                     self.gap_closed();
                 }
                 if let Act::ResendAfter(d) = reaction.act {
                     conn.delay_subscriptions(now + d);
-                    self.feeds.get_mut(kind).resend();
+                    self.channels.get_mut(kind).resend();
                 }
                 reaction
             }
             _ => {
-                let other = policy::other_answer(r, self.feeds.trades.codes().is_empty());
+                let other = policy::other_answer(r, self.channels.trades.codes().is_empty());
                 if other.healthy {
                     conn.health().acknowledged(now);
                 }
                 if let Some(d) = other.resend_all_after {
                     conn.delay_subscriptions(now + d);
-                    self.feeds.resend_all();
+                    self.channels.resend_all();
                 }
                 other.reaction
             }
@@ -204,8 +204,8 @@ impl Session {
     /// A subscription was acknowledged: an open outage ends now.
     fn gap_closed(&mut self) {
         let Some(g) = &mut self.gaps else { return };
-        let acked: Vec<String> = (self.feeds.trades.server_set().iter())
-            .chain(self.feeds.depth.server_set())
+        let acked: Vec<String> = (self.channels.trades.server_set().iter())
+            .chain(self.channels.depth.server_set())
             .map(|c| c.to_string())
             .collect();
         if let Some(gap) = g.acknowledged(Stats::now_ms(), &acked) {

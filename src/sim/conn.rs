@@ -14,12 +14,13 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 
-use super::feed::{self, FeedState, PushKind};
+use super::feed::{self, FeedState};
 use super::request::{market_of_path, token_from_query};
 use super::server::{Ctl, Shared, interval_for};
 use super::{
     CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, MAX_CATCHUP, Reject, WRITE_TIMEOUT,
 };
+use crate::wire::protocol::FeedKind;
 use crate::wire::symbol::Market;
 
 pub(super) fn ws_config() -> WebSocketConfig {
@@ -497,10 +498,10 @@ impl Conn<'_> {
         if self.shared.silent() {
             return Ok(());
         }
-        let mut due: Vec<(PushKind, String, usize)> = Vec::new();
+        let mut due: Vec<(FeedKind, String, usize)> = Vec::new();
         for (kind, list) in [
-            (PushKind::Trade, &mut self.trades),
-            (PushKind::Depth, &mut self.depth),
+            (FeedKind::Trades, &mut self.trades),
+            (FeedKind::Depth, &mut self.depth),
         ] {
             for s in list.iter_mut() {
                 let mut n = 0;

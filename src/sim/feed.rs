@@ -22,15 +22,7 @@ use tungstenite::{Error as WsError, Message, WebSocket};
 use super::conn::{Conn, SimStream, is_timeout};
 use super::server::Shared;
 use super::{CloseCause, LOOP_TICK};
-
-/// The two kinds of subscription, and of push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PushKind {
-    /// Latest trades: subscribed with 22004, pushed as 22998.
-    Trade,
-    /// Order-book depth: subscribed with 22002, pushed as 22999.
-    Depth,
-}
+use crate::wire::protocol::FeedKind;
 
 /// A source of pushes for every connection of a simulator.
 pub trait Feed: Send + Sync {
@@ -55,7 +47,7 @@ pub trait FeedConn: Send {
     /// The connection's set of `kind` is now `codes` (code and depth
     /// level, in request order): after every request that changed it
     /// (22002, 22004 or 22006 answered with ret 200).
-    fn subscribed(&mut self, kind: PushKind, codes: &[(String, usize)]);
+    fn subscribed(&mut self, kind: FeedKind, codes: &[(String, usize)]);
 
     /// What is due at `now`.
     fn next(&mut self, now: Instant) -> Next;
@@ -113,13 +105,13 @@ impl Conn<'_> {
     }
 
     /// Tell the feed the connection's set of `kind` as it is now.
-    pub(super) fn tell_feed(&mut self, kind: PushKind) {
+    pub(super) fn tell_feed(&mut self, kind: FeedKind) {
         let Some(feed) = self.feed.conn.as_mut() else {
             return;
         };
         let set = match kind {
-            PushKind::Trade => &self.trades,
-            PushKind::Depth => &self.depth,
+            FeedKind::Trades => &self.trades,
+            FeedKind::Depth => &self.depth,
         };
         let codes: Vec<(String, usize)> = set.iter().map(|s| (s.code.clone(), s.level)).collect();
         feed.subscribed(kind, &codes);

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 #[cfg(feature = "testing")]
 use super::Simulator;
-use super::feed::PushKind;
 use super::server::Inner;
 use super::{MAX_RECORDED_PUSHES, SentTick};
+use crate::wire::protocol::FeedKind;
 
 /// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch: the origin of
 /// [`SeqStyle::Counter`] starting values.
@@ -215,7 +215,7 @@ impl Inner {
 
     /// The next `seq` for a push of `kind` for `code` on connection `conn`
     /// ([`Readings::seq`]).
-    fn next_seq(&mut self, conn: u64, kind: PushKind, code: &str, time_ms: u64) -> u64 {
+    fn next_seq(&mut self, conn: u64, kind: FeedKind, code: &str, time_ms: u64) -> u64 {
         let style = self.readings().seq;
         if style == SeqStyle::PerConnection {
             let n = self
@@ -230,8 +230,8 @@ impl Inner {
             return 1;
         };
         let last = match kind {
-            PushKind::Trade => &mut market.trade_seq,
-            PushKind::Depth => &mut market.depth_seq,
+            FeedKind::Trades => &mut market.trade_seq,
+            FeedKind::Depth => &mut market.depth_seq,
         };
         *last = match style {
             SeqStyle::TimeLike => last
@@ -262,7 +262,7 @@ impl Inner {
 
     /// Generate one push for `code`, record it, and return its JSON text
     /// (built by hand so that numbers keep their exact digits).
-    pub(super) fn push(&mut self, conn: u64, kind: PushKind, code: &str, level: usize) -> String {
+    pub(super) fn push(&mut self, conn: u64, kind: FeedKind, code: &str, level: usize) -> String {
         let readings = self.readings();
         let time_ms = self.now_ms();
         let tick_time = if readings.tick_time_seconds {
@@ -292,12 +292,12 @@ impl Inner {
             bad_levels: 0,
         };
         let (text, list) = match kind {
-            PushKind::Trade => {
+            FeedKind::Trades => {
                 let (text, volume) = self.trade_text(&head, cents, readings);
                 sent.volume = volume;
                 (text, &mut self.state.ticks)
             }
-            PushKind::Depth => {
+            FeedKind::Depth => {
                 let (text, bad) = self.depth_text(&head, cents, level, readings);
                 sent.bad_levels = bad;
                 (text, &mut self.state.depth_pushes)
@@ -309,7 +309,7 @@ impl Inner {
             text
         };
         #[cfg(feature = "testing")]
-        if kind == PushKind::Trade
+        if kind == FeedKind::Trades
             && let Some(market) = self.market.get_mut(code)
         {
             market.last_trade = Some((text.clone(), sent.clone()));

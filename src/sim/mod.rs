@@ -95,7 +95,7 @@ use serde_json::Value;
 
 #[cfg(feature = "testing")]
 pub use faults::OverLimit;
-pub use feed::{Feed, FeedConn, Next, PushKind};
+pub use feed::{Feed, FeedConn, Next};
 #[cfg(feature = "testing")]
 pub use inject::{Inject, Injected};
 #[cfg(feature = "testing")]

@@ -8,8 +8,8 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::conn::{Conn, Sched};
-use super::feed::PushKind;
 use super::{CloseCause, FOREX_PATH, MAX_DEPTH_LEVEL, Request, STOCK_PATH};
+use crate::wire::protocol::FeedKind;
 use crate::wire::symbol::Market;
 
 impl Conn<'_> {
@@ -153,9 +153,9 @@ impl Conn<'_> {
                 }
                 let interval = self.interval;
                 let (kind, target) = if cmd_id == 22004 {
-                    (PushKind::Trade, &mut self.trades)
+                    (FeedKind::Trades, &mut self.trades)
                 } else {
-                    (PushKind::Depth, &mut self.depth)
+                    (FeedKind::Depth, &mut self.depth)
                 };
                 replace_set(target, list, now, interval);
                 self.tell_feed(kind);
@@ -166,16 +166,16 @@ impl Conn<'_> {
                     v.as_u64()
                         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 });
-                let kinds: &[PushKind] = match cancel_type {
-                    Some(0) => &[PushKind::Trade, PushKind::Depth],
-                    Some(1) => &[PushKind::Depth],
-                    Some(2) => &[PushKind::Trade],
+                let kinds: &[FeedKind] = match cancel_type {
+                    Some(0) => &[FeedKind::Trades, FeedKind::Depth],
+                    Some(1) => &[FeedKind::Depth],
+                    Some(2) => &[FeedKind::Trades],
                     _ => return INVALID,
                 };
                 for &kind in kinds {
                     match kind {
-                        PushKind::Trade => self.trades.clear(),
-                        PushKind::Depth => self.depth.clear(),
+                        FeedKind::Trades => self.trades.clear(),
+                        FeedKind::Depth => self.depth.clear(),
                     }
                     self.tell_feed(kind);
                 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use super::conn::serve;
 #[cfg(feature = "testing")]
 use super::faults::{Faults, Remote, RemoteCtl};
-use super::feed::{Feed, PushKind};
+use super::feed::Feed;
 #[cfg(feature = "testing")]
 use super::market::Readings;
 use super::market::{CodeMarket, Rng};
 use super::{CloseCause, ConnRecord, LOOP_TICK, SimConfig, SimState};
+use crate::wire::protocol::FeedKind;
 
 pub(super) struct Shared {
     pub(super) cfg: SimConfig,
@@ -71,7 +72,7 @@ pub(super) struct Inner {
     /// Where `SeqStyle::Counter` counters start.
     pub(super) counter_base: u64,
     /// `SeqStyle::PerConnection` counters: (connection, kind, code) → last seq.
-    pub(super) conn_seq: HashMap<(u64, PushKind, String), u64>,
+    pub(super) conn_seq: HashMap<(u64, FeedKind, String), u64>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

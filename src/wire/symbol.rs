@@ -10,6 +10,8 @@ use std::fmt;
 use std::hash::Hasher;
 use std::sync::Arc;
 
+use crate::wire::protocol::FeedKind;
+
 /// Longest symbol accepted, in bytes, in either spelling.
 pub const MAX_SYMBOL_LEN: usize = 32;
 
@@ -57,7 +59,8 @@ impl Market {
     }
 }
 
-/// Which feed of a symbol a subscription is for.
+/// Which feed of a symbol a subscription is for ([`FeedKind`]), with the
+/// depth levels asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feed {
     /// Trades, tick by tick (22004 / 22998). The default.
@@ -65,6 +68,16 @@ pub enum Feed {
     /// Order-book depth (22002 / 22999), with an optional number of levels
     /// (`@depth=5`); the server caps it by market.
     Depth(Option<u8>),
+}
+
+impl Feed {
+    /// The feed, without its depth level.
+    pub fn kind(self) -> FeedKind {
+        match self {
+            Feed::Trades => FeedKind::Trades,
+            Feed::Depth(_) => FeedKind::Depth,
+        }
+    }
 }
 
 /// Most depth levels that can be asked for (AllTick's cap, HK stocks).

@@ -1,7 +1,8 @@
 //! The writer thread: drains the queue ([`crate::queue`]), turns frames
-//! into lines (`lines`: decoded, checked, de-duplicated across every
+//! into lines ([`lines`]: decoded, checked, de-duplicated across every
 //! connection by [`crate::wire::repeat`], written by [`crate::form::json`]),
-//! into the form asked for ([`crate::form::convert`]), and hands them on:
+//! into the form `--bars`, `--fields` and `--format` ask for
+//! ([`Converter`]), and hands them on:
 //! to stdout, or to a capture ([`crate::capture::write`]), which owns the
 //! files. The writer itself opens no file.
 //!
@@ -19,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::capture::memory::Keeper;
+use crate::capture::memory::MemoryFile;
 use crate::capture::write::Capture;
-use crate::form::columns::Form;
-use crate::form::convert::{Clock, Shaper};
+use crate::form::LineForm;
+use crate::form::convert::{Clock, Converter};
 use crate::form::json::format_gap;
 use crate::queue::{BATCH_BYTES, Frames, Item};
 use crate::stats::Stats;
@@ -65,37 +66,22 @@ pub struct WriterConfig {
     /// A capture's tail, read back: each code's memory starts from it.
     pub resumed: HashMap<(bool, String), Last>,
     /// What the lines are made of (`--bars`, `--fields`, `--format`).
-    pub form: Form,
+    pub form: LineForm,
     /// A stream starts with the form's header row (CSV): false when it
     /// appends to lines written before.
     pub header: bool,
     /// Where to keep what was written of each code, for a capture whose
-    /// lines do not say it ([`crate::capture::memory`]).
+    /// lines do not say it ([`MemoryFile`]).
     pub memory: Option<std::path::PathBuf>,
-    /// Bars written at the last stop, to go on with ([`crate::capture::takeback`]).
+    /// Bars written at the last stop, to go on with
+    /// ([`crate::capture::takeback`]).
     pub reopen: Vec<crate::bars::Bar>,
 }
 
-/// Drain `queue` into `out` until the queue is closed and empty. Batches
-/// of full size go back through `spares` to be filled again: allocating
-/// and freeing a batch each time made the allocator hand memory back to
-/// the system and fault it in again.
-pub fn run_writer<W: Write>(
-    queue: Receiver<Item>,
-    spares: Sender<Frames>,
-    out: W,
-    stats: Arc<Stats>,
-) -> WriterEnd {
-    run_sink(
-        queue,
-        spares,
-        Sink::Stream(out),
-        stats,
-        WriterConfig::default(),
-    )
-}
-
-/// [`run_writer`] into any [`Sink`], with `config`.
+/// Drain `queue` into `sink` until the queue is closed and empty, with
+/// `config`. Batches of full size go back through `spares` to be filled
+/// again: allocating and freeing a batch each time made the allocator hand
+/// memory back to the system and fault it in again.
 pub fn run_sink<W: Write>(
     queue: Receiver<Item>,
     spares: Sender<Frames>,
@@ -105,15 +91,15 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let mut shaper = Shaper::new(config.form, Clock::Wall, Arc::clone(&stats));
-    shaper.reopen(config.reopen);
-    let mut keeper = config.memory.map(Keeper::new);
+    let mut converter = Converter::new(config.form, Clock::Wall, Arc::clone(&stats));
+    converter.reopen(config.reopen);
+    let mut memory = config.memory.map(MemoryFile::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
-        Sink::Files(c) if shaper.is_csv() => c.set_csv(shaper.header()),
+        Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
         Sink::Files(_) => {}
-        Sink::Stream(_) if config.header => buf.extend_from_slice(&shaper.header()),
+        Sink::Stream(_) if config.header => buf.extend_from_slice(&converter.header()),
         Sink::Stream(_) => {}
     }
     let mut w = Batcher {
@@ -122,7 +108,7 @@ pub fn run_sink<W: Write>(
         period: None,
         buffered: 0,
         stats,
-        shaper: (!shaper.is_plain()).then_some(shaper),
+        converter: (!converter.is_plain()).then_some(converter),
     };
     let end = loop {
         let first = match w.wait() {
@@ -137,7 +123,7 @@ pub fn run_sink<W: Write>(
                 if let Err(end) = w.write_out(true) {
                     return end;
                 }
-                if let Some(k) = &mut keeper {
+                if let Some(k) = &mut memory {
                     k.save(&lines.memory());
                 }
                 break WriterEnd::Drained;
@@ -156,7 +142,7 @@ pub fn run_sink<W: Write>(
             return end;
         }
         w.tick();
-        if let Some(k) = &mut keeper
+        if let Some(k) = &mut memory
             && k.due(Instant::now())
         {
             k.save(&lines.memory());
@@ -179,7 +165,7 @@ struct Batcher<W: Write> {
     buffered: u64,
     stats: Arc<Stats>,
     /// What lines become, unless they go out as they are.
-    shaper: Option<Shaper>,
+    converter: Option<Converter>,
 }
 
 impl<W: Write> Batcher<W> {
@@ -201,7 +187,7 @@ impl<W: Write> Batcher<W> {
                 for t in times {
                     let at = self.buf.len();
                     format_gap(&mut self.buf, &g);
-                    if self.shape(at) {
+                    if self.convert(at) {
                         self.placed(t.max(g.from), at);
                     }
                 }
@@ -211,7 +197,7 @@ impl<W: Write> Batcher<W> {
                 for frame in frames.iter() {
                     let at = self.buf.len();
                     if let Some(time) = lines.frame(frame, &mut self.buf)
-                        && self.shape(at)
+                        && self.convert(at)
                     {
                         self.placed(time, at);
                     }
@@ -232,9 +218,9 @@ impl<W: Write> Batcher<W> {
 
     /// The line appended at `at`, made into the form's: false when no
     /// line is left.
-    fn shape(&mut self, at: usize) -> bool {
-        match &mut self.shaper {
-            Some(s) => s.reshape(&mut self.buf, at) > 0,
+    fn convert(&mut self, at: usize) -> bool {
+        match &mut self.converter {
+            Some(s) => s.convert_in_place(&mut self.buf, at) > 0,
             None => true,
         }
     }
@@ -286,7 +272,7 @@ impl<W: Write> Batcher<W> {
     /// The bars due by the wall clock (`all`: every open one) go after
     /// the lines before them, each to the file of its start.
     fn close_bars(&mut self, all: bool) {
-        let Some(s) = &mut self.shaper else {
+        let Some(s) = &mut self.converter else {
             return;
         };
         let lines = if all {
@@ -308,9 +294,9 @@ impl<W: Write> Batcher<W> {
             Sink::Stream(_) => None,
         };
         let bar = self
-            .shaper
+            .converter
             .as_ref()
-            .and_then(Shaper::next_due)
+            .and_then(Converter::next_due)
             .map(|due| Duration::from_millis(due.saturating_sub(Stats::now_ms())));
         match (sync, bar) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -329,6 +315,22 @@ impl<W: Write> Batcher<W> {
 mod tests {
     use super::*;
     use crate::queue::Label;
+
+    /// Drain `queue` into `out`, as plain lines.
+    fn run_writer<W: Write>(
+        queue: Receiver<Item>,
+        spares: Sender<Frames>,
+        out: W,
+        stats: Arc<Stats>,
+    ) -> WriterEnd {
+        run_sink(
+            queue,
+            spares,
+            Sink::Stream(out),
+            stats,
+            WriterConfig::default(),
+        )
+    }
 
     #[test]
     fn full_size_batches_come_back_empty_for_reuse() {

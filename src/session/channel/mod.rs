@@ -1,12 +1,13 @@
-//! One subscription feed (trades or depth) and the rules that keep it in
-//! step with the server.
+//! The subscription channel of one feed (trades or depth) on a connection,
+//! and the rules that keep it in step with the server.
 //!
 //! AllTick has two feeds with the same replace-the-set rules: trades (22004,
 //! cancelled with 22006 `cancel_type` 2) and order-book depth (22002,
-//! `cancel_type` 1). A [`Feed`] owns what the user wants, what the server
+//! `cancel_type` 1). A [`Channel`] owns what the user wants, what the server
 //! holds on this connection, what is waiting to be sent, the narrowing of a
-//! refused request down to its bad codes, and de-duplication. What differs
-//! between the two kinds is data ([`Kind`]), not code.
+//! refused request down to its bad codes, and de-duplication; [`Channels`]
+//! holds a connection's two. What differs between the two feeds is data
+//! ([`FeedKind`]), not code.
 //!
 //! Everything here is pure: answers from the server come in as values, and
 //! what to do comes back as a [`Reaction`] with the lines to say, so every
@@ -17,54 +18,14 @@ use std::time::Duration;
 
 use crate::report::count;
 use crate::session::subscriptions::{Change, Outbox, Subscriptions};
-use crate::wire::protocol::{self, CancelType};
+use crate::wire::protocol::{self, FeedKind, Handling, Ret};
 use crate::wire::symbol::{self, Code, Symbol};
 
-/// How long to wait after a rate-limit answer (429/605) before resending.
-pub const RATE_LIMIT_RETRY: Duration = Duration::from_secs(2);
-
-/// Least wait before reconnecting after `ret` 606.
-pub const AFTER_606: Duration = Duration::from_secs(3);
-
-/// Which feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Latest trades (22004).
-    Trades,
-    /// Order-book depth (22002).
-    Depth,
-}
-
-impl Kind {
-    /// The word used in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Trades => "trade",
-            Kind::Depth => "depth",
-        }
-    }
-
-    /// The request command that replaces this feed's set.
-    pub fn request_cmd(self) -> u64 {
-        match self {
-            Kind::Trades => protocol::CMD_SUB_TRADES,
-            Kind::Depth => protocol::CMD_SUB_DEPTH,
-        }
-    }
-
-    fn cancel_type(self) -> CancelType {
-        match self {
-            Kind::Trades => CancelType::Trades,
-            Kind::Depth => CancelType::Depth,
-        }
-    }
-
-    /// How a symbol of this feed is written in messages.
-    fn label(self, name: &str) -> String {
-        match self {
-            Kind::Trades => name.to_string(),
-            Kind::Depth => format!("{name}@depth"),
-        }
+/// How a symbol of `kind` is written in messages (`700.HK@depth`).
+fn label(kind: FeedKind, name: &str) -> String {
+    match kind {
+        FeedKind::Trades => name.to_string(),
+        FeedKind::Depth => format!("{name}@depth"),
     }
 }
 
@@ -111,10 +72,10 @@ impl Reaction {
 pub const TOKEN_REFUSED: &str =
     "the server refused the token (ret 401 token invalid); check ALLTICK_TOKEN or --token-file";
 
-/// One feed: the wanted set, the server's set, and what to send.
+/// One feed's channel: the wanted set, the server's set, and what to send.
 #[derive(Debug)]
-pub struct Feed {
-    kind: Kind,
+pub struct Channel {
+    kind: FeedKind,
     subs: Subscriptions,
     /// Levels asked for, per code (`None`: the server's default; always
     /// `None` for trades).
@@ -128,10 +89,10 @@ pub struct Feed {
     out: Outbox<Set>,
 }
 
-impl Feed {
-    /// An empty feed of `kind`.
-    pub fn new(kind: Kind) -> Feed {
-        Feed {
+impl Channel {
+    /// An empty channel for the feed of `kind`.
+    pub fn new(kind: FeedKind) -> Channel {
+        Channel {
             kind,
             subs: Subscriptions::new(),
             levels: HashMap::new(),
@@ -177,7 +138,7 @@ impl Feed {
     /// Add symbols (those of this feed's kind).
     pub fn add(&mut self, symbols: &[Symbol]) -> Change {
         let mut change = self.subs.add(symbols);
-        if self.kind == Kind::Depth {
+        if self.kind == FeedKind::Depth {
             for s in symbols {
                 let symbol::Feed::Depth(level) = s.feed else {
                     continue;
@@ -253,12 +214,12 @@ impl Feed {
             protocol::cancel(seq_id, &format!("cancel-{seq_id}"), self.kind.cancel_type())
         } else {
             match self.kind {
-                Kind::Trades => protocol::subscribe_trades(
+                FeedKind::Trades => protocol::subscribe_trades(
                     seq_id,
                     &format!("sub-{seq_id}"),
                     set.iter().map(|(c, _)| &**c),
                 ),
-                Kind::Depth => protocol::subscribe_depth(
+                FeedKind::Depth => protocol::subscribe_depth(
                     seq_id,
                     &format!("depth-{seq_id}"),
                     set.iter().map(|(c, l)| (&**c, *l)),
@@ -276,41 +237,41 @@ impl Feed {
 
     /// The answer `ret` (with the server's `msg`) to a request of this feed
     /// that carried `codes`. `max_symbols` is the user's `--max-symbols`.
+    /// What each `ret` asks for is decided by [`Ret::handling`].
     pub fn on_answer(
         &mut self,
-        ret: i64,
+        ret: Ret,
         msg: &str,
         codes: Vec<Code>,
         max_symbols: Option<usize>,
     ) -> Reaction {
         let what = format!("{} subscription", self.kind.name());
-        let meaning = protocol::ret_meaning(ret);
         let server_msg = if msg.is_empty() {
             String::new()
         } else {
             format!(" (server: {msg:?})")
         };
-        match ret {
-            200 | 201 => self.acknowledged(codes),
-            401 => Reaction {
+        match ret.handling() {
+            Handling::Done => self.acknowledged(codes),
+            Handling::Fatal => Reaction {
                 notes: Vec::new(),
                 act: Act::Fatal(TOKEN_REFUSED.into()),
             },
-            429 | 605 => Reaction {
+            Handling::ResendAfter(wait) => Reaction {
                 notes: vec![format!(
-                    "{what} refused: ret {ret} {meaning}{server_msg}; resending the full set in {} s",
-                    RATE_LIMIT_RETRY.as_secs()
+                    "{what} refused: ret {ret}{server_msg}; resending the full set in {} s",
+                    wait.as_secs()
                 )],
-                act: Act::ResendAfter(RATE_LIMIT_RETRY),
+                act: Act::ResendAfter(wait),
             },
-            606 => Reaction {
+            Handling::Reconnect(min_wait) => Reaction {
                 notes: Vec::new(),
                 act: Act::Reconnect {
-                    reason: format!("{meaning}{server_msg}"),
-                    min_wait: AFTER_606,
+                    reason: format!("{}{server_msg}", ret.meaning()),
+                    min_wait,
                 },
             },
-            603 => {
+            Handling::OverPlan => {
                 // Resending the same set would be refused again: wait for
                 // the user to change it.
                 let n = count(codes.len(), "code");
@@ -319,14 +280,14 @@ impl Feed {
                     .map(|m| format!(" (--max-symbols says {m})"))
                     .unwrap_or_default();
                 Reaction::say(format!(
-                    "{what} refused: ret 603 {meaning}{server_msg}: {n} sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
+                    "{what} refused: ret {ret}{server_msg}: {n} sent{limit}; AllTick serves only the first N codes of a set (N: the plan's limit) and ignores the rest; the server keeps the previous set; remove symbols to go on"
                 ))
             }
-            600 | 604 => self.refused_codes(ret, &codes),
-            _ => {
+            Handling::BadCodes => self.refused_codes(ret, &codes),
+            Handling::Report => {
                 self.out.assume_sent(Some(self.with_levels(codes)));
                 Reaction::say(format!(
-                    "{what} refused: ret {ret} {meaning}{server_msg}; keeping the set until it changes"
+                    "{what} refused: ret {ret}{server_msg}; keeping the set until it changes"
                 ))
             }
         }
@@ -360,17 +321,17 @@ impl Feed {
         let mut changes: Vec<String> = codes
             .iter()
             .filter(|c| !before.contains(&***c))
-            .map(|c| format!("+{}", kind.label(&self.subs.display(c))))
+            .map(|c| format!("+{}", label(kind, &self.subs.display(c))))
             .collect();
         changes.extend(
             self.server_set
                 .iter()
                 .filter(|c| !after.contains(&***c))
-                .map(|c| format!("-{}", kind.label(&self.subs.display(c)))),
+                .map(|c| format!("-{}", label(kind, &self.subs.display(c)))),
         );
         let prefix = match kind {
-            Kind::Trades => "",
-            Kind::Depth => "depth: ",
+            FeedKind::Trades => "",
+            FeedKind::Depth => "depth: ",
         };
         if codes.is_empty() {
             format!("{} subscriptions cancelled (no symbols)", kind.name())
@@ -388,9 +349,8 @@ impl Feed {
     /// A request was refused for a bad code (600/604) without saying which.
     /// The codes it added over the known-good ones are the suspects: one is
     /// dropped at once; several are tried one at a time.
-    fn refused_codes(&mut self, ret: i64, codes: &[Code]) -> Reaction {
+    fn refused_codes(&mut self, ret: Ret, codes: &[Code]) -> Reaction {
         let kind = self.kind;
-        let meaning = protocol::ret_meaning(ret);
         // The server keeps the set it had.
         self.out
             .assume_sent(Some(self.with_levels(self.server_set.clone())));
@@ -412,16 +372,16 @@ impl Feed {
                 // Resending it would be refused again: wait for a change.
                 self.out.assume_sent(Some(self.with_levels(codes.to_vec())));
                 Reaction::say(format!(
-                    "{} subscription refused: ret {ret} {meaning}, though every code in it was accepted before; keeping the set until it changes",
+                    "{} subscription refused: ret {ret}, though every code in it was accepted before; keeping the set until it changes",
                     kind.name()
                 ))
             }
             [bad] => {
-                let name = kind.label(&self.subs.display(bad));
+                let name = label(kind, &self.subs.display(bad));
                 self.subs.drop_code(bad);
                 self.levels.remove(bad);
                 Reaction::say(format!(
-                    "{name} refused by the server (ret {ret} {meaning}); dropped it from the {} set, {} remain",
+                    "{name} refused by the server (ret {ret}); dropped it from the {} set, {} remain",
                     kind.name(),
                     count(self.subs.codes().len(), "symbol")
                 ))
@@ -429,7 +389,7 @@ impl Feed {
             many => {
                 self.probe = many.iter().cloned().collect();
                 Reaction::say(format!(
-                    "{} subscription refused: ret {ret} {meaning}; trying the {} new codes one at a time to find the bad ones",
+                    "{} subscription refused: ret {ret}; trying the {} new codes one at a time to find the bad ones",
                     kind.name(),
                     many.len()
                 ))
@@ -438,46 +398,46 @@ impl Feed {
     }
 }
 
-/// Both feeds of a connection.
+/// Both channels of a connection.
 #[derive(Debug)]
-pub struct Feeds {
-    /// The trade feed.
-    pub trades: Feed,
-    /// The depth feed.
-    pub depth: Feed,
+pub struct Channels {
+    /// The trade feed's.
+    pub trades: Channel,
+    /// The depth feed's.
+    pub depth: Channel,
 }
 
-impl Feeds {
-    /// Both feeds, holding `initial`.
-    pub fn new(initial: &[Symbol]) -> Feeds {
-        let mut feeds = Feeds {
-            trades: Feed::new(Kind::Trades),
-            depth: Feed::new(Kind::Depth),
+impl Channels {
+    /// Both channels, holding `initial`.
+    pub fn new(initial: &[Symbol]) -> Channels {
+        let mut channels = Channels {
+            trades: Channel::new(FeedKind::Trades),
+            depth: Channel::new(FeedKind::Depth),
         };
-        feeds.change(true, initial);
-        feeds
+        channels.change(true, initial);
+        channels
     }
 
-    /// The feed of `kind`.
-    pub fn get_mut(&mut self, kind: Kind) -> &mut Feed {
+    /// The channel of `kind`.
+    pub fn get_mut(&mut self, kind: FeedKind) -> &mut Channel {
         match kind {
-            Kind::Trades => &mut self.trades,
-            Kind::Depth => &mut self.depth,
+            FeedKind::Trades => &mut self.trades,
+            FeedKind::Depth => &mut self.depth,
         }
     }
 
-    /// Add (or remove) symbols, each to its feed. Depth symbols are named
+    /// Add (or remove) symbols, each to its feed's channel. Depth symbols are named
     /// `SYMBOL@depth` in the result.
     pub fn change(&mut self, adding: bool, symbols: &[Symbol]) -> Change {
         let (trades, depth): (Vec<Symbol>, Vec<Symbol>) = symbols
             .iter()
             .cloned()
-            .partition(|s| s.feed == symbol::Feed::Trades);
-        let apply = |feed: &mut Feed, list: &[Symbol]| {
+            .partition(|s| s.feed.kind() == FeedKind::Trades);
+        let apply = |channel: &mut Channel, list: &[Symbol]| {
             if adding {
-                feed.add(list)
+                channel.add(list)
             } else {
-                feed.remove(list)
+                channel.remove(list)
             }
         };
         let mut change = apply(&mut self.trades, &trades);
@@ -502,12 +462,12 @@ impl Feeds {
         self.depth.on_disconnect();
     }
 
-    /// Which feed has a set waiting, trades first.
-    pub fn next_pending(&mut self) -> Option<Kind> {
+    /// Which channel has a set waiting, trades first.
+    pub fn next_pending(&mut self) -> Option<FeedKind> {
         if self.trades.pending() {
-            Some(Kind::Trades)
+            Some(FeedKind::Trades)
         } else if self.depth.pending() {
-            Some(Kind::Depth)
+            Some(FeedKind::Depth)
         } else {
             None
         }

@@ -1,4 +1,4 @@
-//! Unit tests of the feed module.
+//! Unit tests of the subscription channels.
 
 use super::*;
 
@@ -11,15 +11,15 @@ fn codes(list: &[&str]) -> Vec<Code> {
 }
 
 /// Send what is pending; returns the codes carried.
-fn send(f: &mut Feed) -> Option<Vec<Code>> {
+fn send(f: &mut Channel) -> Option<Vec<Code>> {
     if !f.pending() {
         return None;
     }
     f.take_request(1).map(|(_, c)| c)
 }
 
-fn connected(kind: Kind, list: &[&str]) -> Feed {
-    let mut f = Feed::new(kind);
+fn connected(kind: FeedKind, list: &[&str]) -> Channel {
+    let mut f = Channel::new(kind);
     f.add(&syms(list));
     f.on_connect();
     f
@@ -27,7 +27,7 @@ fn connected(kind: Kind, list: &[&str]) -> Feed {
 
 #[test]
 fn sends_the_full_set_after_every_change_and_nothing_when_unchanged() {
-    let mut f = connected(Kind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
+    let mut f = connected(FeedKind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
     assert_eq!(send(&mut f), Some(codes(&["AAPL.US", "TSLA.US"])));
     assert_eq!(send(&mut f), None, "sent once");
     f.add(&syms(&["NYSE:IBM"]));
@@ -40,7 +40,7 @@ fn sends_the_full_set_after_every_change_and_nothing_when_unchanged() {
 
 #[test]
 fn changes_made_before_sending_coalesce_into_one_request() {
-    let mut f = connected(Kind::Trades, &[]);
+    let mut f = connected(FeedKind::Trades, &[]);
     assert!(
         !f.pending(),
         "an empty set on a fresh connection sends nothing"
@@ -54,7 +54,7 @@ fn changes_made_before_sending_coalesce_into_one_request() {
 
 #[test]
 fn an_emptied_set_is_a_cancel_of_its_own_kind() {
-    let mut f = connected(Kind::Depth, &["HKEX:700@depth=5"]);
+    let mut f = connected(FeedKind::Depth, &["HKEX:700@depth=5"]);
     let (text, _) = {
         assert!(f.pending());
         f.take_request(3).unwrap()
@@ -67,7 +67,7 @@ fn an_emptied_set_is_a_cancel_of_its_own_kind() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["cmd_id"], 22006);
     assert_eq!(v["data"]["cancel_type"], 1);
-    let mut t = connected(Kind::Trades, &["AAPL.US"]);
+    let mut t = connected(FeedKind::Trades, &["AAPL.US"]);
     send(&mut t);
     t.remove(&syms(&["AAPL.US"]));
     let (text, _) = {
@@ -80,9 +80,9 @@ fn an_emptied_set_is_a_cancel_of_its_own_kind() {
 
 #[test]
 fn a_reconnect_resends_the_whole_set() {
-    let mut f = connected(Kind::Trades, &["AAPL.US", "TSLA.US"]);
+    let mut f = connected(FeedKind::Trades, &["AAPL.US", "TSLA.US"]);
     let sent = send(&mut f).unwrap();
-    f.on_answer(200, "ok", sent, None);
+    f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(f.server_set(), codes(&["AAPL.US", "TSLA.US"]));
     f.on_disconnect();
     assert!(f.server_set().is_empty());
@@ -93,10 +93,10 @@ fn a_reconnect_resends_the_whole_set() {
 #[test]
 fn rate_limits_resend_the_full_set_later() {
     for ret in [429, 605] {
-        let mut f = connected(Kind::Trades, &["AAPL.US"]);
+        let mut f = connected(FeedKind::Trades, &["AAPL.US"]);
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(ret, "", sent, None);
-        assert_eq!(r.act, Act::ResendAfter(RATE_LIMIT_RETRY));
+        let r = f.on_answer(Ret::from_code(ret), "", sent, None);
+        assert_eq!(r.act, Act::ResendAfter(protocol::RATE_LIMIT_RETRY));
         assert!(
             r.notes[0].contains("resending the full set"),
             "{:?}",
@@ -110,23 +110,23 @@ fn rate_limits_resend_the_full_set_later() {
 
 #[test]
 fn ret_606_reconnects_after_at_least_3_s_and_401_is_fatal() {
-    let mut f = connected(Kind::Depth, &["700.HK@depth"]);
+    let mut f = connected(FeedKind::Depth, &["700.HK@depth"]);
     let sent = send(&mut f).unwrap();
-    match f.on_answer(606, "", sent.clone(), None).act {
+    match f.on_answer(Ret::from_code(606), "", sent.clone(), None).act {
         Act::Reconnect { min_wait, .. } => assert!(min_wait >= Duration::from_secs(3)),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        f.on_answer(401, "", sent, None).act,
+        f.on_answer(Ret::from_code(401), "", sent, None).act,
         Act::Fatal(_)
     ));
 }
 
 #[test]
 fn ret_603_names_the_count_and_the_docs_rule_and_does_not_loop() {
-    let mut f = connected(Kind::Trades, &["A.US", "B.US", "C.US"]);
+    let mut f = connected(FeedKind::Trades, &["A.US", "B.US", "C.US"]);
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(603, "token level not enough", sent, Some(2));
+    let r = f.on_answer(Ret::from_code(603), "token level not enough", sent, Some(2));
     assert_eq!(r.act, Act::Nothing);
     let note = &r.notes[0];
     assert!(note.contains("3 codes sent"), "{note}");
@@ -141,18 +141,22 @@ fn ret_603_names_the_count_and_the_docs_rule_and_does_not_loop() {
 /// once; several are tried one at a time on top of the known-good set.
 #[test]
 fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
-    for kind in [Kind::Trades, Kind::Depth] {
-        let sfx = if kind == Kind::Depth { "@depth" } else { "" };
+    for kind in [FeedKind::Trades, FeedKind::Depth] {
+        let sfx = if kind == FeedKind::Depth {
+            "@depth"
+        } else {
+            ""
+        };
         let s = |c: &str| format!("{c}{sfx}");
-        let mut f = Feed::new(kind);
+        let mut f = Channel::new(kind);
         f.add(&syms(&[&s("GOOD.US")]));
         f.on_connect();
         let sent = send(&mut f).unwrap();
-        f.on_answer(200, "ok", sent, None);
+        f.on_answer(Ret::from_code(200), "ok", sent, None);
         // One new code, refused: dropped and named.
         f.add(&syms(&[&s("BAD.US")]));
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(600, "", sent, None);
+        let r = f.on_answer(Ret::from_code(600), "", sent, None);
         assert!(
             r.notes[0].contains("BAD.US") && r.notes[0].contains("dropped it"),
             "{kind:?}: {:?}",
@@ -163,17 +167,32 @@ fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
         // A later change goes through: one bad code does not block it.
         f.add(&syms(&[&s("NEW.US")]));
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US"])));
-        f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US"]), None);
+        f.on_answer(
+            Ret::from_code(200),
+            "ok",
+            codes(&["GOOD.US", "NEW.US"]),
+            None,
+        );
         // Two new codes refused together: tried one at a time.
         f.add(&syms(&[&s("X.US"), &s("Y.US")]));
         let sent = send(&mut f).unwrap();
-        let r = f.on_answer(604, "", sent, None);
+        let r = f.on_answer(Ret::from_code(604), "", sent, None);
         assert!(r.notes[0].contains("one at a time"), "{:?}", r.notes);
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "X.US"])));
-        let r = f.on_answer(604, "", codes(&["GOOD.US", "NEW.US", "X.US"]), None);
+        let r = f.on_answer(
+            Ret::from_code(604),
+            "",
+            codes(&["GOOD.US", "NEW.US", "X.US"]),
+            None,
+        );
         assert!(r.notes[0].contains("X.US") && r.notes[0].contains("dropped"));
         assert_eq!(send(&mut f), Some(codes(&["GOOD.US", "NEW.US", "Y.US"])));
-        f.on_answer(200, "ok", codes(&["GOOD.US", "NEW.US", "Y.US"]), None);
+        f.on_answer(
+            Ret::from_code(200),
+            "ok",
+            codes(&["GOOD.US", "NEW.US", "Y.US"]),
+            None,
+        );
         assert_eq!(f.codes(), codes(&["GOOD.US", "NEW.US", "Y.US"]));
         assert_eq!(send(&mut f), None, "{kind:?}: settled");
     }
@@ -181,32 +200,32 @@ fn a_refusal_is_narrowed_to_the_bad_codes_for_both_kinds() {
 
 #[test]
 fn a_refusal_of_only_known_good_codes_waits_for_a_change() {
-    let mut f = connected(Kind::Trades, &["A.US"]);
+    let mut f = connected(FeedKind::Trades, &["A.US"]);
     let sent = send(&mut f).unwrap();
-    f.on_answer(200, "ok", sent.clone(), None);
+    f.on_answer(Ret::from_code(200), "ok", sent.clone(), None);
     f.on_connect();
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(604, "", sent, None);
+    let r = f.on_answer(Ret::from_code(604), "", sent, None);
     assert!(r.notes[0].contains("accepted before"), "{:?}", r.notes);
     assert_eq!(send(&mut f), None);
 }
 
 #[test]
 fn acknowledgements_say_what_changed() {
-    let mut f = connected(Kind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
+    let mut f = connected(FeedKind::Trades, &["NASDAQ:AAPL", "NASDAQ:TSLA"]);
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(200, "ok", sent, None);
+    let r = f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(
         r.notes,
         vec!["subscribed to 2 symbols (+NASDAQ:AAPL +NASDAQ:TSLA)"]
     );
     f.remove(&syms(&["TSLA.US"]));
     let sent = send(&mut f).unwrap();
-    let r = f.on_answer(200, "ok", sent, None);
+    let r = f.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(r.notes, vec!["subscribed to 1 symbol (-NASDAQ:TSLA)"]);
-    let mut d = connected(Kind::Depth, &["HKEX:700@depth"]);
+    let mut d = connected(FeedKind::Depth, &["HKEX:700@depth"]);
     let sent = send(&mut d).unwrap();
-    let r = d.on_answer(200, "ok", sent, None);
+    let r = d.on_answer(Ret::from_code(200), "ok", sent, None);
     assert_eq!(
         r.notes,
         vec!["depth: subscribed to 1 symbol (+HKEX:700@depth)"]
@@ -215,26 +234,26 @@ fn acknowledgements_say_what_changed() {
 
 #[test]
 fn feeds_route_symbols_by_kind_and_trades_go_first() {
-    let mut f = Feeds::new(&syms(&["NASDAQ:AAPL", "HKEX:700@depth"]));
+    let mut f = Channels::new(&syms(&["NASDAQ:AAPL", "HKEX:700@depth"]));
     assert_eq!(f.trades.codes(), codes(&["AAPL.US"]));
     assert_eq!(f.depth.codes(), codes(&["700.HK"]));
     f.on_connect();
-    assert_eq!(f.next_pending(), Some(Kind::Trades));
+    assert_eq!(f.next_pending(), Some(FeedKind::Trades));
     f.trades.take_request(1);
-    assert_eq!(f.next_pending(), Some(Kind::Depth));
+    assert_eq!(f.next_pending(), Some(FeedKind::Depth));
     f.depth.take_request(2);
     assert_eq!(f.next_pending(), None);
     let c = f.change(false, &syms(&["HKEX:700@depth", "NYSE:IBM"]));
     assert_eq!(c.applied, vec!["HKEX:700@depth"]);
     assert_eq!(c.unchanged, vec!["NYSE:IBM"]);
-    assert_eq!(f.next_pending(), Some(Kind::Depth));
+    assert_eq!(f.next_pending(), Some(FeedKind::Depth));
     f.resend_all();
-    assert_eq!(f.next_pending(), Some(Kind::Trades));
+    assert_eq!(f.next_pending(), Some(FeedKind::Trades));
 }
 
 #[test]
 fn a_new_level_for_a_depth_code_is_a_change() {
-    let mut f = connected(Kind::Depth, &["HKEX:700@depth=5"]);
+    let mut f = connected(FeedKind::Depth, &["HKEX:700@depth=5"]);
     send(&mut f);
     let c = f.add(&syms(&["HKEX:700@depth=10"]));
     assert_eq!(c.applied, vec!["HKEX:700"]);

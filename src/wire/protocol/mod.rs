@@ -2,8 +2,9 @@
 //!
 //! Pure encode/decode, no I/O. Every request is
 //! `{"cmd_id","seq_id","trace","data"}`; responses echo `seq_id`/`trace`
-//! (errors may carry `seq_id: 0`) and carry `ret`; pushes (22998 trades,
-//! 22999 depth) carry `data` only.
+//! (errors may carry `seq_id: 0`) and carry `ret`, a [`Ret`] whose
+//! meaning for the client is decided in one place ([`Ret::handling`]);
+//! pushes (22998 trades, 22999 depth) carry `data` only.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +14,10 @@ use serde_json::{Value, json};
 
 use crate::wire::decimal;
 use crate::wire::scan::RawTrade;
+
+mod ret;
+
+pub use ret::{AFTER_606, Handling, RATE_LIMIT_RETRY, Ret};
 
 /// Heartbeat request; the server closes a connection without one for 30 s.
 pub const CMD_HEARTBEAT: u64 = 22000;
@@ -34,6 +39,42 @@ pub const CMD_CANCEL_ACK: u64 = 22007;
 pub const CMD_TRADE: u64 = 22998;
 /// Depth push.
 pub const CMD_DEPTH: u64 = 22999;
+
+/// Which of AllTick's two subscriptions (feeds): each has its own set,
+/// replaced whole by its request and cancelled by its own `cancel_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FeedKind {
+    /// Latest trades (22004, pushed as 22998).
+    Trades,
+    /// Order-book depth (22002, pushed as 22999).
+    Depth,
+}
+
+impl FeedKind {
+    /// The word used in messages: `trade`, `depth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedKind::Trades => "trade",
+            FeedKind::Depth => "depth",
+        }
+    }
+
+    /// The request command that replaces this feed's set.
+    pub fn request_cmd(self) -> u64 {
+        match self {
+            FeedKind::Trades => CMD_SUB_TRADES,
+            FeedKind::Depth => CMD_SUB_DEPTH,
+        }
+    }
+
+    /// The `cancel_type` that empties this feed's set.
+    pub fn cancel_type(self) -> CancelType {
+        match self {
+            FeedKind::Trades => CancelType::Trades,
+            FeedKind::Depth => CancelType::Depth,
+        }
+    }
+}
 
 /// `cancel_type` of a 22006 request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,8 +384,8 @@ pub enum Incoming {
 pub struct Response {
     /// Response cmd_id (request + 1).
     pub cmd_id: u64,
-    /// Result code: 200 ok, anything else an error (see [`ret_meaning`]).
-    pub ret: i64,
+    /// Result code: 200 ok, anything else an error (see [`Ret`]).
+    pub ret: Ret,
     /// The server's message text.
     pub msg: String,
     /// Echo of our request's seq_id.
@@ -366,7 +407,7 @@ pub fn decode(text: &str) -> Result<Incoming, &'static str> {
         let ret = integer::<i64>(ret).ok_or("ret is not an integer")?;
         return Ok(Incoming::Response(Response {
             cmd_id: cmd_id.unwrap_or(0),
-            ret,
+            ret: Ret::from_code(ret),
             msg: obj
                 .get("msg")
                 .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
@@ -525,23 +566,6 @@ fn decode_trade(data: &Members) -> Result<Trade, &'static str> {
         trade_direction: trade_direction.as_deref(),
     };
     validate(&raw).map(|t| t.to_owned_trade())
-}
-
-/// What a `ret` code means and what the user can do, per AllTick's error table.
-pub fn ret_meaning(ret: i64) -> &'static str {
-    match ret {
-        200 => "ok",
-        400 => "request header/data param invalid (a bug in the request)",
-        401 => "token invalid",
-        429 => "rate limit: will retry",
-        600 => "code invalid: a code is wrong for this endpoint",
-        601 => "body empty (a bug in the request)",
-        603 => "token level not enough: too many symbols for the plan",
-        604 => "code unauthorized: the plan does not cover a code",
-        605 => "too many requests: will retry",
-        606 => "too many requests, the server will close the connection",
-        _ => "unknown error code",
-    }
 }
 
 #[cfg(test)]

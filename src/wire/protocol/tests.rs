@@ -262,14 +262,17 @@ fn json_numbers_keep_their_digits_through_the_full_decoder() {
         decode(r#"{"ret":429,"cmd_id":22005,"seq_id":18446744073709551615}"#).unwrap(),
         Incoming::Response(Response {
             cmd_id: 22005,
-            ret: 429,
+            ret: Ret::RateLimit,
             msg: String::new(),
             seq_id: Some(u64::MAX),
         })
     );
     assert!(matches!(
         decode(r#"{"ret":-1,"cmd_id":22001}"#).unwrap(),
-        Incoming::Response(Response { ret: -1, .. })
+        Incoming::Response(Response {
+            ret: Ret::Unknown(-1),
+            ..
+        })
     ));
 }
 
@@ -283,7 +286,7 @@ fn decodes_responses_and_ignores_unknown() {
         r,
         Incoming::Response(Response {
             cmd_id: 22001,
-            ret: 401,
+            ret: Ret::TokenInvalid,
             msg: "token invalid".into(),
             seq_id: Some(3)
         })
