@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use alltick_stream::cli::Generate as Kind;
+use alltick_stream::cli::Generate;
 use alltick_stream::cli::flags::FLAGS;
 
 use crate::util::{self, TempDir};
@@ -22,7 +22,7 @@ fn explain(command: &str, out: &Output) -> String {
 }
 
 /// `alltick-stream --generate KIND`, which must succeed quietly.
-fn generated(kind: Kind) -> String {
+fn generated(kind: Generate) -> String {
     let out = Command::new(util::bin())
         .args(["--generate", kind.name()])
         .output()
@@ -34,7 +34,7 @@ fn generated(kind: Kind) -> String {
 }
 
 /// `kind` written to a file in `dir`, for the programs that check it.
-fn generated_file(dir: &TempDir, kind: Kind) -> std::path::PathBuf {
+fn generated_file(dir: &TempDir, kind: Generate) -> std::path::PathBuf {
     let path = dir.path().join(kind.name());
     std::fs::write(&path, generated(kind)).expect("write the generated file");
     path
@@ -55,21 +55,21 @@ fn run(program: &str, args: &[&str], file: &Path) -> Output {
 
 #[test]
 fn every_flag_of_the_table_is_in_the_man_page_and_each_completion() {
-    for kind in Kind::ALL {
+    for kind in Generate::ALL {
         let text = generated(kind);
         for flag in FLAGS {
             let long = flag.long_name();
             let (wanted, as_written) = match kind {
-                Kind::Man => (long.replace('-', "\\-"), "roff-escaped"),
-                Kind::CompleteFish => (format!("-l {}", flag.long), "fish's -l"),
-                Kind::CompleteBash | Kind::CompleteZsh => (long.clone(), "as typed"),
+                Generate::Man => (long.replace('-', "\\-"), "roff-escaped"),
+                Generate::CompleteFish => (format!("-l {}", flag.long), "fish's -l"),
+                Generate::CompleteBash | Generate::CompleteZsh => (long.clone(), "as typed"),
             };
             assert!(
                 text.contains(&wanted),
                 "{long} ({as_written}: {wanted}) missing from --generate {}:\n{text}",
                 kind.name()
             );
-            if let (Some(c), Kind::CompleteBash | Kind::CompleteZsh) = (flag.short, kind) {
+            if let (Some(c), Generate::CompleteBash | Generate::CompleteZsh) = (flag.short, kind) {
                 assert!(text.contains(&format!("-{c}")), "-{c} missing");
             }
         }
@@ -82,7 +82,7 @@ fn man_page_renders_with_man_without_warnings_and_shows_every_flag() {
         return;
     }
     let dir = TempDir::new("man");
-    let page = generated_file(&dir, Kind::Man);
+    let page = generated_file(&dir, Generate::Man);
     let out = run("man", &["--warnings", "-l"], &page);
     let why = explain("MANWIDTH=80 man --warnings -l alltick-stream.1", &out);
     assert!(out.status.success(), "man failed{why}");
@@ -102,7 +102,7 @@ fn man_page_passes_groff_and_mandoc_without_warnings() {
         return;
     }
     let dir = TempDir::new("man-lint");
-    let page = generated_file(&dir, Kind::Man);
+    let page = generated_file(&dir, Generate::Man);
     let out = run("groff", &["-man", "-ww", "-z"], &page);
     let why = explain("groff -man -ww -z alltick-stream.1", &out);
     assert!(
@@ -124,7 +124,7 @@ fn man_page_passes_groff_and_mandoc_without_warnings() {
 #[test]
 fn bash_completion_parses_registers_and_completes_flags_and_choices() {
     let dir = TempDir::new("bash");
-    let script = generated_file(&dir, Kind::CompleteBash);
+    let script = generated_file(&dir, Generate::CompleteBash);
     let out = Command::new("bash")
         .arg("-n")
         .arg(&script)
@@ -204,12 +204,12 @@ fn completion_parses(kind: Kind, shell: &str) {
 
 #[test]
 fn zsh_completion_parses() {
-    completion_parses(Kind::CompleteZsh, "zsh");
+    completion_parses(Generate::CompleteZsh, "zsh");
 }
 
 #[test]
 fn fish_completion_parses() {
-    completion_parses(Kind::CompleteFish, "fish");
+    completion_parses(Generate::CompleteFish, "fish");
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn generate_an_unknown_kind_is_a_usage_error_naming_the_kinds() {
     assert_eq!(out.status.code(), Some(2), "exit status{why}");
     assert!(out.stdout.is_empty(), "stdout is not empty{why}");
     let err = String::from_utf8_lossy(&out.stderr);
-    for kind in Kind::ALL {
+    for kind in Generate::ALL {
         assert!(err.contains(kind.name()), "{} not named{why}", kind.name());
     }
 }
