@@ -188,7 +188,7 @@ offer -
 }
 
 /// `shell -n` (parse only) accepts the `kind` completion script.
-fn completion_parses(kind: Kind, shell: &str) {
+fn completion_parses(kind: Generate, shell: &str) {
     if !util::require(shell) {
         return;
     }
