@@ -2,7 +2,7 @@
 //!
 //! Everything a user reads about the command line is generated from here:
 //! `--help`, the man page and the shell completions (see
-//! [`super::help`] and [`super::generate`]), and the parser looks its flags
+//! [`super::help`](mod@super::help) and [`super::generate`](mod@super::generate)), and the parser looks its flags
 //! up here too, so a flag cannot be parsed without being documented. To add
 //! a flag, add a row to [`FLAGS`] and its arm to the parser's `RawFlags::set`:
 //! a row without its arm fails the unit tests, and an arm without its row

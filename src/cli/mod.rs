@@ -6,8 +6,8 @@
 //!
 //! - [`flags`]: the table, one row per flag with its help ([`prose`]: the
 //!   sections around it);
-//! - [`help`]: the `--help` text;
-//! - [`generate`]: `--generate`: the man page and the completion scripts;
+//! - [`help`](mod@help): the `--help` text;
+//! - [`generate`](mod@generate): `--generate`: the man page and the completion scripts;
 //! - `error`: [`UsageError`] and its kinds.
 
 mod error;

@@ -1,7 +1,7 @@
 //! The output lines, written straight into a byte buffer: a trade line in
 //! two halves (a head prepared once per label, and the tail of each tick),
 //! a depth line, and the one-pass path's copy of a documented push's own
-//! digits ([`write`]). Decimals are copied as text, never through a float.
+//! digits ([`write`](fn@write)). Decimals are copied as text, never through a float.
 
 use crate::queue::Gap;
 use crate::wire::fast::Plain;

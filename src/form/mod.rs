@@ -1,7 +1,7 @@
 //! The forms a line can take ([`LineForm`]): trades or bars, which values
 //! in which order and [`Format`] ([`columns`]: `--fields`, `--format`); the JSON
 //! text of the tool's own lines ([`json`]) and the reading of it by
-//! position ([`line`]); and the conversion of full lines into bars, lean
+//! position ([`line`](mod@line)); and the conversion of full lines into bars, lean
 //! lines or CSV ([`convert`]).
 
 pub(crate) mod columns;
