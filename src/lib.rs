@@ -5,7 +5,9 @@
 //! - [`session`]: the reader threads, one per connection: dialling, the
 //!   open socket with its pacing and liveness clock, the subscription
 //!   channels (trades, depth) and their pure rules, outages for gap lines,
-//!   and the intake that hands pushes to the queue unparsed;
+//!   and the intake that hands pushes to the queue unparsed (history over
+//!   HTTP, another source of the same lines, belongs in a `history/` beside
+//!   it);
 //! - [`writer`]: the writer thread: drains the [`queue`], turns frames into
 //!   lines (de-duplicated across connections) and hands them on to stdout
 //!   or to a capture; it does no file I/O of its own;

@@ -275,6 +275,25 @@ fn the_circle_finder_finds_a_circle() {
 }
 
 #[test]
+fn no_function_returns_a_bare_string_as_its_error() {
+    let mut found = Vec::new();
+    for f in rust_files(&root().join("src")) {
+        let text = fs::read_to_string(&f).expect("read");
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("Result<") && code.replace(' ', "").contains(",String>") {
+                found.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "errors are types that say what to do, not strings:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn no_product_file_is_over_600_lines() {
     for f in rust_files(&root().join("src")) {
         let n = fs::read_to_string(&f).expect("read").lines().count();
