@@ -12,6 +12,8 @@
 #                not with the trades
 #   plain        replay --speed max of the same capture, no bars: the reading
 #                and merging alone
+# With BEFORE=path/to/an/earlier/alltick-stream, each case also runs that
+# binary, alternating with this one run by run, and the table has both.
 # Prices and volumes vary in their digits (0 to 4 decimals), so every trade
 # takes the exact-decimal paths.
 set -uo pipefail
@@ -46,28 +48,38 @@ for name, codes in (("c50", 50), ("c5000", 5000)):
 PY
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-one() {  # one ARGS...: "trades/s rss_kib bars" of one run
-    /usr/bin/time -f "%e %M" -o "$TMP/t" "$BIN" replay --speed max "$@" > "$TMP/out" 2>/dev/null
+one() {  # one BINARY ARGS...: "trades/s rss_kib bars" of one run
+    local bin=$1; shift
+    /usr/bin/time -f "%e %M" -o "$TMP/t" "$bin" replay --speed max "$@" > "$TMP/out" 2>/dev/null
     read -r secs rss < "$TMP/t"
     echo "$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 0.01) }') $rss $(wc -l < "$TMP/out")"
 }
 
 declare -A rate rss lines
 cases=("bars 1m|--bars 1m $TMP/c50.jsonl" "bars 1s|--bars 1s $TMP/c50.jsonl" "5000 codes, bars 1m|--bars 1m $TMP/c5000.jsonl" "plain|$TMP/c50.jsonl")
+bins=("$BIN")
+[ -n "${BEFORE:-}" ] && bins+=("$BEFORE")
+names=()
+for c in "${cases[@]}"; do
+    names+=("${c%%|*}")
+    [ -n "${BEFORE:-}" ] && names+=("${c%%|*} (before)")
+done
 for r in $(seq 1 "$RUNS"); do
     for c in "${cases[@]}"; do
-        name=${c%%|*}
-        # shellcheck disable=SC2086
-        read -r tps kib n < <(one ${c#*|})
-        rate[$name]+="$tps "; rss[$name]+="$kib "; lines[$name]=$n
-        say "run $r: $name: $tps trades/s, $kib KiB, $n lines out"
+        for bin in "${bins[@]}"; do
+            name=${c%%|*}
+            [ "$bin" != "$BIN" ] && name="$name (before)"
+            # shellcheck disable=SC2086
+            read -r tps kib n < <(one "$bin" ${c#*|})
+            rate[$name]+="$tps "; rss[$name]+="$kib "; lines[$name]=$n
+            say "run $r: $name: $tps trades/s, $kib KiB, $n lines out"
+        done
     done
 done
 echo "# bars benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git rev-parse --short HEAD))"
 echo
 echo "| replay --speed max of $N trades | trades/s | peak RSS KiB | lines written |"
 echo "| --- | ---: | ---: | ---: |"
-for c in "${cases[@]}"; do
-    name=${c%%|*}
+for name in "${names[@]}"; do
     echo "| $name | $(printf '%s\n' ${rate[$name]} | median) | $(printf '%s\n' ${rss[$name]} | median) | ${lines[$name]} |"
 done

@@ -41,7 +41,10 @@
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
 # GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
 # "alltick-stream raw_client"), GROWTH_CLIENTS (the growth section's), BIN (the alltick-stream binary to measure,
-# default target/release/alltick-stream), and SECTIONS (default "throughput latency idle
+# default target/release/alltick-stream), BEFORE (an earlier build: with it, the client
+# "alltick-stream-before" runs that binary beside BIN, and SECTIONS=bars runs
+# each case with both, so a change is judged before and after in one run),
+# and SECTIONS (default "throughput latency idle
 # growth") to run only some parts. The final table is printed on stdout and saved
 # under target/bench/ (with the raw per-run numbers as .tsv). Progress goes to
 # stderr. Needs: cargo, python3 (venv + pip reach PyPI once), /usr/bin/time
@@ -240,6 +243,7 @@ client_cmd() {
     CLIENT_IN=/dev/null
     case "$name" in
         alltick-stream) CMD=(env ALLTICK_TOKEN=bench-token "$BIN" --url "$URL" $cs) ;;
+        alltick-stream-before) CMD=(env ALLTICK_TOKEN=bench-token "$BEFORE" --url "$URL" $cs) ;;
         python) CMD=("$PY" "$TMP/ws_client.py" "$URL" $cs $extra) ;;
         python-noutf8) CMD=("$PY" "$TMP/ws_client.py" "$URL" $cs --skip-utf8-validation $extra) ;;
         websocat)
@@ -255,6 +259,7 @@ available() {
     case "$1" in
         python|python-noutf8) [ -n "$PY" ] ;;
         websocat) [ -n "$WEBSOCAT" ] ;;
+        alltick-stream-before) [ -n "${BEFORE:-}" ] ;;
         *) true ;;
     esac
 }
@@ -443,7 +448,9 @@ idle_test() {
 }
 
 # ---------------------------------------------------------------- runs
-read -ra CLIENTS <<< "${CLIENTS:-alltick-stream python python-noutf8 websocat raw_client}"
+DEFAULT_CLIENTS="alltick-stream python python-noutf8 websocat raw_client"
+[ -n "${BEFORE:-}" ] && DEFAULT_CLIENTS="alltick-stream alltick-stream-before python python-noutf8 websocat raw_client"
+read -ra CLIENTS <<< "${CLIENTS:-$DEFAULT_CLIENTS}"
 T_START=$(date +%s)
 
 want throughput && say "throughput: N=$N ticks (python: NPY=$NPY) over M=$M codes, $RUNS runs each"
