@@ -1,0 +1,469 @@
+//! JSON text read where it stands, without allocating: the one grammar of
+//! a number ([`number`], from its pieces [`digits`], [`fraction`] and
+//! [`exponent`]), and the one skipper of a value ([`value`]), with the
+//! walks over an object's members ([`members`]) and an array's elements
+//! ([`elements`]) it is made of.
+//!
+//! The scanner and the one-pass reader of pushes, exact decimals (and so
+//! bars), the tool's own lines read by position and `serve`'s pushes made
+//! from them all read JSON through these. Each says what it found and
+//! where it ends; what may follow is the caller's to judge.
+
+/// A JSON number's parts, as they stand in the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Number<'a> {
+    /// Written with a leading `-`.
+    pub negative: bool,
+    /// The integer part's digits: `0`, or digits not starting with `0`.
+    pub int: &'a [u8],
+    /// The digits after the point; empty when there is no point.
+    pub frac: &'a [u8],
+    /// The exponent's digits; empty when there is no exponent.
+    pub exp: &'a [u8],
+    /// The exponent written with a `-`.
+    pub exp_negative: bool,
+    /// One past the number's last byte.
+    pub end: usize,
+}
+
+impl Number<'_> {
+    /// An integer as written: no sign, no point, no exponent.
+    #[inline]
+    pub fn is_unsigned_integer(&self) -> bool {
+        !self.negative && self.frac.is_empty() && self.exp.is_empty()
+    }
+}
+
+/// The JSON number that starts at `b[at]`:
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, as long as it goes.
+/// `None` when none starts there or the text breaks off inside one
+/// (`-`, `1.`, `1e+`). What follows is not looked at: `01` is the number
+/// `0` followed by `1`, which the caller refuses.
+#[inline]
+pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
+    let negative = b.get(at) == Some(&b'-');
+    let start = at + usize::from(negative);
+    let rest = b.get(start..)?;
+    let int = match rest.first()? {
+        b'0' => 1,
+        b'1'..=b'9' => digits(rest),
+        _ => return None,
+    };
+    let (frac, i) = fraction(b, start + int)?;
+    let (exp_negative, exp, end) = exponent(b, i)?;
+    Some(Number {
+        negative,
+        int: &rest[..int],
+        frac,
+        exp,
+        exp_negative,
+        end,
+    })
+}
+
+/// The fraction at `b[at]`: a point and at least one digit. Returns the
+/// digits and where they end; no digits and `at` when there is no point;
+/// `None` for a point without a digit.
+#[inline]
+pub fn fraction(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    if b.get(at) != Some(&b'.') {
+        return Some((&[], at));
+    }
+    let rest = &b[at + 1..];
+    let n = digits(rest);
+    (n > 0).then(|| (&rest[..n], at + 1 + n))
+}
+
+/// The exponent at `b[at]`: `e` or `E`, a sign or none, at least one
+/// digit. Returns whether the sign is `-`, the digits and where they end;
+/// no digits and `at` when there is no exponent; `None` for a letter
+/// without a digit.
+#[inline]
+pub fn exponent(b: &[u8], at: usize) -> Option<(bool, &[u8], usize)> {
+    if !matches!(b.get(at), Some(b'e' | b'E')) {
+        return Some((false, &[], at));
+    }
+    let sign = b.get(at + 1).copied();
+    let from = at + 1 + usize::from(matches!(sign, Some(b'+' | b'-')));
+    let rest = b.get(from..)?;
+    let n = digits(rest);
+    (n > 0).then(|| (sign == Some(b'-'), &rest[..n], from + n))
+}
+
+/// How many ASCII digits `b` starts with, eight bytes at a time.
+#[inline]
+pub fn digits(b: &[u8]) -> usize {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let mut n = 0;
+    while let Some(chunk) = b.get(n..n + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // Per byte, nonzero unless the high nibble is 3 and the low one at
+        // most 9 (no carry crosses bytes: each low nibble is masked first).
+        let not_digit =
+            ((x & HIGH) ^ 0x3030_3030_3030_3030) | (((x & !HIGH) + 0x0606_0606_0606_0606) & HIGH);
+        if not_digit != 0 {
+            return n + (not_digit.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + b[n..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// The JSON string whose opening quote is at `b[at]`: one past its
+/// closing quote, and whether it holds an escape (so that its text is not
+/// its value). `None` when it is not closed, or holds a control character
+/// or a broken escape.
+#[inline]
+pub fn string(b: &[u8], at: usize) -> Option<(usize, bool)> {
+    if b.get(at) != Some(&b'"') {
+        return None;
+    }
+    string_from(b, at + 1)
+}
+
+/// [`string`], from the first byte after the opening quote.
+#[inline]
+pub fn string_from(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        i += special(b.get(i..)?)?;
+        match b[i] {
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                i = escape_end(b, i)?;
+            }
+            // A control character, which a string must escape.
+            _ => return None,
+        }
+    }
+}
+
+/// One past the escape whose backslash is at `b[i]`.
+fn escape_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(i + 2),
+        b'u' => {
+            let hex = b.get(i + 2..i + 6)?;
+            hex.iter().all(u8::is_ascii_hexdigit).then_some(i + 6)
+        }
+        _ => None,
+    }
+}
+
+/// Where the first byte a string cannot hold as it stands is in `s` (a
+/// quote, a backslash, a control character): eight bytes at a time, as
+/// a value's end is looked for on every line and frame read.
+#[inline]
+fn special(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte, the high bit set where the byte is below `n` (n <= 0x80):
+    // the lowest such byte exactly; a byte above it may be set spuriously,
+    // which is never looked at.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let quote = ONES * u64::from(b'"');
+    let backslash = ONES * u64::from(b'\\');
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        let hit = below(w ^ quote, 1) | below(w ^ backslash, 1) | below(w, 0x20);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|i| at + i)
+}
+
+/// The index after `word` when `b` has it at `at`.
+#[inline]
+pub fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    let end = at.checked_add(word.len())?;
+    (b.get(at..end)? == word).then_some(end)
+}
+
+/// The index of the first byte at or after `at` that is not JSON
+/// whitespace.
+#[inline]
+pub fn ws(b: &[u8], mut at: usize) -> usize {
+    while matches!(b.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// What a JSON value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    /// A string; `escaped` when it holds an escape.
+    String { escaped: bool },
+    Number,
+    Null,
+    /// `true` or `false`.
+    Bool,
+    Object,
+    Array,
+}
+
+/// A JSON value found in the text: what it is and where it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value {
+    pub ty: ValueType,
+    /// Its first byte (a string's opening quote).
+    pub start: usize,
+    /// One past its last byte (a string's closing quote).
+    pub end: usize,
+}
+
+impl Value {
+    /// Its text in `b`, as written.
+    pub fn text<'a>(&self, b: &'a [u8]) -> &'a [u8] {
+        &b[self.start..self.end]
+    }
+
+    /// Its text in `b`, a string's without its quotes.
+    pub fn inner<'a>(&self, b: &'a [u8]) -> &'a [u8] {
+        match self.ty {
+            ValueType::String { .. } => &b[self.start + 1..self.end - 1],
+            _ => self.text(b),
+        }
+    }
+}
+
+/// Objects and arrays nest at most this deep inside a value skipped;
+/// deeper ones are refused (a push or a line of the tool's nests three).
+pub const MAX_DEPTH: u32 = 8;
+
+/// The JSON value that starts at `b[at]` (no whitespace before it).
+#[inline]
+pub fn value(b: &[u8], at: usize) -> Option<Value> {
+    value_at(b, at, 1)
+}
+
+fn value_at(b: &[u8], at: usize, depth: u32) -> Option<Value> {
+    let (ty, end) = match *b.get(at)? {
+        b'"' => {
+            let (end, escaped) = string(b, at)?;
+            (ValueType::String { escaped }, end)
+        }
+        b'-' | b'0'..=b'9' => (ValueType::Number, number(b, at)?.end),
+        b'n' => (ValueType::Null, literal(b, at, b"null")?),
+        b't' => (ValueType::Bool, literal(b, at, b"true")?),
+        b'f' => (ValueType::Bool, literal(b, at, b"false")?),
+        b'{' if depth <= MAX_DEPTH => (ValueType::Object, members_at(b, at, depth + 1, |_, _| {})?),
+        b'[' if depth <= MAX_DEPTH => (ValueType::Array, elements_at(b, at, depth + 1, |_| {})?),
+        _ => return None,
+    };
+    Some(Value { ty, start: at, end })
+}
+
+/// Walk the object whose `{` is at `b[at]`, handing each member's key (a
+/// string) and value to `member` in order. Returns one past its `}`.
+pub fn members(b: &[u8], at: usize, member: impl FnMut(Value, Value)) -> Option<usize> {
+    members_at(b, at, 1, member)
+}
+
+fn members_at(
+    b: &[u8],
+    at: usize,
+    depth: u32,
+    mut member: impl FnMut(Value, Value),
+) -> Option<usize> {
+    if b.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(b, at + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        let (key_end, escaped) = string(b, i)?;
+        let key = Value {
+            ty: ValueType::String { escaped },
+            start: i,
+            end: key_end,
+        };
+        i = ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let v = value_at(b, ws(b, i + 1), depth)?;
+        member(key, v);
+        i = ws(b, v.end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Walk the array whose `[` is at `b[at]`, handing each element to
+/// `element` in order. Returns one past its `]`.
+pub fn elements(b: &[u8], at: usize, element: impl FnMut(Value)) -> Option<usize> {
+    elements_at(b, at, 1, element)
+}
+
+fn elements_at(b: &[u8], at: usize, depth: u32, mut element: impl FnMut(Value)) -> Option<usize> {
+    if b.get(at) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws(b, at + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        let v = value_at(b, i, depth)?;
+        element(v);
+        i = ws(b, v.end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole of `s` is one JSON number.
+    fn whole_number(s: &str) -> bool {
+        number(s.as_bytes(), 0).is_some_and(|n| n.end == s.len())
+    }
+
+    #[test]
+    fn the_number_grammar() {
+        for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-1.25e-3", "0.000"] {
+            assert!(whole_number(ok), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1-2", "-a", "1.e5"] {
+            assert!(!whole_number(bad), "{bad}");
+        }
+        let n = number(b"x-12.50E-07,", 1).unwrap();
+        assert_eq!(
+            n,
+            Number {
+                negative: true,
+                int: b"12",
+                frac: b"50",
+                exp: b"07",
+                exp_negative: true,
+                end: 11,
+            }
+        );
+        assert!(number(b"5", 0).unwrap().is_unsigned_integer());
+        assert!(!number(b"5.0", 0).unwrap().is_unsigned_integer());
+        assert_eq!(number(b"007", 0).map(|n| n.end), Some(1));
+    }
+
+    #[test]
+    fn counts_leading_digits_a_word_at_a_time() {
+        let naive = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut cases: Vec<Vec<u8>> = vec![vec![], b"0123456789012345678x".to_vec()];
+        for len in 0..20 {
+            for stop in [b'/', b':', b'.', b'"', 0xFF, 0xFA, 0x39 + 0x80, 0x00] {
+                let mut v: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+                v.push(stop);
+                v.extend_from_slice(b"99999999");
+                cases.push(v);
+            }
+        }
+        for c in cases {
+            assert_eq!(digits(&c), naive(&c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_byte_a_string_must_not_hold_is_found_at_every_place() {
+        let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        for len in 0..40 {
+            for at in 0..=len {
+                for target in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    // Bytes just above and below the targets, and high bytes.
+                    let mut s: Vec<u8> = (0..len)
+                        .map(|i| [b'#', b'!', 0xff, b' ', b']', b'[', 0xa2, 0x9f][i % 8])
+                        .collect();
+                    if at < len {
+                        s[at] = target;
+                        if at + 1 < len {
+                            s[at + 1] = b'"';
+                        }
+                    }
+                    assert_eq!(special(&s), naive(&s), "{len} {at} {s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_end_at_their_closing_quote_past_escapes() {
+        assert_eq!(string(br#""abc","#, 0), Some((5, false)));
+        assert_eq!(string(br#""a\"b\\""#, 0), Some((8, true)));
+        assert_eq!(string(br#""\u00e9""#, 0), Some((8, true)));
+        for bad in [&br#""abc"#[..], br#""a\x""#, br#""\u00g0""#, b"\"a\nb\"", b"abc"] {
+            assert_eq!(string(bad, 0), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn values_are_skipped_whole_and_typed() {
+        let cases: [(&[u8], ValueType, usize); 8] = [
+            (br#""a,b" ,"#, ValueType::String { escaped: false }, 5),
+            (b"-1.5e3}", ValueType::Number, 6),
+            (b"null,", ValueType::Null, 4),
+            (b"false]", ValueType::Bool, 5),
+            (br#"{ "a" : [1, {"b":"}"}] , "c":null }x"#, ValueType::Object, 35),
+            (b"[ ]", ValueType::Array, 3),
+            (b"[[1,2],[3,null]]", ValueType::Array, 16),
+            (br#""\"""#, ValueType::String { escaped: true }, 4),
+        ];
+        for (text, ty, end) in cases {
+            let v = value(text, 0).expect(&String::from_utf8_lossy(text));
+            assert_eq!((v.ty, v.start, v.end), (ty, 0, end));
+        }
+        for bad in [
+            &b"{\"a\":1,}"[..],
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"{1:2}",
+            b"nul",
+            b"tru",
+            b"-",
+            b"[1 2]",
+            b"",
+            b"}",
+        ] {
+            assert_eq!(value(bad, 0), None, "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(value(deep(MAX_DEPTH as usize).as_bytes(), 0).is_some());
+        assert!(value(deep(MAX_DEPTH as usize + 1).as_bytes(), 0).is_none());
+    }
+
+    #[test]
+    fn members_and_elements_are_handed_on_in_order() {
+        let text = br#"{"a":1, "b\n":"x" ,"c":[true]}"#;
+        let mut seen = Vec::new();
+        let end = members(text, 0, |k, v| seen.push((k.inner(text), k.ty, v.text(text))));
+        assert_eq!(end, Some(text.len()));
+        assert_eq!(
+            seen,
+            [
+                (&b"a"[..], ValueType::String { escaped: false }, &b"1"[..]),
+                (b"b\\n", ValueType::String { escaped: true }, b"\"x\""),
+                (b"c", ValueType::String { escaped: false }, b"[true]"),
+            ]
+        );
+        let mut items = Vec::new();
+        assert_eq!(elements(b"[1,\"2\"]", 0, |v| items.push(v.inner(b"[1,\"2\"]"))), Some(7));
+        assert_eq!(items, [&b"1"[..], b"2"]);
+    }
+}
