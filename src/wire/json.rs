@@ -181,10 +181,11 @@ fn special(s: &[u8]) -> Option<usize> {
         .map(|i| at + i)
 }
 
-/// The index after `word` when `b` has it at `at`.
-#[inline]
-pub fn literal(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
-    let end = at.checked_add(word.len())?;
+/// The index after `word` when `b` has it at `at`. A word of a fixed
+/// length is compared inline.
+#[inline(always)]
+pub fn literal<const N: usize>(b: &[u8], at: usize, word: &[u8; N]) -> Option<usize> {
+    let end = at.checked_add(N)?;
     (b.get(at..end)? == word).then_some(end)
 }
 
