@@ -1,6 +1,23 @@
 //! Fields of the tool's own JSON lines, found by position without decoding
-//! the line: the capture, its read-back and `replay` look at a line's
-//! time, code and kind many times a second and need nothing else.
+//! the line: the capture, its read-back, `replay` and `serve` look at a
+//! line's time, code and type ([`LineType`]) many times a second and need
+//! nothing else. A trade line of the tool's layout is split into its
+//! values ([`TradeLine`]), each read with the JSON grammar of
+//! [`crate::wire::json`].
+
+use crate::wire::json;
+
+/// What a line of the tool's is, by its `type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineType {
+    /// A trade line.
+    Trade,
+    /// A depth line.
+    Depth,
+    /// A gap line (read back, its time is its `to`: the line stands where
+    /// the data resumes, as it did in the stream that was captured).
+    Gap,
+}
 
 /// Where `needle` first occurs in `hay`: candidates by their first byte,
 /// then compared byte by byte (the needles are keys of a few bytes: a
@@ -200,51 +217,10 @@ pub fn digits(text: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// The length of the JSON value (a string, or a scalar up to `,` or `}`)
-/// at the start of `s`.
+/// The length of the JSON value at the start of `s`.
 #[inline]
 fn token_len(s: &[u8]) -> Option<usize> {
-    if s.first() == Some(&b'"') {
-        let mut i = 1;
-        loop {
-            i += position2(s.get(i..)?, b'"', b'\\')?;
-            if s[i] == b'"' {
-                return Some(i + 1);
-            }
-            // An escape: the next byte is not the string's end.
-            i += 2;
-        }
-    }
-    let len = position2(s, b',', b'}')?;
-    (len > 0).then_some(len)
-}
-
-/// Where the first `a` or `b` is in `s`: eight bytes at a time (a value
-/// of a line is scanned for its end on every line read).
-#[inline]
-fn position2(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte of `x` is zero: its high bit is set in the result (the
-    // lowest such byte exactly; bytes above it may be set spuriously,
-    // which the scan below never looks at).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let (wa, wb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        let hit = zero(w ^ wa) | zero(w ^ wb);
-        if hit != 0 {
-            return Some(at + (hit.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|i| at + i)
+    json::value(s, 0).map(|v| v.end)
 }
 
 #[cfg(test)]
@@ -263,29 +239,6 @@ mod tests {
             number_after(br#"{"time":12345678901234567890}"#, b"\"time\":"),
             None
         );
-    }
-
-    #[test]
-    fn the_first_of_two_bytes_is_found_at_every_place() {
-        for len in 0..40 {
-            for at in 0..=len {
-                for (a, b) in [(b',', b'}'), (b'"', b'\\')] {
-                    let mut s = vec![b'x'; len];
-                    // Bytes just above and below the targets, and a high byte.
-                    for (i, c) in s.iter_mut().enumerate() {
-                        *c = [b'+', b'-', 0xff, b'x', b'|', b'!'][i % 6];
-                    }
-                    if at < len {
-                        s[at] = if at % 2 == 0 { a } else { b };
-                        if at + 1 < len {
-                            s[at + 1] = a;
-                        }
-                    }
-                    let want = s.iter().position(|&c| c == a || c == b);
-                    assert_eq!(position2(&s, a, b), want, "{len} {at} {s:?}");
-                }
-            }
-        }
     }
 
     #[test]

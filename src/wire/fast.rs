@@ -124,7 +124,10 @@ fn integer(b: &[u8], i: usize) -> Option<(u64, &[u8], usize)> {
     if n.int.len() > MAX_DIGITS {
         return None;
     }
-    let value = n.int.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
+    let value = n
+        .int
+        .iter()
+        .fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
     let end = if quoted { lit(b, n.end, b"\"")? } else { n.end };
     Some((value, n.int, end))
 }

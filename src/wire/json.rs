@@ -203,7 +203,9 @@ pub fn ws(b: &[u8], mut at: usize) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
     /// A string; `escaped` when it holds an escape.
-    String { escaped: bool },
+    String {
+        escaped: bool,
+    },
     Number,
     Null,
     /// `true` or `false`.
@@ -345,7 +347,9 @@ mod tests {
         for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-1.25e-3", "0.000"] {
             assert!(whole_number(ok), "{ok}");
         }
-        for bad in ["", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1-2", "-a", "1.e5"] {
+        for bad in [
+            "", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1-2", "-a", "1.e5",
+        ] {
             assert!(!whole_number(bad), "{bad}");
         }
         let n = number(b"x-12.50E-07,", 1).unwrap();
@@ -409,7 +413,13 @@ mod tests {
         assert_eq!(string(br#""abc","#, 0), Some((5, false)));
         assert_eq!(string(br#""a\"b\\""#, 0), Some((8, true)));
         assert_eq!(string(br#""\u00e9""#, 0), Some((8, true)));
-        for bad in [&br#""abc"#[..], br#""a\x""#, br#""\u00g0""#, b"\"a\nb\"", b"abc"] {
+        for bad in [
+            &br#""abc"#[..],
+            br#""a\x""#,
+            br#""\u00g0""#,
+            b"\"a\nb\"",
+            b"abc",
+        ] {
             assert_eq!(string(bad, 0), None, "{}", String::from_utf8_lossy(bad));
         }
     }
@@ -421,7 +431,11 @@ mod tests {
             (b"-1.5e3}", ValueType::Number, 6),
             (b"null,", ValueType::Null, 4),
             (b"false]", ValueType::Bool, 5),
-            (br#"{ "a" : [1, {"b":"}"}] , "c":null }x"#, ValueType::Object, 35),
+            (
+                br#"{ "a" : [1, {"b":"}"}] , "c":null }x"#,
+                ValueType::Object,
+                35,
+            ),
             (b"[ ]", ValueType::Array, 3),
             (b"[[1,2],[3,null]]", ValueType::Array, 16),
             (br#""\"""#, ValueType::String { escaped: true }, 4),
@@ -453,7 +467,9 @@ mod tests {
     fn members_and_elements_are_handed_on_in_order() {
         let text = br#"{"a":1, "b\n":"x" ,"c":[true]}"#;
         let mut seen = Vec::new();
-        let end = members(text, 0, |k, v| seen.push((k.inner(text), k.ty, v.text(text))));
+        let end = members(text, 0, |k, v| {
+            seen.push((k.inner(text), k.ty, v.text(text)))
+        });
         assert_eq!(end, Some(text.len()));
         assert_eq!(
             seen,
@@ -464,7 +480,10 @@ mod tests {
             ]
         );
         let mut items = Vec::new();
-        assert_eq!(elements(b"[1,\"2\"]", 0, |v| items.push(v.inner(b"[1,\"2\"]"))), Some(7));
+        assert_eq!(
+            elements(b"[1,\"2\"]", 0, |v| items.push(v.inner(b"[1,\"2\"]"))),
+            Some(7)
+        );
         assert_eq!(items, [&b"1"[..], b"2"]);
     }
 }
