@@ -202,10 +202,7 @@ pub fn ws(b: &[u8], mut at: usize) -> usize {
 /// What a JSON value is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
-    /// A string; `escaped` when it holds an escape.
-    String {
-        escaped: bool,
-    },
+    String,
     Number,
     Null,
     /// `true` or `false`.
@@ -222,6 +219,9 @@ pub struct Value {
     pub start: usize,
     /// One past its last byte (a string's closing quote).
     pub end: usize,
+    /// A string with an escape, so that its text is not its value; an
+    /// object or array with such a string (or key) anywhere inside.
+    pub escaped: bool,
 }
 
 impl Value {
@@ -233,7 +233,7 @@ impl Value {
     /// Its text in `b`, a string's without its quotes.
     pub fn inner<'a>(&self, b: &'a [u8]) -> &'a [u8] {
         match self.ty {
-            ValueType::String { .. } => &b[self.start + 1..self.end - 1],
+            ValueType::String => &b[self.start + 1..self.end - 1],
             _ => self.text(b),
         }
     }
@@ -250,20 +250,36 @@ pub fn value(b: &[u8], at: usize) -> Option<Value> {
 }
 
 fn value_at(b: &[u8], at: usize, depth: u32) -> Option<Value> {
+    let mut escaped = false;
     let (ty, end) = match *b.get(at)? {
         b'"' => {
-            let (end, escaped) = string(b, at)?;
-            (ValueType::String { escaped }, end)
+            let (end, e) = string(b, at)?;
+            escaped = e;
+            (ValueType::String, end)
         }
         b'-' | b'0'..=b'9' => (ValueType::Number, number(b, at)?.end),
         b'n' => (ValueType::Null, literal(b, at, b"null")?),
         b't' => (ValueType::Bool, literal(b, at, b"true")?),
         b'f' => (ValueType::Bool, literal(b, at, b"false")?),
-        b'{' if depth <= MAX_DEPTH => (ValueType::Object, items(b, at, depth + 1, |_, _| {})?),
-        b'[' if depth <= MAX_DEPTH => (ValueType::Array, items(b, at, depth + 1, |_, _| {})?),
+        open @ (b'{' | b'[') if depth <= MAX_DEPTH => {
+            let end = items(b, at, depth + 1, |key, v| {
+                escaped |= v.escaped || key.is_some_and(|k| k.escaped);
+            })?;
+            let ty = if open == b'{' {
+                ValueType::Object
+            } else {
+                ValueType::Array
+            };
+            (ty, end)
+        }
         _ => return None,
     };
-    Some(Value { ty, start: at, end })
+    Some(Value {
+        ty,
+        start: at,
+        end,
+        escaped,
+    })
 }
 
 /// Walk the object whose `{` is at `b[at]`, handing each member's key (a
@@ -311,9 +327,10 @@ fn items(
         if object {
             let (key_end, escaped) = string(b, i)?;
             key = Some(Value {
-                ty: ValueType::String { escaped },
+                ty: ValueType::String,
                 start: i,
                 end: key_end,
+                escaped,
             });
             i = ws(b, key_end);
             if b.get(i) != Some(&b':') {
@@ -425,23 +442,26 @@ mod tests {
 
     #[test]
     fn values_are_skipped_whole_and_typed() {
-        let cases: [(&[u8], ValueType, usize); 8] = [
-            (br#""a,b" ,"#, ValueType::String { escaped: false }, 5),
-            (b"-1.5e3}", ValueType::Number, 6),
-            (b"null,", ValueType::Null, 4),
-            (b"false]", ValueType::Bool, 5),
+        let cases: [(&[u8], ValueType, usize, bool); 10] = [
+            (br#""a,b" ,"#, ValueType::String, 5, false),
+            (b"-1.5e3}", ValueType::Number, 6, false),
+            (b"null,", ValueType::Null, 4, false),
+            (b"false]", ValueType::Bool, 5, false),
             (
                 br#"{ "a" : [1, {"b":"}"}] , "c":null }x"#,
                 ValueType::Object,
                 35,
+                false,
             ),
-            (b"[ ]", ValueType::Array, 3),
-            (b"[[1,2],[3,null]]", ValueType::Array, 16),
-            (br#""\"""#, ValueType::String { escaped: true }, 4),
+            (b"[ ]", ValueType::Array, 3, false),
+            (b"[[1,2],[3,null]]", ValueType::Array, 16, false),
+            (br#""\"""#, ValueType::String, 4, true),
+            (br#"[1,{"a":["\/"]}]"#, ValueType::Array, 16, true),
+            (br#"{"\u0061":1}"#, ValueType::Object, 12, true),
         ];
-        for (text, ty, end) in cases {
+        for (text, ty, end, escaped) in cases {
             let v = value(text, 0).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(text)));
-            assert_eq!((v.ty, v.start, v.end), (ty, 0, end));
+            assert_eq!((v.ty, v.start, v.end, v.escaped), (ty, 0, end, escaped));
         }
         let refused = r#"{"a":1,} | [1,] | {"a" 1} | {1:2} | nul | tru | - | [1 2] |  | }"#;
         for bad in refused.split(" | ") {
@@ -457,15 +477,15 @@ mod tests {
         let text = br#"{"a":1, "b\n":"x" ,"c":[true]}"#;
         let mut seen = Vec::new();
         let end = members(text, 0, |k, v| {
-            seen.push((k.inner(text), k.ty, v.text(text)))
+            seen.push((k.inner(text), k.escaped, v.text(text)))
         });
         assert_eq!(end, Some(text.len()));
         assert_eq!(
             seen,
             [
-                (&b"a"[..], ValueType::String { escaped: false }, &b"1"[..]),
-                (b"b\\n", ValueType::String { escaped: true }, b"\"x\""),
-                (b"c", ValueType::String { escaped: false }, b"[true]"),
+                (&b"a"[..], false, &b"1"[..]),
+                (b"b\\n", true, b"\"x\""),
+                (b"c", false, b"[true]"),
             ]
         );
         let mut items = Vec::new();

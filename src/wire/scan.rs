@@ -84,15 +84,14 @@ fn fixed_shape<'a>(b: &'a [u8], text: &'a str) -> Option<RawTrade<'a>> {
 }
 
 /// The fields of the `data` object whose `{` is at `b[at]`, and where it
-/// ends. `None` (the full decoder judges) for a key with an escape, a
-/// repeated key, or a field that is a string with an escape, an object,
-/// an array or a boolean. A code that is a number is no code, as the full
-/// decoder reads it.
+/// ends. `None` (the full decoder judges) for an escape anywhere, a
+/// repeated key, or a field that is an object, an array or a boolean. A
+/// code that is a number is no code, as the full decoder reads it.
 fn data_fields<'a>(b: &'a [u8], text: &'a str, at: usize) -> Option<(RawTrade<'a>, usize)> {
     let mut t = RawTrade::default();
     let mut ok = true;
     let end = json::members(b, at, |key, v| {
-        if key.ty != (ValueType::String { escaped: false }) {
+        if key.escaped || v.escaped {
             ok = false;
             return;
         }
@@ -103,7 +102,7 @@ fn data_fields<'a>(b: &'a [u8], text: &'a str, at: usize) -> Option<(RawTrade<'a
         ok &= slot.is_none();
         *slot = match v.ty {
             ValueType::Number if key == b"code" => None,
-            ValueType::String { escaped: false } | ValueType::Number => {
+            ValueType::String | ValueType::Number => {
                 let (s, e) = match v.ty {
                     ValueType::Number => (v.start, v.end),
                     _ => (v.start + 1, v.end - 1),
@@ -123,12 +122,12 @@ fn data_fields<'a>(b: &'a [u8], text: &'a str, at: usize) -> Option<(RawTrade<'a
 fn scan_inner<'a>(b: &'a [u8], text: &'a str) -> Option<Scan<'a>> {
     let mut cmd: Option<Value> = None;
     let mut data: Option<Value> = None;
-    // A `ret`, a repeated `cmd_id` or `data`, or a key with an escape
-    // (which may spell either): the full decoder judges.
+    // A `ret`, a repeated `cmd_id` or `data`, or an escape anywhere (a
+    // key's may spell either): the full decoder judges.
     let mut aside = false;
     let at = json::ws(b, 0);
     let end = json::members(b, at, |key, v| {
-        if key.ty != (ValueType::String { escaped: false }) {
+        if key.escaped || v.escaped {
             aside = true;
             return;
         }
@@ -184,7 +183,7 @@ mod tests {
             r#"{"cmd_id":22998,"data":{}}"#,
             r#"{"cmd_id":22998,"data":{"code":"1288.HK","seq":1605509068000001,"tick_time":1605509068,"price":"651.12","volume":"300","turnover":"12345.6","trade_direction":1}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A","seq":"7","tick_time":"1","price":651.10,"volume":null,"turnover":-1e3,"trade_direction":"0"}}"#,
-            r#"{"cmd_id":22998,"data":{"code":1,"x":[1,{"y":"\u0041"}],"z":true}}"#,
+            r#"{"cmd_id":22998,"data":{"code":1,"x":[1,{"y":null}],"z":true}}"#,
         ];
         for text in cases {
             let fixed = fixed_shape(text.as_bytes(), text).expect(text);
@@ -198,6 +197,7 @@ mod tests {
             r#"{"cmd_id":22998,"data":{"code":"A","code":"A"}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A\"B"}}"#,
             r#"{"cmd_id":22998,"data":{"c\u006fde":"A"}}"#,
+            r#"{"cmd_id":22998,"data":{"x":[{"y":"\/"}]}}"#,
             r#"{"cmd_id":22998,"data":{"seq":01}}"#,
             r#"{"cmd_id":22998,"data":{},"ret":200}"#,
             r#"{"cmd_id":22998,"data":{}} x"#,
