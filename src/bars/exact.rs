@@ -48,18 +48,24 @@ pub(crate) fn parse(text: &[u8]) -> Option<Num<'_>> {
     if n.negative || n.end != text.len() {
         return None;
     }
-    let zeros = n.exp.iter().take_while(|&&d| d == b'0').count();
-    let significant = &n.exp[zeros..];
-    if significant.len() > MAX_EXPONENT_DIGITS {
-        return None;
+    let mut exp = 0;
+    if !n.exp.is_empty() {
+        let zeros = n.exp.iter().take_while(|&&d| d == b'0').count();
+        let significant = &n.exp[zeros..];
+        if significant.len() > MAX_EXPONENT_DIGITS {
+            return None;
+        }
+        exp = significant
+            .iter()
+            .fold(0i64, |e, &d| e * 10 + i64::from(d - b'0'));
+        if n.exp_negative {
+            exp = -exp;
+        }
     }
-    let exp = significant
-        .iter()
-        .fold(0i64, |e, &d| e * 10 + i64::from(d - b'0'));
     Some(Num {
         int: n.int,
         frac: n.frac,
-        exp: if n.exp_negative { -exp } else { exp },
+        exp,
     })
 }
 

@@ -96,27 +96,17 @@ impl<'a> TradeLine<'a> {
     /// its keys in [`TRADE_KEYS`] order), with or without its newline;
     /// `None` for any other line.
     pub fn parse(line: &'a [u8]) -> Option<TradeLine<'a>> {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut rest = body.strip_prefix(b"{\"type\":\"trade\"")?;
-        let mut value = |key: &[u8]| -> Option<&'a [u8]> {
-            let r = rest.strip_prefix(b",\"")?;
-            if !starts_with(r, key) {
-                return None;
-            }
-            let r = r[key.len()..].strip_prefix(b"\":")?;
-            let len = token_len(r)?;
-            rest = &r[len..];
-            Some(&r[..len])
-        };
-        let symbol = value(b"symbol")?;
-        let code = value(b"code")?;
-        let seq = value(b"seq")?;
-        let time_text = value(b"time")?;
-        let price = value(b"price")?;
-        let volume = value(b"volume")?;
-        let turnover = value(b"turnover")?;
-        let side = value(b"side")?;
-        if rest != b"}" || symbol[0] != b'"' || code[0] != b'"' {
+        let b = line.strip_suffix(b"\n").unwrap_or(line);
+        let i = json::literal(b, 0, b"{\"type\":\"trade\",\"symbol\":")?;
+        let (symbol, i) = value_then(b, i, b",\"code\":")?;
+        let (code, i) = value_then(b, i, b",\"seq\":")?;
+        let (seq, i) = value_then(b, i, b",\"time\":")?;
+        let (time_text, i) = value_then(b, i, b",\"price\":")?;
+        let (price, i) = value_then(b, i, b",\"volume\":")?;
+        let (volume, i) = value_then(b, i, b",\"turnover\":")?;
+        let (turnover, i) = value_then(b, i, b",\"side\":")?;
+        let (side, i) = value_then(b, i, b"}")?;
+        if i != b.len() || symbol[0] != b'"' || code[0] != b'"' {
             return None;
         }
         let time = digits(time_text)?;
@@ -138,24 +128,13 @@ impl<'a> TradeLine<'a> {
     /// (the keys before it skipped, not searched for); `None` for any
     /// other line.
     pub fn time_of(line: &[u8]) -> Option<u64> {
-        let mut rest = line.strip_prefix(b"{\"type\":\"trade\"")?;
-        for key in [
-            &b",\"symbol\":"[..],
-            b",\"code\":",
-            b",\"seq\":",
-            b",\"time\":",
-        ] {
-            if !starts_with(rest, key) {
-                return None;
-            }
-            let r = &rest[key.len()..];
-            let len = token_len(r)?;
-            if key == b",\"time\":" {
-                return digits(&r[..len]);
-            }
-            rest = &r[len..];
-        }
-        None
+        let i = json::literal(line, 0, b"{\"type\":\"trade\",\"symbol\":")?;
+        let (_, i) = value_then(line, i, b",\"code\":")?;
+        let (_, i) = value_then(line, i, b",\"seq\":")?;
+        let (_, i) = value_then(line, i, b",\"time\":")?;
+        // The price's key follows it.
+        let (time, _) = value_then(line, i, b",")?;
+        digits(time)
     }
 
     /// A trade line of any key order (or spacing), rewritten into `buf`
@@ -217,8 +196,22 @@ pub fn digits(text: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// The length of the JSON value at the start of `s`.
-#[inline]
+/// The JSON value at `b[i]`, and the index past it and the `key` (of a
+/// fixed length, compared inline) that must follow it.
+#[inline(always)]
+fn value_then<'a, const N: usize>(
+    b: &'a [u8],
+    i: usize,
+    key: &[u8; N],
+) -> Option<(&'a [u8], usize)> {
+    let end = i + token_len(b.get(i..)?)?;
+    Some((&b[i..end], json::literal(b, end, key)?))
+}
+
+/// The length of the JSON value at the start of `s` ([`json::value`]); what
+/// follows it is the caller's to check. Not inlined: the walks over a
+/// line's keys that call it stay short.
+#[inline(never)]
 fn token_len(s: &[u8]) -> Option<usize> {
     json::value(s, 0).map(|v| v.end)
 }
@@ -270,5 +263,12 @@ mod tests {
         assert!(TradeLine::parse(br#"{"type":"trade","symbol":"A","code":"A","seq":1}"#).is_none());
         assert_eq!(TradeLine::time_of(line), Some(1_700_000_000_000));
         assert_eq!(TradeLine::time_of(shuffled), None);
+        // Values are JSON: a number with a leading zero, or a bare word, is none.
+        for bad in [
+            &br#"{"type":"trade","symbol":"A","code":"A","seq":1,"time":007,"price":1}"#[..],
+            br#"{"type":"trade","symbol":"A","code":"A","seq":x,"time":7,"price":1}"#,
+        ] {
+            assert_eq!(TradeLine::time_of(bad), None);
+        }
     }
 }

@@ -36,19 +36,18 @@ impl Number<'_> {
 
 /// The JSON number that starts at `b[at]`:
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, as long as it goes.
-/// `None` when none starts there or the text breaks off inside one
-/// (`-`, `1.`, `1e+`). What follows is not looked at: `01` is the number
-/// `0` followed by `1`, which the caller refuses.
-#[inline]
+/// `None` when none starts there, the text breaks off inside one (`-`,
+/// `1.`, `1e+`), or a zero leads other digits (`01`, which no JSON has).
+/// What follows is not looked at: that is the caller's to judge.
+#[inline(always)]
 pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
     let negative = b.get(at) == Some(&b'-');
     let start = at + usize::from(negative);
     let rest = b.get(start..)?;
-    let int = match rest.first()? {
-        b'0' => 1,
-        b'1'..=b'9' => digits(rest),
-        _ => return None,
-    };
+    let int = digits(rest);
+    if int == 0 || (int > 1 && rest[0] == b'0') {
+        return None;
+    }
     let (frac, i) = fraction(b, start + int)?;
     let (exp_negative, exp, end) = exponent(b, i)?;
     Some(Number {
@@ -64,7 +63,7 @@ pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
 /// The fraction at `b[at]`: a point and at least one digit. Returns the
 /// digits and where they end; no digits and `at` when there is no point;
 /// `None` for a point without a digit.
-#[inline]
+#[inline(always)]
 pub fn fraction(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
     if b.get(at) != Some(&b'.') {
         return Some((&[], at));
@@ -78,7 +77,7 @@ pub fn fraction(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
 /// digit. Returns whether the sign is `-`, the digits and where they end;
 /// no digits and `at` when there is no exponent; `None` for a letter
 /// without a digit.
-#[inline]
+#[inline(always)]
 pub fn exponent(b: &[u8], at: usize) -> Option<(bool, &[u8], usize)> {
     if !matches!(b.get(at), Some(b'e' | b'E')) {
         return Some((false, &[], at));
@@ -91,16 +90,21 @@ pub fn exponent(b: &[u8], at: usize) -> Option<(bool, &[u8], usize)> {
 }
 
 /// How many ASCII digits `b` starts with, eight bytes at a time.
-#[inline]
+#[inline(always)]
 pub fn digits(b: &[u8]) -> usize {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    // A short text, as a decimal read on its own is: byte by byte.
+    if b.len() < 8 {
+        return b.iter().take_while(|c| c.is_ascii_digit()).count();
+    }
     let mut n = 0;
     while let Some(chunk) = b.get(n..n + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        // Per byte, nonzero unless the high nibble is 3 and the low one at
-        // most 9 (no carry crosses bytes: each low nibble is masked first).
-        let not_digit =
-            ((x & HIGH) ^ 0x3030_3030_3030_3030) | (((x & !HIGH) + 0x0606_0606_0606_0606) & HIGH);
+        // Per byte, the high bit set unless it is a digit: `x ^ '0'` is 0 to
+        // 9 for a digit, and adding 0x76 sets the high bit of anything
+        // above 9 (a carry out of a byte only comes from one whose high
+        // bit is set already, and only reaches the bytes above it).
+        let t = x ^ 0x3030_3030_3030_3030;
+        let not_digit = (t | t.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
         if not_digit != 0 {
             return n + (not_digit.trailing_zeros() / 8) as usize;
         }
@@ -113,7 +117,7 @@ pub fn digits(b: &[u8]) -> usize {
 /// closing quote, and whether it holds an escape (so that its text is not
 /// its value). `None` when it is not closed, or holds a control character
 /// or a broken escape.
-#[inline]
+#[inline(always)]
 pub fn string(b: &[u8], at: usize) -> Option<(usize, bool)> {
     if b.get(at) != Some(&b'"') {
         return None;
@@ -122,7 +126,7 @@ pub fn string(b: &[u8], at: usize) -> Option<(usize, bool)> {
 }
 
 /// [`string`], from the first byte after the opening quote.
-#[inline]
+#[inline(always)]
 pub fn string_from(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
@@ -244,9 +248,20 @@ impl Value {
 pub const MAX_DEPTH: u32 = 8;
 
 /// The JSON value that starts at `b[at]` (no whitespace before it).
-#[inline]
+#[inline(always)]
 pub fn value(b: &[u8], at: usize) -> Option<Value> {
-    value_at(b, at, 1)
+    // Strings and numbers, nearly every value read, without a call.
+    let (ty, (end, escaped)) = match *b.get(at)? {
+        b'"' => (ValueType::String, string_from(b, at + 1)?),
+        b'-' | b'0'..=b'9' => (ValueType::Number, (number(b, at)?.end, false)),
+        _ => return value_at(b, at, 1),
+    };
+    Some(Value {
+        ty,
+        start: at,
+        end,
+        escaped,
+    })
 }
 
 fn value_at(b: &[u8], at: usize, depth: u32) -> Option<Value> {
@@ -382,7 +397,8 @@ mod tests {
         );
         assert!(number(b"5", 0).unwrap().is_unsigned_integer());
         assert!(!number(b"5.0", 0).unwrap().is_unsigned_integer());
-        assert_eq!(number(b"007", 0).map(|n| n.end), Some(1));
+        assert_eq!(number(b"007", 0), None);
+        assert_eq!(number(b"0.07", 0).map(|n| n.end), Some(4));
     }
 
     #[test]
