@@ -209,9 +209,8 @@ fn value_then<'a, const N: usize>(
 }
 
 /// The length of the JSON value at the start of `s` ([`json::value`]); what
-/// follows it is the caller's to check. Not inlined: the walks over a
-/// line's keys that call it stay short.
-#[inline(never)]
+/// follows it is the caller's to check.
+#[inline(always)]
 fn token_len(s: &[u8]) -> Option<usize> {
     json::value(s, 0).map(|v| v.end)
 }

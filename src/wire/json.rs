@@ -43,6 +43,53 @@ impl Number<'_> {
 pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
     let negative = b.get(at) == Some(&b'-');
     let start = at + usize::from(negative);
+    match in_window(b, negative, start) {
+        Some(found) => found,
+        None => number_by_pieces(b, negative, start),
+    }
+}
+
+/// The number after its sign at `b[start]` when sixteen bytes are at hand
+/// there, as inside a line or a frame, and it ends inside them without an
+/// exponent: the digits before and after a point found from one mask.
+/// `None` (read it piece by piece) for any other.
+#[inline(always)]
+fn in_window(b: &[u8], negative: bool, start: usize) -> Option<Option<Number<'_>>> {
+    let w = b.get(start..start + 16)?;
+    let m = not_digits(w);
+    let int = (m.trailing_zeros() / 8) as usize;
+    if int == 0 || (int > 1 && w[0] == b'0') {
+        return Some(None);
+    }
+    // Where the fraction's digits start and where the number ends.
+    let (frac, end) = if int < 15 && w[int] == b'.' {
+        // Bytes past the window read as digits: such a fraction is read
+        // piece by piece.
+        let frac = ((m >> (8 * (int + 1))).trailing_zeros() / 8) as usize;
+        if frac == 0 {
+            return Some(None);
+        }
+        (int + 1, int + 1 + frac)
+    } else {
+        (int, int)
+    };
+    if end >= 16 || matches!(w[end], b'.' | b'e' | b'E') {
+        return None;
+    }
+    Some(Some(Number {
+        negative,
+        int: &w[..int],
+        frac: &w[frac..end],
+        exp: &[],
+        exp_negative: false,
+        end: start + end,
+    }))
+}
+
+/// [`number`] after its sign, from its [`digits`], [`fraction`] and
+/// [`exponent`].
+#[inline(always)]
+fn number_by_pieces(b: &[u8], negative: bool, start: usize) -> Option<Number<'_>> {
     let rest = b.get(start..)?;
     let int = digits(rest);
     if int == 0 || (int > 1 && rest[0] == b'0') {
@@ -58,6 +105,18 @@ pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
         exp_negative,
         end,
     })
+}
+
+/// Per byte of the sixteen at the start of `w`, the high bit set unless
+/// it is a digit (see [`digits`]).
+#[inline(always)]
+fn not_digits(w: &[u8]) -> u128 {
+    let word = |i: usize| {
+        let x = u64::from_le_bytes(w[i..i + 8].try_into().expect("eight bytes"));
+        let t = x ^ 0x3030_3030_3030_3030;
+        (t | t.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080
+    };
+    u128::from(word(0)) | u128::from(word(8)) << 64
 }
 
 /// The fraction at `b[at]`: a point and at least one digit. Returns the
@@ -127,7 +186,23 @@ pub fn string(b: &[u8], at: usize) -> Option<(usize, bool)> {
 
 /// [`string`], from the first byte after the opening quote.
 #[inline(always)]
-pub fn string_from(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+pub fn string_from(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    // Sixteen bytes at hand, as inside a line or a frame, and the string
+    // ends in them without an escape: found from one mask.
+    if let Some(w) = b.get(i..i + 16) {
+        let word = |k: usize| u64::from_le_bytes(w[k..k + 8].try_into().expect("eight bytes"));
+        let hit = u128::from(not_plain(word(0))) | u128::from(not_plain(word(8))) << 64;
+        let at = i + (hit.trailing_zeros() / 8) as usize;
+        if hit != 0 && b[at] == b'"' {
+            return Some((at + 1, false));
+        }
+    }
+    string_by_pieces(b, i)
+}
+
+/// [`string_from`], eight bytes at a time, past escapes.
+#[inline(never)]
+fn string_by_pieces(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
         i += special(b.get(i..)?)?;
@@ -158,21 +233,12 @@ fn escape_end(b: &[u8], i: usize) -> Option<usize> {
 /// Where the first byte a string cannot hold as it stands is in `s` (a
 /// quote, a backslash, a control character): eight bytes at a time, as
 /// a value's end is looked for on every line and frame read.
-#[inline]
+#[inline(always)]
 fn special(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Per byte, the high bit set where the byte is below `n` (n <= 0x80):
-    // the lowest such byte exactly; a byte above it may be set spuriously,
-    // which is never looked at.
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let quote = ONES * u64::from(b'"');
-    let backslash = ONES * u64::from(b'\\');
     let mut chunks = s.chunks_exact(8);
     let mut at = 0;
     for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("eight bytes"));
-        let hit = below(w ^ quote, 1) | below(w ^ backslash, 1) | below(w, 0x20);
+        let hit = not_plain(u64::from_le_bytes(c.try_into().expect("eight bytes")));
         if hit != 0 {
             return Some(at + (hit.trailing_zeros() / 8) as usize);
         }
@@ -183,6 +249,19 @@ fn special(s: &[u8]) -> Option<usize> {
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
         .map(|i| at + i)
+}
+
+/// Per byte of `w`, the high bit set where a string cannot hold it as it
+/// stands (a quote, a backslash, a control character): the lowest such
+/// byte exactly; a byte above it may be set spuriously.
+#[inline(always)]
+fn not_plain(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Per byte, the high bit set where the byte is below `n` (n <= 0x80).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & 0x8080_8080_8080_8080;
+    // Flipping bit 1 turns a quote into 0x20 and keeps a control
+    // character below it: one test finds both.
+    below(w ^ (ONES * 0x02), 0x21) | below(w ^ (ONES * u64::from(b'\\')), 1)
 }
 
 /// The index after `word` when `b` has it at `at`. A word of a fixed
@@ -250,10 +329,10 @@ pub const MAX_DEPTH: u32 = 8;
 /// The JSON value that starts at `b[at]` (no whitespace before it).
 #[inline(always)]
 pub fn value(b: &[u8], at: usize) -> Option<Value> {
-    // Strings and numbers, nearly every value read, without a call.
+    // Strings and numbers, nearly every value read: a short call each.
     let (ty, (end, escaped)) = match *b.get(at)? {
-        b'"' => (ValueType::String, string_from(b, at + 1)?),
-        b'-' | b'0'..=b'9' => (ValueType::Number, (number(b, at)?.end, false)),
+        b'"' => (ValueType::String, string_end(b, at)?),
+        b'-' | b'0'..=b'9' => (ValueType::Number, (number_end(b, at)?, false)),
         _ => return value_at(b, at, 1),
     };
     Some(Value {
@@ -264,15 +343,39 @@ pub fn value(b: &[u8], at: usize) -> Option<Value> {
     })
 }
 
+/// [`string`], as a call of its own.
+#[inline(never)]
+fn string_end(b: &[u8], at: usize) -> Option<(usize, bool)> {
+    string(b, at)
+}
+
+/// Where the [`number`] at `b[at]` ends, as a call of its own; one that
+/// is not read from one mask by another call, so that the usual number
+/// costs no more than its mask.
+#[inline(never)]
+fn number_end(b: &[u8], at: usize) -> Option<usize> {
+    let negative = b.get(at) == Some(&b'-');
+    let start = at + usize::from(negative);
+    match in_window(b, negative, start) {
+        Some(found) => found.map(|n| n.end),
+        None => number_end_by_pieces(b, negative, start),
+    }
+}
+
+#[inline(never)]
+fn number_end_by_pieces(b: &[u8], negative: bool, start: usize) -> Option<usize> {
+    number_by_pieces(b, negative, start).map(|n| n.end)
+}
+
 fn value_at(b: &[u8], at: usize, depth: u32) -> Option<Value> {
     let mut escaped = false;
     let (ty, end) = match *b.get(at)? {
         b'"' => {
-            let (end, e) = string(b, at)?;
+            let (end, e) = string_end(b, at)?;
             escaped = e;
             (ValueType::String, end)
         }
-        b'-' | b'0'..=b'9' => (ValueType::Number, number(b, at)?.end),
+        b'-' | b'0'..=b'9' => (ValueType::Number, number_end(b, at)?),
         b'n' => (ValueType::Null, literal(b, at, b"null")?),
         b't' => (ValueType::Bool, literal(b, at, b"true")?),
         b'f' => (ValueType::Bool, literal(b, at, b"false")?),
@@ -399,6 +502,74 @@ mod tests {
         assert!(!number(b"5.0", 0).unwrap().is_unsigned_integer());
         assert_eq!(number(b"007", 0), None);
         assert_eq!(number(b"0.07", 0).map(|n| n.end), Some(4));
+    }
+
+    #[test]
+    fn a_number_read_from_one_mask_is_the_number_read_by_pieces() {
+        // Every text of up to 18 bytes over the bytes a number is made of
+        // (and a few around them), at every start.
+        let alphabet = b"0123456789.eE+-,}\"a/:";
+        let mut seed = 7u64;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 59) as usize + 2;
+            let text: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r =
+                        seed.rotate_left(7 * i as u32 + 3) ^ (i as u64).wrapping_mul(0x9E37_79B9);
+                    // Mostly digits, so that long numbers come up.
+                    if r % 3 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'0' + (r >> 16) as u8 % 10
+                    }
+                })
+                .collect();
+            for at in 0..text.len() {
+                let negative = text.get(at) == Some(&b'-');
+                let start = at + usize::from(negative);
+                assert_eq!(
+                    number(&text, at),
+                    number_by_pieces(&text, negative, start),
+                    "{}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_read_from_one_mask_is_the_string_read_by_pieces() {
+        let alphabet = b"ab\"\\\n/u0,:}";
+        let mut seed = 11u64;
+        for _ in 0..100_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 59) as usize + 2;
+            let text: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r =
+                        seed.rotate_left(5 * i as u32 + 1) ^ (i as u64).wrapping_mul(0x9E37_79B9);
+                    // Mostly plain bytes, so that long strings come up.
+                    if r % 4 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        [b'x', b' ', 0xc3, 0xa9][(r >> 16) as usize % 4]
+                    }
+                })
+                .collect();
+            for at in 0..text.len() {
+                assert_eq!(
+                    string_from(&text, at),
+                    string_by_pieces(&text, at),
+                    "{}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
     }
 
     #[test]
