@@ -520,7 +520,7 @@ mod tests {
                     let r =
                         seed.rotate_left(7 * i as u32 + 3) ^ (i as u64).wrapping_mul(0x9E37_79B9);
                     // Mostly digits, so that long numbers come up.
-                    if r % 3 == 0 {
+                    if r.is_multiple_of(3) {
                         alphabet[(r >> 8) as usize % alphabet.len()]
                     } else {
                         b'0' + (r >> 16) as u8 % 10
@@ -554,7 +554,7 @@ mod tests {
                     let r =
                         seed.rotate_left(5 * i as u32 + 1) ^ (i as u64).wrapping_mul(0x9E37_79B9);
                     // Mostly plain bytes, so that long strings come up.
-                    if r % 4 == 0 {
+                    if r.is_multiple_of(4) {
                         alphabet[(r >> 8) as usize % alphabet.len()]
                     } else {
                         [b'x', b' ', 0xc3, 0xa9][(r >> 16) as usize % 4]
