@@ -44,10 +44,7 @@ pub(crate) struct Num<'a> {
 /// The parts of `text` when it is an unsigned JSON number
 /// ([`json::number`]) with an exponent of at most 18 significant digits.
 pub(crate) fn parse(text: &[u8]) -> Option<Num<'_>> {
-    let n = json::number(text, 0)?;
-    if n.negative || n.end != text.len() {
-        return None;
-    }
+    let n = json::whole_number(text).filter(|n| !n.negative)?;
     let mut exp = 0;
     if !n.exp.is_empty() {
         let zeros = n.exp.iter().take_while(|&&d| d == b'0').count();

@@ -13,7 +13,7 @@ use crate::wire::json;
 /// the usual case, which then costs no allocation.
 pub fn normalize_cow(text: &str) -> Option<Cow<'_, str>> {
     // An unsigned JSON number is its own normal form.
-    if json::number(text.as_bytes(), 0).is_some_and(|n| !n.negative && n.end == text.len()) {
+    if json::whole_number(text.as_bytes()).is_some_and(|n| !n.negative) {
         Some(Cow::Borrowed(text))
     } else {
         normalize(text).map(Cow::Owned)
@@ -58,7 +58,7 @@ pub fn normalize(text: &str) -> Option<String> {
 
 /// True when a normalised decimal (from [`normalize`]) is greater than zero.
 pub fn is_positive(normalized: &str) -> bool {
-    json::number(normalized.as_bytes(), 0)
+    json::whole_number(normalized.as_bytes())
         .is_some_and(|n| n.int.iter().chain(n.frac).any(|&d| d != b'0'))
 }
 

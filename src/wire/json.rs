@@ -1,8 +1,11 @@
 //! JSON text read where it stands, without allocating: the one grammar of
-//! a number ([`number`], from its pieces [`digits`], [`fraction`] and
-//! [`exponent`]), and the one skipper of a value ([`value`]), with the
-//! walks over an object's members ([`members`]) and an array's elements
-//! ([`elements`]) it is made of.
+//! a number ([`number`] in a text, [`whole_number`] for a text of its own,
+//! from the pieces [`digits`], [`fraction`] and [`exponent`]), and the one
+//! skipper of a value ([`value`]), with the walks over an object's members
+//! ([`members`]) and an array's elements ([`elements`]) it is made of.
+//! Inside a line or a frame, a number or a string that ends within the
+//! next sixteen bytes is read from one mask of them; anything else piece
+//! by piece, by the same rules (the tests hold the two readings equal).
 //!
 //! The scanner and the one-pass reader of pushes, exact decimals (and so
 //! bars), the tool's own lines read by position and `serve`'s pushes made
@@ -47,6 +50,13 @@ pub fn number(b: &[u8], at: usize) -> Option<Number<'_>> {
         Some(found) => found,
         None => number_by_pieces(b, negative, start),
     }
+}
+
+/// The whole of `text` as one JSON [`number`]; `None` when it is not one.
+#[inline(always)]
+pub fn whole_number(text: &[u8]) -> Option<Number<'_>> {
+    let negative = text.first() == Some(&b'-');
+    number_by_pieces(text, negative, usize::from(negative)).filter(|n| n.end == text.len())
 }
 
 /// The number after its sign at `b[start]` when sixteen bytes are at hand
@@ -471,20 +481,24 @@ fn items(
 mod tests {
     use super::*;
 
-    /// The whole of `s` is one JSON number.
-    fn whole_number(s: &str) -> bool {
-        number(s.as_bytes(), 0).is_some_and(|n| n.end == s.len())
+    /// The whole of `s` is one JSON number, read in a line or alone.
+    fn is_number(s: &str) -> bool {
+        let alone = whole_number(s.as_bytes()).is_some();
+        let in_line = format!("{s},\"next\":\"some text\"}}");
+        let read = number(in_line.as_bytes(), 0).is_some_and(|n| n.end == s.len());
+        assert_eq!(alone, read, "{s}");
+        alone
     }
 
     #[test]
     fn the_number_grammar() {
         for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-1.25e-3", "0.000"] {
-            assert!(whole_number(ok), "{ok}");
+            assert!(is_number(ok), "{ok}");
         }
         for bad in [
             "", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1-2", "-a", "1.e5",
         ] {
-            assert!(!whole_number(bad), "{bad}");
+            assert!(!is_number(bad), "{bad}");
         }
         let n = number(b"x-12.50E-07,", 1).unwrap();
         assert_eq!(
