@@ -40,70 +40,68 @@ fn the_number_grammar() {
     assert_eq!(number(b"0.07", 0).map(|n| n.end), Some(4));
 }
 
-#[test]
-fn a_number_read_from_one_mask_is_the_number_read_by_pieces() {
-    // Every text of up to 18 bytes over the bytes a number is made of
-    // (and a few around them), at every start.
-    let alphabet = b"0123456789.eE+-,}\"a/:";
+/// `count` random texts of 2 to 33 bytes, each byte what `pick` makes of
+/// a random number, handed to `each`.
+fn random_texts(count: usize, pick: impl Fn(u64) -> u8, mut each: impl FnMut(&[u8])) {
     let mut seed = 7u64;
-    for _ in 0..200_000 {
+    for _ in 0..count {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let len = (seed >> 59) as usize + 2;
         let text: Vec<u8> = (0..len)
             .map(|i| {
-                let r = seed.rotate_left(7 * i as u32 + 3) ^ (i as u64).wrapping_mul(0x9E37_79B9);
-                // Mostly digits, so that long numbers come up.
-                if r.is_multiple_of(3) {
-                    alphabet[(r >> 8) as usize % alphabet.len()]
-                } else {
-                    b'0' + (r >> 16) as u8 % 10
-                }
+                pick(seed.rotate_left(7 * i as u32 + 3) ^ (i as u64).wrapping_mul(0x9E37_79B9))
             })
             .collect();
-        for at in 0..text.len() {
-            let negative = text.get(at) == Some(&b'-');
-            let start = at + usize::from(negative);
-            assert_eq!(
-                number(&text, at),
-                number_by_pieces(&text, negative, start),
-                "{}",
-                String::from_utf8_lossy(&text)
-            );
-        }
+        each(&text);
     }
 }
 
 #[test]
-fn a_string_read_from_one_mask_is_the_string_read_by_pieces() {
-    let alphabet = b"ab\"\\\n/u0,:}";
-    let mut seed = 11u64;
-    for _ in 0..100_000 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let len = (seed >> 59) as usize + 2;
-        let text: Vec<u8> = (0..len)
-            .map(|i| {
-                let r = seed.rotate_left(5 * i as u32 + 1) ^ (i as u64).wrapping_mul(0x9E37_79B9);
-                // Mostly plain bytes, so that long strings come up.
-                if r.is_multiple_of(4) {
-                    alphabet[(r >> 8) as usize % alphabet.len()]
-                } else {
-                    [b'x', b' ', 0xc3, 0xa9][(r >> 16) as usize % 4]
-                }
-            })
-            .collect();
+fn a_number_read_from_one_mask_is_the_number_read_by_pieces() {
+    // Texts over the bytes a number is made of (and a few around them),
+    // mostly digits so that long numbers come up, read at every start.
+    let alphabet = b"0123456789.eE+-,}\"a/:";
+    let pick = |r: u64| match r % 3 {
+        0 => alphabet[(r >> 8) as usize % alphabet.len()],
+        _ => b'0' + (r >> 16) as u8 % 10,
+    };
+    random_texts(200_000, pick, |text| {
         for at in 0..text.len() {
+            let negative = text.get(at) == Some(&b'-');
+            let start = at + usize::from(negative);
+            let by_pieces = number_by_pieces(text, negative, start);
             assert_eq!(
-                string_from(&text, at),
-                string_by_pieces(&text, at),
+                number(text, at),
+                by_pieces,
                 "{}",
-                String::from_utf8_lossy(&text)
+                String::from_utf8_lossy(text)
             );
         }
-    }
+    });
+}
+
+#[test]
+fn a_string_read_from_one_mask_is_the_string_read_by_pieces() {
+    // Mostly plain bytes (some of them not ASCII) so that long strings
+    // come up, and quotes, escapes and a control character.
+    let alphabet = b"ab\"\\\n/u0,:}";
+    let pick = |r: u64| match r % 4 {
+        0 => alphabet[(r >> 8) as usize % alphabet.len()],
+        _ => [b'x', b' ', 0xc3, 0xa9][(r >> 16) as usize % 4],
+    };
+    random_texts(100_000, pick, |text| {
+        for at in 0..text.len() {
+            let by_pieces = string_by_pieces(text, at);
+            assert_eq!(
+                string_from(text, at),
+                by_pieces,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    });
 }
 
 #[test]
