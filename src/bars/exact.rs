@@ -8,6 +8,8 @@
 
 use std::cmp::Ordering;
 
+use crate::wire::json;
+
 /// Largest exponent (either sign) [`Sum::add`] takes: beyond it the plain
 /// digits the sum is written in would run to thousands.
 const MAX_SUM_EXPONENT: u64 = 1000;
@@ -40,59 +42,26 @@ pub(crate) struct Num<'a> {
 }
 
 /// The parts of `text` when it is an unsigned JSON number
-/// (`digits[.digits][(e|E)[+-]digits]`, no leading zero before other
-/// digits) with an exponent of at most 18 significant digits.
+/// ([`json::number`]) with an exponent of at most 18 significant digits.
 pub(crate) fn parse(text: &[u8]) -> Option<Num<'_>> {
-    let digits = |from: usize| {
-        from + text[from..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-    };
-    let int_end = match text.first()? {
-        b'0' => 1,
-        b'1'..=b'9' => digits(1),
-        _ => return None,
-    };
-    let mut at = int_end;
-    let mut frac: &[u8] = &[];
-    if text.get(at) == Some(&b'.') {
-        let end = digits(at + 1);
-        if end == at + 1 {
-            return None;
-        }
-        frac = &text[at + 1..end];
-        at = end;
-    }
-    let mut exp = 0i64;
-    if matches!(text.get(at), Some(b'e' | b'E')) {
-        at += 1;
-        let negative = text.get(at) == Some(&b'-');
-        if matches!(text.get(at), Some(b'+' | b'-')) {
-            at += 1;
-        }
-        let end = digits(at);
-        if end == at {
-            return None;
-        }
-        let significant = text[at..end]
-            .iter()
-            .position(|&b| b != b'0')
-            .map_or(&[][..], |i| &text[at + i..end]);
+    let n = json::whole_number(text).filter(|n| !n.negative)?;
+    let mut exp = 0;
+    if !n.exp.is_empty() {
+        let zeros = n.exp.iter().take_while(|&&d| d == b'0').count();
+        let significant = &n.exp[zeros..];
         if significant.len() > MAX_EXPONENT_DIGITS {
             return None;
         }
-        for &d in significant {
-            exp = exp * 10 + i64::from(d - b'0');
-        }
-        if negative {
+        exp = significant
+            .iter()
+            .fold(0i64, |e, &d| e * 10 + i64::from(d - b'0'));
+        if n.exp_negative {
             exp = -exp;
         }
-        at = end;
     }
-    (at == text.len()).then_some(Num {
-        int: &text[..int_end],
-        frac,
+    Some(Num {
+        int: n.int,
+        frac: n.frac,
         exp,
     })
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::pattern::Pattern;
 use crate::form::line::{number_after, text_after};
 use crate::wire::repeat::Last;
+use crate::wire::symbol::Fnv;
 
 /// How often the memory is written while lines are.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -30,9 +31,7 @@ pub fn for_pattern(p: &Pattern) -> PathBuf {
         None => "",
     };
     // FNV-1a of the pattern: two patterns in one directory keep apart.
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = Fnv::hash(text.as_bytes());
     PathBuf::from(format!("{dir}.alltick-stream-{:08x}.last", hash as u32))
 }
 

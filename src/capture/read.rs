@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::form::line::{TradeLine, find, number_after, text_after};
+use crate::form::line::{LineType, TradeLine, find, number_after, text_after};
 use crate::report::say;
 
 /// Read buffer per file.
@@ -23,18 +23,6 @@ const READ_BUF: usize = 256 * 1024;
 
 /// A line longer than this is not one of ours.
 const MAX_LINE: usize = 1 << 20;
-
-/// What a captured line is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A trade line.
-    Trade,
-    /// A depth line.
-    Depth,
-    /// A gap line (its time is its `to`: the line stands where the data
-    /// resumes, as it did in the stream that was captured).
-    Gap,
-}
 
 /// One captured line, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +32,7 @@ pub struct Line {
     /// Its time, ms since the epoch (a gap's `to`).
     pub time: u64,
     /// What it is.
-    pub kind: Kind,
+    pub kind: LineType,
     /// The index of its file among the inputs.
     pub file: usize,
     /// Its number in its file, from 1.
@@ -75,7 +63,7 @@ impl Line {
 }
 
 /// Why a line is not one of the tool's, or `Ok` with its kind and time.
-pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
+pub fn classify(line: &[u8]) -> Result<(LineType, u64), &'static str> {
     let body = line.strip_suffix(b"\n").unwrap_or(line);
     let body = body.strip_suffix(b"\r").unwrap_or(body);
     let rest = body
@@ -84,18 +72,18 @@ pub fn classify(line: &[u8]) -> Result<(Kind, u64), &'static str> {
     if body.last() != Some(&b'}') {
         return Err("not a whole JSON object (torn?)");
     }
-    let (kind, key): (Kind, &[u8]) = if rest.starts_with(b"trade\"") {
-        (Kind::Trade, b"\"time\":")
+    let (kind, key): (LineType, &[u8]) = if rest.starts_with(b"trade\"") {
+        (LineType::Trade, b"\"time\":")
     } else if rest.starts_with(b"depth\"") {
-        (Kind::Depth, b"\"time\":")
+        (LineType::Depth, b"\"time\":")
     } else if rest.starts_with(b"gap\"") {
         // A gap is written where the data resumes: it sorts by its end.
-        (Kind::Gap, b"\"to\":")
+        (LineType::Gap, b"\"to\":")
     } else {
         return Err("an unknown type");
     };
     let time = match kind {
-        Kind::Trade => TradeLine::time_of(body),
+        LineType::Trade => TradeLine::time_of(body),
         _ => None,
     };
     let time = time.or_else(|| number_after(body, key)).ok_or("no time")?;
@@ -296,13 +284,16 @@ mod tests {
 
     #[test]
     fn lines_are_told_by_kind_and_time_and_others_refused() {
-        assert_eq!(classify(trade("A.US", 5).as_bytes()), Ok((Kind::Trade, 5)));
+        assert_eq!(
+            classify(trade("A.US", 5).as_bytes()),
+            Ok((LineType::Trade, 5))
+        );
         let gap = b"{\"type\":\"gap\",\"connection\":null,\"codes\":[\"A.US\",\"B.US\"],\"from\":7,\"to\":9,\"reason\":\"x\"}\n";
-        assert_eq!(classify(gap), Ok((Kind::Gap, 9)));
+        assert_eq!(classify(gap), Ok((LineType::Gap, 9)));
         let l = Line {
             bytes: gap.to_vec(),
             time: 7,
-            kind: Kind::Gap,
+            kind: LineType::Gap,
             file: 0,
             number: 1,
         };

@@ -2,30 +2,22 @@
 //! that a restarted process writes nothing twice.
 //!
 //! The last line of each code is looked for from the end of the newest
-//! file backwards, a chunk at a time, within [`TAIL_BYTES`] over all the
-//! files: a restart costs the same whatever the size of the capture, and
+//! file backwards, a chunk at a time ([`tail::lines_back`]), within
+//! [`TAIL_BYTES`] over all the files: a restart costs the same whatever the size of the capture, and
 //! memory holds one chunk and one entry per code. A code whose last line
 //! lies further back is not known; a re-push of its last trade would then
 //! be written again, and start says how many bytes were read.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::pattern::Pattern;
+use super::tail::{self, TAIL_BYTES};
+use crate::form::csv;
 use crate::report::say;
 
 use crate::wire::repeat::Last;
-
-/// Bytes read back at most, over all files.
-pub const TAIL_BYTES: u64 = 8 << 20;
-
-/// Bytes read at a time.
-const CHUNK: u64 = 64 * 1024;
-
-/// A line longer than this is not one of ours: skipped.
-const MAX_LINE: usize = 1 << 20;
 
 /// What was learnt from a capture's tail.
 #[derive(Debug, Default)]
@@ -118,41 +110,23 @@ pub fn read_back_within(files: &[PathBuf], budget: u64) -> Resumed {
 
 /// Lines of `file` from its end backwards, until `budget` is spent.
 fn read_file_back(file: &File, budget: u64, newest: bool, layout: &Layout, r: &mut Resumed) {
-    let Ok(meta) = file.metadata() else { return };
-    let mut end = meta.len();
-    // The start of the line that continues into the chunk read last.
-    let mut carry: Vec<u8> = Vec::new();
     let mut first_line = newest;
-    while end > 0 && r.bytes < budget {
-        let start = end.saturating_sub(CHUNK);
-        let mut chunk = vec![0u8; (end - start) as usize];
-        if file.read_exact_at(&mut chunk, start).is_err() {
-            return;
-        }
-        r.bytes += end - start;
-        chunk.extend_from_slice(&carry);
-        let mut pieces: Vec<&[u8]> = chunk.split(|&b| b == b'\n').collect();
-        // The first piece may begin before this chunk, unless the file does.
-        let head = if start > 0 { pieces.remove(0) } else { &[][..] };
-        for line in pieces.into_iter().rev().filter(|l| !l.is_empty()) {
-            let learnt = match layout {
-                Layout::Json => learn(line, r),
-                Layout::Csv(c) => c.learn(line, r),
-            };
-            if let Some(time) = learnt
-                && first_line
-            {
-                r.newest_time = Some(time);
-                first_line = false;
-            }
-        }
-        carry = if head.len() > MAX_LINE {
-            Vec::new()
-        } else {
-            head.to_vec()
+    let mut bytes = r.bytes;
+    // A file that cannot be read on is left where it stopped.
+    let _ = tail::lines_back(file, budget, &mut bytes, |_, line| {
+        let learnt = match layout {
+            Layout::Json => learn(line, r),
+            Layout::Csv(c) => c.learn(line, r),
         };
-        end = start;
-    }
+        if let Some(time) = learnt
+            && first_line
+        {
+            r.newest_time = Some(time);
+            first_line = false;
+        }
+        true
+    });
+    r.bytes = bytes;
 }
 
 /// Remember `line`'s code if it is the first (newest) seen; its time (a
@@ -196,19 +170,9 @@ struct Columns {
 impl Layout {
     /// JSON unless the file starts with a CSV header row.
     fn of(file: &File) -> Layout {
-        let mut head = vec![0u8; 4096];
-        let n = file.read_at(&mut head, 0).unwrap_or(0);
-        head.truncate(n);
-        let Some(end) = head.iter().position(|&b| b == b'\n') else {
+        let Ok(Some(names)) = tail::csv_header(file) else {
             return Layout::Json;
         };
-        if head.first() == Some(&b'{') || end == 0 {
-            return Layout::Json;
-        }
-        let names: Vec<String> = csv_cells(&head[..end])
-            .into_iter()
-            .map(|c| String::from_utf8_lossy(&c).into_owned())
-            .collect();
         let at = |n: &str| names.iter().position(|c| c == n);
         Layout::Csv(Columns {
             bars: at("interval").is_some() || at("trades").is_some() || at("end").is_some(),
@@ -224,7 +188,7 @@ impl Layout {
 impl Columns {
     /// [`learn`] for a CSV row.
     fn learn(&self, row: &[u8], r: &mut Resumed) -> Option<u64> {
-        let cells = csv_cells(row);
+        let cells = csv::cells(row);
         let num = |i: Option<usize>| -> Option<u64> {
             std::str::from_utf8(cells.get(i?)?).ok()?.parse().ok()
         };
@@ -242,30 +206,6 @@ impl Columns {
             .or_insert_with(|| Last::resumed(seq, time));
         Some(time)
     }
-}
-
-/// The cells of one CSV row (RFC 4180 quoting).
-pub fn csv_cells(row: &[u8]) -> Vec<Vec<u8>> {
-    let row = row.strip_suffix(b"\r").unwrap_or(row);
-    let mut cells = vec![Vec::new()];
-    let mut quoted = false;
-    let mut i = 0;
-    while i < row.len() {
-        let b = row[i];
-        let cell = cells.last_mut().expect("one cell at least");
-        match (quoted, b) {
-            (true, b'"') if row.get(i + 1) == Some(&b'"') => {
-                cell.push(b'"');
-                i += 1;
-            }
-            (true, b'"') => quoted = false,
-            (false, b'"') if cell.is_empty() => quoted = true,
-            (false, b',') => cells.push(Vec::new()),
-            _ => cell.push(b),
-        }
-        i += 1;
-    }
-    cells
 }
 
 /// What a capture already holds: with `--output` its newest files (a torn
@@ -351,6 +291,7 @@ pub fn stdout_has_lines() -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tail::CHUNK;
     use super::*;
     use crate::wire::repeat::Seen;
 

@@ -10,20 +10,48 @@
 //! names every value of a bar.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
+use super::tail::{self, TAIL_BYTES};
 use crate::bars::exact::Sum;
 use crate::bars::{Bar, Interval};
 use crate::form::columns::BAR_KEYS;
+use crate::form::csv;
 use crate::report::{count, say};
 
-/// How far back from a file's end bar lines are looked for.
-const TAIL: u64 = 8 << 20;
+/// Why the bars at a file's end cannot be taken back; the start says it
+/// and goes on, writing a second bar for each interval concerned.
+#[derive(Debug)]
+enum TakeBackError {
+    /// The file's end could not be read.
+    Read(io::Error),
+    /// A CSV capture without every value of a bar: these columns.
+    Columns(Vec<&'static str>),
+}
+
+impl fmt::Display for TakeBackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TakeBackError::Read(e) => write!(
+                f,
+                "cannot read its end to take back the bars written at the stop ({e}): a restart inside an interval writes a second bar for it"
+            ),
+            TakeBackError::Columns(missing) => write!(
+                f,
+                "its bars cannot be taken back to go on (no {} column): a restart inside an interval writes a second bar for it; capture every bar column to go on across restarts",
+                missing.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TakeBackError {}
 
 /// The bars at the ends of `files` (newest first) still open at `now` (ms)
 /// with `grace_ms`, cut from the files.
@@ -59,29 +87,18 @@ pub fn take_back(files: &[PathBuf], interval: Interval, grace_ms: u64, now: u64)
 }
 
 /// Where the run of still-open bar lines at the end of `file` starts, and
-/// their bars; `None` when there is none.
+/// their bars; `None` when there is none. Lines are looked for within
+/// [`TAIL_BYTES`] of the end.
 fn tail_bars(
     file: &File,
     interval: Interval,
     grace_ms: u64,
     now: u64,
-) -> Result<Option<(u64, Vec<Bar>)>, String> {
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let from = len.saturating_sub(TAIL);
-    let mut text = vec![0u8; (len - from) as usize];
-    file.read_exact_at(&mut text, from)
-        .map_err(|e| e.to_string())?;
+) -> Result<Option<(u64, Vec<Bar>)>, TakeBackError> {
     let csv = csv_columns(file)?;
-    let mut end = text.len();
     let mut bars = Vec::new();
-    // Whole lines only: the first piece may begin before the tail read.
-    while end > 0 {
-        let body = &text[..end - 1];
-        let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if start == 0 && from > 0 {
-            break;
-        }
-        let line = &text[start..end - 1];
+    let mut cut = None;
+    tail::lines_back(file, TAIL_BYTES, &mut 0, |at, line| {
         let bar = match &csv {
             Some(columns) => columns.bar(line),
             None => json_bar(line),
@@ -89,15 +106,14 @@ fn tail_bars(
         match bar {
             Some(b) if b.interval == interval && b.end.saturating_add(grace_ms) > now => {
                 bars.push(b);
-                end = start;
+                cut = Some(at);
+                true
             }
-            _ => break,
+            _ => false,
         }
-    }
-    if bars.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some((from + end as u64, bars)))
+    })
+    .map_err(TakeBackError::Read)?;
+    Ok(cut.map(|at| (at, bars)))
 }
 
 /// A bar from its values' JSON texts, by key.
@@ -155,35 +171,24 @@ fn json_bar(line: &[u8]) -> Option<Bar> {
 /// taken back.
 struct Columns(Vec<String>);
 
-fn csv_columns(file: &File) -> Result<Option<Columns>, String> {
-    let mut head = vec![0u8; 4096];
-    let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
-    head.truncate(n);
-    if head.first().is_none_or(|&b| b == b'{') {
+fn csv_columns(file: &File) -> Result<Option<Columns>, TakeBackError> {
+    let Some(names) = tail::csv_header(file).map_err(TakeBackError::Read)? else {
         return Ok(None);
-    }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let names: Vec<String> = String::from_utf8_lossy(line)
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let missing: Vec<&str> = BAR_KEYS[1..]
+    };
+    let missing: Vec<&'static str> = BAR_KEYS[1..]
         .iter()
         .copied()
         .filter(|k| !names.iter().any(|n| n == k))
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "its bars cannot be taken back to go on (no {} column): a restart inside an interval writes a second bar for it",
-            missing.join(", ")
-        ));
+        return Err(TakeBackError::Columns(missing));
     }
     Ok(Some(Columns(names)))
 }
 
 impl Columns {
     fn bar(&self, row: &[u8]) -> Option<Bar> {
-        let cells = super::resume::csv_cells(row);
+        let cells = csv::cells(row);
         if cells.len() != self.0.len() {
             return None;
         }

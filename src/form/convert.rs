@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::bars::calendar::iso;
 use crate::bars::{self, Bar, Bars, Interval, Refused};
-use crate::form::line::{TradeLine, digits, find, unquoted};
+use crate::form::line::{LineType, TradeLine, digits, find, unquoted};
 use crate::form::{Format, LineForm};
 use crate::report::{count, say};
 use crate::stats::{DropLog, Stats};
@@ -163,21 +163,21 @@ impl Converter {
     /// instead. Returns the number of lines appended.
     pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
         let csv = self.form.columns.format == Format::Csv;
-        match line_kind(line) {
-            Kind::Trade => {}
-            Kind::Depth if csv => {
+        match line_type(line) {
+            Some(LineType::Trade) => {}
+            Some(LineType::Depth) if csv => {
                 self.depth_skipped += 1;
                 if self.depth_skipped == 1 {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
                 return 0;
             }
-            Kind::Gap if csv => {
+            Some(LineType::Gap) if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
                 return 0;
             }
-            Kind::Depth | Kind::Gap | Kind::Other => {
+            Some(LineType::Depth | LineType::Gap) | None => {
                 out.extend_from_slice(line);
                 return 1;
             }
@@ -381,34 +381,23 @@ fn json_text(token: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// What a full line is, by its start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Trade,
-    Depth,
-    Gap,
-    Other,
-}
-
 /// What a full line is: by its start as the tool writes it, else by its
-/// `type` wherever it stands.
-fn line_kind(line: &[u8]) -> Kind {
-    let kinds: [(&[u8], Kind); 3] = [
-        (b"\"type\":\"trade\"", Kind::Trade),
-        (b"\"type\":\"depth\"", Kind::Depth),
-        (b"\"type\":\"gap\"", Kind::Gap),
+/// `type` wherever it stands; `None` for any other line.
+fn line_type(line: &[u8]) -> Option<LineType> {
+    let types: [(&[u8], LineType); 3] = [
+        (b"\"type\":\"trade\"", LineType::Trade),
+        (b"\"type\":\"depth\"", LineType::Depth),
+        (b"\"type\":\"gap\"", LineType::Gap),
     ];
-    for (key, kind) in kinds {
+    for (key, ty) in types {
         if line.get(1..).is_some_and(|l| l.starts_with(key)) {
-            return kind;
+            return Some(ty);
         }
     }
-    for (key, kind) in kinds {
-        if find(line, key).is_some() {
-            return kind;
-        }
-    }
-    Kind::Other
+    types
+        .into_iter()
+        .find(|(key, _)| find(line, key).is_some())
+        .map(|(_, ty)| ty)
 }
 
 #[cfg(test)]

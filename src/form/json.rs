@@ -4,7 +4,7 @@
 //! digits ([`write`](fn@write)). Decimals are copied as text, never through a float.
 
 use crate::queue::Gap;
-use crate::wire::fast::Plain;
+use crate::wire::fast::DocumentedTrade;
 use crate::wire::protocol::{Depth, Side, TradeView};
 pub use crate::wire::text::{push_json_str, push_u64};
 
@@ -150,7 +150,7 @@ pub fn format_gap(out: &mut Vec<u8>, g: &Gap) {
 }
 
 /// A documented push's fields after `seq`, copied as they stand.
-fn plain_tail<'a>(p: &Plain<'a>) -> TradeTail<'a> {
+fn plain_tail<'a>(p: &DocumentedTrade<'a>) -> TradeTail<'a> {
     TradeTail {
         seq: Int::Digits(p.seq_text),
         time: match p.time_text {
@@ -166,14 +166,14 @@ fn plain_tail<'a>(p: &Plain<'a>) -> TradeTail<'a> {
 
 /// Append the trade's line after `head`, a start written by
 /// [`trade_head`] for its label.
-pub fn write(out: &mut Vec<u8>, head: &[u8], t: &Plain) {
+pub fn write(out: &mut Vec<u8>, head: &[u8], t: &DocumentedTrade) {
     out.extend_from_slice(head);
     trade_tail(out, &plain_tail(t));
 }
 
 /// Append the line of a trade whose code nobody labelled: its code is its
 /// symbol.
-pub fn write_unlabelled(out: &mut Vec<u8>, t: &Plain) {
+pub fn write_unlabelled(out: &mut Vec<u8>, t: &DocumentedTrade) {
     trade_head(out, t.code, t.code);
     trade_tail(out, &plain_tail(t));
 }

@@ -1,6 +1,23 @@
 //! Fields of the tool's own JSON lines, found by position without decoding
-//! the line: the capture, its read-back and `replay` look at a line's
-//! time, code and kind many times a second and need nothing else.
+//! the line: the capture, its read-back, `replay` and `serve` look at a
+//! line's time, code and type ([`LineType`]) many times a second and need
+//! nothing else. A trade line of the tool's layout is split into its
+//! values ([`TradeLine`]), each read with the JSON grammar of
+//! [`crate::wire::json`].
+
+use crate::wire::json;
+
+/// What a line of the tool's is, by its `type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineType {
+    /// A trade line.
+    Trade,
+    /// A depth line.
+    Depth,
+    /// A gap line (read back, its time is its `to`: the line stands where
+    /// the data resumes, as it did in the stream that was captured).
+    Gap,
+}
 
 /// Where `needle` first occurs in `hay`: candidates by their first byte,
 /// then compared byte by byte (the needles are keys of a few bytes: a
@@ -79,27 +96,17 @@ impl<'a> TradeLine<'a> {
     /// its keys in [`TRADE_KEYS`] order), with or without its newline;
     /// `None` for any other line.
     pub fn parse(line: &'a [u8]) -> Option<TradeLine<'a>> {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut rest = body.strip_prefix(b"{\"type\":\"trade\"")?;
-        let mut value = |key: &[u8]| -> Option<&'a [u8]> {
-            let r = rest.strip_prefix(b",\"")?;
-            if !starts_with(r, key) {
-                return None;
-            }
-            let r = r[key.len()..].strip_prefix(b"\":")?;
-            let len = token_len(r)?;
-            rest = &r[len..];
-            Some(&r[..len])
-        };
-        let symbol = value(b"symbol")?;
-        let code = value(b"code")?;
-        let seq = value(b"seq")?;
-        let time_text = value(b"time")?;
-        let price = value(b"price")?;
-        let volume = value(b"volume")?;
-        let turnover = value(b"turnover")?;
-        let side = value(b"side")?;
-        if rest != b"}" || symbol[0] != b'"' || code[0] != b'"' {
+        let b = line.strip_suffix(b"\n").unwrap_or(line);
+        let i = json::literal(b, 0, b"{\"type\":\"trade\",\"symbol\":")?;
+        let (symbol, i) = value_then(b, i, b",\"code\":")?;
+        let (code, i) = value_then(b, i, b",\"seq\":")?;
+        let (seq, i) = value_then(b, i, b",\"time\":")?;
+        let (time_text, i) = value_then(b, i, b",\"price\":")?;
+        let (price, i) = value_then(b, i, b",\"volume\":")?;
+        let (volume, i) = value_then(b, i, b",\"turnover\":")?;
+        let (turnover, i) = value_then(b, i, b",\"side\":")?;
+        let (side, i) = value_then(b, i, b"}")?;
+        if i != b.len() || symbol[0] != b'"' || code[0] != b'"' {
             return None;
         }
         let time = digits(time_text)?;
@@ -121,24 +128,13 @@ impl<'a> TradeLine<'a> {
     /// (the keys before it skipped, not searched for); `None` for any
     /// other line.
     pub fn time_of(line: &[u8]) -> Option<u64> {
-        let mut rest = line.strip_prefix(b"{\"type\":\"trade\"")?;
-        for key in [
-            &b",\"symbol\":"[..],
-            b",\"code\":",
-            b",\"seq\":",
-            b",\"time\":",
-        ] {
-            if !starts_with(rest, key) {
-                return None;
-            }
-            let r = &rest[key.len()..];
-            let len = token_len(r)?;
-            if key == b",\"time\":" {
-                return digits(&r[..len]);
-            }
-            rest = &r[len..];
-        }
-        None
+        let i = json::literal(line, 0, b"{\"type\":\"trade\",\"symbol\":")?;
+        let (_, i) = value_then(line, i, b",\"code\":")?;
+        let (_, i) = value_then(line, i, b",\"seq\":")?;
+        let (_, i) = value_then(line, i, b",\"time\":")?;
+        // The price's key follows it.
+        let (time, _) = value_then(line, i, b",")?;
+        digits(time)
     }
 
     /// A trade line of any key order (or spacing), rewritten into `buf`
@@ -200,51 +196,23 @@ pub fn digits(text: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// The length of the JSON value (a string, or a scalar up to `,` or `}`)
-/// at the start of `s`.
-#[inline]
-fn token_len(s: &[u8]) -> Option<usize> {
-    if s.first() == Some(&b'"') {
-        let mut i = 1;
-        loop {
-            i += position2(s.get(i..)?, b'"', b'\\')?;
-            if s[i] == b'"' {
-                return Some(i + 1);
-            }
-            // An escape: the next byte is not the string's end.
-            i += 2;
-        }
-    }
-    let len = position2(s, b',', b'}')?;
-    (len > 0).then_some(len)
+/// The JSON value at `b[i]`, and the index past it and the `key` (of a
+/// fixed length, compared inline) that must follow it.
+#[inline(always)]
+fn value_then<'a, const N: usize>(
+    b: &'a [u8],
+    i: usize,
+    key: &[u8; N],
+) -> Option<(&'a [u8], usize)> {
+    let end = i + token_len(b.get(i..)?)?;
+    Some((&b[i..end], json::literal(b, end, key)?))
 }
 
-/// Where the first `a` or `b` is in `s`: eight bytes at a time (a value
-/// of a line is scanned for its end on every line read).
-#[inline]
-fn position2(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte of `x` is zero: its high bit is set in the result (the
-    // lowest such byte exactly; bytes above it may be set spuriously,
-    // which the scan below never looks at).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let (wa, wb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        let hit = zero(w ^ wa) | zero(w ^ wb);
-        if hit != 0 {
-            return Some(at + (hit.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|i| at + i)
+/// The length of the JSON value at the start of `s` ([`json::value`]); what
+/// follows it is the caller's to check.
+#[inline(always)]
+fn token_len(s: &[u8]) -> Option<usize> {
+    json::value(s, 0).map(|v| v.end)
 }
 
 #[cfg(test)]
@@ -263,29 +231,6 @@ mod tests {
             number_after(br#"{"time":12345678901234567890}"#, b"\"time\":"),
             None
         );
-    }
-
-    #[test]
-    fn the_first_of_two_bytes_is_found_at_every_place() {
-        for len in 0..40 {
-            for at in 0..=len {
-                for (a, b) in [(b',', b'}'), (b'"', b'\\')] {
-                    let mut s = vec![b'x'; len];
-                    // Bytes just above and below the targets, and a high byte.
-                    for (i, c) in s.iter_mut().enumerate() {
-                        *c = [b'+', b'-', 0xff, b'x', b'|', b'!'][i % 6];
-                    }
-                    if at < len {
-                        s[at] = if at % 2 == 0 { a } else { b };
-                        if at + 1 < len {
-                            s[at + 1] = a;
-                        }
-                    }
-                    let want = s.iter().position(|&c| c == a || c == b);
-                    assert_eq!(position2(&s, a, b), want, "{len} {at} {s:?}");
-                }
-            }
-        }
     }
 
     #[test]
@@ -317,5 +262,12 @@ mod tests {
         assert!(TradeLine::parse(br#"{"type":"trade","symbol":"A","code":"A","seq":1}"#).is_none());
         assert_eq!(TradeLine::time_of(line), Some(1_700_000_000_000));
         assert_eq!(TradeLine::time_of(shuffled), None);
+        // Values are JSON: a number with a leading zero, or a bare word, is none.
+        for bad in [
+            &br#"{"type":"trade","symbol":"A","code":"A","seq":1,"time":007,"price":1}"#[..],
+            br#"{"type":"trade","symbol":"A","code":"A","seq":x,"time":7,"price":1}"#,
+        ] {
+            assert_eq!(TradeLine::time_of(bad), None);
+        }
     }
 }

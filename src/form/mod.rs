@@ -1,11 +1,13 @@
 //! The forms a line can take ([`LineForm`]): trades or bars, which values
-//! in which order and [`Format`] ([`columns`]: `--fields`, `--format`); the JSON
-//! text of the tool's own lines ([`json`]) and the reading of it by
-//! position ([`line`](mod@line)); and the conversion of full lines into bars, lean
-//! lines or CSV ([`convert`]).
+//! in which order and [`Format`] ([`columns`]: `--fields`, `--format`);
+//! CSV rows read back ([`csv`], RFC 4180); the JSON text of the tool's own
+//! lines ([`json`]) and the reading of it by position ([`line`](mod@line));
+//! and the conversion of full lines into bars, lean lines or CSV
+//! ([`convert`]).
 
 pub(crate) mod columns;
 pub(crate) mod convert;
+pub(crate) mod csv;
 pub mod json;
 pub(crate) mod line;
 

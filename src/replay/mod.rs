@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::capture::read::{Kind, Line, Merge, Source};
+use crate::capture::read::{Line, Merge, Source};
 use crate::capture::resume;
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
+use crate::form::line::LineType;
 use crate::report::{count, say};
 use crate::router::command::Command;
 use crate::wire::symbol::Symbol;
@@ -113,7 +114,7 @@ impl Filter {
             return true;
         }
         match line.kind {
-            Kind::Gap => {
+            LineType::Gap => {
                 let codes = line.gap_codes();
                 codes.is_empty() || codes.iter().any(|c| self.keeps(c))
             }
@@ -361,7 +362,7 @@ fn open(files: &[PathBuf]) -> Result<Merge, ReplayError> {
 
 /// A gap reaching across two files is in both: false for its second copy.
 fn first_copy(recent: &mut VecDeque<Vec<u8>>, line: &Line) -> bool {
-    if line.kind != Kind::Gap {
+    if line.kind != LineType::Gap {
         return true;
     }
     if recent.contains(&line.bytes) {

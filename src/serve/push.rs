@@ -13,280 +13,170 @@
 //! levels become `{"price":"…","volume":"…"}` objects, a `null` volume
 //! left out, each side cut to the subscription's `depth_level`.
 //!
-//! The line is read as a flat JSON object, member by member, so the order
-//! of its keys does not matter; a line without a code, a `seq` or a `time`
-//! as integers, or (a trade) a price, has no push.
+//! A trade line of the tool's own layout is read by that layout
+//! ([`TradeLine`]); any other line as a flat JSON object, member by member
+//! ([`crate::wire::json`]), so the order of its keys does not matter. A
+//! line without a code, a `seq` or a `time` as integers, or (a trade) a
+//! price, has no push.
+
+use crate::form::line::TradeLine;
+use crate::wire::json;
 
 /// The members of a line that a push is made of, as raw JSON text.
 #[derive(Default)]
 struct Fields<'a> {
-    code: Option<&'a str>,
-    seq: Option<&'a str>,
-    time: Option<&'a str>,
-    price: Option<&'a str>,
-    volume: Option<&'a str>,
-    turnover: Option<&'a str>,
-    side: Option<&'a str>,
-    bids: Option<&'a str>,
-    asks: Option<&'a str>,
+    code: Option<&'a [u8]>,
+    seq: Option<&'a [u8]>,
+    time: Option<&'a [u8]>,
+    price: Option<&'a [u8]>,
+    volume: Option<&'a [u8]>,
+    turnover: Option<&'a [u8]>,
+    side: Option<&'a [u8]>,
+    bids: Option<&'a [u8]>,
+    asks: Option<&'a [u8]>,
 }
 
 /// The members of the JSON object `line` that pushes use; `None` where
 /// the text is not a JSON object.
 fn fields(line: &[u8]) -> Option<Fields<'_>> {
-    let line = std::str::from_utf8(line).ok()?;
+    std::str::from_utf8(line).ok()?;
     tool_trade(line).or_else(|| any_object(line))
 }
 
-/// A trade line exactly as the tool writes it, read by its layout: the
-/// keys in their order, only the values scanned.
-fn tool_trade(line: &str) -> Option<Fields<'_>> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    let lit = |i: &mut usize, text: &str| -> Option<()> {
-        b.get(*i..*i + text.len())
-            .filter(|s| *s == text.as_bytes())?;
-        *i += text.len();
-        Some(())
-    };
-    let value = |i: &mut usize| -> Option<&str> {
-        let end = value_end(b, *i)?;
-        let v = &line[*i..end];
-        *i = end;
-        Some(v)
-    };
-    lit(&mut i, "{\"type\":\"trade\",\"symbol\":")?;
-    value(&mut i)?;
-    let mut f = Fields::default();
-    for (key, slot) in [
-        (",\"code\":", &mut f.code),
-        (",\"seq\":", &mut f.seq),
-        (",\"time\":", &mut f.time),
-        (",\"price\":", &mut f.price),
-        (",\"volume\":", &mut f.volume),
-        (",\"turnover\":", &mut f.turnover),
-        (",\"side\":", &mut f.side),
-    ] {
-        lit(&mut i, key)?;
-        *slot = Some(value(&mut i)?);
-    }
-    matches!(&line[i..], "}" | "}\n" | "}\r\n").then_some(f)
+/// A trade line exactly as the tool writes it, read by its layout
+/// ([`TradeLine::parse`]).
+fn tool_trade(line: &[u8]) -> Option<Fields<'_>> {
+    let t = TradeLine::parse(line)?;
+    Some(Fields {
+        code: Some(t.code),
+        seq: Some(t.seq),
+        time: Some(t.time_text),
+        price: Some(t.price),
+        volume: Some(t.volume),
+        turnover: Some(t.turnover),
+        side: Some(t.side),
+        ..Fields::default()
+    })
 }
 
 /// Any JSON object, member by member.
-fn any_object(line: &str) -> Option<Fields<'_>> {
-    let b = line.as_bytes();
+fn any_object(line: &[u8]) -> Option<Fields<'_>> {
     let mut f = Fields::default();
-    let mut i = skip_space(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_space(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        return Some(f);
-    }
-    loop {
-        let key_end = value_end(b, i).filter(|_| b[i] == b'"')?;
-        let key = &line[i + 1..key_end - 1];
-        i = skip_space(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_space(b, i + 1);
-        let end = value_end(b, i)?;
-        let value = Some(&line[i..end]);
-        match key {
-            "code" => f.code = value,
-            "seq" => f.seq = value,
-            "time" => f.time = value,
-            "price" => f.price = value,
-            "volume" => f.volume = value,
-            "turnover" => f.turnover = value,
-            "side" => f.side = value,
-            "bids" => f.bids = value,
-            "asks" => f.asks = value,
+    json::members(line, json::ws(line, 0), |key, v| {
+        let value = Some(v.text(line));
+        match key.inner(line) {
+            b"code" => f.code = value,
+            b"seq" => f.seq = value,
+            b"time" => f.time = value,
+            b"price" => f.price = value,
+            b"volume" => f.volume = value,
+            b"turnover" => f.turnover = value,
+            b"side" => f.side = value,
+            b"bids" => f.bids = value,
+            b"asks" => f.asks = value,
             _ => {}
         }
-        i = skip_space(b, end);
-        match b.get(i) {
-            Some(b',') => i = skip_space(b, i + 1),
-            Some(b'}') => return Some(f),
-            _ => return None,
-        }
-    }
+    })?;
+    Some(f)
 }
 
 /// The elements of the JSON array `raw`, as raw text.
-fn elements(raw: &str) -> Option<Vec<&str>> {
-    let b = raw.as_bytes();
+fn elements(raw: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
-    let mut i = skip_space(b, 0);
-    if b.get(i) != Some(&b'[') {
-        return None;
-    }
-    i = skip_space(b, i + 1);
-    if b.get(i) == Some(&b']') {
-        return Some(out);
-    }
-    loop {
-        let end = value_end(b, i)?;
-        out.push(&raw[i..end]);
-        i = skip_space(b, end);
-        match b.get(i) {
-            Some(b',') => i = skip_space(b, i + 1),
-            Some(b']') => return Some(out),
-            _ => return None,
-        }
-    }
+    json::elements(raw, json::ws(raw, 0), |v| out.push(v.text(raw)))?;
+    Some(out)
 }
 
-fn skip_space(s: &[u8], mut i: usize) -> usize {
-    while s.get(i).is_some_and(u8::is_ascii_whitespace) {
-        i += 1;
-    }
-    i
-}
-
-/// The bytes that end a number, `true`, `false` or `null`.
-const ENDS_SCALAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let ends = b",}] \t\r\n";
-    let mut i = 0;
-    while i < ends.len() {
-        t[ends[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Where the JSON value starting at `i` ends (one past it).
-fn value_end(s: &[u8], i: usize) -> Option<usize> {
-    match *s.get(i)? {
-        b'"' => {
-            let mut j = i + 1;
-            loop {
-                j += s.get(j..)?.iter().position(|&b| b == b'"' || b == b'\\')?;
-                if s[j] == b'"' {
-                    return Some(j + 1);
-                }
-                j += 2;
-            }
-        }
-        b'[' | b'{' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match *s.get(j)? {
-                    b'"' => {
-                        j = value_end(s, j)?;
-                        continue;
-                    }
-                    b'[' | b'{' => depth += 1,
-                    b']' | b'}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            let n = s[i..]
-                .iter()
-                .position(|&b| ENDS_SCALAR[usize::from(b)])
-                .unwrap_or(s.len() - i);
-            (n > 0).then_some(i + n)
-        }
-    }
-}
-
-fn is_integer(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit())
+/// An unsigned integer of at most 20 digits, as JSON writes it.
+fn is_integer(v: &[u8]) -> bool {
+    json::number(v, 0)
+        .is_some_and(|n| n.is_unsigned_integer() && n.end == v.len() && n.int.len() <= 20)
 }
 
 /// A decimal as a JSON string: a number's text quoted, a string kept.
-fn push_decimal(out: &mut String, v: &str) {
-    if v.starts_with('"') {
-        out.push_str(v);
+fn push_decimal(out: &mut Vec<u8>, v: &[u8]) {
+    if v.starts_with(b"\"") {
+        out.extend_from_slice(v);
     } else {
-        out.push('"');
-        out.push_str(v);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(v);
+        out.push(b'"');
     }
 }
 
 /// What every push starts with: `{"cmd_id":N,"data":{"code":…,"seq":…,"tick_time":…`.
-fn head(cmd_id: &str, f: &Fields, capacity: usize) -> Option<String> {
-    let code = f.code.filter(|c| c.len() > 2 && c.starts_with('"'))?;
+fn head(cmd_id: &str, f: &Fields, capacity: usize) -> Option<Vec<u8>> {
+    // A string: every value was read whole by the JSON grammar.
+    let code = f.code.filter(|c| c.len() > 2 && c.starts_with(b"\""))?;
     let seq = f.seq.filter(|v| is_integer(v))?;
     let time = f.time.filter(|v| is_integer(v))?;
-    let mut out = String::with_capacity(capacity);
-    out.push_str("{\"cmd_id\":");
-    out.push_str(cmd_id);
-    out.push_str(",\"data\":{\"code\":");
-    out.push_str(code);
-    out.push_str(",\"seq\":");
-    out.push_str(seq);
-    out.push_str(",\"tick_time\":");
-    out.push_str(time);
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"{\"cmd_id\":");
+    out.extend_from_slice(cmd_id.as_bytes());
+    out.extend_from_slice(b",\"data\":{\"code\":");
+    out.extend_from_slice(code);
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(seq);
+    out.extend_from_slice(b",\"tick_time\":");
+    out.extend_from_slice(time);
     Some(out)
 }
 
 /// The 22998 push of a trade line.
 pub fn trade(line: &[u8]) -> Option<String> {
     let f = fields(line)?;
-    let price = f.price.filter(|p| *p != "null")?;
+    let price = f.price.filter(|p| *p != b"null")?;
     let mut out = head("22998", &f, line.len() + 48)?;
-    out.push_str(",\"price\":");
+    out.extend_from_slice(b",\"price\":");
     push_decimal(&mut out, price);
-    for (key, value) in [(",\"volume\":", f.volume), (",\"turnover\":", f.turnover)] {
-        if let Some(v) = value.filter(|v| *v != "null") {
-            out.push_str(key);
+    for (key, value) in [
+        (&b",\"volume\":"[..], f.volume),
+        (b",\"turnover\":", f.turnover),
+    ] {
+        if let Some(v) = value.filter(|v| *v != b"null") {
+            out.extend_from_slice(key);
             push_decimal(&mut out, v);
         }
     }
-    out.push_str(match f.side {
-        Some("\"buy\"") => ",\"trade_direction\":1}}",
-        Some("\"sell\"") => ",\"trade_direction\":2}}",
-        _ => ",\"trade_direction\":0}}",
+    out.extend_from_slice(match f.side {
+        Some(b"\"buy\"") => b",\"trade_direction\":1}}",
+        Some(b"\"sell\"") => b",\"trade_direction\":2}}",
+        _ => b",\"trade_direction\":0}}",
     });
-    Some(out)
+    String::from_utf8(out).ok()
 }
 
 /// The 22999 push of a depth line, each side cut to `levels`.
 pub fn depth(line: &[u8], levels: usize) -> Option<String> {
     let f = fields(line)?;
     let mut out = head("22999", &f, line.len() * 2 + 48)?;
-    for (side, name) in [(f.bids, ",\"bids\":["), (f.asks, "],\"asks\":[")] {
-        out.push_str(name);
+    for (side, name) in [(f.bids, &b",\"bids\":["[..]), (f.asks, b"],\"asks\":[")] {
+        out.extend_from_slice(name);
         let side = match side {
-            None | Some("null") => Vec::new(),
+            None | Some(b"null") => Vec::new(),
             Some(raw) => elements(raw)?,
         };
         for (i, level) in side.iter().take(levels).enumerate() {
             let pair = elements(level)?;
             let (price, volume) = match pair[..] {
                 [price] => (price, None),
-                [price, volume] => (price, Some(volume).filter(|v| *v != "null")),
+                [price, volume] => (price, Some(volume).filter(|v| *v != b"null")),
                 _ => return None,
             };
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push_str("{\"price\":");
+            out.extend_from_slice(b"{\"price\":");
             push_decimal(&mut out, price);
             if let Some(volume) = volume {
-                out.push_str(",\"volume\":");
+                out.extend_from_slice(b",\"volume\":");
                 push_decimal(&mut out, volume);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
-    out.push_str("]}}");
-    Some(out)
+    out.extend_from_slice(b"]}}");
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -324,8 +214,8 @@ mod tests {
             "{\"type\":\"trade\",\"symbol\":\"N:A,\\\"code\\\":\",\"code\":\"A.US\",\"seq\":1,\"time\":2,\"price\":3.10,\"volume\":null,\"turnover\":4,\"side\":\"sell\"}\n",
             "{\"type\":\"trade\",\"symbol\":\"B\",\"code\":\"B\",\"seq\":9,\"time\":8,\"price\":7,\"volume\":6,\"turnover\":null,\"side\":null}",
         ] {
-            let fast = tool_trade(line).expect("the tool's layout");
-            let any = any_object(line).expect("an object");
+            let fast = tool_trade(line.as_bytes()).expect("the tool's layout");
+            let any = any_object(line.as_bytes()).expect("an object");
             for (a, b) in [
                 (fast.code, any.code),
                 (fast.seq, any.seq),
@@ -339,7 +229,7 @@ mod tests {
                 assert!(a.is_some(), "{line}");
             }
         }
-        assert!(tool_trade("{\"type\":\"trade\",\"symbol\":\"B\",\"code\":\"B\"}").is_none());
+        assert!(tool_trade(b"{\"type\":\"trade\",\"symbol\":\"B\",\"code\":\"B\"}").is_none());
     }
 
     #[test]

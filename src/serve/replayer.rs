@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::push;
-use crate::capture::read::{Kind, Line, Merge, Source};
+use crate::capture::read::{Line, Merge, Source};
+use crate::form::line::LineType;
 use crate::replay::TO_SLACK_MS;
 use crate::replay::pace::{Pace, Speed};
 use crate::report::say;
@@ -91,8 +92,8 @@ impl Replay {
     fn push_of(&self, line: &Line) -> Option<String> {
         let code = line.code()?;
         match line.kind {
-            Kind::Trade if self.trades.contains(code) => push::trade(&line.bytes),
-            Kind::Depth => push::depth(&line.bytes, *self.depth.get(code)?),
+            LineType::Trade if self.trades.contains(code) => push::trade(&line.bytes),
+            LineType::Depth => push::depth(&line.bytes, *self.depth.get(code)?),
             _ => None,
         }
     }
@@ -149,7 +150,7 @@ impl FeedConn for Replay {
                 }
                 Window::In => {}
             }
-            if line.kind == Kind::Gap {
+            if line.kind == LineType::Gap {
                 continue;
             }
             let wait = self.pace.wait(line.time, now);

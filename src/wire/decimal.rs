@@ -7,17 +7,13 @@
 
 use std::borrow::Cow;
 
+use crate::wire::json;
+
 /// Like [`normalize`], but borrows `text` when it is already valid JSON —
 /// the usual case, which then costs no allocation.
 pub fn normalize_cow(text: &str) -> Option<Cow<'_, str>> {
-    let b = text.as_bytes();
-    let plain = !b.is_empty()
-        && b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
-        && (b[0] != b'0' || b.len() == 1 || b[1] == b'.')
-        && b[0] != b'.'
-        && b[b.len() - 1] != b'.'
-        && b.iter().filter(|&&c| c == b'.').count() <= 1;
-    if plain {
+    // An unsigned JSON number is its own normal form.
+    if json::whole_number(text.as_bytes()).is_some_and(|n| !n.negative) {
         Some(Cow::Borrowed(text))
     } else {
         normalize(text).map(Cow::Owned)
@@ -27,50 +23,43 @@ pub fn normalize_cow(text: &str) -> Option<Cow<'_, str>> {
 /// Normalise an unsigned decimal string into valid JSON number text.
 ///
 /// Accepts `digits[.digits][e[+-]digits]` where either side of the dot may be
-/// empty (but not both). Returns `None` for anything else: signs, spaces,
-/// hex, `NaN`, empty strings.
+/// empty (but not both) and the integer part may have leading zeros: the
+/// JSON number grammar ([`json::number`]) made lenient in those two
+/// places, its exponent the same. Returns `None` for anything else:
+/// signs, spaces, hex, `NaN`, empty strings.
 pub fn normalize(text: &str) -> Option<String> {
-    let (mantissa, exponent) = match text.find(['e', 'E']) {
-        // Keep the exponent with its letter, as the server wrote it.
-        Some(i) => (&text[..i], Some(&text[i..])),
-        None => (text, None),
-    };
-    let (int, frac) = match mantissa.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (mantissa, None),
-    };
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(int) || !frac.is_none_or(all_digits) {
-        return None;
-    }
-    let frac = frac.unwrap_or("");
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if let Some(exp) = exponent {
-        let exp = &exp[1..];
-        let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-        if digits.is_empty() || !all_digits(digits) {
-            return None;
+    let b = text.as_bytes();
+    let int_end = json::digits(b);
+    let (frac, mantissa_end) = match b.get(int_end) {
+        Some(b'.') => {
+            let n = json::digits(&b[int_end + 1..]);
+            (&text[int_end + 1..int_end + 1 + n], int_end + 1 + n)
         }
+        _ => ("", int_end),
+    };
+    if int_end == 0 && frac.is_empty() {
+        return None;
     }
-    let int = int.trim_start_matches('0');
+    // Keep the exponent with its letter, as the server wrote it.
+    let (_, _, end) = json::exponent(b, mantissa_end)?;
+    if end != b.len() {
+        return None;
+    }
+    let int = text[..int_end].trim_start_matches('0');
     let mut out = String::with_capacity(text.len() + 1);
     out.push_str(if int.is_empty() { "0" } else { int });
     if !frac.is_empty() {
         out.push('.');
         out.push_str(frac);
     }
-    if let Some(exp) = exponent {
-        out.push_str(exp);
-    }
+    out.push_str(&text[mantissa_end..]);
     Some(out)
 }
 
 /// True when a normalised decimal (from [`normalize`]) is greater than zero.
 pub fn is_positive(normalized: &str) -> bool {
-    let mantissa = normalized.split(['e', 'E']).next().unwrap_or("");
-    mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+    json::whole_number(normalized.as_bytes())
+        .is_some_and(|n| n.int.iter().chain(n.frac).any(|&d| d != b'0'))
 }
 
 #[cfg(test)]

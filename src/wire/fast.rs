@@ -13,12 +13,13 @@
 //! be right about what it accepts, and the property tests hold it to the
 //! general path's output.
 
+use crate::wire::json::{self, literal as lit};
 use crate::wire::protocol::{Side, to_millis};
 
 /// A trade push of the documented shape whose every value can be copied
 /// into the line as it stands.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Plain<'a> {
+pub struct DocumentedTrade<'a> {
     /// `code`, without escapes.
     pub code: &'a str,
     /// `seq`.
@@ -44,7 +45,7 @@ const START_SPACED: &[u8; 36] = br#"{"cmd_id": 22998, "data": {"code": ""#;
 const MAX_DIGITS: usize = 19;
 
 /// Read a frame of the documented shape whose values need no rewriting.
-pub fn read(text: &str) -> Option<Plain<'_>> {
+pub fn read(text: &str) -> Option<DocumentedTrade<'_>> {
     let b = text.as_bytes();
     match lit(b, 0, START) {
         Some(i) => read_from::<false>(text, i),
@@ -55,21 +56,15 @@ pub fn read(text: &str) -> Option<Plain<'_>> {
 /// The rest of [`read`], from the code's first character at `i`; with
 /// `SPACED`, a space may follow each comma and colon.
 #[inline(always)]
-fn read_from<const SPACED: bool>(text: &str, mut i: usize) -> Option<Plain<'_>> {
+fn read_from<const SPACED: bool>(text: &str, i: usize) -> Option<DocumentedTrade<'_>> {
     let b = text.as_bytes();
-    let code_start = i;
-    while let Some(&c) = b.get(i) {
-        if c == b'"' {
-            break;
-        }
-        if c == b'\\' || c < 0x20 {
-            return None;
-        }
-        i += 1;
+    let (code_end, escaped) = json::string_from(b, i)?;
+    if escaped {
+        return None;
     }
     // The code ends at an ASCII quote, so both ends are char boundaries.
-    let code = text.get(code_start..i).filter(|c| !c.is_empty())?;
-    i = key::<SPACED, _>(b, i + 1, br#""seq":"#)?;
+    let code = text.get(i..code_end - 1).filter(|c| !c.is_empty())?;
+    let i = key::<SPACED, _>(b, code_end, br#""seq":"#)?;
     let (seq, seq_text, i) = integer(b, i)?;
     let i = key::<SPACED, _>(b, i, br#""tick_time":"#)?;
     let (tick_time, tick_text, i) = integer(b, i)?;
@@ -95,7 +90,7 @@ fn read_from<const SPACED: bool>(text: &str, mut i: usize) -> Option<Plain<'_>> 
         return None;
     }
     let time = to_millis(tick_time);
-    Some(Plain {
+    Some(DocumentedTrade {
         code,
         seq,
         time,
@@ -106,35 +101,6 @@ fn read_from<const SPACED: bool>(text: &str, mut i: usize) -> Option<Plain<'_>> 
         turnover,
         side,
     })
-}
-
-/// The index after `word` if `b` has it at `i`. A fixed-length word is
-/// compared inline.
-#[inline(always)]
-fn lit<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> Option<usize> {
-    let end = i.checked_add(N)?;
-    (b.get(i..end)? == word).then_some(end)
-}
-
-/// How many ASCII digits `b` starts with, eight bytes at a time.
-#[inline(always)]
-fn digits(b: &[u8]) -> usize {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    let mut n = 0;
-    while let Some(chunk) = b.get(n..n + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Per byte, nonzero unless the high nibble is 3 and the low one at
-        // most 9 (no carry crosses bytes: each low nibble is masked first).
-        let not_digit =
-            ((x & HIGH) ^ 0x3030_3030_3030_3030) | (((x & !HIGH) + 0x0606_0606_0606_0606) & HIGH);
-        if not_digit != 0 {
-            return n + (not_digit.trailing_zeros() / 8) as usize;
-        }
-        n += 8;
-    }
-    n + b[n..].iter().take_while(|c| c.is_ascii_digit()).count()
 }
 
 /// The next member's key: a comma, then `word` (the quoted key and its
@@ -154,45 +120,32 @@ fn key<const SPACED: bool, const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -
 fn integer(b: &[u8], i: usize) -> Option<(u64, &[u8], usize)> {
     let quoted = b.get(i) == Some(&b'"');
     let start = i + usize::from(quoted);
-    let text = &b.get(start..)?[..digits(b.get(start..)?)];
-    if text.is_empty() || text.len() > MAX_DIGITS || (text[0] == b'0' && text.len() > 1) {
+    let n = json::number(b, start).filter(|n| n.is_unsigned_integer())?;
+    if n.int.len() > MAX_DIGITS {
         return None;
     }
-    let n = text.iter().fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'));
-    let j = start + text.len();
-    let end = if quoted { lit(b, j, b"\"")? } else { j };
-    Some((n, text, end))
+    let value = n
+        .int
+        .iter()
+        .fold(0u64, |v, &c| v * 10 + u64::from(c - b'0'));
+    let end = if quoted { lit(b, n.end, b"\"")? } else { n.end };
+    Some((value, n.int, end))
 }
 
 /// A decimal (string or number) that is valid JSON number text as it
-/// stands — digits with at most one inner dot, no leading zero before a
-/// digit — and, when `positive`, not zero. Returns its text and the index
-/// after it.
+/// stands, without a sign or an exponent, and, when `positive`, not
+/// zero. Returns its text and the index after it.
 #[inline(always)]
 fn decimal(b: &[u8], i: usize, positive: bool) -> Option<(&[u8], usize)> {
     let quoted = b.get(i) == Some(&b'"');
     let start = i + usize::from(quoted);
-    let rest = b.get(start..)?;
-    let int = digits(rest);
-    if int == 0 || (rest[0] == b'0' && int > 1) {
-        return None;
-    }
-    let len = if rest.get(int) == Some(&b'.') {
-        let frac = digits(&rest[int + 1..]);
-        if frac == 0 {
-            return None;
-        }
-        int + 1 + frac
-    } else {
-        int
-    };
-    let text = &rest[..len];
+    let n = json::number(b, start).filter(|n| !n.negative && n.exp.is_empty())?;
+    let text = &b[start..n.end];
     // Only digits and a dot, which sorts below '0'.
     if positive && !text.iter().any(|&c| c > b'0') {
         return None;
     }
-    let j = start + len;
-    let end = if quoted { lit(b, j, b"\"")? } else { j };
+    let end = if quoted { lit(b, n.end, b"\"")? } else { n.end };
     Some((text, end))
 }
 
@@ -243,23 +196,6 @@ mod tests {
             frame("5", "1", r#""1""#, "1", "1", "1").replace("}}", "} }"),
         ] {
             assert_eq!(read(&text), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn counts_leading_digits_a_word_at_a_time() {
-        let naive = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut cases: Vec<Vec<u8>> = vec![vec![], b"0123456789012345678x".to_vec()];
-        for len in 0..20 {
-            for stop in [b'/', b':', b'.', b'"', 0xFF, 0xFA, 0x39 + 0x80, 0x00] {
-                let mut v: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
-                v.push(stop);
-                v.extend_from_slice(b"99999999");
-                cases.push(v);
-            }
-        }
-        for c in cases {
-            assert_eq!(digits(&c), naive(&c), "{c:?}");
         }
     }
 }

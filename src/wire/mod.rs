@@ -1,13 +1,15 @@
 //! The AllTick wire format, without I/O: the messages and their encoding
-//! ([`protocol`]), the zero-copy scanner for trade pushes ([`scan`]), the
-//! one-pass reader of the documented push ([`fast`]), exact decimal text
-//! ([`decimal`]), the symbols users type ([`symbol`]), fields of the
-//! tool's own lines found by position ([`line`]), JSON values written
-//! into a buffer ([`text`]), and the token's place in the URL
-//! ([`url_encode`]).
+//! ([`protocol`]), JSON read where it stands — the one number grammar and
+//! value skipper everything else reads with ([`json`]) — the zero-copy
+//! scanner for trade pushes ([`scan`]), the one-pass reader of the
+//! documented push ([`fast`]), exact decimal text ([`decimal`]), the
+//! symbols users type ([`symbol`]), repeats told by `seq` ([`repeat`]),
+//! JSON values written into a buffer ([`text`]), and the token's place in
+//! the URL ([`url_encode`]).
 
 pub mod decimal;
 pub mod fast;
+pub mod json;
 pub mod protocol;
 pub mod repeat;
 pub mod scan;

@@ -2,8 +2,9 @@
 //! push. It borrows every field from the frame's text and allocates nothing.
 //!
 //! It handles the plain shape real servers send: an object whose keys and
-//! string values carry no escapes. Anything else it does not understand
-//! (escapes, a `ret`, another cmd_id, malformed JSON) makes it step aside
+//! trade fields carry no escapes, read with the JSON grammar of
+//! [`crate::wire::json`]. Anything else it does not understand (escapes
+//! there, a `ret`, another cmd_id, malformed JSON) makes it step aside
 //! with [`Scan::Other`], and the full `serde_json` decoder in
 //! [`crate::wire::protocol::decode`] takes the frame instead — so the scanner only
 //! ever has to be right about what it accepts.
@@ -52,6 +53,8 @@ impl<'a> RawTrade<'a> {
     }
 }
 
+use crate::wire::json::{self, Value, ValueType};
+
 /// Scan one text frame.
 pub fn scan(text: &str) -> Scan<'_> {
     let b = text.as_bytes();
@@ -61,333 +64,96 @@ pub fn scan(text: &str) -> Scan<'_> {
     scan_inner(b, text).unwrap_or(Scan::Other)
 }
 
-/// How AllTick starts every trade push.
-const TRADE_PREFIX: &[u8] = br#"{"cmd_id":22998,"data":{"#;
+/// How AllTick starts every trade push, up to `data`'s opening brace.
+const TRADE_PREFIX: &[u8] = br#"{"cmd_id":22998,"data":"#;
 
-/// The shape the server sends: `{"cmd_id":22998,"data":{…}}` with `data`
-/// a flat object of strings, numbers and nulls. One pass over the frame;
-/// anything else (a nested value, an escape, another first key, trailing
-/// members) returns `None` and the general scan decides. It accepts only
-/// what the general scan accepts, with the same fields.
+/// The shape the server sends: `{"cmd_id":22998,"data":{…}}`, read in one
+/// pass over `data` with the same rules as the general scan (so with the
+/// same fields); anything else (another first key, trailing members)
+/// returns `None` and the general scan decides.
 fn fixed_shape<'a>(b: &'a [u8], text: &'a str) -> Option<RawTrade<'a>> {
     if !b.starts_with(TRADE_PREFIX) {
         return None;
     }
-    let mut c = Cursor {
-        b,
-        i: TRADE_PREFIX.len(),
-    };
-    let mut t = RawTrade::default();
-    c.ws();
-    if b.get(c.i) == Some(&b'}') {
-        c.i += 1;
-    } else {
-        loop {
-            let (ks, ke) = c.plain_str()?;
-            c.eat(b':')?;
-            c.ws();
-            let (kind, s, e) = match *b.get(c.i)? {
-                b'"' => {
-                    let (s, e) = c.plain_str()?;
-                    (Kind::Str, s, e)
-                }
-                b'-' | b'0'..=b'9' => {
-                    let s = c.i;
-                    c.i = number_end(b, s)?;
-                    (Kind::Num, s, c.i)
-                }
-                b'n' => c.literal(b"null", Kind::Null)?,
-                _ => return None,
-            };
-            let key = &b[ks..ke];
-            let mut ignored = None;
-            let slot = t.slot(key).unwrap_or(&mut ignored);
-            // A repeated key, or a code that is not a string: the general
-            // path and the full decoder judge it.
-            if slot.is_some() || (key == b"code" && kind != Kind::Str) {
-                return None;
-            }
-            *slot = match kind {
-                Kind::Null => None,
-                _ => Some(text.get(s..e)?),
-            };
-            c.ws();
-            match *b.get(c.i)? {
-                b',' => c.i += 1,
-                b'}' => {
-                    c.i += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
-    c.eat(b'}')?;
-    c.ws();
-    (c.i == b.len()).then_some(t)
-}
-
-/// A JSON value's extent, as classified by the scanner.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A string without escapes; the range is its contents.
-    Str,
-    /// A number; the range is its text.
-    Num,
-    /// `null`.
-    Null,
-    /// An object; the range covers the braces.
-    Obj,
-    /// Anything else (arrays, booleans).
-    Other,
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                self.i += 1;
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        if self.b.get(self.i) == Some(&c) {
-            self.i += 1;
-            Some(())
-        } else {
-            None
-        }
-    }
-
-    /// A string without escapes: returns its contents' range.
-    fn plain_str(&mut self) -> Option<(usize, usize)> {
-        self.eat(b'"')?;
-        let start = self.i;
-        let rest = self.b.get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[len] != b'"' {
-            return None;
-        }
-        self.i = start + len + 1;
-        Some((start, start + len))
-    }
-
-    /// Skip one value of any kind, returning its kind and range.
-    fn value(&mut self, depth: u32) -> Option<(Kind, usize, usize)> {
-        self.ws();
-        let start = self.i;
-        match *self.b.get(self.i)? {
-            b'"' => {
-                let (s, e) = self.plain_str()?;
-                Some((Kind::Str, s, e))
-            }
-            b'{' => {
-                if depth > 8 {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Some((Kind::Obj, start, self.i));
-                }
-                loop {
-                    self.plain_str()?;
-                    self.eat(b':')?;
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match *self.b.get(self.i)? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Some((Kind::Obj, start, self.i));
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b'[' => {
-                if depth > 8 {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Some((Kind::Other, start, self.i));
-                }
-                loop {
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match *self.b.get(self.i)? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some((Kind::Other, start, self.i));
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b'-' | b'0'..=b'9' => {
-                // One pass over the JSON number grammar.
-                let end = number_end(self.b, start)?;
-                self.i = end;
-                Some((Kind::Num, start, end))
-            }
-            b'n' => self.literal(b"null", Kind::Null),
-            b't' => self.literal(b"true", Kind::Other),
-            b'f' => self.literal(b"false", Kind::Other),
-            _ => None,
-        }
-    }
-
-    fn literal(&mut self, word: &[u8], kind: Kind) -> Option<(Kind, usize, usize)> {
-        let start = self.i;
-        if self.b.get(start..start + word.len()) == Some(word) {
-            self.i += word.len();
-            Some((kind, start, self.i))
-        } else {
-            None
-        }
-    }
-
-    /// Walk an object's members, calling `f(key, kind, start, end)`.
-    fn members(&mut self, mut f: impl FnMut(&'a [u8], Kind, usize, usize)) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let (ks, ke) = self.plain_str()?;
-            self.eat(b':')?;
-            let (kind, s, e) = self.value(1)?;
-            f(&self.b[ks..ke], kind, s, e);
-            self.ws();
-            match *self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// The end of the JSON number starting at `i`
-/// (`-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?`), or `None` if it breaks the
-/// grammar — including by running into a character a number cannot be
-/// followed by.
-fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while b.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i - start
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    match b.get(i) {
-        Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => {
-            digits(&mut i);
-        }
-        _ => return None,
-    }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    match b.get(i) {
-        None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => Some(i),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-fn json_number(s: &str) -> bool {
-    number_end(s.as_bytes(), 0) == Some(s.len())
-}
-
-fn scan_inner<'a>(b: &'a [u8], text: &'a str) -> Option<Scan<'a>> {
-    let mut top = Cursor { b, i: 0 };
-    let mut cmd: Option<(Kind, usize, usize)> = None;
-    let mut data: Option<(Kind, usize, usize)> = None;
-    let mut has_ret = false;
-    let mut dup = false;
-    top.members(|key, kind, s, e| match key {
-        b"cmd_id" => {
-            dup |= cmd.is_some();
-            cmd = Some((kind, s, e));
-        }
-        b"data" => {
-            dup |= data.is_some();
-            data = Some((kind, s, e));
-        }
-        b"ret" => has_ret = true,
-        _ => {}
-    })?;
-    top.ws();
-    if top.i != b.len() || has_ret || dup {
+    let (t, end) = data_fields(b, text, TRADE_PREFIX.len())?;
+    let i = json::ws(b, end);
+    if b.get(i) != Some(&b'}') {
         return None;
     }
-    match cmd {
-        Some((Kind::Num, s, e)) if &b[s..e] == b"22998" => {}
-        _ => return None,
-    }
-    let (Kind::Obj, ds, de) = data? else {
-        return None;
-    };
+    (json::ws(b, i + 1) == b.len()).then_some(t)
+}
+
+/// The fields of the `data` object whose `{` is at `b[at]`, and where it
+/// ends. `None` (the full decoder judges) for an escape anywhere, a
+/// repeated key, or a field that is an object, an array or a boolean. A
+/// code that is a number is no code, as the full decoder reads it.
+fn data_fields<'a>(b: &'a [u8], text: &'a str, at: usize) -> Option<(RawTrade<'a>, usize)> {
     let mut t = RawTrade::default();
     let mut ok = true;
-    let mut inner = Cursor { b: &b[..de], i: ds };
-    inner.members(|key, kind, s, e| {
+    let end = json::members(b, at, |key, v| {
+        if key.escaped || v.escaped {
+            ok = false;
+            return;
+        }
+        let key = key.inner(b);
         let Some(slot) = t.slot(key) else {
             return;
         };
-        // A repeated key: leave the frame to the full decoder.
         ok &= slot.is_none();
-        *slot = match kind {
-            // A code must be a string, as the full decoder requires.
-            Kind::Num if key == b"code" => None,
-            Kind::Str | Kind::Num => text.get(s..e),
-            Kind::Null => None,
-            // Objects, arrays, booleans: the full decoder judges them.
-            Kind::Obj | Kind::Other => {
+        *slot = match v.ty {
+            ValueType::Number if key == b"code" => None,
+            ValueType::String | ValueType::Number => {
+                let (s, e) = match v.ty {
+                    ValueType::Number => (v.start, v.end),
+                    _ => (v.start + 1, v.end - 1),
+                };
+                text.get(s..e)
+            }
+            ValueType::Null => None,
+            _ => {
                 ok = false;
                 None
             }
         };
     })?;
-    ok.then_some(Scan::Trade(t))
+    ok.then_some((t, end))
+}
+
+fn scan_inner<'a>(b: &'a [u8], text: &'a str) -> Option<Scan<'a>> {
+    let mut cmd: Option<Value> = None;
+    let mut data: Option<Value> = None;
+    // A `ret`, a repeated `cmd_id` or `data`, or an escape anywhere (a
+    // key's may spell either): the full decoder judges.
+    let mut aside = false;
+    let at = json::ws(b, 0);
+    let end = json::members(b, at, |key, v| {
+        if key.escaped || v.escaped {
+            aside = true;
+            return;
+        }
+        match key.inner(b) {
+            b"cmd_id" => {
+                aside |= cmd.is_some();
+                cmd = Some(v);
+            }
+            b"data" => {
+                aside |= data.is_some();
+                data = Some(v);
+            }
+            b"ret" => aside = true,
+            _ => {}
+        }
+    })?;
+    if aside || json::ws(b, end) != b.len() {
+        return None;
+    }
+    match cmd {
+        Some(v) if v.ty == ValueType::Number && v.text(b) == b"22998" => {}
+        _ => return None,
+    }
+    let data = data.filter(|d| d.ty == ValueType::Object)?;
+    let (t, _) = data_fields(b, text, data.start)?;
+    Some(Scan::Trade(t))
 }
 
 #[cfg(test)]
@@ -417,6 +183,7 @@ mod tests {
             r#"{"cmd_id":22998,"data":{}}"#,
             r#"{"cmd_id":22998,"data":{"code":"1288.HK","seq":1605509068000001,"tick_time":1605509068,"price":"651.12","volume":"300","turnover":"12345.6","trade_direction":1}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A","seq":"7","tick_time":"1","price":651.10,"volume":null,"turnover":-1e3,"trade_direction":"0"}}"#,
+            r#"{"cmd_id":22998,"data":{"code":1,"x":[1,{"y":null}],"z":true}}"#,
         ];
         for text in cases {
             let fixed = fixed_shape(text.as_bytes(), text).expect(text);
@@ -425,18 +192,19 @@ mod tests {
             };
             assert_eq!(fixed, general, "{text}");
         }
+        // What the fixed shape refuses, the general scan refuses too.
         for text in [
-            r#"{"cmd_id":22998,"data":{"code":1}}"#,
-            r#"{"cmd_id":22998,"data":{"x":[1]}}"#,
-            r#"{"cmd_id":22998,"data":{"x":true}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A","code":"A"}}"#,
             r#"{"cmd_id":22998,"data":{"code":"A\"B"}}"#,
+            r#"{"cmd_id":22998,"data":{"c\u006fde":"A"}}"#,
+            r#"{"cmd_id":22998,"data":{"x":[{"y":"\/"}]}}"#,
             r#"{"cmd_id":22998,"data":{"seq":01}}"#,
             r#"{"cmd_id":22998,"data":{},"ret":200}"#,
             r#"{"cmd_id":22998,"data":{}} x"#,
             r#"{"cmd_id":22998,"data":{"price":1.5"#,
         ] {
             assert_eq!(fixed_shape(text.as_bytes(), text), None, "{text}");
+            assert_eq!(scan(text), Scan::Other, "{text}");
         }
     }
 
@@ -466,16 +234,6 @@ mod tests {
             "",
         ] {
             assert_eq!(scan(text), Scan::Other, "{text}");
-        }
-    }
-
-    #[test]
-    fn number_grammar() {
-        for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-1.25e-3"] {
-            assert!(json_number(ok), "{ok}");
-        }
-        for bad in ["", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1-2"] {
-            assert!(!json_number(bad), "{bad}");
         }
     }
 }

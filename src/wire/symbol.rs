@@ -260,6 +260,16 @@ impl Symbol {
 /// crowd the table.
 pub struct Fnv(u64);
 
+impl Fnv {
+    /// The FNV-1a hash of `bytes`: what a table keyed by code hashes a
+    /// code's bytes to, and the name of a capture's memory file.
+    pub fn hash(bytes: &[u8]) -> u64 {
+        let mut h = Fnv::default();
+        h.write(bytes);
+        h.finish()
+    }
+}
+
 impl Default for Fnv {
     fn default() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
@@ -289,6 +299,13 @@ mod tests {
         Symbol::parse(s)
             .map(|s| s.code.to_string())
             .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn fnv_1a_hashes_as_published() {
+        assert_eq!(Fnv::hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(Fnv::hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(Fnv::hash(b"foobar"), 0x8594_4171_f739_67e8);
     }
 
     #[test]

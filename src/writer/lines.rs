@@ -159,7 +159,7 @@ impl Lines {
     }
 
     /// A trade on the fast path: the same rules as [`Lines::trade`].
-    fn plain_trade(&mut self, t: &fast::Plain, out: &mut Vec<u8>) -> Option<u64> {
+    fn plain_trade(&mut self, t: &fast::DocumentedTrade, out: &mut Vec<u8>) -> Option<u64> {
         let (stats, drops) = (&self.stats, &mut self.drops);
         match self.trades.get_mut(t.code) {
             None => json::write_unlabelled(out, t),
