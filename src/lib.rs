@@ -46,7 +46,7 @@
 // the rest is the library's own. `bars` is public only until its
 // functions that only its unit tests call are marked `#[cfg(test)]`.
 pub mod app;
-pub mod bars;
+pub(crate) mod bars;
 pub(crate) mod capture;
 pub mod cli;
 pub mod form;

@@ -262,6 +262,9 @@ fn summable(text: Option<&[u8]>) -> Result<Option<Num<'_>>, Refused> {
     }
 }
 
+// The tests' ways in: the writer and replay go through `with_memo` and
+// `add_new` with their clock.
+#[cfg(test)]
 impl Bars {
     /// No bar open, nothing closed; an interval closes once the clock
     /// passes its end by `grace_ms`.
@@ -271,7 +274,9 @@ impl Bars {
 }
 
 impl<M: Default> Bars<M> {
-    /// [`Bars::new`], keeping an `M` per code for [`Bars::add_new`].
+    /// No bar open, nothing closed, keeping an `M` per code for
+    /// [`Bars::add_new`]; an interval closes once the clock passes its end
+    /// by `grace_ms`.
     pub fn with_memo(interval: Interval, grace_ms: u64) -> Bars<M> {
         let mut bars = Bars {
             interval,
@@ -285,14 +290,10 @@ impl<M: Default> Bars<M> {
         bars
     }
 
-    /// The interval of the bars.
-    pub fn interval(&self) -> Interval {
-        self.interval
-    }
-
     /// Fold a trade into the bar of its own `time`. Late when that bar's
     /// interval is already closed, by the latest clock reading given
     /// ([`Bars::add_at`], [`Bars::close_due`]).
+    #[cfg(test)]
     pub fn add(&mut self, t: &Trade) -> Result<(), Refused> {
         self.add_new(t, 0, |_| true)
     }
@@ -302,12 +303,15 @@ impl<M: Default> Bars<M> {
     /// late whether or not its code had a bar there. The bars open in such
     /// an interval take no more trades; [`Bars::close_due`] hands them out
     /// ([`Bars::next_due`] says they are due).
+    #[cfg(test)]
     pub fn add_at(&mut self, t: &Trade, clock: u64) -> Result<(), Refused> {
         self.add_new(t, clock, |_| true)
     }
 
-    /// [`Bars::add_at`], first asking `new` whether the trade is new to its
-    /// code, with what is kept of the code (`M`): a `Repeat` when not. One
+    /// Fold a trade into the bar of its own `time` when the clock (ms)
+    /// reads `clock` (every interval whose end + grace <= `clock` is closed
+    /// first, so a trade in one is late whether or not its code had a bar
+    /// there), first asking `new` whether the trade is new to its code, with what is kept of the code (`M`): a `Repeat` when not. One
     /// lookup of the code serves both.
     pub fn add_new(
         &mut self,
@@ -346,7 +350,7 @@ impl<M: Default> Bars<M> {
 
     /// The clock (ms) reads `clock`: close every interval whose end +
     /// grace <= `clock`, handing each open bar of a closed interval (these
-    /// and any closed by [`Bars::add_at`]) to `out` in order of (start,
+    /// and any closed by [`Bars::add_new`]) to `out` in order of (start,
     /// code), and remember that those intervals are closed (a later trade
     /// in them is late, even for a code that had no bar there). The closed
     /// boundary never moves backwards.
@@ -420,6 +424,7 @@ impl<M: Default> Bars<M> {
     }
 
     /// Bars open now.
+    #[cfg(test)]
     pub fn open(&self) -> usize {
         self.index.open
     }

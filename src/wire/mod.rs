@@ -9,12 +9,12 @@
 
 pub mod decimal;
 pub mod fast;
-pub mod json;
+pub(crate) mod json;
 pub mod protocol;
-pub mod repeat;
+pub(crate) mod repeat;
 pub mod scan;
 pub mod symbol;
-pub mod text;
+pub(crate) mod text;
 
 /// Percent-encode for a URL query value (everything but unreserved characters).
 pub fn url_encode(s: &str) -> String {
