@@ -18,8 +18,9 @@
 //!   tool's lines and its reading by position, bars wired in;
 //! - [`router`]: the stdin command grammar and the spreading of symbols
 //!   over connections;
-//! - [`wire`]: AllTick's format, no I/O: messages, the scanner and the
-//!   one-pass reader of pushes, exact decimals, symbols, repeats by `seq`;
+//! - [`wire`]: AllTick's format, no I/O: the one JSON grammar (numbers,
+//!   values skipped in place), messages, the scanner and the one-pass
+//!   reader of pushes, exact decimals, symbols, repeats by `seq`;
 //! - [`bars`]: trades into OHLCV bars with exact decimals, and the UTC
 //!   calendar, no I/O;
 //! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
