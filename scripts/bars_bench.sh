@@ -3,8 +3,8 @@
 #
 #   scripts/bars_bench.sh              # N=2000000 trades, RUNS=3
 #
-# Measured, each the median of RUNS runs (wall time and peak RSS from
-# /usr/bin/time -v; output to /dev/null):
+# Measured, each the median of RUNS runs (wall time to the nanosecond from
+# date, peak RSS from /usr/bin/time; output to /dev/null):
 #   bars 1m      replay --speed max --bars 1m of an N-trade capture over 50
 #                codes spanning about 35 minutes: trades/s = N / wall time
 #   bars 1s      the same with --bars 1s (a bar per code and second written)
@@ -50,9 +50,12 @@ PY
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 one() {  # one BINARY ARGS...: "trades/s rss_kib bars" of one run
     local bin=$1; shift
-    /usr/bin/time -f "%e %M" -o "$TMP/t" "$bin" replay --speed max "$@" > "$TMP/out" 2>/dev/null
-    read -r secs rss < "$TMP/t"
-    echo "$(awk -v n="$N" -v s="$secs" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 0.01) }') $rss $(wc -l < "$TMP/out")"
+    local t0 t1
+    t0=$(date +%s%N)
+    /usr/bin/time -f "%M" -o "$TMP/t" "$bin" replay --speed max "$@" > "$TMP/out" 2>/dev/null
+    t1=$(date +%s%N)
+    read -r rss < "$TMP/t"
+    echo "$(awk -v n="$N" -v ns="$((t1 - t0))" 'BEGIN { printf "%.0f", n / (ns > 0 ? ns / 1e9 : 0.01) }') $rss $(wc -l < "$TMP/out")"
 }
 
 declare -A rate rss lines

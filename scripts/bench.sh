@@ -556,7 +556,7 @@ print("| client | ticks/s | CPU s / 1M ticks | peak RSS MiB | a-s ÷ peer ticks/
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 base = {m: med(("throughput", AS, M, m)) for m in ("rate", "cpu_per_m", "rss_kb")}
 for client in ["flood_server --self-test (null client)", "sink: raw_client > /dev/null",
-               AS, "python", "python-noutf8", "websocat", "raw_client"]:
+               AS, AS + "-before", "python", "python-noutf8", "websocat", "raw_client"]:
     r = med(("throughput", client, M, "rate"))
     if r is None and not data.get(("throughput", client, M, "rate")):
         continue
