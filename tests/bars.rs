@@ -149,6 +149,28 @@ fn line(t: &T, seq: u64) -> String {
     )
 }
 
+/// `replay --speed max --bars 1m` of a capture holding `text`, run to its
+/// successful end (the directory lives as long as the caller keeps it).
+fn replay_bars_1m(name: &str, text: &str) -> (TempDir, Tool) {
+    let dir = TempDir::new(name);
+    let cap = dir.path().join("cap.jsonl");
+    std::fs::write(&cap, text).unwrap();
+    let mut tool = Tool::start(
+        &[
+            "replay",
+            "--speed",
+            "max",
+            "--bars",
+            "1m",
+            cap.to_str().unwrap(),
+        ],
+        None,
+    );
+    let status = tool.wait_exit(WAIT);
+    assert!(status.is_some_and(|s| s.success()), "{}", tool.stderr());
+    (dir, tool)
+}
+
 #[test]
 fn replayed_bars_equal_an_independent_exact_aggregation() {
     const MINUTE: u64 = 60_000;
@@ -215,22 +237,7 @@ fn replayed_bars_equal_an_independent_exact_aggregation() {
         latest = latest.max(time);
         written.push((t, seqs[c]));
     }
-    let dir = TempDir::new("bars-replay");
-    let cap = dir.path().join("cap.jsonl");
-    std::fs::write(&cap, &text).unwrap();
-    let mut tool = Tool::start(
-        &[
-            "replay",
-            "--speed",
-            "max",
-            "--bars",
-            "1m",
-            cap.to_str().unwrap(),
-        ],
-        None,
-    );
-    let status = tool.wait_exit(WAIT);
-    assert!(status.is_some_and(|s| s.success()), "{}", tool.stderr());
+    let (_dir, tool) = replay_bars_1m("bars-replay", &text);
     let out = tool.stdout();
     let mut got = Vec::new();
     for raw in &out {
@@ -296,22 +303,7 @@ fn replayed_trades_of_an_interval_the_clock_closed_are_late_for_a_code_without_a
         .zip(1..)
         .map(|(t, seq)| line(t, seq))
         .collect();
-    let dir = TempDir::new("bars-late-clock");
-    let cap = dir.path().join("cap.jsonl");
-    std::fs::write(&cap, text).unwrap();
-    let mut tool = Tool::start(
-        &[
-            "replay",
-            "--speed",
-            "max",
-            "--bars",
-            "1m",
-            cap.to_str().unwrap(),
-        ],
-        None,
-    );
-    let status = tool.wait_exit(WAIT);
-    assert!(status.is_some_and(|s| s.success()), "{}", tool.stderr());
+    let (_dir, tool) = replay_bars_1m("bars-late-clock", &text);
     let err = tool.stderr();
     let bars: Vec<(u64, u64, String, u64)> = tool
         .stdout()
