@@ -66,7 +66,41 @@ pub(crate) fn parse(text: &[u8]) -> Option<Num<'_>> {
     })
 }
 
+/// Where a [`Num`]'s parts lie in the text it was read from: kept beside
+/// a bar's high and low, so that each new price is compared with them
+/// without reading them again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Places {
+    int: usize,
+    frac: usize,
+    exp: i64,
+}
+
+impl Places {
+    /// The number in `text`, the text its places were taken from.
+    pub(crate) fn num(self, text: &[u8]) -> Option<Num<'_>> {
+        let frac = match self.frac {
+            0 => &[][..],
+            n => text.get(self.int + 1..self.int + 1 + n)?,
+        };
+        Some(Num {
+            int: text.get(..self.int)?,
+            frac,
+            exp: self.exp,
+        })
+    }
+}
+
 impl Num<'_> {
+    /// Where its parts lie in its text ([`Places::num`] finds it again).
+    pub(crate) fn places(&self) -> Places {
+        Places {
+            int: self.int.len(),
+            frac: self.frac.len(),
+            exp: self.exp,
+        }
+    }
+
     /// The digits from the first non-zero one on, as two slices (of `int`
     /// and of `frac`), and the position of that first digit: the value lies
     /// in [10^(pos-1), 10^pos). None when the value is zero.

@@ -20,13 +20,14 @@ pub mod calendar;
 pub mod exact;
 pub mod interval;
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::wire::symbol::Fnv;
 use crate::wire::text::{push_json_str, push_u64};
-use exact::{Num, Sum};
+use exact::{Num, Places, Sum};
 pub use interval::Interval;
 
 /// A trade as the aggregator needs it (all numbers as the JSON number text
@@ -185,6 +186,10 @@ struct Open {
     high: Digits,
     low: Digits,
     close: Digits,
+    /// Where the parts of `high` and `low` lie (`None`: not a number, so
+    /// the next price takes its place).
+    high_at: Option<Places>,
+    low_at: Option<Places>,
     volume: Option<Sum>,
     turnover: Option<Sum>,
     trades: u64,
@@ -410,6 +415,8 @@ impl<M: Default> Bars<M> {
             high: Digits::new(&bar.high),
             low: Digits::new(&bar.low),
             close: Digits::new(&bar.close),
+            high_at: exact::parse(&bar.high).map(|n| n.places()),
+            low_at: exact::parse(&bar.low).map(|n| n.places()),
             volume: bar.volume,
             turnover: bar.turnover,
             trades: bar.trades,
@@ -504,6 +511,8 @@ fn fold<M>(entry: &mut Entry<M>, index: &mut Index, r: &Read) -> Result<(), Refu
             high: price.clone(),
             low: price.clone(),
             close: price,
+            high_at: Some(r.price.places()),
+            low_at: Some(r.price.places()),
             volume: sum(&r.volume),
             turnover: sum(&r.turnover),
             trades: 1,
@@ -525,12 +534,16 @@ fn fold<M>(entry: &mut Entry<M>, index: &mut Index, r: &Read) -> Result<(), Refu
         bar.last = t.time;
         bar.close.set(t.price);
     }
-    let above = |d: &Digits| exact::parse(d.get()).is_none_or(|n| r.price.cmp_value(&n).is_gt());
-    let below = |d: &Digits| exact::parse(d.get()).is_none_or(|n| r.price.cmp_value(&n).is_lt());
-    if above(&bar.high) {
+    let beyond = |d: &Digits, at: Option<Places>, way: Ordering| {
+        at.and_then(|p| p.num(d.get()))
+            .is_none_or(|n| r.price.cmp_value(&n) == way)
+    };
+    if beyond(&bar.high, bar.high_at, Ordering::Greater) {
         bar.high.set(t.price);
-    } else if below(&bar.low) {
+        bar.high_at = Some(r.price.places());
+    } else if beyond(&bar.low, bar.low_at, Ordering::Less) {
         bar.low.set(t.price);
+        bar.low_at = Some(r.price.places());
     }
     for (sum, n) in [
         (&mut bar.volume, &r.volume),

@@ -324,4 +324,13 @@ proptest! {
         prop_assert_eq!(cmp(a.as_bytes(), b.as_bytes()), Some(naive_cmp(&a, &b)), "{} vs {}", a, b);
         prop_assert_eq!(cmp(b.as_bytes(), a.as_bytes()), Some(naive_cmp(&b, &a)));
     }
+
+    /// A number found again from its places compares as the number read.
+    #[test]
+    fn bars_exact_places_find_the_same_number(a in number(), b in number()) {
+        let (pa, pb) = (parse(a.as_bytes()).unwrap(), parse(b.as_bytes()).unwrap());
+        let again = pb.places().num(b.as_bytes()).unwrap();
+        prop_assert_eq!(pa.cmp_value(&again), naive_cmp(&a, &b), "{} vs {}", a, b);
+        prop_assert_eq!(again.cmp_value(&pb), Ordering::Equal);
+    }
 }
