@@ -28,7 +28,7 @@ use crate::stats::{DropLog, Stats};
 /// (a late line near a boundary), so a line never waits for an `open`.
 const OPEN_FILES: usize = 2;
 
-/// How far back a torn last line is looked for.
+/// How far back a torn last line's start is looked for.
 const REPAIR_SCAN: u64 = 1 << 20;
 
 /// One open file of the capture.
@@ -321,20 +321,24 @@ pub fn repair_tail(file: &File) -> io::Result<Option<String>> {
     if last[0] == b'\n' {
         return Ok(None);
     }
-    // Find the last newline, looking back a chunk at a time.
-    let mut end = len;
-    let mut keep = 0;
-    let floor = len.saturating_sub(REPAIR_SCAN);
-    while end > floor {
-        let start = end.saturating_sub(64 * 1024).max(floor);
-        let mut chunk = vec![0u8; (end - start) as usize];
-        file.read_exact_at(&mut chunk, start)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            keep = start + i as u64 + 1;
-            break;
-        }
-        end = start;
-    }
+    // Where the last line starts: the first line read back, when it runs
+    // to the end (a longer one is not handed back whole).
+    let mut keep = None;
+    super::tail::lines_back(file, REPAIR_SCAN, &mut 0, |at, line| {
+        keep = (at + line.len() as u64 == len).then_some(at);
+        false
+    })?;
+    let Some(keep) = keep else {
+        // No line start within reach: cutting would take whole lines with
+        // it. Ended with a newline instead, the piece is a line of its own
+        // that readers report and skip.
+        let mut f = file;
+        f.write_all(b"\n")?;
+        return Ok(Some(format!(
+            "no newline in its last {} MiB: ended it with one (the piece is a line readers skip)",
+            REPAIR_SCAN >> 20
+        )));
+    };
     let mut fragment = vec![0u8; (len - keep) as usize];
     file.read_exact_at(&mut fragment, keep)?;
     let whole = serde_json::from_slice::<serde_json::Value>(&fragment).is_ok_and(|v| v.is_object());
@@ -382,6 +386,14 @@ mod tests {
         std::fs::write(&p, "{\"tor").unwrap();
         repair_tail(&f).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"");
+        // A torn piece longer than the scan: the whole lines before it stay.
+        let mut text = b"{\"a\":1}\n".to_vec();
+        text.resize(text.len() + (2 << 20), b'x');
+        std::fs::write(&p, &text).unwrap();
+        assert!(repair_tail(&f).unwrap().unwrap().contains("no newline"));
+        let kept = std::fs::read(&p).unwrap();
+        assert!(kept.starts_with(b"{\"a\":1}\n") && kept.ends_with(b"x\n"));
+        assert_eq!(kept.len(), text.len() + 1);
         let _ = std::fs::remove_dir_all(&d);
     }
 
