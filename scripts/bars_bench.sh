@@ -68,8 +68,11 @@ for c in "${cases[@]}"; do
     [ -n "${BEFORE:-}" ] && names+=("${c%%|*} (before)")
 done
 for r in $(seq 1 "$RUNS"); do
+    # With BEFORE, which binary goes first alternates from run to run.
+    order=("${bins[@]}")
+    [ $((r % 2)) = 0 ] && [ "${#bins[@]}" = 2 ] && order=("${bins[1]}" "${bins[0]}")
     for c in "${cases[@]}"; do
-        for bin in "${bins[@]}"; do
+        for bin in "${order[@]}"; do
             name=${c%%|*}
             [ "$bin" != "$BIN" ] && name="$name (before)"
             # shellcheck disable=SC2086
