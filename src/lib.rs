@@ -20,9 +20,9 @@
 //!   over connections;
 //! - [`wire`]: AllTick's format, no I/O: the one JSON grammar (numbers,
 //!   values skipped in place), messages, the scanner and the one-pass
-//!   reader of pushes, exact decimals, symbols, repeats by `seq`;
-//! - [`bars`]: trades into OHLCV bars with exact decimals, and the UTC
-//!   calendar, no I/O;
+//!   reader of pushes, exact decimals, symbols, repeats by `seq`, the UTC
+//!   calendar, the HTTP API's K-lines and the plans' limits;
+//! - [`bars`]: trades into OHLCV bars with exact decimals, no I/O;
 //! - [`replay`] and [`serve`]: a capture to stdout again, or as an AllTick
 //!   server;
 //! - [`sim`]: the simulated AllTick server behind `--demo` and the tests;

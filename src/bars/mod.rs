@@ -16,7 +16,6 @@
 //! order of their end, per code and across codes. Closed bars are handed
 //! out and freed, so what is held is bounded by the bars open.
 
-pub mod calendar;
 pub mod exact;
 pub mod interval;
 

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bars::calendar::{DAY_MS, HOUR_MS, civil_from_days, days_from_civil};
+use crate::wire::calendar::{DAY_MS, HOUR_MS, civil_from_days, days_from_civil};
 
 /// One piece of a pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]

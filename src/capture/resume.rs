@@ -41,7 +41,7 @@ impl Resumed {
             crate::report::count(self.files, "file"),
             crate::report::count(self.last.len(), "code"),
             match self.newest_time {
-                Some(t) => format!(", the newest at {}", crate::bars::calendar::iso(t)),
+                Some(t) => format!(", the newest at {}", crate::wire::calendar::iso(t)),
                 None => String::new(),
             }
         )

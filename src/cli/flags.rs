@@ -8,27 +8,7 @@
 //! a row without its arm fails the unit tests, and an arm without its row
 //! is never reached.
 
-/// AllTick's plans: (name, connections per token, symbols per connection).
-pub const PLANS: &[(&str, usize, usize)] = &[
-    ("free", 1, 5),
-    ("basic", 1, 100),
-    ("premium", 3, 200),
-    ("professional", 10, 3000),
-    ("all-hk", 10, 3000),
-    ("all-cn", 10, 3000),
-];
-
-/// The plans' names, for `--plan`'s row of the flag table (a constant, so
-/// the table can stay one).
-pub const PLAN_NAMES: [&str; PLANS.len()] = {
-    let mut names = [""; PLANS.len()];
-    let mut i = 0;
-    while i < PLANS.len() {
-        names[i] = PLANS[i].0;
-        i += 1;
-    }
-    names
-};
+pub use crate::wire::plan::PLAN_NAMES;
 
 /// What `--generate` can print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

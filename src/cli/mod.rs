@@ -30,7 +30,7 @@ pub use crate::wire::url_encode;
 use flags::{Flag, Mode};
 
 pub use error::{Conflict, TokenError, UsageError};
-pub use flags::{Generate, PLAN_NAMES, PLANS};
+pub use flags::{Generate, PLAN_NAMES};
 pub use generate::generate;
 pub use help::help;
 
@@ -242,11 +242,9 @@ impl RawFlags {
             "fields" => self.fields = Some(value.into()),
             "format" => self.format = Some(Format::parse(value)?),
             "plan" => {
-                let (_, c, m) = PLANS
-                    .iter()
-                    .find(|(n, _, _)| *n == value)
+                let plan = crate::wire::plan::find(value)
                     .ok_or_else(|| UsageError::Plan(value.to_string()))?;
-                self.plan = Some((*c, *m));
+                self.plan = Some((plan.connections, plan.symbols));
             }
             // A row of the table without its arm here; the tests catch it.
             _ => return Err(UsageError::UnknownFlag(name.to_string())),

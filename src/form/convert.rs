@@ -7,12 +7,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::bars::calendar::iso;
 use crate::bars::{self, Bar, Bars, Interval, Refused};
 use crate::form::line::{LineType, TradeLine, digits, find, unquoted};
 use crate::form::{Format, LineForm};
 use crate::report::{count, say};
 use crate::stats::{DropLog, Stats};
+use crate::wire::calendar::iso;
 use crate::wire::repeat::{Last, Seen};
 
 /// What closes bars.

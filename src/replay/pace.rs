@@ -157,7 +157,7 @@ pub fn parse_time(flag: &str, text: &str) -> Result<u64, TimeError> {
         };
         ms = (u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(s)) * 1000 + f;
     }
-    let days = crate::bars::calendar::days_from_civil(i64::from(y), m, day);
+    let days = crate::wire::calendar::days_from_civil(i64::from(y), m, day);
     if days < 0 {
         return Err(bad());
     }

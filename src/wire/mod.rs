@@ -4,12 +4,16 @@
 //! scanner for trade pushes ([`scan`]), the one-pass reader of the
 //! documented push ([`fast`]), exact decimal text ([`decimal`]), the
 //! symbols users type ([`symbol`]), repeats told by `seq` ([`repeat`]),
-//! JSON values written into a buffer ([`text`]), and the token's place in
-//! the URL ([`url_encode`]).
+//! JSON values written into a buffer ([`text`]), the token's place in the
+//! URL ([`url_encode`]), the UTC calendar ([`calendar`]), the HTTP API's
+//! K-lines ([`kline`]) and AllTick's plans and their limits ([`plan`]).
 
+pub mod calendar;
 pub mod decimal;
 pub mod fast;
 pub(crate) mod json;
+pub mod kline;
+pub mod plan;
 pub mod protocol;
 pub(crate) mod repeat;
 pub mod scan;

@@ -1,6 +1,6 @@
 //! The UTC calendar, without a library: civil dates from day counts and
 //! back, and ISO-8601 times. Capture files are named by it and bars of a
-//! day (and, with history, of a week or a month) end by it.
+//! day, a week or a month end by it.
 
 /// An hour, in ms.
 pub const HOUR_MS: u64 = 3_600_000;
