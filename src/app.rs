@@ -49,6 +49,7 @@ pub fn run() -> i32 {
         Ok(Parsed::Run(o)) => *o,
         Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Serve(s)) => return run_serve(&s),
+        Ok(Parsed::History(h)) => return run_history(&h),
         Ok(Parsed::Help) => return print_text(&cli::help()),
         Ok(Parsed::Generate(what)) => return print_text(&cli::generate(what)),
         Ok(Parsed::Version) => {
@@ -119,14 +120,7 @@ pub fn run() -> i32 {
 /// both endpoints, on their paths) and needs no token.
 fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<String>), i32> {
     if !opts.demo {
-        let token = cli::token(
-            opts.token_file.as_ref(),
-            std::env::var("ALLTICK_TOKEN").ok(),
-        )
-        .map_err(|e| {
-            say(e);
-            EXIT_USAGE
-        })?;
+        let token = read_token(opts.token_file.as_ref())?;
         set_secret(&token);
         return Ok((opts.endpoints.clone(), Some(token)));
     }
@@ -154,6 +148,23 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
         ],
         None,
     ))
+}
+
+/// `history`: the token (none with `--demo`), then the run.
+fn run_history(opts: &crate::history::HistoryOptions) -> i32 {
+    let token = (!opts.demo).then(|| read_token(opts.token_file.as_ref()));
+    match token.transpose() {
+        Ok(token) => crate::history::run(opts, token),
+        Err(code) => code,
+    }
+}
+
+/// The token from `--token-file` or `ALLTICK_TOKEN`; said and exit 2 if none.
+fn read_token(file: Option<&PathBuf>) -> Result<String, i32> {
+    cli::token(file, std::env::var("ALLTICK_TOKEN").ok()).map_err(|e| {
+        say(e);
+        EXIT_USAGE
+    })
 }
 
 /// `replay`: the capture to stdout on a thread of its own, so that a stop

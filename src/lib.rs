@@ -5,9 +5,9 @@
 //! - [`session`]: the reader threads, one per connection: dialling, the
 //!   open socket with its pacing and liveness clock, the subscription
 //!   channels (trades, depth) and their pure rules, outages for gap lines,
-//!   and the intake that hands pushes to the queue unparsed (history over
-//!   HTTP, another source of the same lines, belongs in a `history/` beside
-//!   it);
+//!   and the intake that hands pushes to the queue unparsed;
+//! - [`history`]: `alltick-stream history`, AllTick's K-lines over HTTP,
+//!   paced to the plan, into the same files, never fetched twice;
 //! - [`writer`]: the writer thread: drains the [`queue`], turns frames into
 //!   lines (de-duplicated across connections) and hands them on to stdout
 //!   or to a capture; it does no file I/O of its own;
@@ -35,7 +35,7 @@
 //! (`tests/house.rs` holds every file to it):
 //!
 //! ```text
-//! app | cli | serve | replay | session, writer | capture | form | bars, router, sim | queue, stats | report | wire
+//! app | cli | serve | replay | session, writer, history | capture | form | bars, router, sim | queue, stats | report | wire
 //! ```
 
 #![warn(clippy::too_many_lines)]
@@ -51,6 +51,7 @@ pub(crate) mod bars;
 pub(crate) mod capture;
 pub mod cli;
 pub mod form;
+pub(crate) mod history;
 pub(crate) mod queue;
 pub(crate) mod replay;
 pub(crate) mod report;

@@ -177,7 +177,6 @@ fn cmp_digits<'x>(mut a: (&'x [u8], &'x [u8]), mut b: (&'x [u8], &'x [u8])) -> O
 /// Exact numeric order of two unsigned JSON number texts (`1.50` == `1.5`,
 /// `1e2` == `100`); None when either is not one (or has an exponent of more
 /// than 18 digits).
-#[cfg(test)]
 pub fn cmp(a: &[u8], b: &[u8]) -> Option<Ordering> {
     Some(parse(a)?.cmp_value(&parse(b)?))
 }

@@ -16,6 +16,7 @@ use crate::capture::pattern::PatternError;
 use crate::form::{FieldsError, FormatError};
 use crate::replay::pace::{SpeedError, TimeError};
 use crate::serve::DEFAULT_LISTEN;
+use crate::wire::kline::KlineIntervalError;
 use crate::wire::symbol::SymbolError;
 
 /// Why the command line (or the token) was refused.
@@ -82,6 +83,21 @@ pub enum UsageError {
     Generate(GenerateError),
     /// `--bars` that names no interval.
     Interval(IntervalError),
+    /// `history --bars` that names no K-line interval.
+    KlineInterval(KlineIntervalError),
+    /// `history --bars 2h` or `4h` with stock codes (their spellings).
+    KlineForStocks {
+        /// The interval.
+        interval: &'static str,
+        /// The stock symbols asked for.
+        symbols: Vec<String>,
+    },
+    /// `history` without a symbol.
+    NoSymbols,
+    /// `history` with a depth symbol (its spelling).
+    HistoryDepth(String),
+    /// An HTTP API base that is not `http://` or `https://`.
+    ApiScheme(String),
     /// `--output` with a bad pattern.
     Pattern(PatternError),
     /// `--speed` that is neither `max` nor a factor.
@@ -167,6 +183,11 @@ impl fmt::Display for UsageError {
             ),
             E::Generate(e) => write!(f, "{e}"),
             E::Interval(e) => write!(f, "--bars: {e}"),
+            E::KlineInterval(_)
+            | E::KlineForStocks { .. }
+            | E::NoSymbols
+            | E::HistoryDepth(_)
+            | E::ApiScheme(_) => self.history(f),
             E::Pattern(e) => write!(f, "{e}"),
             E::Speed(e) => write!(f, "{e}"),
             E::Time(e) => write!(f, "{e}"),
@@ -201,6 +222,34 @@ impl fmt::Display for UsageError {
     }
 }
 
+impl UsageError {
+    /// The messages of `history`'s own refusals.
+    fn history(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use UsageError as E;
+        match self {
+            E::KlineInterval(e) => write!(f, "--bars: {e}"),
+            E::KlineForStocks { interval, symbols } => write!(
+                f,
+                "--bars {interval}: AllTick has no {interval} K-lines for stocks ({}); use 1m, 5m, 15m, 30m, 1h, 1d, 1w or 1M, or ask for forex, metal or crypto codes",
+                symbols.join(", ")
+            ),
+            E::NoSymbols => write!(
+                f,
+                "history needs at least one symbol: alltick-stream history NASDAQ:AAPL EURUSD (see --help)"
+            ),
+            E::HistoryDepth(spelling) => write!(
+                f,
+                "history: {spelling}: AllTick keeps no depth history; give the symbol without @depth"
+            ),
+            E::ApiScheme(url) => write!(
+                f,
+                "the HTTP API base must start with http:// or https://, got {url:?}"
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Flags that do not go together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Conflict {
@@ -230,6 +279,11 @@ pub enum Conflict {
     DemoWithUrl,
     /// `--url` with `--stock-url` or `--forex-url`.
     UrlWithEndpointUrls,
+    /// `history --demo` with `--stock-api` or `--forex-api`.
+    DemoWithApi,
+    /// `history --output` with `--fields` that leave out a key the files
+    /// are read back by.
+    OutputWithoutKey(&'static str),
 }
 
 impl fmt::Display for Conflict {
@@ -267,6 +321,14 @@ impl fmt::Display for Conflict {
             C::DemoWithUrl => write!(
                 f,
                 "--demo runs its own server; do not combine it with --url"
+            ),
+            C::DemoWithApi => write!(
+                f,
+                "--demo runs its own server; do not combine it with --stock-api or --forex-api"
+            ),
+            C::OutputWithoutKey(key) => write!(
+                f,
+                "history --output reads its files back by type, code, interval and start: --fields must keep {key}"
             ),
             C::UrlWithEndpointUrls => write!(
                 f,
@@ -342,6 +404,7 @@ wrap!(
     Symbol(SymbolError),
     Generate(GenerateError),
     Interval(IntervalError),
+    KlineInterval(KlineIntervalError),
     Pattern(PatternError),
     Speed(SpeedError),
     Time(TimeError),

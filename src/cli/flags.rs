@@ -114,6 +114,8 @@ pub enum Mode {
     Replay,
     /// `serve FILE...`: a capture as an AllTick WebSocket server.
     Serve,
+    /// `history SYMBOL...`: AllTick's K-lines over its HTTP API.
+    History,
 }
 
 impl Mode {
@@ -123,22 +125,30 @@ impl Mode {
             Mode::Live => None,
             Mode::Replay => Some("replay"),
             Mode::Serve => Some("serve"),
+            Mode::History => Some("history"),
         }
     }
 }
 
 /// Every mode: `--help` and `--version`.
-const ALL: &[Mode] = &[Mode::Live, Mode::Replay, Mode::Serve];
+const ALL: &[Mode] = &[Mode::Live, Mode::Replay, Mode::Serve, Mode::History];
 /// The live stream only.
 const LIVE: &[Mode] = &[Mode::Live];
+/// The live stream and `history`: what reaches AllTick.
+const LIVE_HISTORY: &[Mode] = &[Mode::Live, Mode::History];
+/// `replay`, `serve` and `history`: a span of time.
+const SPAN: &[Mode] = &[Mode::Replay, Mode::Serve, Mode::History];
 /// `replay` and `serve`.
 const REPLAY_SERVE: &[Mode] = &[Mode::Replay, Mode::Serve];
-/// The live stream and `replay`: what shapes the lines written.
+/// The live stream and `replay`.
 const LIVE_REPLAY: &[Mode] = &[Mode::Live, Mode::Replay];
+/// The live stream, `replay` and `history`: what shapes the lines written.
+const WRITERS: &[Mode] = &[Mode::Live, Mode::Replay, Mode::History];
 
-/// `--bars`' intervals, shortest first.
+/// `--bars`' intervals, shortest first: those of bars made from trades
+/// (`1s` … `1d`) and those of AllTick's K-lines (`history`: `1m` … `1M`).
 pub const BAR_INTERVALS: &[&str] = &[
-    "1s", "5s", "10s", "15s", "30s", "1m", "5m", "15m", "30m", "1h", "4h", "1d",
+    "1s", "5s", "10s", "15s", "30s", "1m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w", "1M",
 ];
 
 /// `--format`'s formats.
@@ -158,7 +168,7 @@ pub struct Value {
 pub enum Hint {
     /// A file name: completed from the file system.
     Path,
-    /// A `ws://` or `wss://` URL: nothing to offer.
+    /// A URL (`ws://`, `wss://`; the HTTP API's `http://`, `https://`): nothing to offer.
     Url,
     /// A number (a count, or seconds): nothing to offer.
     Number,
@@ -270,10 +280,12 @@ const fn flag(long: &'static str, help: &'static str) -> Flag {
 pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("NAME", Hint::OneOf(&PLAN_NAMES)),
+        modes: LIVE_HISTORY,
         ..flag(
             "plan",
             "set --connections and --max-symbols from AllTick's plan table \
-             (explicit flags win)",
+             (explicit flags win); history: keep to the plan's HTTP request \
+             limits (default free)",
         )
     },
     Flag {
@@ -310,9 +322,27 @@ pub const FLAGS: &[Flag] = &[
         ..flag("forex-url", "the forex/crypto endpoint")
     },
     Flag {
+        value: value("URL", Hint::Url),
+        default: Some("AllTick's"),
+        modes: &[Mode::History],
+        ..flag(
+            "stock-api",
+            "history: the HTTP API base for stocks, http:// or https://",
+        )
+    },
+    Flag {
+        value: value("URL", Hint::Url),
+        default: Some("AllTick's"),
+        modes: &[Mode::History],
+        ..flag(
+            "forex-api",
+            "history: the HTTP API base for forex, metals and crypto",
+        )
+    },
+    Flag {
         value: value("PATH", Hint::Path),
         default: Some("$ALLTICK_TOKEN"),
-        modes: &[Mode::Live, Mode::Serve],
+        modes: &[Mode::Live, Mode::Serve, Mode::History],
         ..flag(
             "token-file",
             "read the token from PATH (serve: clients must give it)",
@@ -337,7 +367,11 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("SECS", Hint::Number),
         default: Some("10"),
-        ..flag("connect-timeout", "bound on one connection attempt")
+        modes: LIVE_HISTORY,
+        ..flag(
+            "connect-timeout",
+            "bound on one connection attempt (history: on one request)",
+        )
     },
     Flag {
         value: value("SECS", Hint::Number),
@@ -368,12 +402,14 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("PATTERN", Hint::Path),
         default: Some("stdout"),
+        modes: LIVE_HISTORY,
         ..flag(
             "output",
             "write lines to files named from each line's own time in UTC: %Y \
              %m %d %H, %% for a %; directories are made, files appended, a \
              torn last line cut on start, and nothing already in the newest \
-             files written again",
+             files written again (history: files by each bar's start; what \
+             they hold is not fetched again)",
         )
     },
     Flag {
@@ -399,19 +435,24 @@ pub const FLAGS: &[Flag] = &[
          outages, ticks dropped on overflow, lines a disk refused, the time \
          the tool was not running",
     ),
-    flag(
-        "demo",
-        "stream from a built-in simulated AllTick server on 127.0.0.1: no \
-         token, no network",
-    ),
+    Flag {
+        modes: LIVE_HISTORY,
+        ..flag(
+            "demo",
+            "stream from a built-in simulated AllTick server on 127.0.0.1: no \
+             token, no network",
+        )
+    },
     Flag {
         value: value("INTERVAL", Hint::OneOf(BAR_INTERVALS)),
-        modes: LIVE_REPLAY,
+        modes: WRITERS,
         ..flag(
             "bars",
-            "write a bar line per code and INTERVAL (aligned to UTC) in place of \
-             its trades: open, high, low, close, volume, turnover and trades, \
-             summed exactly",
+            "write a bar line per code and INTERVAL (1s to 1d, aligned to UTC) \
+             in place of its trades: open, high, low, close, volume, turnover \
+             and trades, summed exactly; history: AllTick's K-lines of \
+             INTERVAL (1m 5m 15m 30m 1h 2h 4h 1d 1w 1M; not 2h or 4h for \
+             stocks; default 1m)",
         )
     },
     Flag {
@@ -429,7 +470,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("LIST", Hint::List),
         default: Some("all"),
-        modes: LIVE_REPLAY,
+        modes: WRITERS,
         ..flag(
             "fields",
             "the fields trade and bar lines carry, in this order, comma-separated \
@@ -439,7 +480,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("FORMAT", Hint::OneOf(FORMATS)),
         default: Some("jsonl"),
-        modes: LIVE_REPLAY,
+        modes: WRITERS,
         ..flag(
             "format",
             "lines as JSON, or CSV rows under one header row (not with depth; \
@@ -468,20 +509,22 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("TIME", Hint::Number),
         default: Some("the start"),
-        modes: REPLAY_SERVE,
+        modes: SPAN,
         ..flag(
             "from",
             "replay, serve: lines from TIME on: ms since the epoch or ISO-8601 \
-             UTC (2026-12-01T14:30:00Z)",
+             UTC (2026-12-01T14:30:00Z); history: bars starting from TIME on \
+             (default: the latest page, or after what --output holds)",
         )
     },
     Flag {
         value: value("TIME", Hint::Number),
         default: Some("the end"),
-        modes: REPLAY_SERVE,
+        modes: SPAN,
         ..flag(
             "to",
-            "replay, serve: lines up to TIME (inclusive), written like --from",
+            "replay, serve: lines up to TIME (inclusive), written like --from; \
+             history: bars starting up to TIME",
         )
     },
     Flag {

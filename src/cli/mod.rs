@@ -8,26 +8,31 @@
 //!   sections around it);
 //! - [`help`](mod@help): the `--help` text;
 //! - [`generate`](mod@generate): `--generate`: the man page and the completion scripts;
-//! - `error`: [`UsageError`] and its kinds.
+//! - `error`: [`UsageError`] and its kinds;
+//! - `history`: `history`'s flags checked together.
 
 mod error;
 pub mod flags;
 pub(crate) mod generate;
 pub(crate) mod help;
+mod history;
 pub(crate) mod prose;
+mod raw;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bars::Interval;
 use crate::capture::pattern::Pattern;
-use crate::form::{Columns, Format, LineForm};
+use crate::form::{Format, LineForm};
+use crate::history::HistoryOptions;
 use crate::replay::ReplayOptions;
-use crate::replay::pace::{Speed, parse_time};
+use crate::replay::pace::Speed;
 use crate::serve::{DEFAULT_LISTEN, ServeOptions};
 use crate::wire::symbol::{Feed, Market, Symbol};
 pub use crate::wire::url_encode;
-use flags::{Flag, Mode};
+use flags::Mode;
+use history::finish_history;
+use raw::{Answer, RawFlags, check_range, form};
 
 pub use error::{Conflict, TokenError, UsageError};
 pub use flags::{Generate, PLAN_NAMES};
@@ -107,150 +112,14 @@ pub enum Parsed {
     Replay(ReplayOptions),
     /// `serve`: a capture as an AllTick server.
     Serve(ServeOptions),
+    /// `history`: AllTick's K-lines over HTTP.
+    History(Box<HistoryOptions>),
     /// Print help and exit 0.
     Help,
     /// Print the version and exit 0.
     Version,
     /// Print a man page or a completion script and exit 0.
     Generate(Generate),
-}
-
-fn seconds(flag: &str, v: &str) -> Result<Duration, UsageError> {
-    let secs: f64 = v.parse().map_err(|_| UsageError::Seconds {
-        flag: flag.to_string(),
-        given: v.to_string(),
-    })?;
-    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(UsageError::SecondsRange {
-            flag: flag.to_string(),
-            given: v.to_string(),
-        });
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// `--bar-grace`: seconds, 0 included.
-fn grace(v: &str) -> Result<Duration, UsageError> {
-    match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        _ => Err(UsageError::BarGrace(v.to_string())),
-    }
-}
-
-/// `--bars`, `--bar-grace`, `--fields` and `--format`, checked together.
-fn form(g: &RawFlags) -> Result<LineForm, UsageError> {
-    let format = g.format.unwrap_or_default();
-    let bars = g.bars.is_some();
-    let columns = match &g.fields {
-        Some(list) => Columns::with_fields(format, bars, list)?,
-        None => Columns::all(format, bars),
-    };
-    if g.bar_grace.is_some() && !bars {
-        return Err(Conflict::GraceWithoutBars.into());
-    }
-    Ok(LineForm {
-        columns,
-        bars: g.bars,
-        bar_grace: g.bar_grace.unwrap_or(Duration::from_secs(2)),
-    })
-}
-
-fn count(flag: &str, v: &str, max: usize) -> Result<usize, UsageError> {
-    v.parse()
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| UsageError::Count {
-            flag: flag.to_string(),
-            given: v.to_string(),
-            max,
-        })
-}
-
-/// The flags as raw, before they are checked together.
-#[derive(Debug, Default)]
-struct RawFlags {
-    symbols: Vec<Symbol>,
-    url: Option<String>,
-    stock_url: Option<String>,
-    forex_url: Option<String>,
-    market: Option<Market>,
-    token_file: Option<PathBuf>,
-    heartbeat: Option<Duration>,
-    stale_after: Option<Duration>,
-    idle_close: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    queue: Option<usize>,
-    connections: Option<usize>,
-    max_symbols: Option<usize>,
-    plan: Option<(usize, usize)>,
-    stats: Option<Duration>,
-    output: Option<Pattern>,
-    fsync: Option<Duration>,
-    resume: Option<PathBuf>,
-    gaps: bool,
-    speed: Option<Speed>,
-    from: Option<u64>,
-    to: Option<u64>,
-    listen: Option<String>,
-    bars: Option<Interval>,
-    bar_grace: Option<Duration>,
-    fields: Option<String>,
-    format: Option<Format>,
-    demo: bool,
-}
-
-impl RawFlags {
-    /// Take one flag of the table with its value (`None` for flags without
-    /// one). `Some` is an answer that ends the parsing (`--help`).
-    fn set(&mut self, flag: &Flag, value: Option<String>) -> Result<Option<Parsed>, UsageError> {
-        let name = &flag.long_name();
-        let value = value.as_deref().unwrap_or("");
-        match flag.long {
-            "help" => return Ok(Some(Parsed::Help)),
-            "version" => return Ok(Some(Parsed::Version)),
-            "generate" => return Ok(Some(Parsed::Generate(Generate::from_name(value)?))),
-            "demo" => self.demo = true,
-            "url" => self.url = Some(value.into()),
-            "stock-url" => self.stock_url = Some(value.into()),
-            "forex-url" => self.forex_url = Some(value.into()),
-            "market" => {
-                self.market = Some(match value {
-                    "stock" => Market::Stock,
-                    "forex" => Market::Forex,
-                    other => return Err(UsageError::Market(other.to_string())),
-                })
-            }
-            "token-file" => self.token_file = Some(PathBuf::from(value)),
-            "heartbeat" => self.heartbeat = Some(seconds(name, value)?),
-            "stale-after" => self.stale_after = Some(seconds(name, value)?),
-            "idle-close" => self.idle_close = Some(seconds(name, value)?),
-            "connect-timeout" => self.connect_timeout = Some(seconds(name, value)?),
-            "queue" => self.queue = Some(count(name, value, 10_000_000)?),
-            "connections" => self.connections = Some(count(name, value, 100)?),
-            "max-symbols" => self.max_symbols = Some(count(name, value, 1_000_000)?),
-            "stats" => self.stats = Some(seconds(name, value)?),
-            "output" => self.output = Some(Pattern::parse(value)?),
-            "fsync" => self.fsync = Some(seconds(name, value)?),
-            "resume" => self.resume = Some(PathBuf::from(value)),
-            "gaps" => self.gaps = true,
-            "speed" => self.speed = Some(Speed::parse(value)?),
-            "from" => self.from = Some(parse_time(name, value)?),
-            "to" => self.to = Some(parse_time(name, value)?),
-            "listen" => self.listen = Some(listen_address(value)?),
-            "bars" => self.bars = Some(Interval::parse(value)?),
-            "bar-grace" => self.bar_grace = Some(grace(value)?),
-            "fields" => self.fields = Some(value.into()),
-            "format" => self.format = Some(Format::parse(value)?),
-            "plan" => {
-                let plan = crate::wire::plan::find(value)
-                    .ok_or_else(|| UsageError::Plan(value.to_string()))?;
-                self.plan = Some((plan.connections, plan.symbols));
-            }
-            // A row of the table without its arm here; the tests catch it.
-            _ => return Err(UsageError::UnknownFlag(name.to_string())),
-        }
-        Ok(None)
-    }
 }
 
 /// Parse the arguments (without the program name). Only the flags of
@@ -260,6 +129,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, UsageErro
     let mode = match args.peek().map(String::as_str) {
         Some("replay") => Mode::Replay,
         Some("serve") => Mode::Serve,
+        Some("history") => Mode::History,
         _ => Mode::Live,
     };
     if mode != Mode::Live {
@@ -310,22 +180,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, UsageErro
             })?),
         };
         if let Some(answer) = raw.set(flag, value)? {
-            return Ok(answer);
+            return Ok(match answer {
+                Answer::Help => Parsed::Help,
+                Answer::Version => Parsed::Version,
+                Answer::Generate(what) => Parsed::Generate(what),
+            });
         }
     }
     match mode {
         Mode::Live => finish(raw).map(|o| Parsed::Run(Box::new(o))),
         Mode::Replay => finish_replay(raw, positional).map(Parsed::Replay),
         Mode::Serve => finish_serve(raw, positional).map(Parsed::Serve),
-    }
-}
-
-/// `--listen`'s `HOST:PORT` (an IPv6 host in brackets: `[::1]:8765`).
-fn listen_address(value: &str) -> Result<String, UsageError> {
-    let port = value.rsplit_once(':').filter(|(host, _)| !host.is_empty());
-    match port.map(|(_, p)| p.parse::<u16>()) {
-        Some(Ok(_)) => Ok(value.to_string()),
-        _ => Err(UsageError::Listen(value.to_string())),
+        Mode::History => finish_history(raw, positional).map(|h| Parsed::History(Box::new(h))),
     }
 }
 
@@ -393,14 +259,6 @@ fn finish_replay(g: RawFlags, positional: Vec<String>) -> Result<ReplayOptions, 
     })
 }
 
-/// `--from` at or before `--to`.
-fn check_range(from: Option<u64>, to: Option<u64>) -> Result<(), UsageError> {
-    match (from, to) {
-        (Some(from), Some(to)) if from > to => Err(Conflict::FromAfterTo { from, to }.into()),
-        _ => Ok(()),
-    }
-}
-
 /// Check the flags together and settle the defaults.
 fn finish(g: RawFlags) -> Result<Options, UsageError> {
     let heartbeat = g.heartbeat.unwrap_or(Duration::from_secs(10));
@@ -414,7 +272,7 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         return Err(Conflict::FsyncWithoutOutput.into());
     }
     let (plan_connections, plan_max) = match g.plan {
-        Some((c, m)) => (Some(c), Some(m)),
+        Some(p) => (Some(p.connections), Some(p.symbols)),
         None => (None, None),
     };
     let form = form(&g)?;

@@ -1,6 +1,8 @@
 //! Unit tests of the parser, and of its agreement with the flag table.
 
 use super::*;
+use crate::bars::Interval;
+use flags::Flag;
 
 fn run(args: &[&str]) -> Result<Options, UsageError> {
     match parse(args.iter().map(|s| s.to_string()))? {
@@ -110,6 +112,7 @@ fn sample(flag: &Flag) -> Option<String> {
     Some(match value.hint {
         flags::Hint::OneOf(choices) => choices[0].to_string(),
         flags::Hint::Path => "/dev/null".into(),
+        flags::Hint::Url if flag.long.ends_with("-api") => "http://127.0.0.1:1/x".into(),
         flags::Hint::Url => "ws://127.0.0.1:1/x".into(),
         flags::Hint::Number => "20".into(),
         flags::Hint::Address => "127.0.0.1:0".into(),
@@ -124,6 +127,7 @@ fn the_parser_takes_every_flag_of_the_table() {
         for name in names.into_iter().flatten() {
             // In its first mode: `replay` takes a file.
             let mode: Vec<String> = match flags::Mode::word(flag.modes[0]) {
+                Some("history") => vec!["history".into(), "EURUSD".into()],
                 Some(word) => vec![
                     word.into(),
                     concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into(),
@@ -447,6 +451,14 @@ fn bars_fields_and_format_are_checked_together() {
 
 #[test]
 fn the_flag_table_offers_exactly_the_bar_intervals() {
-    let names: Vec<&str> = Interval::ALL.iter().map(|i| i.name()).collect();
-    assert_eq!(flags::BAR_INTERVALS, names);
+    let mut names: Vec<&str> = Interval::ALL.iter().map(|i| i.name()).collect();
+    for k in crate::wire::kline::KlineInterval::NAMES {
+        if !names.contains(&k) {
+            names.push(k);
+        }
+    }
+    let mut offered = flags::BAR_INTERVALS.to_vec();
+    offered.sort_unstable();
+    names.sort_unstable();
+    assert_eq!(offered, names);
 }

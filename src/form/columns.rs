@@ -249,6 +249,45 @@ impl Columns {
     }
 }
 
+/// A K-line bar's values, as the server sent them (prices, volume and
+/// turnover are JSON number texts; times in ms).
+#[derive(Clone, Copy, Debug)]
+pub struct KlineRow<'a> {
+    /// The symbol as the user wrote it.
+    pub symbol: &'a str,
+    /// AllTick's code.
+    pub code: &'a str,
+    /// The interval's name (`1m` … `1M`).
+    pub interval: &'a str,
+    /// Start, ms.
+    pub start: u64,
+    /// End (exclusive), ms.
+    pub end: u64,
+    /// Open, high, low, close, volume and turnover, in that order.
+    pub values: [&'a str; 6],
+}
+
+/// `type` of a K-line bar: AllTick's own bar, not one built from trades
+/// (`"bar"`). The keys are the same.
+pub const KLINE_TYPE: &str = "kline";
+
+impl Columns {
+    /// Append a K-line bar's values: `"type":"kline"` and `trades` null
+    /// (the server gives no count of trades).
+    pub fn kline(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>, k: &KlineRow) {
+        self.write(out, scratch, |i, buf| match i {
+            0 => push_json_str(buf, KLINE_TYPE),
+            1 => push_json_str(buf, k.symbol),
+            2 => push_json_str(buf, k.code),
+            3 => push_json_str(buf, k.interval),
+            4 => push_u64(buf, k.start),
+            5 => push_u64(buf, k.end),
+            6..=11 => buf.extend_from_slice(k.values[i - 6].as_bytes()),
+            _ => buf.extend_from_slice(b"null"),
+        });
+    }
+}
+
 fn keys(bars: bool) -> &'static [&'static str] {
     if bars { &BAR_KEYS } else { &TRADE_KEYS }
 }

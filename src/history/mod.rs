@@ -1,0 +1,169 @@
+//! `alltick-stream history`: AllTick's K-lines over its HTTP API, written
+//! as bar lines (`"type":"kline"`) into the same dataset as the live
+//! stream: complete bars only, in time order per code, each once, paced
+//! to the plan, and kept locally so that nothing is fetched twice.
+//!
+//! - `options`: what a run was asked for, and its exit statuses;
+//! - `pace`: when the next request may go (pure, time a parameter), and
+//!   the backoff after a refusal;
+//! - `fetch`: one request over HTTP(S) and what its answer means;
+//! - `check`: a K-line checked before it is written;
+//! - `store`: what the `--output` files hold, and the writing of blocks;
+//! - `walk`: the requests each code needs, newest first, and the order
+//!   its bars are written in;
+//! - `progress`: the progress line and the summary on stderr.
+
+mod check;
+mod fetch;
+mod options;
+mod pace;
+mod progress;
+mod store;
+mod walk;
+
+pub use options::*;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, bounded};
+
+use crate::report::{say, set_secret};
+use crate::sim::{SimConfig, Simulator};
+use crate::wire::plan;
+
+use fetch::Client;
+use progress::Progress;
+use store::Out;
+use walk::Walk;
+
+/// Run `history` with `token` (none with `--demo`); the exit status.
+pub fn run(opts: &HistoryOptions, token: Option<String>) -> i32 {
+    let client = match client(opts, token) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    let plan = opts.plan.unwrap_or(if opts.demo {
+        &plan::PLANS[3]
+    } else {
+        plan::free()
+    });
+    let (stop, wake) = match signals() {
+        Ok(x) => x,
+        Err(e) => {
+            say(format!("cannot install the signal handler: {e}"));
+            return EXIT_FAILURE;
+        }
+    };
+    let out = match &opts.output {
+        Some(p) => Out::Files {
+            pattern: p.clone(),
+            repaired: Vec::new(),
+        },
+        None => match Out::stdout(&opts.columns) {
+            Ok(o) => o,
+            Err(e) => {
+                say(format!("history: stdout: {e}"));
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let holdings = match &opts.output {
+        Some(p) => match store::read_holdings(p) {
+            Ok(h) => h,
+            Err(e) => {
+                say(format!("history: cannot read what {} holds: {e}", p.text()));
+                return EXIT_FAILURE;
+            }
+        },
+        None => store::Holdings::default(),
+    };
+    if holdings.files > 0 {
+        say(format!(
+            "history: {} files of {} hold {} K-line bars; only what they lack is fetched",
+            holdings.files,
+            opts.output.as_ref().map_or("", |p| p.text()),
+            holdings.lines
+        ));
+    }
+    let progress = Arc::new(Progress::new(
+        opts.symbols.len(),
+        std::io::stderr().is_terminal(),
+    ));
+    let mut walk = Walk::new(
+        opts,
+        client,
+        plan,
+        out,
+        holdings,
+        stop,
+        wake,
+        Arc::clone(&progress),
+    );
+    say(format!(
+        "history: {} codes, {} bars, plan {} ({}, {} / min, {} / day)",
+        opts.symbols.len(),
+        opts.interval.name(),
+        plan.name,
+        plan.http.one_interface.describe(),
+        plan.http.per_minute.count,
+        plan.http.per_day
+    ));
+    let ticker = progress::start(Arc::clone(&progress), walk.ms_per_request());
+    let halt = walk.all();
+    progress.finish();
+    let _ = ticker.join();
+    walk.summary(halt.as_ref())
+}
+
+/// The HTTP client: AllTick's bases (or the flags'), or the simulator's
+/// with `--demo`; else the exit status: no token (2), no simulator (1).
+fn client(opts: &HistoryOptions, token: Option<String>) -> Result<Client, i32> {
+    if opts.demo {
+        let sim = match Simulator::start(SimConfig::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                say(format!("demo: cannot start the simulated server: {e}"));
+                return Err(EXIT_FAILURE);
+            }
+        };
+        // `ws://127.0.0.1:PORT/…`: the same port answers HTTP.
+        let host: String = sim.url().split('/').take(3).collect::<Vec<_>>().join("/");
+        let host = host.replacen("ws://", "http://", 1);
+        let stock = format!("{host}/quote-stock-b-api");
+        let forex = format!("{host}/quote-b-api");
+        say(format!(
+            "demo: simulated AllTick HTTP API at {stock} and {forex}"
+        ));
+        // It serves until the process exits.
+        std::mem::forget(sim);
+        return Ok(Client::new(stock, forex, "demo".into(), opts.timeout));
+    }
+    let Some(token) = token else {
+        say("history: no token");
+        return Err(EXIT_USAGE);
+    };
+    set_secret(&token);
+    Ok(Client::new(
+        opts.stock_api.clone().unwrap_or(STOCK_API.into()),
+        opts.forex_api.clone().unwrap_or(FOREX_API.into()),
+        token,
+        opts.timeout,
+    ))
+}
+
+/// SIGINT and SIGTERM: stop after the request in flight (a second signal
+/// leaves at once).
+fn signals() -> Result<(Arc<AtomicBool>, Receiver<()>), ctrlc::Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = bounded(1);
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        let _ = tx.try_send(());
+    })?;
+    Ok((stop, rx))
+}
