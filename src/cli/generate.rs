@@ -93,7 +93,7 @@ pub fn man() -> String {
     // across lines, so it can be searched for.
     out.push_str(".nh\n.ad l\n");
     let _ = writeln!(out, ".SH NAME\nalltick\\-stream \\- {}", roff(prose::ABOUT));
-    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream serve\n[\\fIOPTIONS\\fR] \\fIFILE\\fR...\n");
+    out.push_str(".SH SYNOPSIS\n.B alltick\\-stream\n[\\fIOPTIONS\\fR] [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream replay\n[\\fIOPTIONS\\fR] \\fIFILE\\fR... [\\fISYMBOL\\fR...]\n.br\n.B alltick\\-stream serve\n[\\fIOPTIONS\\fR] \\fIFILE\\fR...\n.br\n.B alltick\\-stream history\n[\\fIOPTIONS\\fR] \\fISYMBOL\\fR...\n");
     for section in [
         prose::DESCRIPTION,
         prose::SYMBOLS,

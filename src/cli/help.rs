@@ -15,7 +15,7 @@ const COLUMN: usize = INDENT + 23;
 /// default, in the table's order.
 pub fn help() -> String {
     let mut out = format!(
-        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n    alltick-stream serve [FLAGS] FILE...\n",
+        "alltick-stream: {}\n\nUSAGE:\n    alltick-stream [FLAGS] [SYMBOL...]\n    alltick-stream replay [FLAGS] FILE... [SYMBOL...]\n    alltick-stream serve [FLAGS] FILE...\n    alltick-stream history [FLAGS] SYMBOL...\n",
         prose::ABOUT
     );
     for section in [prose::SYMBOLS, prose::STDIN, prose::MODES] {

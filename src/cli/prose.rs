@@ -72,7 +72,7 @@ pub const STDIN: Section = Section {
 
 /// The modes besides the live stream.
 pub const MODES: Section = Section {
-    title: "REPLAY AND SERVE",
+    title: "REPLAY, SERVE AND HISTORY",
     blocks: &[
         Block::Item(
             "replay [FLAGS] FILE... [SYMBOL...]",
@@ -86,9 +86,17 @@ pub const MODES: Section = Section {
              each connection replays the files from its first subscription at \
              --speed, pushing its codes' trades and books with their digits",
         ),
+        Block::Item(
+            "history [FLAGS] SYMBOL...",
+            "AllTick's K-lines over its HTTP API as bar lines (\"type\":\"kline\", \
+             the keys of --bars, trades null): complete bars only, in time order \
+             per code, each once, paced to --plan; with --output, what the files \
+             hold is not fetched again. Forex, metal and crypto codes reach back \
+             to --from; stock codes only as far as the server's latest bars",
+        ),
         Block::Text(
-            "AllTick codes are never lower-case words, so a first argument replay \
-             or serve is the mode, not a symbol.",
+            "AllTick codes are never lower-case words, so a first argument replay, \
+             serve or history is the mode, not a symbol.",
         ),
     ],
 };
@@ -109,6 +117,15 @@ pub const EXIT_STATUS: Section = Section {
         Block::Item("0", "stopped by SIGINT/SIGTERM, or stdout closed"),
         Block::Item("1", "cannot go on: token refused, stdout failed"),
         Block::Item("2", "bad arguments, or no token"),
+        Block::Item(
+            "3",
+            "history: some codes failed (each said on stderr); the others are complete",
+        ),
+        Block::Item(
+            "4",
+            "history: stopped before the end (the plan's daily allowance, the \
+             server's refusals for rate, or a signal); the next run goes on",
+        ),
     ],
 };
 
@@ -142,6 +159,13 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "alltick-stream --output 'ticks/%Y-%m-%d.jsonl' --gaps NASDAQ:AAPL",
             "alltick-stream replay --speed max --bars 1m --format csv ticks/*.jsonl >bars.csv",
+        ],
+    ),
+    (
+        "Keep minute K-lines of EURUSD since December and of AAPL, fetching only what is new each hour (crontab):",
+        &[
+            "0 * * * * alltick-stream history --plan basic --from 2026-12-01T00:00:00Z \\",
+            "    --output 'bars/%Y-%m.jsonl' EURUSD NASDAQ:AAPL 2>>history.log",
         ],
     ),
     (
