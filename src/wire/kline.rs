@@ -1,7 +1,7 @@
 //! AllTick's HTTP K-lines (`GET {base}/kline?token=…&query=…`), without
 //! I/O: the intervals and their `kline_type`, where a bar of each starts
 //! and ends on the UTC calendar, the query, and the answer read into its
-//! bars as the server's own text (`ALLTICK.md`, "The HTTP API").
+//! bars as the server's own text (AllTick's HTTP API docs, `kline_query`).
 
 use std::fmt;
 

@@ -1,7 +1,8 @@
 //! AllTick's plans and what each allows: WebSocket connections and symbols
-//! (`ALLTICK.md`, "Limits that a correct client respects") and HTTP
-//! requests (`interface_limitation.md`, revised 2026-04). One table, read by
-//! `--plan` for the live stream and for `history`, and by the simulator.
+//! (the WebSocket docs' limits a correct client respects) and HTTP
+//! requests (the HTTP docs' `interface_limitation` page, revised
+//! 2026-04). One table, read by `--plan` for the live stream and for
+//! `history`, and by the simulator.
 
 /// A limit on requests: at most `count` in any `window_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
