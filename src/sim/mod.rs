@@ -1,4 +1,4 @@
-//! A simulated AllTick WebSocket server.
+//! A simulated AllTick server: the WebSocket API and the HTTP K-line API.
 //!
 //! Used by the tool's `--demo` mode (started in-process) and by integration
 //! tests (started in the test process, with the real binary pointed at
@@ -53,6 +53,29 @@
 //! (`Simulator::set_silent`). With `SimConfig::tls` it serves `wss://`
 //! (see `test_certificate`).
 //!
+//! On the same port it answers AllTick's HTTP K-line API:
+//! `GET /quote-stock-b-api/kline` and `GET /quote-b-api/kline` (bases
+//! from [`Simulator::http_base`]) with `token` and a URL-encoded JSON
+//! `query`, one request per connection (`Connection: close`, a `Date`
+//! header on the simulator's clock); the request line tells such a request
+//! from a WebSocket handshake (`route`). Bars come from a deterministic
+//! 1-minute walk per code (its own, apart from the pushes' walk), every
+//! longer bar the exact aggregate of its minutes on the UTC calendar
+//! ([`kline_bars`] gives a test the same bars); only final bars, oldest
+//! first, from [`SimConfig::history_start_ms`] on; stock codes always get
+//! their latest bars, other codes the newest ones starting at most at
+//! `kline_timestamp_end`. A bad token gets ret 401, a code of the other
+//! base ret 600, a bad parameter ret 400, a `query` that is not JSON ret
+//! 402 (all in HTTP 200, without `data`), an unknown path under a base
+//! HTTP 404. With [`SimConfig::http_limits`] it enforces a plan's limits
+//! on arrival, over both bases together, answering [`HttpLimitAnswer`] and
+//! counting [`SimState::http_over_limit`]. Every request is recorded in
+//! [`SimState::http_requests`]. With `testing`: the other readings of the
+//! answers (`KlineReadings`), refused codes
+//! (`Simulator::refuse_kline_codes`), injected faults
+//! (`Simulator::fail_http_next` with an `HttpFault`) and `https://` with
+//! `SimConfig::tls`.
+//!
 //! Design: one accept thread plus one thread per connection, all blocking
 //! (std threads and tungstenite's blocking API). Each connection thread owns
 //! its socket; the simulator only keeps a `try_clone` of each `TcpStream` so
@@ -61,11 +84,13 @@
 //! (which looks at them at least every 10 ms).
 //!
 //! Layout: this file holds the public API; `records` what [`SimState`]
-//! records; `server` the shared state and the accept loop; `conn` one
-//! connection's loop; `request` request handling; `market` the random
-//! walk's pushes; `feed` the [`Feed`] interface and the writing of a
-//! feed's pushes; `faults`, `inject` and `tls` the testing-only switches
-//! (`inert` stands in for `faults` without the feature).
+//! records; `server` the shared state and the accept loop; `route` tells
+//! HTTP from WebSocket; `conn` one connection's loop; `request` request
+//! handling; `market` the random walk's pushes; `feed` the [`Feed`]
+//! interface and the writing of a feed's pushes; `http` the HTTP side's
+//! serving and limits, `http_answer` the K-line answer, `kline` the bars;
+//! `faults`, `http_faults`, `inject` and `tls` the testing-only switches
+//! (`inert` stands in for `faults` and `http_faults` without the feature).
 
 #![warn(clippy::too_many_lines)]
 
@@ -73,13 +98,19 @@ mod conn;
 #[cfg(feature = "testing")]
 mod faults;
 mod feed;
+mod http;
+mod http_answer;
+#[cfg(feature = "testing")]
+mod http_faults;
 #[cfg(not(feature = "testing"))]
 mod inert;
 #[cfg(feature = "testing")]
 mod inject;
+mod kline;
 mod market;
 mod records;
 mod request;
+mod route;
 mod server;
 #[cfg(feature = "testing")]
 mod tls;
@@ -95,15 +126,23 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "testing")]
 pub use faults::OverLimit;
 pub use feed::{Feed, FeedConn, Next};
+pub use http::{DEFAULT_HISTORY_DAYS, HttpLimitAnswer};
+#[cfg(feature = "testing")]
+pub use http_answer::KlineReadings;
+#[cfg(feature = "testing")]
+pub use http_faults::HttpFault;
 #[cfg(feature = "testing")]
 pub use inject::{Inject, Injected};
+pub use kline::kline_bars;
 #[cfg(feature = "testing")]
 pub use market::{Readings, SeqStyle};
-pub use records::{CloseCause, ConnRecord, Request, SentTick, SimState};
+pub use records::{CloseCause, ConnRecord, HttpRequest, Request, SentTick, SimState};
 #[cfg(feature = "testing")]
 pub use tls::test_certificate;
 
 use server::{Shared, accept_loop};
+
+use crate::wire::plan::HttpLimits;
 
 /// Path of the simulated stock endpoint: a connection on it is served stock
 /// codes only (`….US`, `….HK`, `….SH`, `….SZ`; others get ret 600).
@@ -111,11 +150,17 @@ pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
 /// Path of the simulated forex/crypto endpoint: a connection on it is served
 /// the other codes only. Any other path serves any code.
 pub const FOREX_PATH: &str = "/quote-b-ws-api";
+/// Base path of the simulated HTTP API for stock codes (`/kline` under it).
+pub const HTTP_STOCK_BASE: &str = "/quote-stock-b-api";
+/// Base path of the simulated HTTP API for the other codes.
+pub const HTTP_FOREX_BASE: &str = "/quote-b-api";
 
 /// Maximum number of entries kept in [`SimState::ticks`],
-/// [`SimState::depth_pushes`] and [`SimState::requests`]; beyond it the
-/// oldest half is discarded (and counted in [`SimState::discarded_pushes`]
-/// or [`SimState::discarded_requests`]) so a long `--demo` or `serve` run
+/// [`SimState::depth_pushes`], [`SimState::requests`] and
+/// [`SimState::http_requests`]; beyond it the oldest half is discarded (and
+/// counted in [`SimState::discarded_pushes`],
+/// [`SimState::discarded_requests`] or
+/// [`SimState::discarded_http_requests`]) so a long `--demo` or `serve` run
 /// does not grow memory without bound.
 pub const MAX_RECORDED_PUSHES: usize = 100_000;
 
@@ -160,18 +205,43 @@ pub struct SimConfig {
     /// The answer to a request inside `min_request_interval`. Default
     /// [`TooFast::Ret605`].
     pub too_fast: TooFast,
-    /// Seed for the random walk.
+    /// Seed for the random walk (not for the K-lines: those depend on
+    /// the code only).
     pub seed: u64,
-    /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
-    /// wrapped with a `native_tls::TlsAcceptor` using this identity before
-    /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
-    /// that the client's host-name check can pass. See `test_certificate`.
+    /// AllTick's HTTP limits of a plan, enforced on the K-line API over
+    /// both bases together, measured on arrival: at most
+    /// `one_interface.count` requests in any `one_interface.window_ms`,
+    /// `per_minute.count` in any minute and `per_day` in any 24 hours.
+    /// A request over one is answered as `http_limit_answer` says and
+    /// counted in [`SimState::http_over_limit`]; it does not count toward
+    /// the limits itself (nor does one with a bad token, or to an unknown
+    /// path). None (the default) = no limits.
+    /// [`Simulator::set_http_limits`] changes it at runtime.
+    pub http_limits: Option<HttpLimits>,
+    /// The answer to a request over `http_limits`. Default
+    /// [`HttpLimitAnswer::Status429`].
+    pub http_limit_answer: HttpLimitAnswer,
+    /// The oldest time (ms) a K-line may start at: nothing older is
+    /// answered, so paging backwards ends with an empty list. None (the
+    /// default) = [`DEFAULT_HISTORY_DAYS`] before the start of the
+    /// simulator's UTC day, for every code.
+    pub history_start_ms: Option<u64>,
+    /// If Some, connections are TLS (`wss://`, `https://`): each accepted
+    /// TCP stream is wrapped with a `native_tls::TlsAcceptor` using this
+    /// identity before its request is read (WebSocket handshake or HTTP
+    /// request), and [`Simulator::url`] and [`Simulator::http_base`] name
+    /// `localhost` so that the client's host-name check can pass. See
+    /// `test_certificate`.
     #[cfg(feature = "testing")]
     pub tls: Option<native_tls::Identity>,
     /// Which reading of the loosely documented wire formats the simulator
     /// plays at start; `Simulator::set_readings` changes it at runtime.
     #[cfg(feature = "testing")]
     pub readings: Readings,
+    /// Which reading of the K-line answers the simulator plays at start;
+    /// `Simulator::set_kline_readings` changes it at runtime.
+    #[cfg(feature = "testing")]
+    pub kline_readings: KlineReadings,
     /// How far the simulated clock runs off the real one, in ms (negative:
     /// behind), for `tick_time`, a time-like `seq` and the counters' start;
     /// `Simulator::set_clock_offset_ms` changes it at runtime. Default 0.
@@ -181,8 +251,9 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
-    /// 1 s minimum request interval, seed 1, no TLS, default `Readings`
-    /// (`seq` a per-code counter).
+    /// 1 s minimum request interval, seed 1, no HTTP limits, K-lines from
+    /// 30 days back, no TLS, default `Readings` (`seq` a per-code counter)
+    /// and `KlineReadings`.
     fn default() -> Self {
         SimConfig {
             ticks_per_sec: 3.0,
@@ -192,10 +263,15 @@ impl Default for SimConfig {
             min_request_interval: Some(Duration::from_secs(1)),
             too_fast: TooFast::Ret605,
             seed: 1,
+            http_limits: None,
+            http_limit_answer: HttpLimitAnswer::Status429,
+            history_start_ms: None,
             #[cfg(feature = "testing")]
             tls: None,
             #[cfg(feature = "testing")]
             readings: Readings::default(),
+            #[cfg(feature = "testing")]
+            kline_readings: KlineReadings::default(),
             #[cfg(feature = "testing")]
             clock_offset_ms: 0,
         }
@@ -213,6 +289,9 @@ impl fmt::Debug for SimConfig {
             .field("min_request_interval", &self.min_request_interval)
             .field("too_fast", &self.too_fast)
             .field("seed", &self.seed)
+            .field("http_limits", &self.http_limits)
+            .field("http_limit_answer", &self.http_limit_answer)
+            .field("history_start_ms", &self.history_start_ms)
             .finish_non_exhaustive()
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 #[cfg(feature = "testing")]
 use super::Injected;
+use crate::wire::symbol::Market;
 
 /// Why the simulator considers a connection finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,10 +52,14 @@ pub enum CloseCause {
     Error(String),
 }
 
-/// One accepted TCP connection.
+/// One accepted TCP connection that is not an HTTP request to the K-line
+/// API (those are [`HttpRequest`]s): recorded as soon as its first bytes
+/// show it is not one (or, with TLS, after the TLS handshake; or when it
+/// ends before that).
 #[derive(Clone, Debug)]
 pub struct ConnRecord {
-    /// Connection id (1, 2, 3, … in accept order).
+    /// Connection id (1, 2, 3, … in the order connections are recorded:
+    /// accept order, HTTP requests not counted).
     pub id: u64,
     /// The `token` query parameter of the handshake request (percent-decoded),
     /// None if absent or if the handshake request was never read.
@@ -149,7 +154,8 @@ pub struct SentTick {
 /// Everything the simulator has recorded so far.
 #[derive(Clone, Debug, Default)]
 pub struct SimState {
-    /// One per TCP connection accepted, in order (including those rejected at the handshake).
+    /// One per TCP connection accepted, in order (including those rejected
+    /// at the handshake), except HTTP requests to the K-line API.
     pub connections: Vec<ConnRecord>,
     /// Every request frame received, in arrival order (the latest
     /// [`MAX_RECORDED_PUSHES`](super::MAX_RECORDED_PUSHES) at most).
@@ -165,6 +171,14 @@ pub struct SimState {
     /// Number of old entries removed from `requests` to stay under
     /// [`MAX_RECORDED_PUSHES`](super::MAX_RECORDED_PUSHES).
     pub discarded_requests: u64,
+    /// Every HTTP request (the K-line API), in the order they were answered
+    /// (the latest [`MAX_RECORDED_PUSHES`](super::MAX_RECORDED_PUSHES) at most).
+    pub http_requests: Vec<HttpRequest>,
+    /// Number of old entries removed from `http_requests`.
+    pub discarded_http_requests: u64,
+    /// HTTP requests refused for the plan's limits
+    /// (`SimConfig::http_limits`), however they were answered.
+    pub http_over_limit: u64,
     /// Every injected frame, per connection, recorded after the write attempt.
     #[cfg(feature = "testing")]
     pub injected: Vec<Injected>,
@@ -197,8 +211,58 @@ impl SimState {
             .collect()
     }
 
+    /// HTTP requests for this code, in the order they were answered.
+    pub fn http_requests_for(&self, code: &str) -> Vec<&HttpRequest> {
+        self.http_requests
+            .iter()
+            .filter(|r| r.code.as_deref() == Some(code))
+            .collect()
+    }
+
     /// Trade pushes of this code, in send order.
     pub fn ticks_for(&self, code: &str) -> Vec<&SentTick> {
         self.ticks.iter().filter(|t| t.code == code).collect()
     }
+}
+
+/// One HTTP request to the simulator, recorded as it is answered (one that
+/// hangs, as the hang begins): what it asked and what it got.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    /// When its head had been read.
+    pub at: Instant,
+    /// The same moment on the simulator's clock, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The request method (`GET`).
+    pub method: String,
+    /// The path of the request target, without its query
+    /// (`/quote-b-api/kline`).
+    pub path: String,
+    /// The base the path lies under: [`Market::Stock`] for
+    /// `HTTP_STOCK_BASE`, [`Market::Forex`] for `HTTP_FOREX_BASE`.
+    pub base: Option<Market>,
+    /// The `token` parameter, percent-decoded.
+    pub token: Option<String>,
+    /// The query's `trace`, if a string.
+    pub trace: Option<String>,
+    /// `data.code`, if a string.
+    pub code: Option<String>,
+    /// `data.kline_type`, if a whole number (or its digits as a string).
+    pub kline_type: Option<u64>,
+    /// `data.kline_timestamp_end` (seconds; 0 = now), likewise.
+    pub kline_timestamp_end: Option<u64>,
+    /// `data.query_kline_num`, likewise.
+    pub query_kline_num: Option<u64>,
+    /// The HTTP status answered; 0 for a request never answered
+    /// (`HttpFault::Hang`).
+    pub status: u16,
+    /// The `ret` of the body; None if the body has none (404, 405, an
+    /// injected 5xx, a body that is not JSON, no answer).
+    pub ret: Option<u32>,
+    /// Entries of `kline_list` sent (repeated ones included).
+    pub bars: usize,
+    /// Whether it counted toward the plan's limits (`SimConfig::http_limits`):
+    /// every request under a K-line base with a good token that was not
+    /// itself refused for the limits.
+    pub counted: bool,
 }
