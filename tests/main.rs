@@ -37,6 +37,8 @@ mod recipes;
 mod replay;
 // `serve`: a capture served over the AllTick protocol, to the tool and to a raw client.
 mod serve;
+// The simulator's HTTP K-line API over real sockets: answers, limits, readings, faults, HTTPS.
+mod sim_http;
 // The simulated server itself, through the raw WebSocket client: protocol, faults, readings.
 mod sim_smoke;
 // One connection end to end: stdout lines, stdin set changes, heartbeats, reconnects, exits.

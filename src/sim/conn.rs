@@ -17,9 +17,7 @@ use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 use super::feed::{self, FeedState};
 use super::request::{market_of_path, token_from_query};
 use super::server::{Ctl, Shared, interval_for};
-use super::{
-    CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, MAX_CATCHUP, Reject, WRITE_TIMEOUT,
-};
+use super::{CLOSE_DRAIN, CloseCause, HANDSHAKE_POLL, LOOP_TICK, MAX_CATCHUP, Reject};
 use crate::wire::protocol::FeedKind;
 use crate::wire::symbol::Market;
 
@@ -53,7 +51,7 @@ pub(super) fn idle_while_silent(shared: &Shared, kill: &AtomicBool) -> Option<Cl
 pub(super) enum SimStream {
     Plain(TcpStream),
     #[cfg(feature = "testing")]
-    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Tls(Box<super::tls::TlsConn>),
 }
 
 impl SimStream {
@@ -63,6 +61,19 @@ impl SimStream {
             SimStream::Plain(s) => s,
             #[cfg(feature = "testing")]
             SimStream::Tls(s) => s.get_ref(),
+        }
+    }
+
+    /// End what was written: TLS's close_notify, or a TCP FIN.
+    pub(super) fn finish(&mut self) {
+        match self {
+            SimStream::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
+            #[cfg(feature = "testing")]
+            SimStream::Tls(s) => {
+                let _ = s.shutdown();
+            }
         }
     }
 }
@@ -95,13 +106,9 @@ impl Write for SimStream {
     }
 }
 
-/// Run one connection from handshake to end; returns why it ended.
-pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> CloseCause {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    if let Err(e) = stream.set_read_timeout(Some(HANDSHAKE_POLL)) {
-        return CloseCause::Error(format!("set_read_timeout: {e}"));
-    }
+/// Run one connection from handshake to end (its socket's timeouts set
+/// and, with TLS, its TLS handshake done); returns why it ended.
+pub(super) fn serve(shared: &Shared, id: u64, stream: SimStream, ctl: &Ctl) -> CloseCause {
     let (mut ws, token_bad) = match handshake(shared, id, stream, &ctl.kill) {
         Ok(done) => done,
         Err(cause) => return cause,
@@ -146,24 +153,20 @@ pub(super) fn serve(shared: &Shared, id: u64, stream: TcpStream, ctl: &Ctl) -> C
     conn.run()
 }
 
-/// The TLS (with [`SimConfig::tls`](super::SimConfig)) and WebSocket
-/// handshakes of connection `id`, with the token check; returns the
-/// WebSocket and whether the token was bad (with [`Reject::Ret401`]).
+/// The WebSocket handshake of connection `id`, with the token check;
+/// returns the WebSocket and whether the token was bad (with
+/// [`Reject::Ret401`]).
 // The handshake callback's error type is fixed by tungstenite.
 #[allow(clippy::result_large_err)]
 fn handshake(
     shared: &Shared,
     id: u64,
-    stream: TcpStream,
+    stream: SimStream,
     kill: &AtomicBool,
 ) -> Result<(WebSocket<SimStream>, bool), CloseCause> {
     if let Some(cause) = idle_while_silent(shared, kill) {
         return Err(cause);
     }
-    #[cfg(feature = "testing")]
-    let stream = super::tls::wrap(shared, stream, kill)?;
-    #[cfg(not(feature = "testing"))]
-    let stream = SimStream::Plain(stream);
 
     let token_bad = Cell::new(false);
     let rejected_http = Cell::new(false);

@@ -367,11 +367,12 @@ impl Shared {
 }
 
 /// The `msg` of a `ret`, as AllTick's error-code table words it.
-fn ret_msg(ret: u32) -> &'static str {
+pub(super) fn ret_msg(ret: u32) -> &'static str {
     match ret {
         200 => "ok",
-        400 => "request header/data param invalid",
+        400 | 202 => "request header/data param invalid",
         401 => "token invalid",
+        402 => "query invalid",
         429 => "rate limit",
         600 => "code invalid",
         601 => "body empty",

@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::CloseCause;
 use super::conn::Conn;
+use super::http::Reply;
+use super::http_answer::KlineReadings;
 use super::server::{Inner, Shared};
 
 impl Shared {
@@ -51,6 +55,26 @@ impl Shared {
     /// Always upgrade.
     pub(super) fn handshake_status(&self) -> Option<u16> {
         None
+    }
+
+    /// K-line answers in the default reading.
+    pub(super) fn kline_readings(&self) -> KlineReadings {
+        KlineReadings::default()
+    }
+
+    /// No refused K-line codes.
+    pub(super) fn kline_refusal(&self, _code: &str) -> Option<(u32, &'static str)> {
+        None
+    }
+
+    /// No injected HTTP faults.
+    pub(super) fn http_fault(&self, _trace: &Value) -> Option<Reply> {
+        None
+    }
+
+    /// Nothing hangs, so nothing releases hangs.
+    pub(super) fn hang_generation(&self) -> u64 {
+        0
     }
 }
 

@@ -184,13 +184,13 @@ impl Inner {
 
     /// The simulated clock, ms since the Unix epoch.
     #[cfg(feature = "testing")]
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         offset(now_ms(), self.clock_offset_ms)
     }
 
     /// The simulated clock: the real one without the `testing` feature.
     #[cfg(not(feature = "testing"))]
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         now_ms()
     }
 

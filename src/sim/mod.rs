@@ -1,4 +1,4 @@
-//! A simulated AllTick WebSocket server.
+//! A simulated AllTick server: the WebSocket API and the HTTP K-line API.
 //!
 //! Used by the tool's `--demo` mode (started in-process) and by integration
 //! tests (started in the test process, with the real binary pointed at
@@ -53,6 +53,29 @@
 //! (`Simulator::set_silent`). With `SimConfig::tls` it serves `wss://`
 //! (see `test_certificate`).
 //!
+//! On the same port it answers AllTick's HTTP K-line API:
+//! `GET /quote-stock-b-api/kline` and `GET /quote-b-api/kline` (bases
+//! from [`Simulator::http_base`]) with `token` and a URL-encoded JSON
+//! `query`, one request per connection (`Connection: close`, a `Date`
+//! header on the simulator's clock); the request line tells such a request
+//! from a WebSocket handshake (`route`). Bars come from a deterministic
+//! 1-minute walk per code (its own, apart from the pushes' walk), every
+//! longer bar the exact aggregate of its minutes on the UTC calendar
+//! ([`kline_bars`] gives a test the same bars); only final bars, oldest
+//! first, from [`SimConfig::history_start_ms`] on; stock codes always get
+//! their latest bars, other codes the newest ones starting at most at
+//! `kline_timestamp_end`. A bad token gets ret 401, a code of the other
+//! base ret 600, a bad parameter ret 400, a `query` that is not JSON ret
+//! 402 (all in HTTP 200, without `data`), an unknown path under a base
+//! HTTP 404. With [`SimConfig::http_limits`] it enforces a plan's limits
+//! on arrival, over both bases together, answering [`HttpLimitAnswer`] and
+//! counting [`SimState::http_over_limit`]. Every request is recorded in
+//! [`SimState::http_requests`]. With `testing`: the other readings of the
+//! answers (`KlineReadings`), refused codes
+//! (`Simulator::refuse_kline_codes`), injected faults
+//! (`Simulator::fail_http_next` with an `HttpFault`) and `https://` with
+//! `SimConfig::tls`.
+//!
 //! Design: one accept thread plus one thread per connection, all blocking
 //! (std threads and tungstenite's blocking API). Each connection thread owns
 //! its socket; the simulator only keeps a `try_clone` of each `TcpStream` so
@@ -60,12 +83,14 @@
 //! and flags through which the other switches reach the connection thread
 //! (which looks at them at least every 10 ms).
 //!
-//! Layout: this file holds the public API and the records; `server` the
-//! shared state and the accept loop; `conn` one connection's loop;
-//! `request` request handling; `market` the random walk's pushes; `feed`
-//! the [`Feed`] interface and the writing of a feed's pushes; `faults`,
-//! `inject` and `tls` the testing-only switches (`inert` stands in for
-//! `faults` without the feature).
+//! Layout: this file holds the public API; `records` what [`SimState`]
+//! records; `server` the shared state and the accept loop; `route` tells
+//! HTTP from WebSocket; `conn` one connection's loop; `request` request
+//! handling; `market` the random walk's pushes; `feed` the [`Feed`]
+//! interface and the writing of a feed's pushes; `http` the HTTP side's
+//! serving and limits, `http_answer` the K-line answer, `kline` the bars;
+//! `faults`, `http_faults`, `inject` and `tls` the testing-only switches
+//! (`inert` stands in for `faults` and `http_faults` without the feature).
 
 #![warn(clippy::too_many_lines)]
 
@@ -73,12 +98,19 @@ mod conn;
 #[cfg(feature = "testing")]
 mod faults;
 mod feed;
+mod http;
+mod http_answer;
+#[cfg(feature = "testing")]
+mod http_faults;
 #[cfg(not(feature = "testing"))]
 mod inert;
 #[cfg(feature = "testing")]
 mod inject;
+mod kline;
 mod market;
+mod records;
 mod request;
+mod route;
 mod server;
 #[cfg(feature = "testing")]
 mod tls;
@@ -91,19 +123,26 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 #[cfg(feature = "testing")]
 pub use faults::OverLimit;
 pub use feed::{Feed, FeedConn, Next};
+pub use http::{DEFAULT_HISTORY_DAYS, HttpLimitAnswer};
+#[cfg(feature = "testing")]
+pub use http_answer::KlineReadings;
+#[cfg(feature = "testing")]
+pub use http_faults::HttpFault;
 #[cfg(feature = "testing")]
 pub use inject::{Inject, Injected};
+pub use kline::kline_bars;
 #[cfg(feature = "testing")]
 pub use market::{Readings, SeqStyle};
+pub use records::{CloseCause, ConnRecord, HttpRequest, Request, SentTick, SimState};
 #[cfg(feature = "testing")]
 pub use tls::test_certificate;
 
 use server::{Shared, accept_loop};
+
+use crate::wire::plan::HttpLimits;
 
 /// Path of the simulated stock endpoint: a connection on it is served stock
 /// codes only (`….US`, `….HK`, `….SH`, `….SZ`; others get ret 600).
@@ -111,11 +150,17 @@ pub const STOCK_PATH: &str = "/quote-stock-b-ws-api";
 /// Path of the simulated forex/crypto endpoint: a connection on it is served
 /// the other codes only. Any other path serves any code.
 pub const FOREX_PATH: &str = "/quote-b-ws-api";
+/// Base path of the simulated HTTP API for stock codes (`/kline` under it).
+pub const HTTP_STOCK_BASE: &str = "/quote-stock-b-api";
+/// Base path of the simulated HTTP API for the other codes.
+pub const HTTP_FOREX_BASE: &str = "/quote-b-api";
 
 /// Maximum number of entries kept in [`SimState::ticks`],
-/// [`SimState::depth_pushes`] and [`SimState::requests`]; beyond it the
-/// oldest half is discarded (and counted in [`SimState::discarded_pushes`]
-/// or [`SimState::discarded_requests`]) so a long `--demo` or `serve` run
+/// [`SimState::depth_pushes`], [`SimState::requests`] and
+/// [`SimState::http_requests`]; beyond it the oldest half is discarded (and
+/// counted in [`SimState::discarded_pushes`],
+/// [`SimState::discarded_requests`] or
+/// [`SimState::discarded_http_requests`]) so a long `--demo` or `serve` run
 /// does not grow memory without bound.
 pub const MAX_RECORDED_PUSHES: usize = 100_000;
 
@@ -160,18 +205,43 @@ pub struct SimConfig {
     /// The answer to a request inside `min_request_interval`. Default
     /// [`TooFast::Ret605`].
     pub too_fast: TooFast,
-    /// Seed for the random walk.
+    /// Seed for the random walk (not for the K-lines: those depend on
+    /// the code only).
     pub seed: u64,
-    /// If Some, connections are TLS (`wss://`): each accepted TCP stream is
-    /// wrapped with a `native_tls::TlsAcceptor` using this identity before
-    /// the WebSocket handshake, and [`Simulator::url`] names `localhost` so
-    /// that the client's host-name check can pass. See `test_certificate`.
+    /// AllTick's HTTP limits of a plan, enforced on the K-line API over
+    /// both bases together, measured on arrival: at most
+    /// `one_interface.count` requests in any `one_interface.window_ms`,
+    /// `per_minute.count` in any minute and `per_day` in any 24 hours.
+    /// A request over one is answered as `http_limit_answer` says and
+    /// counted in [`SimState::http_over_limit`]; it does not count toward
+    /// the limits itself (nor does one with a bad token, or to an unknown
+    /// path). None (the default) = no limits.
+    /// [`Simulator::set_http_limits`] changes it at runtime.
+    pub http_limits: Option<HttpLimits>,
+    /// The answer to a request over `http_limits`. Default
+    /// [`HttpLimitAnswer::Status429`].
+    pub http_limit_answer: HttpLimitAnswer,
+    /// The oldest time (ms) a K-line may start at: nothing older is
+    /// answered, so paging backwards ends with an empty list. None (the
+    /// default) = [`DEFAULT_HISTORY_DAYS`] before the start of the
+    /// simulator's UTC day, for every code.
+    pub history_start_ms: Option<u64>,
+    /// If Some, connections are TLS (`wss://`, `https://`): each accepted
+    /// TCP stream is wrapped with a `native_tls::TlsAcceptor` using this
+    /// identity before its request is read (WebSocket handshake or HTTP
+    /// request), and [`Simulator::url`] and [`Simulator::http_base`] name
+    /// `localhost` so that the client's host-name check can pass. See
+    /// `test_certificate`.
     #[cfg(feature = "testing")]
     pub tls: Option<native_tls::Identity>,
     /// Which reading of the loosely documented wire formats the simulator
     /// plays at start; `Simulator::set_readings` changes it at runtime.
     #[cfg(feature = "testing")]
     pub readings: Readings,
+    /// Which reading of the K-line answers the simulator plays at start;
+    /// `Simulator::set_kline_readings` changes it at runtime.
+    #[cfg(feature = "testing")]
+    pub kline_readings: KlineReadings,
     /// How far the simulated clock runs off the real one, in ms (negative:
     /// behind), for `tick_time`, a time-like `seq` and the counters' start;
     /// `Simulator::set_clock_offset_ms` changes it at runtime. Default 0.
@@ -181,8 +251,9 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     /// 3 ticks/s, 30 s heartbeat cutoff, no token check, [`Reject::Ret401`],
-    /// 1 s minimum request interval, seed 1, no TLS, default `Readings`
-    /// (`seq` a per-code counter).
+    /// 1 s minimum request interval, seed 1, no HTTP limits, K-lines from
+    /// 30 days back, no TLS, default `Readings` (`seq` a per-code counter)
+    /// and `KlineReadings`.
     fn default() -> Self {
         SimConfig {
             ticks_per_sec: 3.0,
@@ -192,10 +263,15 @@ impl Default for SimConfig {
             min_request_interval: Some(Duration::from_secs(1)),
             too_fast: TooFast::Ret605,
             seed: 1,
+            http_limits: None,
+            http_limit_answer: HttpLimitAnswer::Status429,
+            history_start_ms: None,
             #[cfg(feature = "testing")]
             tls: None,
             #[cfg(feature = "testing")]
             readings: Readings::default(),
+            #[cfg(feature = "testing")]
+            kline_readings: KlineReadings::default(),
             #[cfg(feature = "testing")]
             clock_offset_ms: 0,
         }
@@ -213,6 +289,9 @@ impl fmt::Debug for SimConfig {
             .field("min_request_interval", &self.min_request_interval)
             .field("too_fast", &self.too_fast)
             .field("seed", &self.seed)
+            .field("http_limits", &self.http_limits)
+            .field("http_limit_answer", &self.http_limit_answer)
+            .field("history_start_ms", &self.history_start_ms)
             .finish_non_exhaustive()
     }
 }
@@ -244,200 +323,6 @@ impl TooFast {
             TooFast::Ret429 => (429, "rate limit"),
             TooFast::Ret605 => (605, "too many requests"),
         }
-    }
-}
-
-/// Why the simulator considers a connection finished.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CloseCause {
-    /// The client sent a close frame (the close handshake was completed).
-    ClientClose,
-    /// The peer went away without a close handshake (EOF or reset).
-    PeerGone,
-    /// No 22000 heartbeat within [`SimConfig::heartbeat_cutoff`]; the server
-    /// sent a close frame.
-    HeartbeatTimeout,
-    /// Bad token: HTTP 401 at the handshake, or ret 401 then a close frame.
-    TokenRejected,
-    /// The handshake was answered with this HTTP status
-    /// (`Simulator::set_handshake_status`).
-    HandshakeStatus(u16),
-    /// The TLS or WebSocket handshake failed for another reason.
-    HandshakeFailed(String),
-    /// Closed without a close frame (TCP shutdown): by
-    /// `Simulator::drop_connections`, by `Simulator::set_drop_after_ack`,
-    /// or by `Simulator::reset_connections` when no unread client data
-    /// arrived within 5 s (then the client sees an orderly FIN, not a reset).
-    Dropped,
-    /// Cut by `Simulator::set_cut_every`: everything written was flushed,
-    /// then TCP was shut down (no close frame).
-    Cut,
-    /// Reset by `Simulator::reset_connections`: the socket was closed with
-    /// unread data in its receive buffer, so the kernel sent a TCP RST.
-    Reset,
-    /// The server sent a close frame with this code: by
-    /// `Simulator::close_connections`, or 1008 after a ret 606 injected by
-    /// `Simulator::fail_next`.
-    ServerClose(u16),
-    /// Refused by the connections-per-token limit
-    /// (`Simulator::set_connection_limit`): accepted at the WebSocket
-    /// level, then closed at once with close frame 1008 "too many connections".
-    TooManyConnections,
-    /// Closed because the simulator was dropped.
-    Shutdown,
-    /// Any other I/O or protocol error (message text).
-    Error(String),
-}
-
-/// One accepted TCP connection.
-#[derive(Clone, Debug)]
-pub struct ConnRecord {
-    /// Connection id (1, 2, 3, … in accept order).
-    pub id: u64,
-    /// The `token` query parameter of the handshake request (percent-decoded),
-    /// None if absent or if the handshake request was never read.
-    pub token: Option<String>,
-    /// The WebSocket handshake completed.
-    pub accepted: bool,
-    /// The connection is finished (socket closed by either side).
-    pub closed: bool,
-    /// A close frame from the client was read.
-    pub close_frame_received: bool,
-    /// Path of the handshake request URI (empty until it was read).
-    pub path: String,
-    /// When the TCP connection was accepted.
-    pub opened_at: Instant,
-    /// When the connection was finished.
-    pub closed_at: Option<Instant>,
-    /// Why the connection was finished.
-    pub cause: Option<CloseCause>,
-    /// Current trade subscription set (22004), in request order.
-    pub trade_codes: Vec<String>,
-    /// Current depth subscription set (22002), in request order.
-    pub depth_codes: Vec<String>,
-}
-
-/// One request frame received from a client.
-#[derive(Clone, Debug)]
-pub struct Request {
-    /// Connection id ([`ConnRecord::id`]).
-    pub conn: u64,
-    /// Arrival time (when the frame was read).
-    pub at: Instant,
-    /// `cmd_id` of the request; 0 if missing or the frame was not JSON.
-    pub cmd_id: u64,
-    /// `seq_id` of the request, if it was an unsigned integer.
-    pub seq_id: Option<u64>,
-    /// `trace` of the request, if it was a string.
-    pub trace: Option<String>,
-    /// `data` of the request (Null if missing or not JSON).
-    pub data: serde_json::Value,
-    /// The frame's text exactly as received (binary frames lossily decoded).
-    pub raw: String,
-    /// The `ret` the simulator answered with (200, 400, 401, 601, 429 or 605
-    /// ([`TooFast`]), or a
-    /// ret injected by `Simulator::fail_next`, `Simulator::refuse_codes`
-    /// or `Simulator::set_max_symbols`: 600, 603, 604, 606, …).
-    pub ret: u32,
-}
-
-impl Request {
-    /// codes of data.symbol_list in order (empty if none)
-    pub fn codes(&self) -> Vec<String> {
-        self.data
-            .get("symbol_list")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|item| item.get("code").and_then(Value::as_str))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// One push (trade or depth) sent to a client; recorded before it is written.
-#[derive(Clone, Debug)]
-pub struct SentTick {
-    /// Connection id ([`ConnRecord::id`]).
-    pub conn: u64,
-    /// The code pushed.
-    pub code: String,
-    /// The push's `seq` (see `SeqStyle`; with the default per code and
-    /// strictly increasing across connections).
-    pub seq: u64,
-    /// When it was recorded (just before writing).
-    pub at: Instant,
-    /// Trade price, exactly the digits sent, whether as a string or a JSON
-    /// number (for depth pushes: the mid price around which the book was
-    /// built).
-    pub price: String,
-    /// Trade volume, exactly the digits sent (empty for depth pushes).
-    pub volume: String,
-    /// The `tick_time` as sent (milliseconds, or seconds with
-    /// `Readings::tick_time_seconds`).
-    pub tick_time: u64,
-    /// The push's real time in milliseconds since the Unix epoch.
-    pub time_ms: u64,
-    /// Padding levels in a depth push (`Readings::padded_depth`); 0 for trades.
-    pub bad_levels: usize,
-}
-
-/// Everything the simulator has recorded so far.
-#[derive(Clone, Debug, Default)]
-pub struct SimState {
-    /// One per TCP connection accepted, in order (including those rejected at the handshake).
-    pub connections: Vec<ConnRecord>,
-    /// Every request frame received, in arrival order (the latest
-    /// [`MAX_RECORDED_PUSHES`] at most).
-    pub requests: Vec<Request>,
-    /// Every trade push of the random walk sent (22998); a [`Feed`]'s are
-    /// not recorded.
-    pub ticks: Vec<SentTick>,
-    /// Every depth push of the random walk sent (22999).
-    pub depth_pushes: Vec<SentTick>,
-    /// Number of old entries removed from `ticks` and `depth_pushes` to stay
-    /// under [`MAX_RECORDED_PUSHES`] each.
-    pub discarded_pushes: u64,
-    /// Number of old entries removed from `requests` to stay under
-    /// [`MAX_RECORDED_PUSHES`].
-    pub discarded_requests: u64,
-    /// Every injected frame, per connection, recorded after the write attempt.
-    #[cfg(feature = "testing")]
-    pub injected: Vec<Injected>,
-    /// Every trade pushed once more on a subscription
-    /// (`Readings::repush_last_trade`): the push it repeats, with the
-    /// connection and time of the repeat.
-    #[cfg(feature = "testing")]
-    pub repushes: Vec<SentTick>,
-}
-
-impl SimState {
-    /// The connection record with this id.
-    pub fn conn(&self, id: u64) -> Option<&ConnRecord> {
-        self.connections.iter().find(|c| c.id == id)
-    }
-
-    /// Connections whose handshake completed and that are not closed yet.
-    pub fn open_connections(&self) -> Vec<&ConnRecord> {
-        self.connections
-            .iter()
-            .filter(|c| c.accepted && !c.closed)
-            .collect()
-    }
-
-    /// Requests with this `cmd_id`, in arrival order.
-    pub fn requests_with_cmd(&self, cmd_id: u64) -> Vec<&Request> {
-        self.requests
-            .iter()
-            .filter(|r| r.cmd_id == cmd_id)
-            .collect()
-    }
-
-    /// Trade pushes of this code, in send order.
-    pub fn ticks_for(&self, code: &str) -> Vec<&SentTick> {
-        self.ticks.iter().filter(|t| t.code == code).collect()
     }
 }
 

@@ -313,9 +313,15 @@ fn replace_set(
 
 /// The percent-decoded `token` parameter of a URI query string.
 pub(super) fn token_from_query(query: Option<&str>) -> Option<String> {
+    query_param(query, "token")
+}
+
+/// The percent-decoded parameter `name` of a URI query string (`+` read
+/// as a space), the first if it comes more than once.
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key) == "token").then(|| percent_decode(value))
+        (percent_decode(key) == name).then(|| percent_decode(value))
     })
 }
 

@@ -8,13 +8,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::conn::serve;
 #[cfg(feature = "testing")]
 use super::faults::{Faults, Remote, RemoteCtl};
 use super::feed::Feed;
+use super::http::HttpCtl;
 #[cfg(feature = "testing")]
 use super::market::Readings;
-use super::market::{CodeMarket, Rng};
+use super::market::{CodeMarket, Rng, now_ms};
 use super::{CloseCause, ConnRecord, LOOP_TICK, SimConfig, SimState};
 use crate::wire::protocol::FeedKind;
 
@@ -36,10 +36,18 @@ pub(super) struct Shared {
     pub(super) rate_bits: AtomicU64,
     /// Where the pushes come from (None: the random walk).
     pub(super) feed: Option<Arc<dyn Feed>>,
+    /// The HTTP side's switches and counters.
+    pub(super) http: Mutex<HttpCtl>,
 }
+
+/// Handles of connections whose kind is not known yet, and of HTTP
+/// requests, are keyed from here up (never a [`ConnRecord::id`]).
+const PROVISIONAL: u64 = 1 << 62;
 
 /// What the simulator keeps to reach a connection from outside its thread.
 pub(super) struct ConnHandle {
+    /// The connection's [`ConnRecord::id`] once it has a record; until
+    /// then, and for HTTP requests, a key from [`PROVISIONAL`] up.
     pub(super) id: u64,
     pub(super) stream: TcpStream,
     pub(super) kill: Arc<AtomicBool>,
@@ -85,7 +93,9 @@ impl Shared {
     pub(super) fn new(cfg: SimConfig, feed: Option<Arc<dyn Feed>>) -> io::Result<Shared> {
         #[cfg(feature = "testing")]
         let tls = super::tls::acceptor(&cfg)?;
+        let start_ms = now_ms().saturating_add_signed(start_offset_ms(&cfg));
         Ok(Shared {
+            http: Mutex::new(HttpCtl::new(&cfg, start_ms)),
             inner: Mutex::new(Inner {
                 state: SimState::default(),
                 market: HashMap::new(),
@@ -132,10 +142,17 @@ impl Shared {
         self.cond.notify_all();
     }
 
-    /// Record a newly accepted TCP connection; returns its id.
-    fn new_conn(&self) -> u64 {
+    /// Record the connection whose handle is keyed `key` (accepted at
+    /// `opened_at`), now known not to be an HTTP request; returns its id,
+    /// under which its handle is found from now on.
+    pub(super) fn new_conn(&self, key: u64, opened_at: Instant) -> u64 {
+        let mut handles = lock(&self.handles);
         let mut inner = self.lock_inner();
         let id = inner.state.connections.len() as u64 + 1;
+        if let Some(h) = handles.iter_mut().find(|h| h.id == key) {
+            h.id = id;
+        }
+        drop(handles);
         inner.state.connections.push(ConnRecord {
             id,
             token: None,
@@ -143,7 +160,7 @@ impl Shared {
             closed: false,
             close_frame_received: false,
             path: String::new(),
-            opened_at: Instant::now(),
+            opened_at,
             closed_at: None,
             cause: None,
             trade_codes: Vec::new(),
@@ -154,15 +171,18 @@ impl Shared {
         id
     }
 
-    /// Mark connection `id` finished and forget its kill handle.
-    fn finish_conn(&self, id: u64, cause: CloseCause) {
-        {
-            let mut handles = lock(&self.handles);
-            if let Some(pos) = handles.iter().position(|h| h.id == id) {
-                let h = handles.swap_remove(pos);
-                let _ = h.stream.shutdown(Shutdown::Both);
-            }
+    /// Shut down and forget the handle keyed `id`.
+    pub(super) fn release_handle(&self, id: u64) {
+        let mut handles = lock(&self.handles);
+        if let Some(pos) = handles.iter().position(|h| h.id == id) {
+            let h = handles.swap_remove(pos);
+            let _ = h.stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Mark connection `id` finished and forget its kill handle.
+    pub(super) fn finish_conn(&self, id: u64, cause: CloseCause) {
+        self.release_handle(id);
         self.lock_inner()
             .conn_seq
             .retain(|(conn, _, _), _| *conn != id);
@@ -226,6 +246,7 @@ pub(super) fn interval_for(rate: f64) -> Option<Duration> {
 /// them all.
 pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    let mut key = PROVISIONAL;
     loop {
         let accepted = listener.accept();
         if shared.stopping() {
@@ -239,11 +260,15 @@ pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let opened_at = Instant::now();
         workers.retain(|w| !w.is_finished());
-        let id = shared.new_conn();
-        match spawn_conn(&shared, id, stream) {
+        key += 1;
+        match spawn_conn(&shared, key, stream, opened_at) {
             Ok(handle) => workers.push(handle),
-            Err(cause) => shared.finish_conn(id, cause),
+            Err(cause) => {
+                let id = shared.new_conn(key, opened_at);
+                shared.finish_conn(id, cause);
+            }
         }
     }
     for w in workers {
@@ -251,11 +276,13 @@ pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Register connection `id` and start its thread.
+/// Register the handle of an accepted connection under `key` and start its
+/// thread.
 fn spawn_conn(
     shared: &Arc<Shared>,
-    id: u64,
+    key: u64,
     stream: TcpStream,
+    opened_at: Instant,
 ) -> Result<JoinHandle<()>, CloseCause> {
     let clone = stream
         .try_clone()
@@ -268,7 +295,7 @@ fn spawn_conn(
         remote: remote_ctl,
     };
     lock(&shared.handles).push(ConnHandle {
-        id,
+        id: key,
         stream: clone,
         kill: Arc::clone(&ctl.kill),
         #[cfg(feature = "testing")]
@@ -276,10 +303,7 @@ fn spawn_conn(
     });
     let for_thread = Arc::clone(shared);
     thread::Builder::new()
-        .name(format!("alltick-sim-conn-{id}"))
-        .spawn(move || {
-            let cause = serve(&for_thread, id, stream, &ctl);
-            for_thread.finish_conn(id, cause);
-        })
+        .name(format!("alltick-sim-conn-{}", key - PROVISIONAL))
+        .spawn(move || super::route::run(&for_thread, key, stream, opened_at, &ctl))
         .map_err(|e| CloseCause::Error(format!("spawn: {e}")))
 }

@@ -1,7 +1,9 @@
-//! `wss://` for tests: a throwaway certificate made with the `openssl`
-//! command-line tool, and the server side of the TLS handshake.
+//! `wss://` and `https://` for tests: a throwaway certificate made with the
+//! `openssl` command-line tool, the server side of the TLS handshake, and
+//! after it the request's kind told from its first bytes (replayed to the
+//! WebSocket side).
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{SimStream, idle_while_silent};
 use super::market::{now_ms, splitmix};
+use super::route::{Kind, SNIFF_LIMIT, Sniffed, classify, ended};
 use super::server::Shared;
 use super::{CloseCause, SimConfig};
 
@@ -86,17 +89,103 @@ pub(super) fn acceptor(cfg: &SimConfig) -> io::Result<Option<native_tls::TlsAcce
     }
 }
 
-/// `stream` as is, or wrapped in TLS if the simulator serves `wss://`.
-pub(super) fn wrap(
-    shared: &Shared,
-    stream: TcpStream,
-    kill: &AtomicBool,
-) -> Result<SimStream, CloseCause> {
-    match &shared.tls {
-        None => Ok(SimStream::Plain(stream)),
-        Some(acceptor) => {
-            accept(shared, acceptor, stream, kill).map(|tls| SimStream::Tls(Box::new(tls)))
+/// A TLS stream that first gives back the bytes read while its kind was
+/// told ([`sniff`]), so the WebSocket handshake reads them again.
+pub(super) struct TlsConn {
+    tls: native_tls::TlsStream<TcpStream>,
+    replay: Vec<u8>,
+    at: usize,
+}
+
+impl TlsConn {
+    /// The TCP stream under the TLS.
+    pub(super) fn get_ref(&self) -> &TcpStream {
+        self.tls.get_ref()
+    }
+
+    /// Send TLS's close_notify.
+    pub(super) fn shutdown(&mut self) -> io::Result<()> {
+        self.tls.shutdown()
+    }
+}
+
+impl Read for TlsConn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at < self.replay.len() {
+            let n = buf.len().min(self.replay.len() - self.at);
+            buf[..n].copy_from_slice(&self.replay[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.replay.len() {
+                self.replay = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
         }
+        self.tls.read(buf)
+    }
+}
+
+impl Write for TlsConn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tls.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.flush()
+    }
+}
+
+/// With [`SimConfig::tls`]: the TLS handshake, then the request's first
+/// bytes read until they show its kind (the end of the stream, an error or
+/// [`SNIFF_LIMIT`] without a verdict: the WebSocket side's).
+pub(super) fn sniff(shared: &Shared, stream: TcpStream, kill: &AtomicBool) -> Sniffed {
+    if let Some(cause) = idle_while_silent(shared, kill) {
+        return Sniffed::Ended(cause);
+    }
+    let Some(acceptor) = &shared.tls else {
+        return Sniffed::Ws(SimStream::Plain(stream));
+    };
+    let mut tls = match accept(shared, acceptor, stream, kill) {
+        Ok(tls) => tls,
+        Err(cause) => return Sniffed::Ended(cause),
+    };
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let mut first_bytes: Option<Instant> = None;
+    let kind = loop {
+        if let Some(kind) = classify(&buf) {
+            break kind;
+        }
+        if let Some(cause) = ended(shared, kill) {
+            return Sniffed::Ended(cause);
+        }
+        if first_bytes.is_some_and(|t| t.elapsed() >= SNIFF_LIMIT) {
+            break Kind::Ws;
+        }
+        match tls.read(&mut chunk) {
+            Ok(0) => break Kind::Ws,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                first_bytes.get_or_insert_with(Instant::now);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => break Kind::Ws,
+        }
+    };
+    let (replay, head) = match kind {
+        Kind::Http => (Vec::new(), buf),
+        Kind::Ws => (buf, Vec::new()),
+    };
+    let conn = SimStream::Tls(Box::new(TlsConn { tls, replay, at: 0 }));
+    match kind {
+        Kind::Http => Sniffed::Http(conn, head),
+        Kind::Ws => Sniffed::Ws(conn),
     }
 }
 
