@@ -23,6 +23,8 @@ mod depth;
 mod faults;
 // `--generate`: the man page and completions, read by man, groff, mandoc, bash, zsh and fish.
 mod generate;
+// `history`: K-lines over HTTP against the simulator: readings, --output kept, kill -9, pacing, errors.
+mod history;
 // House rules on the tree itself: import direction, file sizes, the README, named documents.
 mod house;
 // `--fields` and `--format csv`, read back by Python's csv module.

@@ -128,11 +128,7 @@ fn client(opts: &HistoryOptions, token: Option<String>) -> Result<Client, i32> {
                 return Err(EXIT_FAILURE);
             }
         };
-        // `ws://127.0.0.1:PORT/…`: the same port answers HTTP.
-        let host: String = sim.url().split('/').take(3).collect::<Vec<_>>().join("/");
-        let host = host.replacen("ws://", "http://", 1);
-        let stock = format!("{host}/quote-stock-b-api");
-        let forex = format!("{host}/quote-b-api");
+        let (stock, forex) = (sim.http_base(true), sim.http_base(false));
         say(format!(
             "demo: simulated AllTick HTTP API at {stock} and {forex}"
         ));

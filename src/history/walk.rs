@@ -56,6 +56,8 @@ pub enum Halt {
     Signal,
     /// The output could not be written.
     Output(std::io::Error),
+    /// Stdout was closed (`| head`): nothing more to do.
+    Closed,
 }
 
 /// Why a code, or the run, ended.
@@ -183,6 +185,7 @@ impl<'a> Walk<'a> {
                 ));
                 EXIT_UNFINISHED
             }
+            Some(Halt::Closed) => EXIT_DONE,
             Some(Halt::Signal) => {
                 p.note("history: stopped by a signal; the next run goes on from where this one stopped");
                 EXIT_UNFINISHED
@@ -371,10 +374,12 @@ impl<'a> Walk<'a> {
             code: &sym.code,
             interval: self.opts.interval.name(),
         };
-        let n = self
-            .out
-            .write(&self.opts.columns, who, bars)
-            .map_err(|e| Miss::Halt(Halt::Output(e)))?;
+        let n = self.out.write(&self.opts.columns, who, bars).map_err(|e| {
+            match (e.kind(), self.out.period_start(0)) {
+                (std::io::ErrorKind::BrokenPipe, None) => Miss::Halt(Halt::Closed),
+                _ => Miss::Halt(Halt::Output(e)),
+            }
+        })?;
         Progress::add(&self.progress.bars, n as u64);
         Ok(())
     }
