@@ -2,8 +2,9 @@
 # History at a plan's pace: `alltick-stream history` for 200 codes (one
 # request each) against the simulated HTTP API keeping to the same plan
 # (a separate process, refusing and counting every request over the limits).
-# Prints the pace the server saw against the plan's allowance, the
-# refusals, the wall time and the tool's peak RSS.
+# Prints the pace the server saw against the plan's allowance (after the
+# first window's burst), the most requests in one window, the refusals, the
+# wall time and the tool's peak RSS.
 #
 #   scripts/history_bench.sh                 # premium, 200 codes
 #   PLAN=basic CODES=20 scripts/history_bench.sh

@@ -12,11 +12,13 @@
 //! pass, then prints one summary line:
 //!
 //! ```text
-//! requests=200 refused=0 span_ms=20600 per_sec=9.66
+//! requests=200 refused=0 span_ms=19597 per_sec=9.69 busiest_window=10
 //! ```
 //!
-//! (`per_sec`: requests after the first over the span from the first
-//! arrival to the last, i.e. the pace the server saw).
+//! (`per_sec`: the pace the server saw once the plan's first window was
+//! spent: the requests after the first window's worth over the span from
+//! the first arrival to the last; `busiest_window`: the most requests that
+//! arrived within one window of the one-interface limit).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -58,13 +60,24 @@ fn main() -> ExitCode {
         (Some(a), Some(b)) => b.at.duration_since(a.at),
         _ => Duration::ZERO,
     };
-    let per_sec = if span.is_zero() {
+    let burst = plan.http.one_interface.count as usize;
+    let per_sec = if span.is_zero() || answered.len() <= burst {
         0.0
     } else {
-        (answered.len() - 1) as f64 / span.as_secs_f64()
+        (answered.len() - burst) as f64 / span.as_secs_f64()
     };
+    let window = Duration::from_millis(plan.http.one_interface.window_ms);
+    let busiest = (0..answered.len())
+        .map(|i| {
+            answered[i..]
+                .iter()
+                .take_while(|r| r.at.duration_since(answered[i].at) < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
     println!(
-        "requests={} refused={} span_ms={} per_sec={per_sec:.2}",
+        "requests={} refused={} span_ms={} per_sec={per_sec:.2} busiest_window={busiest}",
         state.http_requests.len(),
         state.http_over_limit,
         span.as_millis()
