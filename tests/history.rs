@@ -806,3 +806,104 @@ fn a_signal_stops_after_the_request_in_flight_and_keeps_no_partial_newer_bars() 
         "bars differ"
     );
 }
+
+#[test]
+fn weeks_and_months_end_by_the_calendar_and_csv_rows_say_kline() {
+    let sim = start_sim(SimConfig {
+        expected_token: Some(TOKEN.into()),
+        history_start_ms: Some(0),
+        ..SimConfig::default()
+    });
+    for (bars, interval) in [("1w", KlineInterval::W1), ("1M", KlineInterval::Mo1)] {
+        let from = 1_735_689_600_000u64; // 2025-01-01
+        let f = from.to_string();
+        let mut tool = history(
+            &sim,
+            &[
+                "--plan",
+                "professional",
+                "--bars",
+                bars,
+                "--from",
+                &f,
+                "XAUUSD",
+            ],
+        );
+        check!(tool, status(&mut tool) == Some(0), "{bars}");
+        let want: Vec<String> = sim
+            .kline_bars("XAUUSD", interval, from, now_ms())
+            .iter()
+            .map(|k| line("XAUUSD", "XAUUSD", interval, k))
+            .collect();
+        check!(
+            tool,
+            want.len() > 10 && tool.stdout() == want,
+            "{bars} differs"
+        );
+    }
+    let mut tool = history(
+        &sim,
+        &[
+            "--plan",
+            "professional",
+            "--bars",
+            "1d",
+            "--format",
+            "csv",
+            "--fields",
+            "type,code,start,close,trades",
+            "EURUSD",
+        ],
+    );
+    check!(tool, status(&mut tool) == Some(0), "csv");
+    let out = tool.stdout();
+    check!(tool, out[0] == "type,code,start,close,trades", "{}", out[0]);
+    check!(
+        tool,
+        out[1..]
+            .iter()
+            .all(|r| r.starts_with("kline,EURUSD,") && r.ends_with(',')),
+        "{}",
+        out[1]
+    );
+}
+
+#[test]
+fn a_torn_last_line_is_repaired_before_the_files_are_read() {
+    let dir = TempDir::new("history-torn");
+    let sim = http_sim(None, KlineReadings::default());
+    let file = dir.path().join("bars.jsonl");
+    let (from, to) = (minutes_ago(300), minutes_ago(2));
+    let (f, t) = (from.to_string(), to.to_string());
+    let out = file.to_str().unwrap();
+    let args = [
+        "--plan",
+        "professional",
+        "--output",
+        out,
+        "--from",
+        &f,
+        "--to",
+        &t,
+        "EURUSD",
+    ];
+    let mut first = history(&sim, &args);
+    check!(first, status(&mut first) == Some(0), "first");
+    // A power loss in the middle of a line.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(r#"{"type":"kline","symbol":"EURUSD","code":"EURUSD","interval":"1m","sta"#);
+    std::fs::write(&file, text).unwrap();
+    let mut again = history(&sim, &args);
+    check!(again, status(&mut again) == Some(0), "again");
+    check!(
+        again,
+        again.stderr().contains("cut off a torn last line"),
+        "the repair was not said"
+    );
+    let got = by_start(files(dir.path()));
+    check!(
+        again,
+        got == expected(&sim, "EURUSD", "EURUSD", from, to),
+        "bars differ"
+    );
+}
