@@ -907,3 +907,55 @@ fn a_torn_last_line_is_repaired_before_the_files_are_read() {
         "bars differ"
     );
 }
+
+#[test]
+fn replay_writes_kept_klines_back_each_code_in_time_order() {
+    let dir = TempDir::new("history-replay");
+    let sim = http_sim(None, KlineReadings::default());
+    let pattern = dir.path().join("%Y%m%d-%H.jsonl");
+    let (from, to) = (minutes_ago(200), minutes_ago(2));
+    let (f, t) = (from.to_string(), to.to_string());
+    let out = pattern.to_str().unwrap();
+    let args = [
+        "--plan",
+        "professional",
+        "--output",
+        out,
+        "--from",
+        &f,
+        "--to",
+        &t,
+        "EURUSD",
+        "HKEX:5",
+    ];
+    let mut tool = history(&sim, &args);
+    check!(tool, status(&mut tool) == Some(0), "history");
+    let mut paths: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    paths.sort();
+    let mut replay: Vec<&str> = vec!["replay", "--speed", "max"];
+    replay.extend(paths.iter().map(String::as_str));
+    let mut back = Tool::start(&replay, None);
+    check!(back, status(&mut back) == Some(0), "replay");
+    let lines = back.stdout();
+    // Each code in time order (a file holds one block per code and run).
+    for code in ["EURUSD", "5.HK"] {
+        let mine = of(&lines, code);
+        check!(
+            back,
+            by_start(mine.clone()) == mine,
+            "{code} not in time order"
+        );
+    }
+    let mut kept = files(dir.path());
+    let mut again = lines.clone();
+    kept.sort();
+    again.sort();
+    check!(
+        back,
+        kept == again && !kept.is_empty(),
+        "replay differs from the files"
+    );
+}

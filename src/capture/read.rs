@@ -76,6 +76,8 @@ pub fn classify(line: &[u8]) -> Result<(LineType, u64), &'static str> {
         (LineType::Trade, b"\"time\":")
     } else if rest.starts_with(b"depth\"") {
         (LineType::Depth, b"\"time\":")
+    } else if rest.starts_with(b"bar\"") || rest.starts_with(b"kline\"") {
+        (LineType::Bar, b"\"start\":")
     } else if rest.starts_with(b"gap\"") {
         // A gap is written where the data resumes: it sorts by its end.
         (LineType::Gap, b"\"to\":")

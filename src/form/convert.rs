@@ -33,6 +33,8 @@ pub struct Converter {
     canon: Vec<u8>,
     /// Depth lines left out of CSV.
     depth_skipped: u64,
+    /// Bar and K-line lines read back, left out of a changed form.
+    bars_skipped: u64,
     /// Trade lines that could not be read back.
     unreadable: u64,
     /// `--bars`: the open bars.
@@ -62,6 +64,7 @@ impl Converter {
             cell: Vec::new(),
             canon: Vec::new(),
             depth_skipped: 0,
+            bars_skipped: 0,
             unreadable: 0,
             bars,
             clock,
@@ -177,6 +180,15 @@ impl Converter {
                 say(format!("gap: {text}"));
                 return 0;
             }
+            Some(LineType::Bar) => {
+                self.bars_skipped += 1;
+                if self.bars_skipped == 1 {
+                    say(
+                        "bar and K-line lines read back keep their form: left out of --bars, --fields and --format (a plain replay writes them as they are)",
+                    );
+                }
+                return 0;
+            }
             Some(LineType::Depth | LineType::Gap) | None => {
                 out.extend_from_slice(line);
                 return 1;
@@ -275,6 +287,12 @@ impl Converter {
             said.push(format!(
                 "{} left out of CSV",
                 count(self.depth_skipped as usize, "depth line")
+            ));
+        }
+        if self.bars_skipped > 0 {
+            said.push(format!(
+                "{} left out",
+                count(self.bars_skipped as usize, "bar line")
             ));
         }
         if self.unreadable > 0 {
@@ -384,10 +402,12 @@ fn json_text(token: &[u8]) -> Cow<'_, str> {
 /// What a full line is: by its start as the tool writes it, else by its
 /// `type` wherever it stands; `None` for any other line.
 fn line_type(line: &[u8]) -> Option<LineType> {
-    let types: [(&[u8], LineType); 3] = [
+    let types: [(&[u8], LineType); 5] = [
         (b"\"type\":\"trade\"", LineType::Trade),
         (b"\"type\":\"depth\"", LineType::Depth),
         (b"\"type\":\"gap\"", LineType::Gap),
+        (b"\"type\":\"bar\"", LineType::Bar),
+        (b"\"type\":\"kline\"", LineType::Bar),
     ];
     for (key, ty) in types {
         if line.get(1..).is_some_and(|l| l.starts_with(key)) {

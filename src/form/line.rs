@@ -17,6 +17,10 @@ pub enum LineType {
     /// A gap line (read back, its time is its `to`: the line stands where
     /// the data resumes, as it did in the stream that was captured).
     Gap,
+    /// A bar line, built from trades (`"bar"`) or AllTick's K-line
+    /// (`"kline"`, from `history`); read back, its time is its `start`, as
+    /// its file is named.
+    Bar,
 }
 
 /// Where `needle` first occurs in `hay`: candidates by their first byte,
