@@ -160,25 +160,24 @@ impl Converter {
         n
     }
 
-    /// A whole line (with its newline) as the tool writes it: append the
-    /// form's line for it to `out`, or fold it into a bar, or leave it out.
-    /// With bars on the stream's clock, the bars it closes are appended
-    /// instead. Returns the number of lines appended.
-    pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
+    /// A line that is not a trade: written as it is, said, or left out
+    /// (the lines appended); `None` for a trade.
+    #[inline]
+    fn not_a_trade(&mut self, line: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         let csv = self.form.columns.format == Format::Csv;
         match line_type(line) {
-            Some(LineType::Trade) => {}
+            Some(LineType::Trade) => None,
             Some(LineType::Depth) if csv => {
                 self.depth_skipped += 1;
                 if self.depth_skipped == 1 {
                     say("depth lines have no CSV form: left out (use --format jsonl for depth)");
                 }
-                return 0;
+                Some(0)
             }
             Some(LineType::Gap) if csv => {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 say(format!("gap: {text}"));
-                return 0;
+                Some(0)
             }
             Some(LineType::Bar) => {
                 self.bars_skipped += 1;
@@ -187,12 +186,22 @@ impl Converter {
                         "bar and K-line lines read back keep their form: left out of --bars, --fields and --format (a plain replay writes them as they are)",
                     );
                 }
-                return 0;
+                Some(0)
             }
             Some(LineType::Depth | LineType::Gap) | None => {
                 out.extend_from_slice(line);
-                return 1;
+                Some(1)
             }
+        }
+    }
+
+    /// A whole line (with its newline) as the tool writes it: append the
+    /// form's line for it to `out`, or fold it into a bar, or leave it out.
+    /// With bars on the stream's clock, the bars it closes are appended
+    /// instead. Returns the number of lines appended.
+    pub fn convert(&mut self, line: &[u8], out: &mut Vec<u8>) -> usize {
+        if let Some(n) = self.not_a_trade(line, out) {
+            return n;
         }
         let trade = match TradeLine::parse(line) {
             Some(t) => t,
