@@ -29,6 +29,8 @@ mod history;
 mod house;
 // `--fields` and `--format csv`, read back by Python's csv module.
 mod lean;
+// `--format parquet`: replay, history and live, read back by pyarrow, DuckDB and polars.
+mod parquet;
 // Property tests: the stdin grammar, the symbol parser and the message decoder.
 mod props;
 // Each reading AllTick's docs leave open (seq, tick_time, number types, ...), end to end.

@@ -2,10 +2,11 @@
 //! ([`mod@write`], named by [`pattern`]), read back on start so a restart
 //! writes nothing twice ([`resume`], with the [`memory`] file for captures
 //! whose lines do not say it, and bars [`takeback`] to go on with, both
-//! reading a file's ends with [`tail`]), and read again for `replay` and
-//! `serve` ([`read`]).
+//! reading a file's ends with [`tail`]), read again for `replay` and
+//! `serve` ([`read`]), and made into Parquet files ([`parquet`]).
 
 pub mod memory;
+pub mod parquet;
 pub mod pattern;
 pub mod read;
 pub mod resume;

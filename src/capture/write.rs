@@ -67,6 +67,11 @@ pub struct Capture {
     /// CSV files: the header row written first to a file that is empty.
     /// They hold no gap lines (those go to stderr).
     csv_header: Option<Vec<u8>>,
+    /// Files closed because their period ended, not yet taken
+    /// ([`Capture::take_ended`]).
+    ended: Vec<PathBuf>,
+    /// Every file written to in this run.
+    written: BTreeSet<PathBuf>,
 }
 
 impl Capture {
@@ -83,7 +88,19 @@ impl Capture {
             drops: DropLog::default(),
             stats,
             csv_header: None,
+            ended: Vec::new(),
+            written: BTreeSet::new(),
         }
+    }
+
+    /// The files closed since the last call because their period ended.
+    pub fn take_ended(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Every file written to in this run.
+    pub fn written(&self) -> impl Iterator<Item = &PathBuf> {
+        self.written.iter()
     }
 
     /// The files are CSV: every empty one starts with `header` (a file
@@ -125,6 +142,9 @@ impl Capture {
             Ok(()) => {
                 f.len += (head.len() + bytes.len()) as u64;
                 f.dirty = true;
+                if !self.written.contains(&f.path) {
+                    self.written.insert(f.path.clone());
+                }
                 Ok(())
             }
             Err(e) => {
@@ -152,6 +172,7 @@ impl Capture {
         for i in ended.into_iter().rev() {
             let f = self.open.remove(i);
             sync_file(&f, &mut self.drops);
+            self.ended.push(f.path);
         }
         while self.open.len() >= OPEN_FILES {
             let oldest = (0..self.open.len())

@@ -259,8 +259,14 @@ pub enum Conflict {
     FsyncWithoutOutput,
     /// `--output` with `--resume`.
     OutputWithResume,
-    /// `--format csv` with a depth symbol (its spelling).
-    CsvDepth(String),
+    /// `--format csv` or `parquet` (its name) with a depth symbol (its
+    /// spelling).
+    DepthHasNoForm {
+        /// `csv` or `parquet`.
+        format: &'static str,
+        /// The depth symbol.
+        spelling: String,
+    },
     /// `--from` after `--to`.
     FromAfterTo {
         /// `--from`, ms.
@@ -301,9 +307,10 @@ impl fmt::Display for Conflict {
                 f,
                 "--output reads its own files back on start: do not combine it with --resume"
             ),
-            C::CsvDepth(spelling) => write!(
+            C::DepthHasNoForm { format, spelling } => write!(
                 f,
-                "--format csv writes trade and bar lines only: depth ({spelling}) has no CSV form; use jsonl"
+                "--format {format} writes trade and bar lines only: depth ({spelling}) has no {} form; use jsonl",
+                if *format == "csv" { "CSV" } else { "Parquet" }
             ),
             C::FromAfterTo { from, to } => write!(
                 f,

@@ -152,7 +152,7 @@ pub const BAR_INTERVALS: &[&str] = &[
 ];
 
 /// `--format`'s formats.
-pub const FORMATS: &[&str] = &["jsonl", "csv"];
+pub const FORMATS: &[&str] = &["jsonl", "csv", "parquet"];
 
 /// The value a flag takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

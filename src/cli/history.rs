@@ -50,6 +50,7 @@ pub(super) fn finish_history(
         None => Columns::all(format, true),
     };
     if g.output.is_some()
+        && columns.format != crate::form::Format::Parquet
         && let Some(key) = ["type", "code", "interval", "start"]
             .into_iter()
             .find(|k| !columns.names().any(|n| n == *k))

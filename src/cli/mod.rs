@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::pattern::Pattern;
-use crate::form::{Format, LineForm};
+use crate::form::LineForm;
 use crate::history::HistoryOptions;
 use crate::replay::ReplayOptions;
 use crate::replay::pace::Speed;
@@ -276,11 +276,22 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         None => (None, None),
     };
     let form = form(&g)?;
-    if form.columns.format == Format::Csv
+    if !form.takes_depth()
         && let Some(s) = g.symbols.iter().find(|s| s.feed != Feed::Trades)
     {
-        return Err(Conflict::CsvDepth(s.spelling.to_string()).into());
+        return Err(Conflict::DepthHasNoForm {
+            format: form.columns.format.name(),
+            spelling: s.spelling.to_string(),
+        }
+        .into());
     }
+    // Parquet: the lines go to staging files first (capture::parquet).
+    let output = match (g.output.clone(), form.columns.format) {
+        (Some(p), crate::form::Format::Parquet) => {
+            Some(crate::capture::parquet::staging_pattern(&p)?)
+        }
+        (output, _) => output,
+    };
     Ok(Options {
         form,
         endpoints,
@@ -295,7 +306,7 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         max_symbols: g.max_symbols.or(plan_max),
         stats: g.stats,
         fsync: g.fsync.unwrap_or(Duration::from_secs(1)),
-        output: g.output,
+        output,
         resume: g.resume,
         gaps: g.gaps,
         demo: g.demo,

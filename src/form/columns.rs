@@ -21,14 +21,27 @@ pub enum Format {
     Jsonl,
     /// CSV rows (LF-terminated) under a header row.
     Csv,
+    /// One Parquet file (or one per `--output` period) of typed columns,
+    /// made from the full JSON lines.
+    Parquet,
 }
 
 impl Format {
-    /// `jsonl` or `csv`.
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// `jsonl`, `csv` or `parquet`.
     pub fn parse(s: &str) -> Result<Format, FormatError> {
         match s {
             "jsonl" => Ok(Format::Jsonl),
             "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
             other => Err(FormatError {
                 given: other.to_string(),
             }),
@@ -45,7 +58,11 @@ pub struct FormatError {
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "--format must be jsonl or csv, got {:?}", self.given)
+        write!(
+            f,
+            "--format must be jsonl, csv or parquet, got {:?}",
+            self.given
+        )
     }
 }
 
@@ -167,7 +184,8 @@ impl Columns {
     }
 
     /// Append one line of values; `value(i, buf)` appends the JSON text of
-    /// the value of key `i`.
+    /// the value of key `i`. (Parquet rows are made from JSON lines: they
+    /// are written as JSON here.)
     pub fn write(
         &self,
         out: &mut Vec<u8>,
@@ -175,7 +193,7 @@ impl Columns {
         value: impl Fn(usize, &mut Vec<u8>),
     ) {
         match self.format {
-            Format::Jsonl => {
+            Format::Jsonl | Format::Parquet => {
                 out.push(b'{');
                 for (n, &i) in self.fields.iter().enumerate() {
                     if n > 0 {

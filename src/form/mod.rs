@@ -39,6 +39,31 @@ impl Default for LineForm {
 }
 
 impl LineForm {
+    /// Parquet: the columns of the file (what `--fields` chose), else
+    /// `None`.
+    pub fn parquet_columns(&self) -> Option<Vec<&'static str>> {
+        (self.columns.format == Format::Parquet).then(|| self.columns.names().collect())
+    }
+
+    /// The form the lines are converted into before they are written: for
+    /// Parquet, full JSON lines (trades as they are, or bars), which the
+    /// Parquet file is made from; else the form itself.
+    pub fn text_form(&self) -> LineForm {
+        match self.columns.format {
+            Format::Parquet => LineForm {
+                columns: Columns::all(Format::Jsonl, self.bars.is_some()),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+
+    /// Whether depth lines can be written in this form (not CSV, not
+    /// Parquet).
+    pub fn takes_depth(&self) -> bool {
+        self.columns.format == Format::Jsonl
+    }
+
     /// Whether every line goes out as the tool writes it.
     pub fn is_plain(&self) -> bool {
         self.bars.is_none() && self.columns.is_full_json()
@@ -48,6 +73,10 @@ impl LineForm {
     /// `seq` and `time`, and for JSON lines their `type`), for a restart
     /// to read back.
     pub fn lines_say_seq(&self) -> bool {
+        if self.columns.format == Format::Parquet {
+            // Captured as full JSON lines first (the staging files).
+            return self.text_form().lines_say_seq();
+        }
         let has = |k: &str| self.columns.names().any(|n| n == k);
         self.bars.is_none()
             && ["code", "seq", "time"].iter().all(|k| has(k))

@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, bounded};
 
+use crate::capture::parquet;
+use crate::form::Format;
 use crate::report::{say, set_secret};
 use crate::sim::{SimConfig, Simulator};
 use crate::wire::plan;
@@ -56,37 +58,10 @@ pub fn run(opts: &HistoryOptions, token: Option<String>) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let out = match &opts.output {
-        Some(p) => Out::Files {
-            pattern: p.clone(),
-            repaired: Vec::new(),
-        },
-        None => match Out::stdout(&opts.columns) {
-            Ok(o) => o,
-            Err(e) => {
-                say(format!("history: stdout: {e}"));
-                return EXIT_FAILURE;
-            }
-        },
+    let (out, holdings) = match open_out(opts) {
+        Ok(x) => x,
+        Err(status) => return status,
     };
-    let holdings = match &opts.output {
-        Some(p) => match store::read_holdings(p) {
-            Ok(h) => h,
-            Err(e) => {
-                say(format!("history: cannot read what {} holds: {e}", p.text()));
-                return EXIT_FAILURE;
-            }
-        },
-        None => store::Holdings::default(),
-    };
-    if holdings.files > 0 {
-        say(format!(
-            "history: {} files of {} hold {} K-line bars; only what they lack is fetched",
-            holdings.files,
-            opts.output.as_ref().map_or("", |p| p.text()),
-            holdings.lines
-        ));
-    }
     let progress = Arc::new(Progress::new(
         opts.symbols.len(),
         std::io::stderr().is_terminal(),
@@ -114,7 +89,77 @@ pub fn run(opts: &HistoryOptions, token: Option<String>) -> i32 {
     let halt = walk.all();
     progress.finish();
     let _ = ticker.join();
-    walk.summary(halt.as_ref())
+    let status = walk.summary(halt.as_ref());
+    match close_out(opts, walk.into_out()) {
+        Ok(()) => status,
+        Err(e) => {
+            say(format!(
+                "history: cannot finish the Parquet file on stdout: {e}"
+            ));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Where the bars go, and what the files there hold: with Parquet, the
+/// staging files beside the Parquet files (made on start where a stop
+/// left them behind).
+fn open_out(opts: &HistoryOptions) -> Result<(Out, store::Holdings), i32> {
+    let names = opts.columns.names().collect::<Vec<_>>();
+    let parquet = opts.columns.format == Format::Parquet;
+    let Some(pattern) = &opts.output else {
+        let out = if parquet {
+            Out::parquet(&names)
+        } else {
+            Out::stdout(&opts.columns)
+        };
+        return out.map(|o| (o, store::Holdings::default())).map_err(|e| {
+            say(format!("history: stdout: {e}"));
+            EXIT_FAILURE
+        });
+    };
+    let files = match parquet {
+        true => parquet::staging_pattern(pattern).map_err(|e| {
+            say(e);
+            EXIT_USAGE
+        })?,
+        false => pattern.clone(),
+    };
+    if parquet {
+        parquet::catch_up(&files, &names);
+    }
+    let holdings = store::read_holdings(&files).map_err(|e| {
+        say(format!(
+            "history: cannot read what {} holds: {e}",
+            files.text()
+        ));
+        EXIT_FAILURE
+    })?;
+    if holdings.files > 0 {
+        say(format!(
+            "history: {} files of {} hold {} K-line bars; only what they lack is fetched",
+            holdings.files,
+            files.text(),
+            holdings.lines
+        ));
+    }
+    let out = Out::Files {
+        pattern: files,
+        repaired: Vec::new(),
+    };
+    Ok((out, holdings))
+}
+
+/// The end of the output: the Parquet file on stdout finished, or the
+/// Parquet files of the periods written to made from their staging files.
+fn close_out(opts: &HistoryOptions, out: Out) -> std::io::Result<()> {
+    if opts.columns.format == Format::Parquet && opts.output.is_some() {
+        let names = opts.columns.names().collect::<Vec<_>>();
+        for staging in out.touched() {
+            parquet::report(staging, parquet::finalize(staging, &names));
+        }
+    }
+    out.finish()
 }
 
 /// The HTTP client: AllTick's bases (or the flags'), or the simulator's

@@ -27,6 +27,16 @@ pub const EXIT_SOME_FAILED: i32 = 3;
 /// allowance (or the server's refusals for rate); the next run continues.
 pub const EXIT_UNFINISHED: i32 = 4;
 
+impl HistoryOptions {
+    /// The form of its lines (bars, `--fields`, `--format`).
+    pub fn form(&self) -> crate::form::LineForm {
+        crate::form::LineForm {
+            columns: self.columns.clone(),
+            ..crate::form::LineForm::default()
+        }
+    }
+}
+
 /// What `history` was asked for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoryOptions {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::capture::parquet::ParquetStream;
 use crate::capture::pattern::Pattern;
 use crate::capture::write::repair_tail;
 use crate::form::Columns;
@@ -150,6 +151,8 @@ fn json_row(line: &[u8]) -> Option<(String, String, u64)> {
 pub enum Out {
     /// Standard output (a CSV header row first, once).
     Stdout(io::BufWriter<io::Stdout>),
+    /// One Parquet file on standard output.
+    Parquet(Box<ParquetStream<io::BufWriter<io::Stdout>>>),
     /// The files of a pattern.
     Files {
         /// The pattern.
@@ -181,10 +184,32 @@ impl Out {
         Ok(Out::Stdout(w))
     }
 
+    /// One Parquet file of the columns `names` on stdout.
+    pub fn parquet(names: &[&'static str]) -> io::Result<Out> {
+        let w = io::BufWriter::with_capacity(1 << 20, io::stdout());
+        Ok(Out::Parquet(Box::new(ParquetStream::new(w, names)?)))
+    }
+
+    /// The end of the output: a Parquet file's footer.
+    pub fn finish(self) -> io::Result<()> {
+        match self {
+            Out::Parquet(p) => p.finish()?.flush(),
+            _ => Ok(()),
+        }
+    }
+
+    /// The files written to this run (none on stdout).
+    pub fn touched(&self) -> &[PathBuf] {
+        match self {
+            Out::Files { repaired, .. } => repaired,
+            _ => &[],
+        }
+    }
+
     /// The start of the file period holding `time`; `None` on stdout.
     pub fn period_start(&self, time: u64) -> Option<u64> {
         match self {
-            Out::Stdout(_) => None,
+            Out::Stdout(_) | Out::Parquet(_) => None,
             Out::Files { pattern, .. } => Some(pattern.period_start(time)),
         }
     }
@@ -192,7 +217,7 @@ impl Out {
     /// The end of the file period that starts at `start`.
     pub fn period_end(&self, start: u64) -> u64 {
         match self {
-            Out::Stdout(_) => u64::MAX,
+            Out::Stdout(_) | Out::Parquet(_) => u64::MAX,
             Out::Files { pattern, .. } => pattern.period_end(start),
         }
     }
@@ -209,6 +234,12 @@ impl Out {
                 }
                 w.write_all(&text)?;
                 w.flush()?;
+            }
+            Out::Parquet(p) => {
+                for k in bars {
+                    columns.kline(&mut text, &mut scratch, &row(who, k));
+                }
+                p.lines(&text)?;
             }
             Out::Files { pattern, repaired } => {
                 let mut i = 0;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
+use crate::form::{Columns, Format};
 use crate::wire::calendar::iso;
 use crate::wire::kline::{Answer, MAX_PAGE};
 use crate::wire::plan::Plan;
@@ -78,6 +79,9 @@ struct Page {
 /// The run over every code.
 pub struct Walk<'a> {
     opts: &'a HistoryOptions,
+    /// The form bars are written in: for Parquet, the full JSON lines the
+    /// file is made from.
+    text: Columns,
     client: Client,
     pacer: Pacer,
     clock: Instant,
@@ -104,8 +108,13 @@ impl<'a> Walk<'a> {
         wake: Receiver<()>,
         progress: Arc<Progress>,
     ) -> Walk<'a> {
+        let text = match opts.columns.format {
+            Format::Parquet => Columns::all(Format::Jsonl, true),
+            _ => opts.columns.clone(),
+        };
         Walk {
             opts,
+            text,
             client,
             pacer: Pacer::new(&plan.http),
             clock: Instant::now(),
@@ -118,6 +127,11 @@ impl<'a> Walk<'a> {
             dropped: 0,
             failed: Vec::new(),
         }
+    }
+
+    /// The output, at the end of the run.
+    pub fn into_out(self) -> Out {
+        self.out
     }
 
     /// The plan's steady pace, ms per request.
@@ -374,7 +388,7 @@ impl<'a> Walk<'a> {
             code: &sym.code,
             interval: self.opts.interval.name(),
         };
-        let n = self.out.write(&self.opts.columns, who, bars).map_err(|e| {
+        let n = self.out.write(&self.text, who, bars).map_err(|e| {
             match (e.kind(), self.out.period_start(0)) {
                 (std::io::ErrorKind::BrokenPipe, None) => Miss::Halt(Halt::Closed),
                 _ => Miss::Halt(Halt::Output(e)),

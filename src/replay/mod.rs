@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::capture::parquet::ParquetStream;
 use crate::capture::read::{Line, Merge, Source};
 use crate::capture::resume;
 use crate::form::LineForm;
@@ -202,7 +203,7 @@ fn replay(
     commands: &Receiver<(u64, Command)>,
 ) -> Result<(), ReplayError> {
     let merge = open(&opts.files)?;
-    let mut r = Replay::new(opts, merge, stop, commands);
+    let mut r = Replay::new(opts, merge, stop, commands)?;
     while let Some(line) = r.merge.next() {
         if r.take(line)? == Flow::Stop {
             break;
@@ -228,7 +229,7 @@ struct Replay<'a> {
     merge: Merge,
     filter: Filter,
     pace: Pace,
-    out: io::StdoutLock<'static>,
+    out: Out,
     buf: Vec<u8>,
     /// `None` when lines go out as they are.
     converter: Option<Converter>,
@@ -246,18 +247,18 @@ impl<'a> Replay<'a> {
         merge: Merge,
         stop: &'a AtomicBool,
         commands: &'a Receiver<(u64, Command)>,
-    ) -> Replay<'a> {
+    ) -> Result<Replay<'a>, ReplayError> {
         let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BYTES * 2);
-        let converter = Converter::new(opts.form.clone(), Clock::Stream, Arc::default());
+        let converter = Converter::new(opts.form.text_form(), Clock::Stream, Arc::default());
         if !resume::stdout_has_lines() {
             buf.extend_from_slice(&converter.header());
         }
-        Replay {
+        Ok(Replay {
             opts,
             merge,
             filter: Filter::new(&opts.symbols),
             pace: Pace::new(opts.speed),
-            out: io::stdout().lock(),
+            out: Out::new(&opts.form)?,
             buf,
             converter: (!converter.is_plain()).then_some(converter),
             written: 0,
@@ -265,7 +266,7 @@ impl<'a> Replay<'a> {
             read: 0,
             stop,
             commands,
-        }
+        })
     }
 
     fn stopped(&self) -> bool {
@@ -305,7 +306,7 @@ impl<'a> Replay<'a> {
         }
         self.merge.recycle(line);
         if self.buf.len() >= WRITE_BYTES {
-            self.out.write_all(&self.buf)?;
+            self.out.write(&self.buf)?;
             self.buf.clear();
         }
         Ok(Flow::Go)
@@ -322,7 +323,7 @@ impl<'a> Replay<'a> {
         if wait.is_zero() {
             return Ok(true);
         }
-        self.out.write_all(&self.buf)?;
+        self.out.write(&self.buf)?;
         self.out.flush()?;
         self.buf.clear();
         while !wait.is_zero() && !self.stopped() {
@@ -341,8 +342,50 @@ impl<'a> Replay<'a> {
                 self.written += 1;
             }
         }
-        self.out.write_all(&self.buf)?;
-        self.out.flush()?;
+        self.out.write(&self.buf)?;
+        self.buf.clear();
+        self.out.finish()
+    }
+}
+
+/// Where the lines go: stdout, or one Parquet file on stdout.
+enum Out {
+    Text(io::StdoutLock<'static>),
+    Parquet(Box<ParquetStream<io::BufWriter<io::Stdout>>>),
+}
+
+impl Out {
+    fn new(form: &LineForm) -> Result<Out, ReplayError> {
+        Ok(match form.parquet_columns() {
+            None => Out::Text(io::stdout().lock()),
+            Some(names) => {
+                let w = io::BufWriter::with_capacity(1 << 20, io::stdout());
+                Out::Parquet(Box::new(ParquetStream::new(w, &names)?))
+            }
+        })
+    }
+
+    /// Whole lines.
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Text(w) => w.write_all(buf),
+            Out::Parquet(p) => p.lines(buf).map(|_| ()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Out::Text(w) => w.flush(),
+            // A Parquet file is whole only at its end.
+            Out::Parquet(_) => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), ReplayError> {
+        match std::mem::replace(self, Out::Text(io::stdout().lock())) {
+            Out::Text(mut w) => w.flush()?,
+            Out::Parquet(p) => p.finish()?.flush()?,
+        }
         Ok(())
     }
 }

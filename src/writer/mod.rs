@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::capture::memory::MemoryFile;
+use crate::capture::parquet::{self, ParquetStream};
 use crate::capture::write::Capture;
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
@@ -56,6 +57,8 @@ pub enum Sink<W: Write> {
     Stream(W),
     /// Files named by each line's own time.
     Files(Capture),
+    /// One Parquet file on stdout, made from the lines.
+    Parquet(Box<ParquetStream<io::BufWriter<io::Stdout>>>),
 }
 
 /// What the writer is to do besides writing lines.
@@ -76,6 +79,9 @@ pub struct WriterConfig {
     /// Bars written at the last stop, to go on with
     /// ([`crate::capture::takeback`]).
     pub reopen: Vec<crate::bars::Bar>,
+    /// `--format parquet` with files: the staging files' Parquet files are
+    /// made, of these columns, as their periods end and at the end.
+    pub parquet: Option<Vec<&'static str>>,
 }
 
 /// Drain `queue` into `sink` until the queue is closed and empty, with
@@ -91,7 +97,7 @@ pub fn run_sink<W: Write>(
 ) -> WriterEnd {
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let mut converter = Converter::new(config.form, Clock::Wall, Arc::clone(&stats));
+    let mut converter = Converter::new(config.form.text_form(), Clock::Wall, Arc::clone(&stats));
     converter.reopen(config.reopen);
     let mut memory = config.memory.map(MemoryFile::new);
     let mut sink = sink;
@@ -100,7 +106,7 @@ pub fn run_sink<W: Write>(
         Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
         Sink::Files(_) => {}
         Sink::Stream(_) if config.header => buf.extend_from_slice(&converter.header()),
-        Sink::Stream(_) => {}
+        Sink::Stream(_) | Sink::Parquet(_) => {}
     }
     let mut w = Batcher {
         sink,
@@ -109,6 +115,8 @@ pub fn run_sink<W: Write>(
         buffered: 0,
         stats,
         converter: (!converter.is_plain()).then_some(converter),
+        parquet: config.parquet,
+        making: Vec::new(),
     };
     let end = loop {
         let first = match w.wait() {
@@ -151,7 +159,10 @@ pub fn run_sink<W: Write>(
     if let Sink::Files(c) = &mut w.sink {
         c.sync_all();
     }
-    end
+    match w.finish() {
+        Ok(()) => end,
+        Err(e) => WriterEnd::Failed(e),
+    }
 }
 
 /// The writer's buffer and where it goes.
@@ -166,6 +177,10 @@ struct Batcher<W: Write> {
     stats: Arc<Stats>,
     /// What lines become, unless they go out as they are.
     converter: Option<Converter>,
+    /// The Parquet files' columns, when the files are their staging files.
+    parquet: Option<Vec<&'static str>>,
+    /// Parquet files being made of the periods that ended.
+    making: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl<W: Write> Batcher<W> {
@@ -182,7 +197,7 @@ impl<W: Write> Batcher<W> {
             Item::Gap(g) if gaps => {
                 let times = match &self.sink {
                     Sink::Files(c) => c.gap_periods(&g),
-                    Sink::Stream(_) => vec![g.from],
+                    Sink::Stream(_) | Sink::Parquet(_) => vec![g.from],
                 };
                 for t in times {
                     let at = self.buf.len();
@@ -262,7 +277,20 @@ impl<W: Write> Batcher<W> {
                 if let Some(p) = self.period {
                     c.write(p, &self.buf);
                 }
+                if let Some(names) = &self.parquet {
+                    for staging in c.take_ended() {
+                        let names = names.clone();
+                        self.making.push(std::thread::spawn(move || {
+                            parquet::report(&staging, parquet::finalize(&staging, &names));
+                        }));
+                    }
+                }
             }
+            Sink::Parquet(p) => match p.lines(&self.buf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(WriterEnd::Closed),
+                Err(e) => return Err(WriterEnd::Failed(e)),
+            },
         }
         self.buf.clear();
         self.stats.note_written(std::mem::take(&mut self.buffered));
@@ -291,7 +319,7 @@ impl<W: Write> Batcher<W> {
     fn wait(&self) -> Option<Duration> {
         let sync = match &self.sink {
             Sink::Files(c) => c.wait(Instant::now()),
-            Sink::Stream(_) => None,
+            Sink::Stream(_) | Sink::Parquet(_) => None,
         };
         let bar = self
             .converter
@@ -301,6 +329,27 @@ impl<W: Write> Batcher<W> {
         match (sync, bar) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The end: the Parquet file on stdout finished, or the Parquet files
+    /// of every period written to made from their staging files (those of
+    /// ended periods first, as they were being made).
+    fn finish(self) -> io::Result<()> {
+        for handle in self.making {
+            let _ = handle.join();
+        }
+        match self.sink {
+            Sink::Parquet(p) => p.finish()?.flush(),
+            Sink::Files(c) => {
+                if let Some(names) = &self.parquet {
+                    for staging in c.written().filter(|s| !parquet::up_to_date(s)) {
+                        parquet::report(staging, parquet::finalize(staging, names));
+                    }
+                }
+                Ok(())
+            }
+            Sink::Stream(_) => Ok(()),
         }
     }
 

@@ -375,10 +375,23 @@ pub fn require(program: &str) -> bool {
     false
 }
 
+/// What [`require`] takes for the Python modules that read Parquet files
+/// (installed by `.ci/run` from PyPI).
+pub const PARQUET_READERS: &str = "pyarrow, pandas, duckdb and polars";
+
 /// Whether `program` runs: it answers its version question with success.
 /// (A minimized Ubuntu's `/usr/bin/man` is a stub that only says it was
 /// removed.)
 fn installed(program: &str) -> bool {
+    if program == PARQUET_READERS {
+        return Command::new("python3")
+            .args(["-c", "import pyarrow, pandas, duckdb, polars"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    }
     let probe: &[&str] = match program {
         "openssl" => &["version"],
         // mandoc has no version option: format an empty page.

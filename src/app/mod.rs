@@ -5,6 +5,8 @@
 //! writer, stdin, and the optional `--stats` clock. Every session feeds the
 //! one output queue; the writer drains it to stdout.
 
+mod restart;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
-use crate::bars::Bar;
-use crate::capture::resume::{self, Resumed};
+use crate::capture::resume;
 use crate::capture::write::Capture;
-use crate::capture::{memory, takeback};
 use crate::cli::{self, EndpointUrl, Options, Parsed};
 use crate::form::Format;
 use crate::queue::{Frames, Item};
@@ -32,6 +32,7 @@ use crate::sim::{SimConfig, Simulator};
 use crate::stats::Stats;
 use crate::wire::symbol::{Feed, Symbol};
 use crate::writer::{Sink, WriterConfig, WriterEnd, run_sink};
+use restart::Restart;
 
 /// After SIGINT/SIGTERM, everything must be written within this time.
 pub const STOP_BUDGET: Duration = Duration::from_millis(950);
@@ -46,9 +47,16 @@ pub const EXIT_USAGE: i32 = 2;
 /// Run the program with the process's arguments; returns the exit status.
 pub fn run() -> i32 {
     let mut opts = match cli::parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(o)) if parquet_to_terminal(&o.form, o.output.is_some()) => {
+            return EXIT_USAGE;
+        }
         Ok(Parsed::Run(o)) => *o,
+        Ok(Parsed::Replay(r)) if parquet_to_terminal(&r.form, false) => return EXIT_USAGE,
         Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Serve(s)) => return run_serve(&s),
+        Ok(Parsed::History(h)) if parquet_to_terminal(&h.form(), h.output.is_some()) => {
+            return EXIT_USAGE;
+        }
         Ok(Parsed::History(h)) => return run_history(&h),
         Ok(Parsed::Help) => return print_text(&cli::help()),
         Ok(Parsed::Generate(what)) => return print_text(&cli::generate(what)),
@@ -112,7 +120,7 @@ pub fn run() -> i32 {
     if let Some(period) = opts.stats {
         start_stats(period, &stats);
     }
-    start_stdin(ctl_tx.clone(), opts.form.columns.format == Format::Csv);
+    start_stdin(ctl_tx.clone(), opts.form.columns.format);
     supervise(&sig_rx, &ends_rx, &writer_rx, &stats, &stop, &ctl_tx)
 }
 
@@ -148,6 +156,18 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
         ],
         None,
     ))
+}
+
+/// Whether a Parquet file would go to a terminal (said): it is binary.
+fn parquet_to_terminal(form: &crate::form::LineForm, files: bool) -> bool {
+    use std::io::IsTerminal;
+    let refused = form.parquet_columns().is_some() && !files && std::io::stdout().is_terminal();
+    if refused {
+        say(
+            "--format parquet writes a binary file: redirect stdout to a file (> trades.parquet) or give --output PATTERN",
+        );
+    }
+    refused
 }
 
 /// `history`: the token (none with `--demo`), then the run.
@@ -298,63 +318,6 @@ fn install_signals(
     })
 }
 
-/// What a run goes on with from the last one's capture (with `--output`
-/// or `--resume`).
-struct Restart {
-    /// The capture's tail: each code's last line written.
-    resumed: Resumed,
-    /// The memory file beside a capture whose lines do not say it.
-    memory: Option<PathBuf>,
-    /// Bars the last stop wrote whose intervals are still open.
-    reopen: Vec<Bar>,
-}
-
-impl Restart {
-    /// Read what the capture (and its memory file) say; bars still open
-    /// are cut from its end.
-    fn read(opts: &Options) -> Restart {
-        let mut resumed = resume::read_capture(opts.output.as_ref(), opts.resume.as_deref());
-        let memory = memory_file(opts);
-        if let Some(path) = &memory {
-            resumed.remember(path);
-        }
-        Restart {
-            resumed,
-            memory,
-            reopen: bars_to_reopen(opts),
-        }
-    }
-}
-
-/// Where a capture whose lines do not say each code's last push (bars,
-/// `--fields` without code, seq or time) keeps it: beside the capture.
-fn memory_file(opts: &Options) -> Option<PathBuf> {
-    if opts.form.lines_say_seq() {
-        return None;
-    }
-    match (&opts.output, &opts.resume) {
-        (Some(pattern), _) => Some(memory::for_pattern(pattern)),
-        (None, Some(file)) => Some(memory::for_file(file)),
-        (None, None) => None,
-    }
-}
-
-/// With `--bars`, the bars the last stop wrote whose intervals are still
-/// open, cut from the end of the newest files (or of `--resume FILE` when
-/// stdout is FILE).
-fn bars_to_reopen(opts: &Options) -> Vec<Bar> {
-    let Some(interval) = opts.form.bars else {
-        return Vec::new();
-    };
-    let files = match (&opts.output, &opts.resume) {
-        (Some(pattern), _) => pattern.existing().into_iter().take(2).collect(),
-        (None, Some(file)) if resume::is_stdout(file) => vec![file.clone()],
-        _ => return Vec::new(),
-    };
-    let grace = opts.form.bar_grace.as_millis() as u64;
-    takeback::take_back(&files, interval, grace, Stats::now_ms())
-}
-
 fn start_writer(
     out_rx: Receiver<Item>,
     spares: Sender<Frames>,
@@ -371,10 +334,19 @@ fn start_writer(
         header: !resume::stdout_has_lines(),
         memory: restart.memory,
         reopen: restart.reopen,
+        parquet: opts
+            .form
+            .parquet_columns()
+            .filter(|_| opts.output.is_some()),
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
+    let parquet = opts.form.parquet_columns();
     let spawned = thread::Builder::new().name("writer".into()).spawn(move || {
         let stdout = std::io::stdout();
+        // Periods a stop or a kill left without their Parquet file.
+        if let (Some(names), Some((staging, _))) = (&config.parquet, &files) {
+            crate::capture::parquet::catch_up(staging, names);
+        }
         let sink = match files {
             Some((pattern, fsync)) => Sink::Files(Capture::new(
                 pattern,
@@ -382,7 +354,16 @@ fn start_writer(
                 config.gaps,
                 Arc::clone(&stats),
             )),
-            None => Sink::Stream(stdout.lock()),
+            None => match parquet {
+                None => Sink::Stream(stdout.lock()),
+                Some(names) => {
+                    let w = std::io::BufWriter::with_capacity(1 << 20, stdout);
+                    match crate::capture::parquet::ParquetStream::new(w, &names) {
+                        Ok(p) => Sink::Parquet(Box::new(p)),
+                        Err(e) => return tx.send(WriterEnd::Failed(e)).unwrap_or(()),
+                    }
+                }
+            },
         };
         let _ = tx.send(run_sink(out_rx, spares, sink, stats, config));
     });
@@ -406,17 +387,24 @@ fn start_stats(period: Duration, stats: &Arc<Stats>) {
 }
 
 /// stdin: commands until EOF. EOF ends command reading, not the stream.
-/// With `csv`, a depth subscription is refused: it has no CSV form.
-fn start_stdin(ctl_tx: Sender<Control>, csv: bool) {
+/// In CSV or Parquet, a depth subscription is refused: it has no such form.
+fn start_stdin(ctl_tx: Sender<Control>, format: Format) {
+    let refused = format != Format::Jsonl;
     let _ = thread::Builder::new().name("stdin".into()).spawn(move || {
         let stdin = std::io::stdin();
         let result = read_commands(stdin.lock(), |ev| match ev {
             LineEvent::Command {
                 line,
                 command: Command::Add(v),
-            } if csv && v.iter().any(|s| s.feed != Feed::Trades) => {
+            } if refused && v.iter().any(|s| s.feed != Feed::Trades) => {
+                let name = if format == Format::Csv {
+                    "CSV"
+                } else {
+                    "Parquet"
+                };
                 say(format!(
-                    "stdin:{line}: depth has no CSV form (--format csv): the line is ignored"
+                    "stdin:{line}: depth has no {name} form (--format {}): the line is ignored",
+                    format.name()
                 ));
                 true
             }

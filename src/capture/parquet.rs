@@ -1,0 +1,215 @@
+//! Parquet files of a capture, made from crash-safe staging files.
+//!
+//! A Parquet file cannot be appended to and is unreadable until its footer
+//! is written. So with `--format parquet --output PATTERN` the lines of
+//! each period go first, whole, to a staging file beside the period's
+//! Parquet file (`PATH.staging.jsonl`: the full JSON lines, written,
+//! repaired and read back on restart exactly as a JSON capture), and the
+//! period's Parquet file is made from it ([`finalize`]): when the period
+//! ends, at each clean stop (made again at the next stop while the period
+//! goes on), and on start for every staging file newer than its Parquet
+//! file (a `kill -9` left it so). The Parquet file is written beside
+//! (`PATH.tmp`) and renamed: on disk it is always whole. Gap lines, which
+//! are not rows, stay in the staging file beside it, as do lines whose
+//! values a column cannot hold (each said); a failure (a full disk) is
+//! said, and the staging file stays for the next stop or start to try
+//! again.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use crate::capture::pattern::{Pattern, PatternError};
+use crate::form::parquet::{ParquetFile, RowError};
+use crate::report::say;
+
+/// What a staging file's name adds to its Parquet file's.
+pub const STAGING_SUFFIX: &str = ".staging.jsonl";
+
+/// The pattern of the staging files of the Parquet files of `pattern`.
+pub fn staging_pattern(pattern: &Pattern) -> Result<Pattern, PatternError> {
+    Pattern::parse(&format!("{}{STAGING_SUFFIX}", pattern.text()))
+}
+
+/// The Parquet file a staging file is made into.
+pub fn parquet_of(staging: &Path) -> PathBuf {
+    let name = staging.to_string_lossy();
+    PathBuf::from(
+        name.strip_suffix(STAGING_SUFFIX)
+            .unwrap_or(&name)
+            .to_string(),
+    )
+}
+
+/// What making one Parquet file came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Made {
+    /// Rows written.
+    pub rows: u64,
+    /// Lines that are not rows (gap lines): left in the staging file.
+    pub beside: u64,
+    /// Lines whose values a column cannot hold: said, left in the staging
+    /// file.
+    pub unfit: u64,
+}
+
+/// Make the Parquet file of `staging` (its columns `names`): written
+/// beside, synced and renamed over the old one.
+pub fn finalize(staging: &Path, names: &[&'static str]) -> io::Result<Made> {
+    let target = parquet_of(staging);
+    let tmp = PathBuf::from(format!("{}.tmp", target.display()));
+    let made = write_from(staging, &tmp, names).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })?;
+    fs::rename(&tmp, &target)?;
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself on disk.
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(made)
+}
+
+fn write_from(staging: &Path, tmp: &Path, names: &[&'static str]) -> io::Result<Made> {
+    let out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
+    let mut file = ParquetFile::new(out, names).map_err(io::Error::other)?;
+    let mut made = Made::default();
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(staging)?);
+    let mut line = Vec::with_capacity(512);
+    let mut number = 0u64;
+    while {
+        line.clear();
+        reader.read_until(b'\n', &mut line)? > 0
+    } {
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            // A torn last line: the capture repairs it when it appends.
+            break;
+        }
+        match file.push(&line) {
+            Ok(()) => {}
+            Err(RowError::NotARow(_)) => made.beside += 1,
+            Err(RowError::Write(e)) => return Err(io::Error::other(e)),
+            Err(e @ RowError::Unfit { .. }) => {
+                made.unfit += 1;
+                if made.unfit <= 5 {
+                    say(format!(
+                        "{}:{number}: not in {}: {e} (the line stays in the staging file)",
+                        staging.display(),
+                        parquet_of(staging).display()
+                    ));
+                }
+            }
+        }
+    }
+    made.rows = file.rows();
+    let out = file.finish().map_err(io::Error::other)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(made)
+}
+
+/// Make the Parquet file of every staging file of `staging` that is newer
+/// than it (or has none): on start, what a `kill -9` or a failed write
+/// left. Failures are said; the staging files stay.
+pub fn catch_up(staging: &Pattern, names: &[&'static str]) {
+    for path in staging.existing() {
+        if up_to_date(&path) {
+            continue;
+        }
+        report(&path, finalize(&path, names));
+    }
+}
+
+/// Whether the Parquet file of `staging` is at least as new as it.
+pub fn up_to_date(staging: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(staging), modified(&parquet_of(staging))) {
+        (Some(s), Some(p)) => p >= s,
+        _ => false,
+    }
+}
+
+/// Say what making the Parquet file of `staging` came to, when there is
+/// something to say.
+pub fn report(staging: &Path, result: io::Result<Made>) {
+    match result {
+        Ok(m) if m.unfit > 0 => say(format!(
+            "{}: {} rows; {} lines its columns cannot hold stay in {}",
+            parquet_of(staging).display(),
+            m.rows,
+            m.unfit,
+            staging.display()
+        )),
+        Ok(_) => {}
+        Err(e) => say(format!(
+            "cannot write {} ({e}): its lines stay in {}, and the next stop or start tries again",
+            parquet_of(staging).display(),
+            staging.display()
+        )),
+    }
+}
+
+/// One Parquet file written as lines come (stdout): rows into it; a gap
+/// line, which is not a row, said on stderr as `gap: {…}`; a line whose
+/// values a column cannot hold said on stderr with the line, so that it
+/// is not lost.
+pub struct ParquetStream<W: io::Write + Send> {
+    file: ParquetFile<W>,
+    /// Lines said on stderr instead.
+    pub unfit: u64,
+    /// Lines that are not rows of this file (not gap lines): the first
+    /// said, all counted.
+    pub not_rows: u64,
+}
+
+impl<W: io::Write + Send> ParquetStream<W> {
+    /// A file of the columns `names` into `out`.
+    pub fn new(out: W, names: &[&'static str]) -> io::Result<ParquetStream<W>> {
+        Ok(ParquetStream {
+            file: ParquetFile::new(out, names).map_err(io::Error::other)?,
+            unfit: 0,
+            not_rows: 0,
+        })
+    }
+
+    /// Whole lines (each with its newline); the rows added.
+    pub fn lines(&mut self, buf: &[u8]) -> io::Result<u64> {
+        let before = self.file.rows();
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            let text =
+                || String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
+            match self.file.push(line) {
+                Ok(()) => {}
+                Err(RowError::NotARow(_)) if line.starts_with(b"{\"type\":\"gap\"") => {
+                    say(format!("gap: {}", text()));
+                }
+                Err(RowError::NotARow(why)) => {
+                    self.not_rows += 1;
+                    if self.not_rows == 1 {
+                        say(format!(
+                            "left out of the Parquet file ({why}; such lines are counted): {}",
+                            text()
+                        ));
+                    }
+                }
+                Err(RowError::Write(e)) => return Err(io::Error::other(e)),
+                Err(e) => {
+                    self.unfit += 1;
+                    say(format!("not in the Parquet file: {e}: {}", text()));
+                }
+            }
+        }
+        Ok(self.file.rows() - before)
+    }
+
+    /// The last row group and the footer: the file is whole.
+    pub fn finish(self) -> io::Result<W> {
+        if self.not_rows > 0 {
+            say(format!(
+                "{} left out of the Parquet file: not rows of it",
+                crate::report::count(self.not_rows as usize, "line")
+            ));
+        }
+        self.file.finish().map_err(io::Error::other)
+    }
+}
