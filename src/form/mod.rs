@@ -2,14 +2,16 @@
 //! in which order and [`Format`] ([`columns`]: `--fields`, `--format`);
 //! CSV rows read back ([`csv`], RFC 4180); the JSON text of the tool's own
 //! lines ([`json`]) and the reading of it by position ([`line`](mod@line));
-//! and the conversion of full lines into bars, lean lines or CSV
-//! ([`convert`]).
+//! the conversion of full lines into bars, lean lines or CSV
+//! ([`convert`]); and full lines into one typed Parquet file
+//! ([`parquet`](mod@parquet)).
 
 pub(crate) mod columns;
 pub(crate) mod convert;
 pub(crate) mod csv;
 pub mod json;
 pub(crate) mod line;
+pub mod parquet;
 
 use crate::bars::Interval;
 pub use columns::{Columns, FieldsError, Format, FormatError};
