@@ -154,7 +154,7 @@ def by_polars(path):
 
 def main(argv):
     if len(argv) != 3:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     path, jsonl = argv[1], argv[2]
     readers = {"pyarrow": by_pyarrow, "duckdb": by_duckdb, "polars": by_polars}

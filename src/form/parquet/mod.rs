@@ -1,9 +1,9 @@
 //! The tool's own lines as one Parquet file, exact and typed
 //! ([`ParquetFile`]): trade lines, or bar lines (`"bar"` and `"kline"`),
 //! their values in columns of the types below, streamed through row
-//! groups of [`Options::row_group_rows`] rows so that memory stays a few
-//! MiB whatever the file's length. docs/PARQUET.md has the measurements
-//! behind the choices.
+//! groups of [`Options::row_group_rows`] rows so that memory stays about
+//! 10 MiB whatever the file's length. docs/PARQUET.md has the
+//! measurements behind the choices.
 //!
 //! | column | Parquet type | nulls |
 //! | --- | --- | --- |
@@ -54,8 +54,11 @@ use crate::form::parquet::schema::{Column, properties, schema};
 /// How a file is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Rows in a row group (the last one has fewer): what is held in
-    /// memory, about 60 bytes a trade.
+    /// Rows in a row group (the last one has fewer). Two groups' values
+    /// are held, the one being filled and the one being encoded, about 75
+    /// bytes a trade each (10 MiB at 64 Ki rows); each group also leaves
+    /// its few KiB of metadata until the footer is written, so groups
+    /// should be of thousands of rows.
     pub row_group_rows: usize,
     /// The compression of every column.
     pub compression: Compression,

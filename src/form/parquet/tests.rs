@@ -1,6 +1,7 @@
 use bytes::Bytes;
 use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as PhysicalType};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::statistics::Statistics;
 use parquet::record::Field;
 
 use super::*;
@@ -137,6 +138,26 @@ fn trades_read_back_with_their_types_and_exact_values() {
         row(3),
         "trade NASDAQ:AAPL AAPL.US 3 1796083200003 100.00000000 0.00150000 0.00000000 buy"
     );
+}
+
+#[test]
+fn decimal_statistics_are_exact_and_their_own() {
+    let r = reader(file(&TRADE_KEYS, &TRADES, 3));
+    let meta = r.metadata();
+    // Copies of their own (`encoder::unpin`), read back exact.
+    let stats = meta.row_group(0).column(7).statistics().unwrap();
+    let Statistics::FixedLenByteArray(s) = stats else {
+        panic!("{stats:?}")
+    };
+    let value = |v: &parquet::data_type::FixedLenByteArray| {
+        decimal::text(i128::from_be_bytes(v.data().try_into().unwrap()), 8)
+    };
+    assert_eq!(value(s.min_opt().unwrap()), "12345.60000000");
+    assert_eq!(
+        value(s.max_opt().unwrap()),
+        "1234567890123456789012.12345678"
+    );
+    assert_eq!(s.null_count_opt(), Some(1));
 }
 
 #[test]
