@@ -445,8 +445,10 @@ fn bars_fields_and_format_are_checked_together() {
     assert!(
         live(&["--format", "tsv"])
             .unwrap_err()
-            .contains("jsonl or csv")
+            .contains("jsonl, csv or parquet")
     );
+    let e = live(&["--format", "parquet", "HKEX:700@depth=5"]).unwrap_err();
+    assert!(e.contains("depth (HKEX:700) has no Parquet form"), "{e}");
 }
 
 #[test]
