@@ -277,15 +277,21 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }  # section client
 
 kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" "$2" | head -1; }
 
-# capture_run K TICKS: alltick-stream --output into files; rate and CPU per M.
+# capture_run K TICKS [FORMAT]: alltick-stream --output into files (FORMAT
+# parquet: --format parquet, its staging files polled, its Parquet files
+# made at the stop inside the run's CPU); rate and CPU per M.
 capture_run() {
-    local k=$1 ticks=$2
+    local k=$1 ticks=$2 format=${3:-jsonl} name=files
     local dir="$TMP/capture" cs
     rm -rf "$dir"; mkdir -p "$dir"
     start_server --count "$ticks"
     cs=$(codes "$k")
+    local out=(--output "$dir/%Y-%m-%d.jsonl")
+    if [ "$format" = parquet ]; then
+        out=(--format parquet --output "$dir/%Y-%m-%d.parquet"); name=files-parquet
+    fi
     /usr/bin/time -v -o "$TMP/time.out" env ALLTICK_TOKEN=bench-token "$BIN" --url "$URL" \
-        --output "$dir/%Y-%m-%d.jsonl" $cs < /dev/null > /dev/null 2> "$TMP/client.err" &
+        "${out[@]}" $cs < /dev/null > /dev/null 2> "$TMP/client.err" &
     local tpid=$!; track "$tpid"
     local size=0 last=0 first_t="" last_t now quiet=0 deadline=$(( $(date +%s) + 30 + ticks / 3000 ))
     while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -309,11 +315,11 @@ capture_run() {
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$TMP/time.out")
     rate=$(awk -v n="$got" -v a="${first_t:-0}" -v b="${last_t:-0}" 'BEGIN { if (b > a) printf "%.0f", n / (b - a); else print 0 }')
     cpu_per_m=$(awk -v u="${user:-0}" -v s="${sys:-0}" -v n="$got" 'BEGIN { if (n > 0) printf "%.3f", (u + s) / n * 1e6; else print "nan" }')
-    record capture files "$k" rate "$rate"
-    record capture files "$k" cpu_per_m "$cpu_per_m"
-    record capture files "$k" rss_kb "${rss:-0}"
-    record capture files "$k" delivered "$got"
-    say "  capture files k=$k: lines=$got rate=$rate cpu=${user}+${sys}s rss=${rss}kB"
+    record capture "$name" "$k" rate "$rate"
+    record capture "$name" "$k" cpu_per_m "$cpu_per_m"
+    record capture "$name" "$k" rss_kb "${rss:-0}"
+    record capture "$name" "$k" delivered "$got"
+    say "  capture $name k=$k: lines=$got rate=$rate cpu=${user}+${sys}s rss=${rss}kB"
 }
 
 # tput_run NAME K TICKS SECTION: one throughput run, recorded under SECTION.
@@ -489,6 +495,7 @@ want capture && say "capture: $CAPTURE_N ticks over M=$M codes into --output fil
 want capture && for run in $(seq 1 "$RUNS"); do
     tput_run alltick-stream "$M" "$CAPTURE_N" capture
     capture_run "$M" "$CAPTURE_N"
+    capture_run "$M" "$CAPTURE_N" parquet
 done
 T_END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -640,7 +647,7 @@ if any(k[0] == "capture" for k in data):
     print()
     print("| into | ticks/s | CPU s / 1M ticks | peak RSS MiB | lines |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for into, client in [("a pipe (consumer counts lines)", AS), ("--output files (size polled)", "files")]:
+    for into, client in [("a pipe (consumer counts lines)", AS), ("--output files (size polled)", "files"), ("--format parquet --output (staging polled, Parquet made at the stop)", "files-parquet")]:
         r = med(("capture", client, M, "rate"))
         c = med(("capture", client, M, "cpu_per_m"))
         k = med(("capture", client, M, "rss_kb"))
@@ -650,6 +657,8 @@ if any(k[0] == "capture" for k in data):
     fr, pr = med(("capture", "files", M, "rate")), med(("capture", AS, M, "rate"))
     fc, pc = med(("capture", "files", M, "cpu_per_m")), med(("capture", AS, M, "cpu_per_m"))
     print(f"files ÷ pipe: ticks/s {ratio(fr, pr)}, CPU per tick {ratio(fc, pc)}")
+    qr, qc = med(("capture", "files-parquet", M, "rate")), med(("capture", "files-parquet", M, "cpu_per_m"))
+    print(f"Parquet files ÷ JSON files: ticks/s {ratio(qr, fr)}, CPU per tick {ratio(qc, fc)}")
     print()
 syms = sorted({int(k[2]) for k in data if k[0] == "growth"})
 print(f"## Growth: subscribed codes vs ticks/s and peak RSS ({int(E['GROWTH_N']):,} ticks, Python {int(E['GROWTH_NPY']):,}; {E['GROWTH_RUNS']} run(s))")

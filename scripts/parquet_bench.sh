@@ -2,6 +2,7 @@
 # Benchmark the Parquet form (src/form/parquet/) against DuckDB's COPY.
 #
 #   scripts/parquet_bench.sh           # N=2000000 trades, RUNS=3
+#   CODECS=zstd:3 scripts/parquet_bench.sh   # the shipped codec only
 #
 # Two captures of N trade lines: "random", the generator of
 # scripts/bars_bench.sh (50 codes, random prices of 0 to 4 decimals, random
@@ -14,6 +15,9 @@
 # "65536"), and by DuckDB (python package) with zstd and snappy, decimals
 # read from the JSON text (exact): `seq` UBIGINT, `time` as a timestamp
 # (epoch_ms), prices DECIMAL(18,8), volume and turnover DECIMAL(38,8).
+#
+# The tool itself is measured too: `alltick-stream replay --speed max
+# --format parquet CAPTURE > OUT` (BIN= another build).
 #
 # Measured, each the median of RUNS runs: rows/s (N / wall time), peak RSS
 # (/usr/bin/time -f %M) and the file's size. DuckDB's wall time includes
@@ -29,7 +33,10 @@ say() { echo "parquet_bench: $*" >&2; }
 python3 -c 'import duckdb' 2>/dev/null || { say "pip install duckdb (and pyarrow polars for CHECK=1)"; exit 1; }
 say "building"
 cargo build --release --quiet --example parquet_bench --features parquet/snap || exit 1
+# The tool itself, as shipped (zstd only): `replay --speed max --format parquet`.
+cargo build --release --quiet --bin alltick-stream || exit 1
 BENCH=target/release/examples/parquet_bench
+TOOL=${BIN:-target/release/alltick-stream}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/alltick-parquet-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
@@ -65,6 +72,9 @@ with open(f"{d}/walk.jsonl", "w") as f:
                 '"price":%s,"volume":%d,"turnover":%s,"side":%s}\n'
                 % (c, c, 1796000000000000 + i, t, price, vol, price * vol, side))
 PY
+
+# The tool as a command of (capture, out): exec'd, so the RSS is its own.
+printf 'exec %s replay --speed max --format parquet "$1" > "$2"\n' "$TOOL" > "$TMP/tool.sh"
 
 cat > "$TMP/duck.py" <<'PY'
 import sys, duckdb
@@ -106,6 +116,7 @@ for capture in random walk; do
             cases+=("ours $codec, groups of $group|$BENCH $TMP/$capture.jsonl OUT --codec $codec --group $group")
         done
     done
+    cases+=("alltick-stream replay --format parquet|sh $TMP/tool.sh $TMP/$capture.jsonl OUT")
     cases+=("DuckDB zstd|python3 $TMP/duck.py $TMP/$capture.jsonl OUT zstd")
     cases+=("DuckDB snappy|python3 $TMP/duck.py $TMP/$capture.jsonl OUT snappy")
     for c in "${cases[@]}"; do
