@@ -3,8 +3,8 @@
 
     python3 scripts/parquet_check.py FILE.parquet FILE.jsonl
 
-Reads FILE.parquet with pyarrow, DuckDB and polars (pip install pyarrow
-duckdb polars) and compares every value of every column, by its name, with
+Reads FILE.parquet with pyarrow, pandas, DuckDB and polars (pip install
+pyarrow pandas duckdb polars) and compares every value of every column, by its name, with
 the JSON lines: decimals as decimal.Decimal (equal in value: 651.1 ==
 651.10000000), timestamps as ms since the epoch, integers and strings as
 they are, null as None. Each reader must also give each column its exact
@@ -39,6 +39,10 @@ TYPES = {
     "duckdb": {"price": "DECIMAL(18,8)", "amount": "DECIMAL(38,8)",
                "time": "TIMESTAMP WITH TIME ZONE", "seq": "UBIGINT", "trades": "BIGINT",
                "text": "VARCHAR"},
+    # pandas (through pyarrow): decimals as Python decimals in object
+    # columns, times as datetime64 in UTC, seq as uint64, strings as objects.
+    "pandas": {"price": "object", "amount": "object", "time": "datetime64[ms, UTC]",
+               "seq": "uint64", "trades": "Int64", "text": "object"},
     "polars": {"price": "Decimal(precision=18, scale=8)",
                "amount": "Decimal(precision=38, scale=8)",
                "time": "Datetime(time_unit='ms', time_zone='UTC')", "seq": "UInt64",
@@ -126,6 +130,30 @@ def by_pyarrow(path):
     return types, columns
 
 
+def by_pandas(path):
+    import pandas as pd
+    df = pd.read_parquet(path, engine="pyarrow")
+    types, columns = {}, {}
+    for name in df.columns:
+        col = df[name]
+        t = str(col.dtype)
+        if t in ("str", "string"):  # pandas 3's strings
+            t = "object"
+        if t.startswith("datetime64"):
+            types[name] = t.replace("ns,", "ms,") if "[ms" not in t else t
+            values = [None if pd.isna(v) else int(v.value // 1_000_000) for v in col]
+        elif t == "float64" and name == "trades":
+            # A column of integers with nulls, as pandas gives it by default.
+            types[name] = "Int64"
+            values = [None if pd.isna(v) else int(v) for v in col]
+        else:
+            types[name] = "Int64" if t == "int64" and name == "trades" else t
+            values = [None if (v is None or (isinstance(v, float) and pd.isna(v))) else
+                      (int(v) if t in ("uint64", "int64") else v) for v in col]
+        columns[name] = values
+    return types, columns
+
+
 def by_duckdb(path):
     import duckdb
     con = duckdb.connect()
@@ -157,7 +185,8 @@ def main(argv):
         print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     path, jsonl = argv[1], argv[2]
-    readers = {"pyarrow": by_pyarrow, "duckdb": by_duckdb, "polars": by_polars}
+    readers = {"pyarrow": by_pyarrow, "pandas": by_pandas, "duckdb": by_duckdb,
+               "polars": by_polars}
     read = {}
     for reader, by in readers.items():
         try:
@@ -177,7 +206,7 @@ def main(argv):
         print(f"parquet_check: {path}: {d}")
         return 1
     print(f"parquet_check: {path}: {len(rows)} rows, {len(names)} columns, "
-          f"as the lines have them, in pyarrow, DuckDB and polars")
+          f"as the lines have them, in pyarrow, pandas, DuckDB and polars")
     return 0
 
 

@@ -349,3 +349,67 @@ fn depth_and_a_terminal_are_refused_for_parquet() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("writes a binary file"), "{text}");
 }
+
+#[test]
+fn a_parquet_file_that_cannot_be_written_keeps_its_staging_lines_for_the_next_start() {
+    if !readers() {
+        return;
+    }
+    let dir = TempDir::new("parquet-refused");
+    let sim = sim(100.0);
+    let pattern = dir.path().join("t.parquet");
+    let args = [
+        "--format",
+        "parquet",
+        "--output",
+        pattern.to_str().unwrap(),
+        "NASDAQ:AAPL",
+    ];
+    // A directory where the file is written first: the write fails.
+    let tmp = dir.path().join("t.parquet.tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let staging = dir.path().join("t.parquet.staging.jsonl");
+    let lines = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+    let mut tool = start(&sim, &args);
+    check!(
+        tool,
+        tool.poll(WAIT, || lines(&staging) >= 100),
+        "nothing staged"
+    );
+    stop(&mut tool);
+    check!(
+        tool,
+        tool.stderr().contains("cannot write"),
+        "the failure was not said"
+    );
+    check!(tool, !pattern.exists(), "a Parquet file was written");
+    std::fs::remove_dir(&tmp).unwrap();
+    // The next start makes it from the staging file; every line once.
+    let mut again = start(&sim, &args);
+    check!(
+        again,
+        again.poll(WAIT, || pattern.exists()),
+        "not made on start"
+    );
+    stop(&mut again);
+    check_file(&pattern, &staging);
+    let text = std::fs::read_to_string(&staging).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| l.starts_with(r#"{"type":"trade""#)) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        check!(
+            again,
+            seen.insert((v["code"].to_string(), v["seq"].to_string())),
+            "twice: {line}"
+        );
+    }
+    // Depth on stdin is refused with Parquet, as at start.
+    let mut tool = start(&sim, &args);
+    tool.send("+HKEX:700@depth\n");
+    check!(
+        tool,
+        tool.wait_stderr("stdin:1: depth has no Parquet form"),
+        "not refused"
+    );
+    stop(&mut tool);
+}
