@@ -87,6 +87,32 @@ fn replay_to_parquet_holds_every_value_of_the_lines() {
     let (err, code) = run_into(&args, &bpq);
     assert_eq!(code, Some(0), "{err}");
     check_file(&bpq, &bars);
+    // Into files by period (here a minute), each beside its staging lines,
+    // and together every line of the capture once.
+    let pattern = dir.path().join("by/%Y%m%d%H/t.parquet");
+    let args = [
+        "replay",
+        "--speed",
+        "max",
+        "--format",
+        "parquet",
+        "--output",
+        pattern.to_str().unwrap(),
+        t,
+    ];
+    let (err, code) = run_into(&args, &dir.path().join("none"));
+    assert_eq!(code, Some(0), "{err}");
+    let mut staged = 0;
+    for hour in std::fs::read_dir(dir.path().join("by")).unwrap() {
+        let hour = hour.unwrap().path();
+        let staging = hour.join("t.parquet.staging.jsonl");
+        check_file(&hour.join("t.parquet"), &staging);
+        staged += std::fs::read_to_string(&staging).unwrap().lines().count();
+    }
+    assert_eq!(
+        staged,
+        std::fs::read_to_string(&ticks).unwrap().lines().count()
+    );
     // Some fields only.
     let lean = dir.path().join("lean.parquet");
     let args = [

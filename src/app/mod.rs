@@ -51,7 +51,9 @@ pub fn run() -> i32 {
             return EXIT_USAGE;
         }
         Ok(Parsed::Run(o)) => *o,
-        Ok(Parsed::Replay(r)) if parquet_to_terminal(&r.form, false) => return EXIT_USAGE,
+        Ok(Parsed::Replay(r)) if parquet_to_terminal(&r.form, r.output.is_some()) => {
+            return EXIT_USAGE;
+        }
         Ok(Parsed::Replay(r)) => return run_replay(r),
         Ok(Parsed::Serve(s)) => return run_serve(&s),
         Ok(Parsed::History(h)) if parquet_to_terminal(&h.form(), h.output.is_some()) => {

@@ -287,6 +287,9 @@ pub enum Conflict {
     UrlWithEndpointUrls,
     /// `history --demo` with `--stock-api` or `--forex-api`.
     DemoWithApi,
+    /// `replay --output` with lines that do not say their time (CSV,
+    /// `--fields`).
+    ReplayOutputLean,
     /// `history --output` with `--fields` that leave out a key the files
     /// are read back by.
     OutputWithoutKey(&'static str),
@@ -328,6 +331,10 @@ impl fmt::Display for Conflict {
             C::DemoWithUrl => write!(
                 f,
                 "--demo runs its own server; do not combine it with --url"
+            ),
+            C::ReplayOutputLean => write!(
+                f,
+                "replay --output names files by each line's time: write whole JSON lines (no --fields, --format jsonl) or --format parquet"
             ),
             C::DemoWithApi => write!(
                 f,

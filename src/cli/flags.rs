@@ -402,14 +402,15 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("PATTERN", Hint::Path),
         default: Some("stdout"),
-        modes: LIVE_HISTORY,
+        modes: WRITERS,
         ..flag(
             "output",
             "write lines to files named from each line's own time in UTC: %Y \
              %m %d %H, %% for a %; directories are made, files appended, a \
              torn last line cut on start, and nothing already in the newest \
              files written again (history: files by each bar's start; what \
-             they hold is not fetched again)",
+             they hold is not fetched again; replay: whole JSON lines or \
+             Parquet, appended)",
         )
     },
     Flag {

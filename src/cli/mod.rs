@@ -249,8 +249,19 @@ fn finish_replay(g: RawFlags, positional: Vec<String>) -> Result<ReplayOptions, 
         return Err(UsageError::NoFiles("replay"));
     }
     check_range(g.from, g.to)?;
+    let form = form(&g)?;
+    let output = match (g.output, form.columns.format) {
+        (Some(p), crate::form::Format::Parquet) => {
+            Some(crate::capture::parquet::staging_pattern(&p)?)
+        }
+        (Some(_), _) if !form.columns.is_full(form.bars.is_some()) => {
+            return Err(Conflict::ReplayOutputLean.into());
+        }
+        (output, _) => output,
+    };
     Ok(ReplayOptions {
-        form: form(&g)?,
+        output,
+        form,
         files,
         symbols,
         speed: g.speed.unwrap_or(Speed::Times(1.0)),

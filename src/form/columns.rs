@@ -157,6 +157,14 @@ impl Columns {
         })
     }
 
+    /// Whether the lines are the tool's whole JSON lines (trades or bars,
+    /// `bars`), every key in its order.
+    pub fn is_full(&self, bars: bool) -> bool {
+        self.format == Format::Jsonl
+            && self.keys.len() == keys(bars).len()
+            && self.fields.iter().copied().eq(0..self.keys.len())
+    }
+
     /// Whether trade lines go out exactly as the tool writes them.
     pub fn is_full_json(&self) -> bool {
         self.format == Format::Jsonl

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::capture::parquet::ParquetStream;
+use crate::capture::parquet::{self, ParquetStream};
+use crate::capture::pattern::Pattern;
 use crate::capture::read::{Line, Merge, Source};
 use crate::capture::resume;
+use crate::capture::write::Capture;
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
 use crate::form::line::LineType;
@@ -44,6 +46,9 @@ pub struct ReplayOptions {
     pub to: Option<u64>,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
     pub form: LineForm,
+    /// `--output`: the files lines go to (for Parquet, their staging
+    /// files), else stdout.
+    pub output: Option<Pattern>,
 }
 
 /// Lines within this much of `--to` past it are still looked at: a file's
@@ -258,7 +263,7 @@ impl<'a> Replay<'a> {
             merge,
             filter: Filter::new(&opts.symbols),
             pace: Pace::new(opts.speed),
-            out: Out::new(&opts.form)?,
+            out: Out::new(opts)?,
             buf,
             converter: (!converter.is_plain()).then_some(converter),
             written: 0,
@@ -348,14 +353,27 @@ impl<'a> Replay<'a> {
     }
 }
 
-/// Where the lines go: stdout, or one Parquet file on stdout.
+/// Where the lines go: stdout, one Parquet file on stdout, or files by
+/// each line's own time (with Parquet, their staging files, made into
+/// Parquet files at the end).
 enum Out {
     Text(io::StdoutLock<'static>),
     Parquet(Box<ParquetStream<io::BufWriter<io::Stdout>>>),
+    Files(Box<Capture>, Option<Vec<&'static str>>),
 }
 
 impl Out {
-    fn new(form: &LineForm) -> Result<Out, ReplayError> {
+    fn new(opts: &ReplayOptions) -> Result<Out, ReplayError> {
+        let form = &opts.form;
+        if let Some(pattern) = &opts.output {
+            let capture = Capture::new(
+                pattern.clone(),
+                Duration::from_secs(1),
+                false,
+                Arc::default(),
+            );
+            return Ok(Out::Files(Box::new(capture), form.parquet_columns()));
+        }
         Ok(match form.parquet_columns() {
             None => Out::Text(io::stdout().lock()),
             Some(names) => {
@@ -370,14 +388,18 @@ impl Out {
         match self {
             Out::Text(w) => w.write_all(buf),
             Out::Parquet(p) => p.lines(buf).map(|_| ()),
+            Out::Files(c, _) => {
+                to_files(c, buf);
+                Ok(())
+            }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Out::Text(w) => w.flush(),
-            // A Parquet file is whole only at its end.
-            Out::Parquet(_) => Ok(()),
+            // A Parquet file is whole only at its end; files sync by themselves.
+            Out::Parquet(_) | Out::Files(..) => Ok(()),
         }
     }
 
@@ -385,8 +407,38 @@ impl Out {
         match std::mem::replace(self, Out::Text(io::stdout().lock())) {
             Out::Text(mut w) => w.flush()?,
             Out::Parquet(p) => p.finish()?.flush()?,
+            Out::Files(mut c, names) => {
+                c.sync_all();
+                for staging in names.iter().flat_map(|n| c.written().map(move |s| (s, n))) {
+                    parquet::report(staging.0, parquet::finalize(staging.0, staging.1));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// Whole lines to the files of their own times (a trade's `time`, a
+/// bar's `start`, a gap's `to`), each run of one period in one write.
+fn to_files(c: &mut Capture, buf: &[u8]) {
+    let mut run: Option<(u64, usize)> = None;
+    let mut at = 0;
+    for line in buf.split_inclusive(|&b| b == b'\n') {
+        let period = crate::capture::read::classify(line)
+            .map(|(_, t)| c.period_start(t))
+            .unwrap_or_else(|_| run.map_or(0, |r| r.0));
+        match run {
+            Some((p, from)) if p != period => {
+                c.write(p, &buf[from..at]);
+                run = Some((period, at));
+            }
+            None => run = Some((period, at)),
+            _ => {}
+        }
+        at += line.len();
+    }
+    if let Some((p, from)) = run {
+        c.write(p, &buf[from..at]);
     }
 }
 
