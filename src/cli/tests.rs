@@ -330,10 +330,12 @@ fn replay_takes_files_then_symbols_and_its_own_flags() {
             .contains("not a flag of replay")
     );
     assert!(
-        parse(args(&["replay", manifest, "--output", "x", "--fields", "time"]))
-            .unwrap_err()
-            .to_string()
-            .contains("whole JSON lines")
+        parse(args(&[
+            "replay", manifest, "--output", "x", "--fields", "time"
+        ]))
+        .unwrap_err()
+        .to_string()
+        .contains("whole JSON lines")
     );
     assert!(parse(args(&["replay", manifest, "--output", "x.jsonl"])).is_ok());
     assert!(parse(args(&["replay", manifest, "--from", "5", "--to", "4"])).is_err());
