@@ -290,6 +290,8 @@ pub enum Conflict {
     /// `replay --output` with lines that do not say their time (CSV,
     /// `--fields`).
     ReplayOutputLean,
+    /// `--resume` with `--format parquet`: a Parquet file is not read back.
+    ParquetWithResume,
     /// `history --output` with `--fields` that leave out a key the files
     /// are read back by.
     OutputWithoutKey(&'static str),
@@ -331,6 +333,10 @@ impl fmt::Display for Conflict {
             C::DemoWithUrl => write!(
                 f,
                 "--demo runs its own server; do not combine it with --url"
+            ),
+            C::ParquetWithResume => write!(
+                f,
+                "--resume reads JSON or CSV lines back: with --format parquet use --output PATTERN, whose staging files a restart reads"
             ),
             C::ReplayOutputLean => write!(
                 f,

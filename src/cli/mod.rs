@@ -296,6 +296,9 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         }
         .into());
     }
+    if form.columns.format == crate::form::Format::Parquet && g.resume.is_some() {
+        return Err(Conflict::ParquetWithResume.into());
+    }
     // Parquet: the lines go to staging files first (capture::parquet).
     let output = match (g.output.clone(), form.columns.format) {
         (Some(p), crate::form::Format::Parquet) => {

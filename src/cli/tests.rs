@@ -456,6 +456,8 @@ fn bars_fields_and_format_are_checked_together() {
             .unwrap_err()
             .contains("jsonl, csv or parquet")
     );
+    let e = live(&["--format", "parquet", "--resume", "t.jsonl"]).unwrap_err();
+    assert!(e.contains("--resume reads JSON or CSV lines back"), "{e}");
     let e = live(&["--format", "parquet", "HKEX:700@depth=5"]).unwrap_err();
     assert!(e.contains("depth (HKEX:700) has no Parquet form"), "{e}");
 }
