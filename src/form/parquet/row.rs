@@ -152,6 +152,11 @@ pub fn cell(c: Column, text: &[u8]) -> Result<Cell<'_>, RowError> {
 /// (or not UTF-8).
 fn string(token: &[u8]) -> Option<Cow<'_, [u8]>> {
     let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    // Codes, symbols and sides are short and ASCII: one pass says both
+    // that no escape needs undoing and that the text is UTF-8.
+    if inner.iter().all(|&b| b.is_ascii() && b != b'\\') {
+        return Some(Cow::Borrowed(inner));
+    }
     if inner.contains(&b'\\') {
         let s: String = serde_json::from_slice(token).ok()?;
         return Some(Cow::Owned(s.into_bytes()));
@@ -162,6 +167,14 @@ fn string(token: &[u8]) -> Option<Cow<'_, [u8]>> {
 
 /// The value of a JSON number that is an unsigned integer of 64 bits.
 fn unsigned(text: &[u8]) -> Option<u64> {
+    // The common case, read at once: 1 to 19 digits, no leading zero,
+    // which no u64 overflows.
+    if (1..=19).contains(&text.len())
+        && (text.len() == 1 || text[0] != b'0')
+        && text.iter().all(u8::is_ascii_digit)
+    {
+        return Some(text.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0')));
+    }
     let n = json::whole_number(text).filter(|n| n.is_unsigned_integer())?;
     n.int.iter().try_fold(0u64, |v, &d| {
         v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
