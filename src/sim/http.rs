@@ -15,6 +15,7 @@ use super::conn::{SimStream, idle_while_silent};
 use super::http_answer::{self, Query, error_body};
 use super::market::record;
 use super::route::ended;
+use super::route::not_yet;
 use super::server::{Shared, lock};
 use super::{
     HTTP_FOREX_BASE, HTTP_STOCK_BASE, HttpRequest, LOOP_TICK, SimConfig, Simulator, kline,
@@ -336,13 +337,7 @@ fn read_head(
         match stream.read(&mut chunk) {
             Ok(0) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if not_yet(&e) => {}
             Err(_) => return None,
         }
     }

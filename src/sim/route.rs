@@ -116,16 +116,19 @@ fn peek_kind(shared: &Shared, stream: &TcpStream, kill: &AtomicBool) -> Result<K
                 // at once with the same bytes.
                 thread::sleep(Duration::from_millis(1));
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if not_yet(&e) => {}
             Err(_) => return Ok(Kind::Ws),
         }
     }
+}
+
+/// Whether a read that failed so is only to be tried again (a read
+/// timeout, or a signal).
+pub(super) fn not_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// The kind of a request whose first bytes are `head`: HTTP if its target

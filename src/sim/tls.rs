@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::{SimStream, idle_while_silent};
 use super::market::{now_ms, splitmix};
+use super::route::not_yet;
 use super::route::{Kind, SNIFF_LIMIT, Sniffed, classify, ended};
 use super::server::Shared;
 use super::{CloseCause, SimConfig};
@@ -168,13 +169,7 @@ pub(super) fn sniff(shared: &Shared, stream: TcpStream, kill: &AtomicBool) -> Sn
                 buf.extend_from_slice(&chunk[..n]);
                 first_bytes.get_or_insert_with(Instant::now);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if not_yet(&e) => {}
             Err(_) => break Kind::Ws,
         }
     };
