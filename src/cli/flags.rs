@@ -484,8 +484,11 @@ pub const FLAGS: &[Flag] = &[
         modes: WRITERS,
         ..flag(
             "format",
-            "lines as JSON, or CSV rows under one header row (not with depth; \
-             gap lines go to stderr)",
+            "lines as JSON, CSV rows under one header row, or a Parquet file of \
+             typed columns (exact decimals, UTC ms times; one per --output \
+             period, made from a .staging.jsonl file beside it); not with \
+             depth, and gap lines go to stderr (Parquet files: to the staging \
+             file)",
         )
     },
     Flag {
