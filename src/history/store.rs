@@ -138,6 +138,12 @@ fn csv_row(row: &[u8], at: [usize; 4]) -> Option<(String, String, u64)> {
 }
 
 fn json_row(line: &[u8]) -> Option<(String, String, u64)> {
+    if let Some(found) = kline_by_position(line) {
+        return Some(found);
+    }
+    if !line.starts_with(b"{") || crate::form::line::find(line, b"\"kline\"").is_none() {
+        return None;
+    }
     let v: Value = serde_json::from_slice(line).ok()?;
     (v.get("type")?.as_str()? == KLINE_TYPE).then_some(())?;
     Some((
@@ -145,6 +151,34 @@ fn json_row(line: &[u8]) -> Option<(String, String, u64)> {
         v.get("interval")?.as_str()?.to_string(),
         v.get("start")?.as_u64()?,
     ))
+}
+
+/// A K-line line as the tool writes it, read by position: `{"type":"kline",
+/// "symbol":…,"code":…,"interval":…,"start":…,`; `None` for any other
+/// layout (read as JSON instead).
+fn kline_by_position(line: &[u8]) -> Option<(String, String, u64)> {
+    let rest = line.strip_prefix(b"{\"type\":\"kline\",\"symbol\":")?;
+    let at = line.len() - rest.len();
+    let (after, _) = crate::wire::json::string(line, at)?;
+    let rest = line[after..].strip_prefix(b",\"code\":")?;
+    let code = plain_string(rest)?;
+    let rest = rest[code.len() + 2..].strip_prefix(b",\"interval\":")?;
+    let interval = plain_string(rest)?;
+    let rest = rest[interval.len() + 2..].strip_prefix(b",\"start\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if rest.get(digits) != Some(&b',') || digits == 0 || digits > 19 {
+        return None;
+    }
+    let start = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+    Some((text(code)?, text(interval)?, start))
+}
+
+/// The text of the JSON string at the start of `b` when it holds no
+/// escape.
+fn plain_string(b: &[u8]) -> Option<&[u8]> {
+    let (end, escaped) = crate::wire::json::string(b, 0)?;
+    (!escaped).then(|| &b[1..end - 1])
 }
 
 /// Where bars are written.
@@ -309,4 +343,29 @@ fn append(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kline_line_reads_by_position_as_by_json() {
+        let line = br#"{"type":"kline","symbol":"NASDAQ:\"A\"","code":"AAPL.US","interval":"1m","start":1796428800000,"end":1796428860000,"open":1.5,"high":1.5,"low":1.5,"close":1.5,"volume":1,"turnover":1.5,"trades":null}"#;
+        let want = Some(("AAPL.US".to_string(), "1m".to_string(), 1_796_428_800_000));
+        assert_eq!(kline_by_position(line), want);
+        assert_eq!(json_row(line), want);
+        // Another layout is read as JSON; other types are not K-lines.
+        let shuffled = br#"{"start":5,"code":"X","interval":"1d","type":"kline"}"#;
+        assert_eq!(kline_by_position(shuffled), None);
+        assert_eq!(json_row(shuffled), Some(("X".into(), "1d".into(), 5)));
+        let bar = br#"{"type":"bar","symbol":"X","code":"X","interval":"1m","start":5,"end":6}"#;
+        assert_eq!(json_row(bar), None);
+        assert_eq!(
+            kline_by_position(
+                br#"{"type":"kline","symbol":"X","code":"X","interval":"1m","start":x,"#
+            ),
+            None
+        );
+    }
 }
