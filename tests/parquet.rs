@@ -238,7 +238,7 @@ fn live_capture_into_parquet_survives_a_stop_and_a_kill() {
         return;
     }
     let dir = TempDir::new("parquet-live");
-    let sim = sim(100.0);
+    let sim = sim(400.0);
     let pattern = dir.path().join("trades-%Y%m%d%H.parquet");
     let args = [
         "--format",
@@ -382,7 +382,7 @@ fn a_parquet_file_that_cannot_be_written_keeps_its_staging_lines_for_the_next_st
         return;
     }
     let dir = TempDir::new("parquet-refused");
-    let sim = sim(100.0);
+    let sim = sim(400.0);
     let pattern = dir.path().join("t.parquet");
     let args = [
         "--format",
