@@ -140,6 +140,20 @@ fn bars_equal_the_simulators_as_text_under_every_reading() {
             forming_last: true,
             page_cap: Some(200),
             ret_202: true,
+            ..KlineReadings::default()
+        },
+        // `kline_timestamp_end` exclusive; timestamps in ms and every
+        // value a JSON number, where the docs show seconds and strings.
+        KlineReadings {
+            end_exclusive: true,
+            page_cap: Some(300),
+            ..KlineReadings::default()
+        },
+        KlineReadings {
+            timestamp_ms: true,
+            numbers: true,
+            page_cap: Some(300),
+            ..KlineReadings::default()
         },
     ];
     let (from, to) = (minutes_ago(700), minutes_ago(2));
@@ -240,7 +254,7 @@ fn a_second_run_with_output_asks_only_for_what_is_new() {
     );
     check!(
         tool,
-        new[0].kline_timestamp_end == Some(second / 1000),
+        new[0].kline_timestamp_end == Some(second / 1000 + 1),
         "{:?}",
         new[0]
     );

@@ -34,7 +34,7 @@ pub struct Kline {
 /// Why a K-line was dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Broken {
-    /// `timestamp` is not whole seconds.
+    /// `timestamp` is not a whole number (of seconds, or milliseconds).
     Timestamp(String),
     /// The start is not on the interval's grid.
     OffGrid(u64),
@@ -52,7 +52,7 @@ pub enum Broken {
 impl fmt::Display for Broken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Broken::Timestamp(t) => write!(f, "timestamp {t:?} is not whole seconds"),
+            Broken::Timestamp(t) => write!(f, "timestamp {t:?} is not a whole number of seconds"),
             Broken::OffGrid(start) => write!(
                 f,
                 "start {} is off the interval's grid",
@@ -89,7 +89,9 @@ pub fn check(raw: &RawKline, interval: KlineInterval) -> Result<Kline, Broken> {
     }
     .filter(|s| *s < u64::MAX / 1000)
     .ok_or_else(|| Broken::Timestamp(raw.timestamp.clone()))?;
-    let start = secs * 1000;
+    // Seconds, as the docs' example has it; a value only milliseconds can
+    // be is read as milliseconds (the same rule as a push's `tick_time`).
+    let start = crate::wire::protocol::to_millis(secs);
     if !interval.on_grid(start) {
         return Err(Broken::OffGrid(start));
     }
@@ -146,6 +148,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!((k.start, k.end), (1_677_829_200_000, 1_677_829_260_000));
+        // The same start sent in milliseconds.
+        let ms = raw("1677829200000", "136.421", "136.4220", "136.407", "136.41");
+        assert_eq!(check(&ms, KlineInterval::M1), Ok(k.clone()));
         assert_eq!(
             (k.high.as_str(), k.turnover.as_str()),
             ("136.4220", "1234.50")
@@ -160,8 +165,8 @@ mod tests {
         assert!(e(raw("1677829200", "5", "3", "1", "2")).contains("open 5 is outside"));
         assert!(e(raw("1677829200", "2", "3", "1", "0.5")).contains("close 0.5"));
         assert!(e(raw("1677829230", "1", "1", "1", "1")).contains("off the interval's grid"));
-        assert!(e(raw("1677829200.5", "1", "1", "1", "1")).contains("not whole seconds"));
-        assert!(e(raw("-60", "1", "1", "1", "1")).contains("not whole seconds"));
+        assert!(e(raw("1677829200.5", "1", "1", "1", "1")).contains("not a whole number"));
+        assert!(e(raw("-60", "1", "1", "1", "1")).contains("not a whole number"));
         for bad in ["1e2", "-1", "007.5", ".5", "1.", "NaN", ""] {
             assert!(
                 e(raw("1677829200", bad, "1", "1", "1")).contains("open_price"),

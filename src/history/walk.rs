@@ -250,7 +250,9 @@ impl<'a> Walk<'a> {
     /// A forex, metal or crypto code: newer bars, then older ones.
     fn other(&mut self, sym: &Symbol) -> Result<(), Miss> {
         let held = self.holdings.get(&sym.code, self.opts.interval.name());
-        let to_secs = self.opts.to.map_or(0, |t| t / 1000);
+        // A second past `--to`: whether the server answers bars starting
+        // before `kline_timestamp_end` or at it too, the bar at `--to` comes.
+        let to_secs = self.opts.to.map_or(0, |t| t / 1000 + 1);
         let Some(h) = held else {
             return self.older(sym, to_secs, u64::MAX);
         };

@@ -40,6 +40,13 @@ pub struct KlineReadings {
     pub page_cap: Option<usize>,
     /// A bad parameter gets ret 202 instead of 400.
     pub ret_202: bool,
+    /// `kline_timestamp_end` excludes a bar starting at it (by default a
+    /// bar starting at it is answered).
+    pub end_exclusive: bool,
+    /// `timestamp` in milliseconds, where the docs' example has seconds.
+    pub timestamp_ms: bool,
+    /// Every value a JSON number, where the docs show strings.
+    pub numbers: bool,
 }
 
 /// The URL's parameters.
@@ -147,6 +154,8 @@ pub(super) fn kline(shared: &Shared, base: Market, q: &Query) -> Reply {
     // Stocks always get their latest bars.
     let end_ms = if base == Market::Stock || end == 0 {
         now
+    } else if readings.end_exclusive {
+        end.saturating_mul(1000).saturating_sub(1)
     } else {
         end.saturating_mul(1000)
     };
@@ -175,7 +184,7 @@ pub(super) fn kline(shared: &Shared, base: Market, q: &Query) -> Reply {
     Reply::Answer {
         status: 200,
         json: true,
-        body: ok_body(&trace, code, interval, &bars),
+        body: ok_body(&trace, code, interval, &bars, readings),
         ret: Some(200),
         bars: bars.len(),
     }
@@ -191,15 +200,23 @@ pub(super) fn error_body(ret: u32, msg: &str, trace: &Value) -> String {
 
 /// An answer with bars, every value of a bar a string, keys in the docs'
 /// order.
-fn ok_body(trace: &Value, code: &str, interval: KlineInterval, bars: &[RawKline]) -> String {
+fn ok_body(
+    trace: &Value,
+    code: &str,
+    interval: KlineInterval,
+    bars: &[RawKline],
+    readings: KlineReadings,
+) -> String {
     let mut list = String::with_capacity(bars.len() * 190);
+    let q = if readings.numbers { "" } else { "\"" };
     for (i, b) in bars.iter().enumerate() {
         if i > 0 {
             list.push(',');
         }
+        let ms = if readings.timestamp_ms { "000" } else { "" };
         let _ = write!(
             list,
-            r#"{{"timestamp":"{}","open_price":"{}","close_price":"{}","high_price":"{}","low_price":"{}","volume":"{}","turnover":"{}"}}"#,
+            r#"{{"timestamp":{q}{}{ms}{q},"open_price":{q}{}{q},"close_price":{q}{}{q},"high_price":{q}{}{q},"low_price":{q}{}{q},"volume":{q}{}{q},"turnover":{q}{}{q}}}"#,
             b.timestamp, b.open, b.close, b.high, b.low, b.volume, b.turnover
         );
     }
@@ -218,7 +235,13 @@ mod tests {
     #[test]
     fn answers_are_read_back_as_written() {
         let bars = kline::bars_between("AAPL.US", KlineInterval::M5, 0, 600_000, u64::MAX);
-        let body = ok_body(&Value::from("t\"1"), "AAPL.US", KlineInterval::M5, &bars);
+        let body = ok_body(
+            &Value::from("t\"1"),
+            "AAPL.US",
+            KlineInterval::M5,
+            &bars,
+            KlineReadings::default(),
+        );
         let a = read_answer(body.as_bytes()).unwrap();
         assert_eq!(a.ret, 200);
         let back: Vec<RawKline> = a.bars.into_iter().map(Result::unwrap).collect();

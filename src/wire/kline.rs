@@ -6,7 +6,10 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::wire::calendar::{DAY_MS, HOUR_MS, civil_from_days, days_from_civil};
 
@@ -256,38 +259,57 @@ impl fmt::Display for AnswerError {
 impl std::error::Error for AnswerError {}
 
 /// Read an answer: a JSON object with a numeric `ret`; `data` may be
-/// missing (an error) or hold `kline_list`.
+/// missing (an error) or hold `kline_list`. The bars' values are kept as
+/// their text: a string's contents, or a number's own digits where the
+/// server sends numbers (read in place, never through a float).
 pub fn read_answer(body: &[u8]) -> Result<Answer, AnswerError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| AnswerError(format!("the body is not JSON ({e})")))?;
-    let ret = match v.get("ret") {
+    let not_json = |e: serde_json::Error| AnswerError(format!("the body is not JSON ({e})"));
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(body).map_err(not_json)?;
+    let value = |key: &str| -> Option<Value> {
+        top.get(key)
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+    };
+    let ret = match value("ret") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.parse().ok(),
         _ => None,
     }
     .ok_or_else(|| AnswerError("the body has no numeric ret".into()))?;
-    let msg = v
-        .get("msg")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let list = v.get("data").and_then(|d| d.get("kline_list"));
-    let bars = match list {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list.iter().map(raw_kline).collect(),
-        Some(_) => return Err(AnswerError("data.kline_list is not a list".into())),
+    let msg = match value("msg") {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let data: Option<BTreeMap<String, &RawValue>> = match top.get("data") {
+        Some(r) if r.get() != "null" => serde_json::from_str(r.get()).ok(),
+        _ => None,
+    };
+    let bars = match data.as_ref().and_then(|d| d.get("kline_list")) {
+        None => Vec::new(),
+        Some(list) if list.get() == "null" => Vec::new(),
+        Some(list) => {
+            let list: Vec<&RawValue> = serde_json::from_str(list.get())
+                .map_err(|_| AnswerError("data.kline_list is not a list".into()))?;
+            list.into_iter().map(raw_kline).collect()
+        }
     };
     Ok(Answer { ret, msg, bars })
 }
 
-fn raw_kline(v: &Value) -> Result<RawKline, BadKline> {
+fn raw_kline(v: &RawValue) -> Result<RawKline, BadKline> {
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(v.get())
+        .map_err(|_| BadKline(format!("not an object: {}", v.get())))?;
     let get = |key: &str| -> Result<String, BadKline> {
-        match v.get(key) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            // A number where the docs show a string: its text, as sent.
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(other) => Err(BadKline(format!("{key} is {other}"))),
-            None => Err(BadKline(format!("no {key}"))),
+        let raw = fields
+            .get(key)
+            .ok_or_else(|| BadKline(format!("no {key}")))?
+            .get();
+        if raw.starts_with('"') {
+            return serde_json::from_str(raw).map_err(|e| BadKline(format!("{key}: {e}")));
+        }
+        // A number where the docs show a string: its own digits, as sent.
+        match crate::wire::json::whole_number(raw.as_bytes()) {
+            Some(_) => Ok(raw.to_string()),
+            None => Err(BadKline(format!("{key} is {raw}"))),
         }
     };
     Ok(RawKline {
@@ -391,6 +413,21 @@ mod tests {
             ("136.421", "136.422")
         );
         assert_eq!(a.bars[1], Err(BadKline("no turnover".to_string())));
+        // Numbers where the docs show strings keep their own digits.
+        let numbers = br#"{"ret":200,"data":{"kline_list":[{"timestamp":1677829200,
+            "open_price":136.4200,"close_price":1E2,"high_price":123456789012.123456789,
+            "low_price":0.10,"volume":0,"turnover":"7"}]}}"#;
+        let k = read_answer(numbers).unwrap().bars.remove(0).unwrap();
+        assert_eq!(
+            [k.timestamp, k.open, k.close, k.high, k.low],
+            [
+                "1677829200",
+                "136.4200",
+                "1E2",
+                "123456789012.123456789",
+                "0.10"
+            ]
+        );
         let e = read_answer(br#"{"ret":604,"msg":"code unauthorized"}"#).unwrap();
         assert_eq!((e.ret, e.bars.len()), (604, 0));
         assert!(read_answer(b"<html>").is_err());
