@@ -13,7 +13,7 @@ use alltick_stream::sim::{HttpFault, HttpLimitAnswer, KlineReadings, SimConfig, 
 use alltick_stream::wire::kline::{KlineInterval, RawKline};
 use alltick_stream::wire::plan;
 
-use crate::util::{TOKEN, TempDir, Tool, WAIT, start_sim};
+use crate::util::{TOKEN, TempDir, Tool, WAIT, history_argv, start_sim, strs};
 
 const MINUTE: u64 = 60_000;
 
@@ -42,11 +42,8 @@ fn minutes_ago(n: u64) -> u64 {
 
 /// Run `history` against `sim` with `args`; the finished tool.
 fn history(sim: &Simulator, args: &[&str]) -> Tool {
-    let stock = sim.http_base(true);
-    let forex = sim.http_base(false);
-    let mut all = vec!["history", "--stock-api", &stock, "--forex-api", &forex];
-    all.extend_from_slice(args);
-    let mut tool = Tool::start(&all, Some(TOKEN));
+    let argv = history_argv(sim, args);
+    let mut tool = Tool::start(&strs(&argv), Some(TOKEN));
     let status = tool.wait_exit(Duration::from_secs(60));
     check!(tool, status.is_some(), "history did not finish");
     check!(
@@ -281,27 +278,25 @@ fn kill_9_in_the_middle_and_a_rerun_write_every_bar_once() {
             ..KlineReadings::default()
         },
     );
-    let (stock, forex) = (sim.http_base(true), sim.http_base(false));
     let pattern = dir.path().join("%Y-%m-%d-%H.jsonl");
     let pattern = pattern.to_str().unwrap().to_string();
     let (from, to) = (minutes_ago(3000).to_string(), minutes_ago(2).to_string());
-    let args = [
-        "history",
-        "--stock-api",
-        &stock,
-        "--forex-api",
-        &forex,
-        "--plan",
-        "professional",
-        "--output",
-        &pattern,
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "EURUSD",
-        "GBPUSD",
-    ];
+    let argv = history_argv(
+        &sim,
+        &[
+            "--plan",
+            "professional",
+            "--output",
+            &pattern,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "EURUSD",
+            "GBPUSD",
+        ],
+    );
+    let args = strs(&argv);
     let mut tool = Tool::start(&args, Some(TOKEN));
     let midway = tool.poll(WAIT, || sim.state().http_requests.len() >= 12);
     check!(tool, midway, "no requests");
@@ -408,20 +403,9 @@ fn refusals_for_rate_are_waited_out(answer: HttpLimitAnswer) {
 #[test]
 fn a_refused_token_exits_1_without_printing_it() {
     let sim = http_sim(None, KlineReadings::default());
-    let stock = sim.http_base(true);
-    let forex = sim.http_base(false);
     let wrong = "wrong-token-0123456789";
-    let mut tool = Tool::start(
-        &[
-            "history",
-            "--stock-api",
-            &stock,
-            "--forex-api",
-            &forex,
-            "EURUSD",
-        ],
-        Some(wrong),
-    );
+    let argv = history_argv(&sim, &["EURUSD"]);
+    let mut tool = Tool::start(&strs(&argv), Some(wrong));
     check!(tool, status(&mut tool) == Some(1), "exit");
     check!(
         tool,
@@ -664,19 +648,10 @@ fn https_with_a_trusted_certificate_fetches() {
         tls: Some(identity),
         ..SimConfig::default()
     });
-    let (stock, forex) = (sim.http_base(true), sim.http_base(false));
-    assert!(forex.starts_with("https://"), "{forex}");
+    assert!(sim.http_base(false).starts_with("https://"));
     let ca = ca.to_string_lossy().to_string();
-    let args = [
-        "history",
-        "--stock-api",
-        &stock,
-        "--forex-api",
-        &forex,
-        "--plan",
-        "professional",
-        "EURUSD",
-    ];
+    let argv = history_argv(&sim, &["--plan", "professional", "EURUSD"]);
+    let args = strs(&argv);
     let mut tool = Tool::start_env(&args, Some(TOKEN), &[("SSL_CERT_FILE", &ca)]);
     check!(tool, status(&mut tool) == Some(0), "exit");
     check!(tool, tool.stdout().len() >= 400, "bars over https");
@@ -689,28 +664,26 @@ fn a_full_disk_keeps_whole_blocks_and_a_rerun_writes_the_rest_once() {
     }
     let dir = TempDir::new("history-disk");
     let sim = http_sim(None, KlineReadings::default());
-    let (stock, forex) = (sim.http_base(true), sim.http_base(false));
     let pattern = dir.path().join("%Y%m%d-%H.jsonl");
     let pattern = pattern.to_str().unwrap().to_string();
     let (from, to) = (minutes_ago(400), minutes_ago(2));
     let (f, t) = (from.to_string(), to.to_string());
-    let args = [
-        "history",
-        "--stock-api",
-        &stock,
-        "--forex-api",
-        &forex,
-        "--plan",
-        "professional",
-        "--output",
-        &pattern,
-        "--from",
-        &f,
-        "--to",
-        &t,
-        "EURUSD",
-        "GBPUSD",
-    ];
+    let argv = history_argv(
+        &sim,
+        &[
+            "--plan",
+            "professional",
+            "--output",
+            &pattern,
+            "--from",
+            &f,
+            "--to",
+            &t,
+            "EURUSD",
+            "GBPUSD",
+        ],
+    );
+    let args = strs(&argv);
     // An hour of one code's minute bars is about 12 KiB: the second code's
     // block for a full hour goes past a 16 KiB file limit (EFBIG, as on a
     // full disk).
@@ -721,7 +694,7 @@ fn a_full_disk_keeps_whole_blocks_and_a_rerun_writes_the_rest_once() {
         "sh",
     ])
     .arg(crate::util::bin())
-    .args(args)
+    .args(&args)
     .env("ALLTICK_TOKEN", TOKEN)
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::piped())
@@ -763,23 +736,13 @@ fn a_signal_stops_after_the_request_in_flight_and_keeps_no_partial_newer_bars() 
     let (old_to, to) = (minutes_ago(3000), minutes_ago(2));
     let run = |plan: &str, to: u64| -> Tool {
         let (f, t) = (from.to_string(), to.to_string());
-        let (stock, forex) = (sim.http_base(true), sim.http_base(false));
-        let args = [
-            "history",
-            "--stock-api",
-            &stock,
-            "--forex-api",
-            &forex,
-            "--plan",
-            plan,
-            "--output",
-            &pattern,
-            "--from",
-            &f,
-            "--to",
-            &t,
-            "EURUSD",
-        ];
+        let argv = history_argv(
+            &sim,
+            &[
+                "--plan", plan, "--output", &pattern, "--from", &f, "--to", &t, "EURUSD",
+            ],
+        );
+        let args = strs(&argv);
         Tool::start(&args, Some(TOKEN))
     };
     let mut first = run("basic", old_to);

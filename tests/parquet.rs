@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use alltick_stream::sim::{SimConfig, Simulator};
 
 use crate::util::{
-    PARQUET_READERS, TOKEN, TempDir, Tool, WAIT, bin, capture_into, require, sim, start, start_sim,
-    stop,
+    PARQUET_READERS, TOKEN, TempDir, Tool, WAIT, bin, capture_into, history_argv, require, sim,
+    start, start_sim, stop, strs,
 };
 
 /// Whether the Python readers are here (under CI they must be).
@@ -174,25 +174,23 @@ fn history_to_parquet_holds_the_same_bars_as_its_json_lines() {
         expected_token: Some(TOKEN.into()),
         ..SimConfig::default()
     });
-    let (stock, forex) = (sim.http_base(true), sim.http_base(false));
     let to = (now_ms() / 60_000 - 2) * 60_000;
     let from = (to - 600 * 60_000).to_string();
     let to = to.to_string();
-    let base = [
-        "history",
-        "--stock-api",
-        &stock,
-        "--forex-api",
-        &forex,
-        "--plan",
-        "professional",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "EURUSD",
-        "HKEX:700",
-    ];
+    let argv = history_argv(
+        &sim,
+        &[
+            "--plan",
+            "professional",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "EURUSD",
+            "HKEX:700",
+        ],
+    );
+    let base = strs(&argv);
     let json = dir.path().join("bars.jsonl");
     let (err, code) = run_into(&base, &json);
     assert_eq!(code, Some(0), "{err}");

@@ -70,7 +70,7 @@ pub struct Capture {
     /// Files closed because their period ended, not yet taken
     /// ([`Capture::take_ended`]).
     ended: Vec<PathBuf>,
-    /// Every file written to in this run.
+    /// Every file opened to be written to in this run.
     written: BTreeSet<PathBuf>,
 }
 
@@ -98,7 +98,7 @@ impl Capture {
         std::mem::take(&mut self.ended)
     }
 
-    /// Every file written to in this run.
+    /// Every file opened to be written to in this run.
     pub fn written(&self) -> impl Iterator<Item = &PathBuf> {
         self.written.iter()
     }
@@ -142,9 +142,6 @@ impl Capture {
             Ok(()) => {
                 f.len += (head.len() + bytes.len()) as u64;
                 f.dirty = true;
-                if !self.written.contains(&f.path) {
-                    self.written.insert(f.path.clone());
-                }
                 Ok(())
             }
             Err(e) => {
@@ -183,6 +180,7 @@ impl Capture {
         }
         let path = self.pattern.path(start);
         let opened = open_for_append(&path).map_err(|e| (path.clone(), e))?;
+        self.written.insert(path.clone());
         self.open.push(Open {
             start,
             path,

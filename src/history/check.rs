@@ -82,7 +82,7 @@ fn order(a: &str, b: &str) -> Ordering {
 }
 
 /// Check `raw` as a bar of `interval`.
-pub fn check(raw: &RawKline, interval: KlineInterval) -> Result<Kline, Broken> {
+pub fn check(raw: RawKline, interval: KlineInterval) -> Result<Kline, Broken> {
     let secs: u64 = match raw.timestamp.bytes().all(|b| b.is_ascii_digit()) {
         true => raw.timestamp.parse().ok(),
         false => None,
@@ -115,12 +115,12 @@ pub fn check(raw: &RawKline, interval: KlineInterval) -> Result<Kline, Broken> {
     Ok(Kline {
         start,
         end: interval.end(start),
-        open: raw.open.clone(),
-        high: raw.high.clone(),
-        low: raw.low.clone(),
-        close: raw.close.clone(),
-        volume: raw.volume.clone(),
-        turnover: raw.turnover.clone(),
+        open: raw.open,
+        high: raw.high,
+        low: raw.low,
+        close: raw.close,
+        volume: raw.volume,
+        turnover: raw.turnover,
     })
 }
 
@@ -143,14 +143,14 @@ mod tests {
     #[test]
     fn a_sound_bar_keeps_the_servers_digits() {
         let k = check(
-            &raw("1677829200", "136.421", "136.4220", "136.407", "136.41"),
+            raw("1677829200", "136.421", "136.4220", "136.407", "136.41"),
             KlineInterval::M1,
         )
         .unwrap();
         assert_eq!((k.start, k.end), (1_677_829_200_000, 1_677_829_260_000));
         // The same start sent in milliseconds.
         let ms = raw("1677829200000", "136.421", "136.4220", "136.407", "136.41");
-        assert_eq!(check(&ms, KlineInterval::M1), Ok(k.clone()));
+        assert_eq!(check(ms, KlineInterval::M1), Ok(k.clone()));
         assert_eq!(
             (k.high.as_str(), k.turnover.as_str()),
             ("136.4220", "1234.50")
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn broken_bars_say_what_breaks_them() {
         let m1 = KlineInterval::M1;
-        let e = |r: RawKline| check(&r, m1).unwrap_err().to_string();
+        let e = |r: RawKline| check(r, m1).unwrap_err().to_string();
         assert!(e(raw("1677829200", "2", "1", "3", "2")).contains("high 1 is below low 3"));
         assert!(e(raw("1677829200", "5", "3", "1", "2")).contains("open 5 is outside"));
         assert!(e(raw("1677829200", "2", "3", "1", "0.5")).contains("close 0.5"));
@@ -174,6 +174,6 @@ mod tests {
             );
         }
         // Equal prices, and trailing zeros, are in order.
-        assert!(check(&raw("1677829200", "1.50", "1.5", "1.500", "1.5"), m1).is_ok());
+        assert!(check(raw("1677829200", "1.50", "1.5", "1.500", "1.5"), m1).is_ok());
     }
 }

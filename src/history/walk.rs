@@ -485,7 +485,7 @@ impl<'a> Walk<'a> {
         for raw in answer.bars {
             let checked = raw
                 .map_err(|e| e.to_string())
-                .and_then(|r| check(&r, self.opts.interval).map_err(|e| e.to_string()));
+                .and_then(|r| check(r, self.opts.interval).map_err(|e| e.to_string()));
             let k = match checked {
                 Ok(k) => k,
                 Err(why) => {

@@ -483,6 +483,24 @@ pub fn capture_into(sim: &Simulator, file: &std::path::Path, symbols: &[&str], l
     stop(&mut tool);
 }
 
+/// `history` against `sim`'s HTTP API (both bases), then `args`.
+pub fn history_argv(sim: &Simulator, args: &[&str]) -> Vec<String> {
+    let mut argv = vec![
+        "history".to_string(),
+        "--stock-api".into(),
+        sim.http_base(true),
+        "--forex-api".into(),
+        sim.http_base(false),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
+/// `args` as the `&str`s [`Tool::start`] takes.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// SIGINT, and require a clean exit.
 pub fn stop(tool: &mut Tool) {
     tool.signal("INT");
