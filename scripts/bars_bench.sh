@@ -29,23 +29,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/alltick-bars-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 say "generating $N trades"
-python3 - "$TMP" "$N" <<'PY'
-import random, sys
-d, n = sys.argv[1], int(sys.argv[2])
-random.seed(7)
-for name, codes in (("c50", 50), ("c5000", 5000)):
-    with open(f"{d}/{name}.jsonl", "w") as f:
-        t = 1796000000000
-        for i in range(n):
-            c = i % codes
-            t += random.random() < 0.5
-            dec = random.randint(0, 4)
-            price = f"{random.randint(1, 900)}" + (f".{random.randint(0, 10**dec - 1):0{dec}d}" if dec else "")
-            vol = random.randint(1, 5000)
-            f.write('{"type":"trade","symbol":"NASDAQ:C%d","code":"C%d.US","seq":%d,"time":%d,'
-                    '"price":%s,"volume":%d,"turnover":%d.%02d,"side":"buy"}\n'
-                    % (c, c, i + 1, t, price, vol, random.randint(1, 10**7), random.randint(0, 99)))
-PY
+python3 scripts/bench/trades.py random "$N" 50 "$TMP/c50.jsonl"
+python3 scripts/bench/trades.py random "$N" 5000 "$TMP/c5000.jsonl"
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 one() {  # one BINARY ARGS...: "trades/s rss_kib bars" of one run

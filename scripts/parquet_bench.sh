@@ -41,37 +41,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/alltick-parquet-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 say "generating $N trades, twice"
-python3 - "$TMP" "$N" <<'PY'
-import random, sys
-from decimal import Decimal
-d, n = sys.argv[1], int(sys.argv[2])
-random.seed(7)  # scripts/bars_bench.sh's capture of 50 codes
-with open(f"{d}/random.jsonl", "w") as f:
-    t = 1796000000000
-    for i in range(n):
-        c = i % 50
-        t += random.random() < 0.5
-        dec = random.randint(0, 4)
-        price = f"{random.randint(1, 900)}" + (f".{random.randint(0, 10**dec - 1):0{dec}d}" if dec else "")
-        vol = random.randint(1, 5000)
-        f.write('{"type":"trade","symbol":"NASDAQ:C%d","code":"C%d.US","seq":%d,"time":%d,'
-                '"price":%s,"volume":%d,"turnover":%d.%02d,"side":"buy"}\n'
-                % (c, c, i + 1, t, price, vol, random.randint(1, 10**7), random.randint(0, 99)))
-random.seed(11)
-level = [random.randint(1000, 90000) for _ in range(50)]  # cents
-with open(f"{d}/walk.jsonl", "w") as f:
-    t = 1796000000000
-    for i in range(n):
-        c = random.randrange(50)
-        t += random.random() < 0.5
-        level[c] = max(1, level[c] + random.choice((-1, 0, 0, 0, 1)))
-        price = Decimal(level[c]) / 100
-        vol = random.choice((1, 5, 10, 50, 100, 100, 100, 200, 300, 500, 1000)) * random.choice((1, 1, 1, 2, 3))
-        side = random.choice(('"buy"', '"sell"', 'null'))
-        f.write('{"type":"trade","symbol":"NASDAQ:C%d","code":"C%d.US","seq":%d,"time":%d,'
-                '"price":%s,"volume":%d,"turnover":%s,"side":%s}\n'
-                % (c, c, 1796000000000000 + i, t, price, vol, price * vol, side))
-PY
+python3 scripts/bench/trades.py random "$N" 50 "$TMP/random.jsonl"
+python3 scripts/bench/trades.py walk "$N" "$TMP/walk.jsonl"
 
 # The tool as a command of (capture, out): exec'd, so the RSS is its own.
 printf 'exec %s replay --speed max --format parquet "$1" > "$2"\n' "$TOOL" > "$TMP/tool.sh"
