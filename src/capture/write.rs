@@ -311,7 +311,7 @@ fn sync_file(f: &Open, drops: &mut DropLog) {
 
 /// Open `path` to append (its directories created), with a torn last line
 /// repaired first; also its length.
-fn open_for_append(path: &Path) -> io::Result<(File, u64)> {
+pub fn open_for_append(path: &Path) -> io::Result<(File, u64)> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -145,7 +145,7 @@ fn open_out(opts: &HistoryOptions) -> Result<(Out, store::Holdings), i32> {
     }
     let out = Out::Files {
         pattern: files,
-        repaired: Vec::new(),
+        touched: Vec::new(),
     };
     Ok((out, holdings))
 }

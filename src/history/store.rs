@@ -13,7 +13,7 @@
 //! Without `--output` the bars go to stdout.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::capture::parquet::ParquetStream;
 use crate::capture::pattern::Pattern;
-use crate::capture::write::repair_tail;
+use crate::capture::write::{open_for_append, repair_tail};
 use crate::form::Columns;
 use crate::form::columns::{KLINE_TYPE, KlineRow};
 use crate::report::say;
@@ -191,8 +191,8 @@ pub enum Out {
     Files {
         /// The pattern.
         pattern: Pattern,
-        /// Files already made to end in a whole line this run.
-        repaired: Vec<PathBuf>,
+        /// The files written to this run.
+        touched: Vec<PathBuf>,
     },
 }
 
@@ -235,7 +235,7 @@ impl Out {
     /// The files written to this run (none on stdout).
     pub fn touched(&self) -> &[PathBuf] {
         match self {
-            Out::Files { repaired, .. } => repaired,
+            Out::Files { touched, .. } => touched,
             _ => &[],
         }
     }
@@ -275,7 +275,7 @@ impl Out {
                 }
                 p.lines(&text)?;
             }
-            Out::Files { pattern, repaired } => {
+            Out::Files { pattern, touched } => {
                 let mut i = 0;
                 while i < bars.len() {
                     let period = pattern.period_start(bars[i].start);
@@ -285,7 +285,7 @@ impl Out {
                     for k in &bars[i..i + n] {
                         columns.kline(&mut text, &mut scratch, &row(who, k));
                     }
-                    append(&pattern.path(period), columns, &text, repaired)?;
+                    append(&pattern.path(period), columns, &text, touched)?;
                     i += n;
                 }
             }
@@ -311,23 +311,13 @@ fn append(
     path: &Path,
     columns: &Columns,
     text: &[u8],
-    repaired: &mut Vec<PathBuf>,
+    touched: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+    // As a capture's file: directories made, a torn last line repaired.
+    let (file, len) = open_for_append(path)?;
+    if !touched.iter().any(|p| p == path) {
+        touched.push(path.to_path_buf());
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)?;
-    if !repaired.iter().any(|p| p == path) {
-        if let Some(note) = repair_tail(&file)? {
-            say(format!("{}: {note}", path.display()));
-        }
-        repaired.push(path.to_path_buf());
-    }
-    let len = file.metadata()?.len();
     let mut block = Vec::new();
     if len == 0 {
         columns.header(&mut block);
