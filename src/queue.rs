@@ -102,6 +102,17 @@ pub struct Gap {
     pub reason: String,
     /// Ticks known to be dropped, where they were counted.
     pub dropped: Option<u64>,
+    /// With `--heal`: whether its bars were healed.
+    pub heal: Option<HealNote>,
+}
+
+/// Whether a gap's bars were healed from K-lines (`--heal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealNote {
+    /// Every bar it touched was settled by the server's K-lines.
+    pub healed: bool,
+    /// How many bars, and why any were not.
+    pub note: String,
 }
 
 /// What travels to the writer, in order.
@@ -113,6 +124,16 @@ pub enum Item {
     Labels(Vec<Label>),
     /// A gap to mark in the output.
     Gap(Gap),
+    /// An outage began (`--heal`): the connection's codes are incomplete
+    /// from `from` (ms, the wall clock) until its [`Item::Gap`] comes.
+    Outage {
+        /// The connection.
+        connection: Arc<str>,
+        /// The codes subscribed on it.
+        codes: Vec<String>,
+        /// The last message before it, ms.
+        from: u64,
+    },
 }
 
 #[cfg(test)]

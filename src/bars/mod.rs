@@ -17,6 +17,7 @@
 //! out and freed, so what is held is bounded by the bars open.
 
 pub mod exact;
+pub mod heal;
 pub mod interval;
 
 use std::cmp::Ordering;

@@ -249,6 +249,7 @@ impl Capture {
             to: lost.to,
             reason: format!("disk: {}", lost.error),
             dropped: Some(lost.lines),
+            heal: None,
         };
         if self.csv_header.is_some() {
             // CSV files hold no gap lines: stderr.
@@ -527,6 +528,7 @@ mod tests {
             to,
             reason: String::new(),
             dropped: None,
+            heal: None,
         };
         assert_eq!(c.gap_periods(&gap(10, 20)).len(), 1);
         assert_eq!(

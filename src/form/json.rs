@@ -146,6 +146,14 @@ pub fn format_gap(out: &mut Vec<u8>, g: &Gap) {
         out.extend_from_slice(b",\"dropped\":");
         push_u64(out, n);
     }
+    if let Some(h) = &g.heal {
+        out.extend_from_slice(if h.healed {
+            b",\"healed\":true,\"heal\":"
+        } else {
+            b",\"healed\":false,\"heal\":"
+        });
+        push_json_str(out, &h.note);
+    }
     out.extend_from_slice(b"}\n");
 }
 

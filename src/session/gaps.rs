@@ -67,6 +67,7 @@ impl GapWatch {
             to: now_ms.max(open.from),
             reason: open.reason,
             dropped: None,
+            heal: None,
         })
     }
 

@@ -117,6 +117,7 @@ impl Intake {
             to: o.to,
             reason: "output queue full: stdout did not keep up".into(),
             dropped: Some(o.dropped),
+            heal: None,
         }));
     }
 
@@ -307,7 +308,7 @@ mod tests {
             .try_iter()
             .flat_map(|item| match item {
                 Item::Frames(f) => f.iter().map(str::to_string).collect::<Vec<_>>(),
-                Item::Labels(_) | Item::Gap(_) => Vec::new(),
+                Item::Labels(_) | Item::Gap(_) | Item::Outage { .. } => Vec::new(),
             })
             .collect();
         assert_eq!(handed, pushes);

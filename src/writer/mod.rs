@@ -207,7 +207,7 @@ impl<W: Write> Batcher<W> {
                     }
                 }
             }
-            Item::Gap(_) => {}
+            Item::Gap(_) | Item::Outage { .. } => {}
             Item::Frames(mut frames) => {
                 for frame in frames.iter() {
                     let at = self.buf.len();
