@@ -5,6 +5,7 @@
 //! writer, stdin, and the optional `--stats` clock. Every session feeds the
 //! one output queue; the writer drains it to stdout.
 
+mod heal;
 mod restart;
 
 use std::collections::HashMap;
@@ -70,7 +71,7 @@ pub fn run() -> i32 {
             return EXIT_USAGE;
         }
     };
-    let (endpoints, token) = match endpoints_and_token(&opts) {
+    let (endpoints, token, demo) = match endpoints_and_token(&opts) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -89,7 +90,8 @@ pub fn run() -> i32 {
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
     let restart = Restart::read(&opts);
     let resumed_at = restart.resumed.newest_time;
-    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, restart);
+    let heal = heal::link(&opts, token.clone(), demo, &stop, resumed_at);
+    let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, (restart, heal));
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let mut base = base_config(&opts, token);
     base.resumed_at = resumed_at.filter(|_| opts.gaps);
@@ -128,11 +130,14 @@ pub fn run() -> i32 {
 
 /// The endpoints and the token: `--demo` starts the simulator (serving
 /// both endpoints, on their paths) and needs no token.
-fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<String>), i32> {
+/// With `--demo`, also its HTTP API's bases (stocks, forex).
+type Demo = Option<(String, String)>;
+
+fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<String>, Demo), i32> {
     if !opts.demo {
         let token = read_token(opts.token_file.as_ref())?;
         set_secret(&token);
-        return Ok((opts.endpoints.clone(), Some(token)));
+        return Ok((opts.endpoints.clone(), Some(token), None));
     }
     let sim = Simulator::start(SimConfig::default()).map_err(|e| {
         say(format!("demo: cannot start the simulated server: {e}"));
@@ -140,6 +145,7 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
     })?;
     let url = sim.url();
     say(format!("demo: simulated AllTick server on {url}"));
+    let http = (sim.http_base(true), sim.http_base(false));
     // `ws://127.0.0.1:PORT`, to which each endpoint's path is added.
     let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
     // It serves until the process exits; dropping it on the way out would
@@ -157,6 +163,7 @@ fn endpoints_and_token(opts: &Options) -> Result<(Vec<EndpointUrl>, Option<Strin
             endpoint("forex", cli::FOREX_URL, crate::wire::symbol::Market::Forex),
         ],
         None,
+        Some(http),
     ))
 }
 
@@ -325,7 +332,7 @@ fn start_writer(
     spares: Sender<Frames>,
     stats: &Arc<Stats>,
     opts: &Options,
-    restart: Restart,
+    (restart, heal): (Restart, Option<crate::writer::HealLink>),
 ) -> Receiver<WriterEnd> {
     let (tx, rx) = bounded::<WriterEnd>(1);
     let stats = Arc::clone(stats);
@@ -340,6 +347,7 @@ fn start_writer(
             .form
             .parquet_columns()
             .filter(|_| opts.output.is_some()),
+        heal,
     };
     let files = opts.output.clone().map(|p| (p, opts.fsync));
     let parquet = opts.form.parquet_columns();

@@ -198,14 +198,15 @@ impl Healer {
         });
     }
 
-    /// A trade of `code` (labelled `symbol`) at `time` was read.
-    pub fn trade(&mut self, code: &str, symbol: &str, time: u64) {
-        if !self.codes.contains_key(code) {
-            self.codes
-                .insert(Arc::from(code), (Arc::from(symbol), None));
+    /// A trade of `code` at `time` was read: it ends the span of the gaps
+    /// of its code still waiting for one.
+    #[inline]
+    pub fn trade(&mut self, code: &[u8], time: u64) {
+        if self.pending.is_empty() {
+            return;
         }
         for p in self.pending.values_mut() {
-            if p.to.is_none() && p.codes.iter().any(|c| &*c.0 == code) {
+            if p.to.is_none() && p.codes.iter().any(|c| c.0.as_bytes() == code) {
                 p.to = Some(time.max(p.from));
             }
         }
@@ -553,7 +554,16 @@ impl Healer {
         out
     }
 
+    /// A restart: `code`'s bar starting at `start` is in the capture
+    /// already (the stop wrote it): it is not healed.
+    pub fn in_capture(&mut self, code: &str, start: u64) {
+        let code = self.intern(code);
+        let e = self.codes.get_mut(&code).expect("interned");
+        e.1 = Some(e.1.map_or(start, |s| s.max(start)));
+    }
+
     /// Bars held now.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held.len()
     }

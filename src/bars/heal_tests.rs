@@ -64,7 +64,7 @@ fn kinds(out: &[Release]) -> Vec<(char, u64)> {
 #[test]
 fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
     let mut h = healer();
-    h.trade("A.US", "X:A.US", T0 + 30_000);
+    h.trade(b"A.US", T0 + 30_000);
     // A bar of another code and a bar that ended before the outage go out.
     h.outage(
         Some(Arc::from("c#1")),
@@ -77,7 +77,7 @@ fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 30_000, T0 + 3 * M + 5_000);
     // The first trade after the gap fixes its end: bars T0 … T0+3M.
-    h.trade("A.US", "X:A.US", T0 + 3 * M + 10_000);
+    h.trade(b"A.US", T0 + 3 * M + 10_000);
     let (asked, out) = h.tick(T0 + 3 * M + 30_000, 0);
     assert!(asked.is_empty() && out.is_empty(), "not over yet");
     assert!(
@@ -130,7 +130,7 @@ fn given_up_bars_go_out_as_built_and_the_gap_says_so() {
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000);
-    h.trade("A.US", "X:A.US", T0 + M + 1_000);
+    h.trade(b"A.US", T0 + M + 1_000);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 5_000);
     assert_eq!(asked.len(), 1);
     let out = h.answer(Answer {
@@ -150,7 +150,7 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000);
-    h.trade("A.US", "X:A.US", T0 + 20_000);
+    h.trade(b"A.US", T0 + 20_000);
     let (asked, _) = h.tick(T0 + M + 2_000, 1_000);
     assert_eq!(asked.len(), 1);
     let (_, out) = h.tick(T0 + M + 3_000, 60_999);
@@ -172,7 +172,7 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
 fn what_the_server_no_longer_has_is_left_and_said() {
     let mut h = healer();
     h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 3 * M);
-    h.trade("A.US", "X:A.US", T0 + 3 * M);
+    h.trade(b"A.US", T0 + 3 * M);
     let (asked, _) = h.tick(T0 + 4 * M + 2_000, 0);
     let out = h.answer(Answer {
         id: asked[0].id,
@@ -194,7 +194,7 @@ fn bars_written_before_the_gap_was_known_are_not_written_again() {
     let mut h = healer();
     assert!(h.closed(bar("A.US", T0)).is_some());
     h.gap(gap("q#1", &["A.US"], 0, 0), T0 + 5_000, T0 + M + 5_000);
-    h.trade("A.US", "X:A.US", T0 + M + 6_000);
+    h.trade(b"A.US", T0 + M + 6_000);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 0);
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].first, T0 + M, "T0 is written already");
@@ -206,7 +206,7 @@ fn long_spans_are_asked_in_parts_and_a_stop_releases_everything() {
     h.outage(None, None, T0);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 1000 * M);
-    h.trade("A.US", "X:A.US", T0 + 1000 * M);
+    h.trade(b"A.US", T0 + 1000 * M);
     let (asked, _) = h.tick(T0 + 1001 * M + 2_000, 0);
     assert_eq!(asked.len(), 3);
     assert_eq!(asked[0].last - asked[0].first, (MAX_BARS - 1) * M);

@@ -373,6 +373,11 @@ impl<M: Default> Bars<M> {
         }
     }
 
+    /// The label of `code`'s first trade, if it had one.
+    pub fn symbol(&self, code: &str) -> Option<Arc<str>> {
+        self.codes.get(code).map(|e| e.symbol.clone())
+    }
+
     /// The clock reading (ms) at which [`Bars::close_due`] next has a bar
     /// to hand out (the earliest open bar's end + grace), None when no bar
     /// is open.

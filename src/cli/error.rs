@@ -295,6 +295,10 @@ pub enum Conflict {
     /// `history --output` with `--fields` that leave out a key the files
     /// are read back by.
     OutputWithoutKey(&'static str),
+    /// `--heal` without `--bars`, or `--heal-wait` without `--heal`.
+    HealWithoutBars(&'static str),
+    /// `--heal` with bars AllTick has no K-lines of (their name).
+    HealInterval(&'static str),
 }
 
 impl fmt::Display for Conflict {
@@ -345,6 +349,15 @@ impl fmt::Display for Conflict {
             C::DemoWithApi => write!(
                 f,
                 "--demo runs its own server; do not combine it with --stock-api or --forex-api"
+            ),
+            C::HealWithoutBars("--heal") => write!(
+                f,
+                "--heal fills gaps in bars: give --bars 1m (or 5m, 15m, 30m, 1h, 4h, 1d)"
+            ),
+            C::HealWithoutBars(flag) => write!(f, "{flag} applies to --heal"),
+            C::HealInterval(name) => write!(
+                f,
+                "--heal: AllTick has no {name} K-lines to heal {name} bars with; use --bars 1m, 5m, 15m, 30m, 1h, 4h (not for stocks) or 1d"
             ),
             C::OutputWithoutKey(key) => write!(
                 f,

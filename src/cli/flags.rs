@@ -284,8 +284,8 @@ pub const FLAGS: &[Flag] = &[
         ..flag(
             "plan",
             "set --connections and --max-symbols from AllTick's plan table \
-             (explicit flags win); history: keep to the plan's HTTP request \
-             limits (default free)",
+             (explicit flags win); history and --heal: keep to the plan's HTTP \
+             request limits (default free)",
         )
     },
     Flag {
@@ -324,19 +324,19 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         value: value("URL", Hint::Url),
         default: Some("AllTick's"),
-        modes: &[Mode::History],
+        modes: LIVE_HISTORY,
         ..flag(
             "stock-api",
-            "history: the HTTP API base for stocks, http:// or https://",
+            "history and --heal: the HTTP API base for stocks, http:// or https://",
         )
     },
     Flag {
         value: value("URL", Hint::Url),
         default: Some("AllTick's"),
-        modes: &[Mode::History],
+        modes: LIVE_HISTORY,
         ..flag(
             "forex-api",
-            "history: the HTTP API base for forex, metals and crypto",
+            "history and --heal: the HTTP API base for forex, metals and crypto",
         )
     },
     Flag {
@@ -466,6 +466,26 @@ pub const FLAGS: &[Flag] = &[
              moved by the feed's own offset; replay: the lines' own) is SECS \
              past its end; from then on every trade for its interval (bar \
              written or not) is counted as late and reported",
+        )
+    },
+    Flag {
+        modes: &[Mode::Live],
+        ..flag(
+            "heal",
+            "with --bars of a K-line interval, fill the bars a gap touched \
+             (outages, overflow, the time not running) with AllTick's \
+             K-lines over HTTP once their intervals are over, marked as \
+             kline bars; those bars are held until then; implies --gaps",
+        )
+    },
+    Flag {
+        value: value("SECS", Hint::Number),
+        default: Some("120 + the plan's pace per request waiting"),
+        modes: &[Mode::Live],
+        ..flag(
+            "heal-wait",
+            "with --heal, write a held bar as built from trades once its \
+             K-lines have not come SECS after they were asked for",
         )
     },
     Flag {

@@ -97,6 +97,8 @@ pub struct Options {
     pub resume: Option<PathBuf>,
     /// `--gaps`: mark where the data is incomplete.
     pub gaps: bool,
+    /// `--heal`: fill the bars gaps touched with K-lines.
+    pub heal: Option<crate::history::HealOptions>,
     /// `--bars`, `--fields`, `--format`: what the lines are made of.
     pub form: LineForm,
     /// Run against the built-in simulator.
@@ -306,6 +308,7 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         }
         (output, _) => output,
     };
+    let heal = heal(&g, &form)?;
     Ok(Options {
         form,
         endpoints,
@@ -322,10 +325,52 @@ fn finish(g: RawFlags) -> Result<Options, UsageError> {
         fsync: g.fsync.unwrap_or(Duration::from_secs(1)),
         output,
         resume: g.resume,
-        gaps: g.gaps,
+        gaps: g.gaps || g.heal,
+        heal,
         demo: g.demo,
         symbols: g.symbols,
     })
+}
+
+/// `--heal` and its flags, checked with the bars asked for.
+fn heal(
+    g: &RawFlags,
+    form: &crate::form::LineForm,
+) -> Result<Option<crate::history::HealOptions>, UsageError> {
+    if !g.heal {
+        return match g.heal_wait {
+            Some(_) => Err(Conflict::HealWithoutBars("--heal-wait").into()),
+            None => Ok(None),
+        };
+    }
+    let Some(interval) = form.bars else {
+        return Err(Conflict::HealWithoutBars("--heal").into());
+    };
+    if crate::wire::kline::KlineInterval::parse(interval.name()).is_err() {
+        return Err(Conflict::HealInterval(interval.name()).into());
+    }
+    let stocks: Vec<String> = (g.symbols.iter())
+        .filter(|s| {
+            crate::wire::symbol::Market::of_code(&s.code) == crate::wire::symbol::Market::Stock
+        })
+        .map(|s| s.spelling.to_string())
+        .collect();
+    if interval.name() == "4h" && !stocks.is_empty() {
+        return Err(UsageError::KlineForStocks {
+            interval: "4h",
+            symbols: stocks,
+        });
+    }
+    if g.demo && (g.stock_api.is_some() || g.forex_api.is_some()) {
+        return Err(Conflict::DemoWithApi.into());
+    }
+    Ok(Some(crate::history::HealOptions {
+        wait: g.heal_wait,
+        plan: g.plan,
+        stock_api: g.stock_api.clone(),
+        forex_api: g.forex_api.clone(),
+        timeout: g.connect_timeout.unwrap_or(Duration::from_secs(10)),
+    }))
 }
 
 fn check_timing(heartbeat: Duration, stale_after: Duration) -> Result<(), UsageError> {

@@ -141,8 +141,11 @@ fn the_parser_takes_every_flag_of_the_table() {
             if flag.long == "fsync" {
                 args.extend(["--output".to_string(), "x.jsonl".into()]);
             }
-            if flag.long == "bar-grace" {
+            if flag.long == "bar-grace" || flag.long == "heal" {
                 args.extend(["--bars".to_string(), "1m".into()]);
+            }
+            if flag.long == "heal-wait" {
+                args.extend(["--heal".to_string(), "--bars".into(), "1m".into()]);
             }
             let parsed = parse(args.clone());
             assert!(parsed.is_ok(), "{args:?}: {parsed:?}");

@@ -26,10 +26,10 @@ pub enum Clock {
 
 /// Turns full lines into the lines of a [`LineForm`].
 pub struct Converter {
-    form: LineForm,
+    pub(super) form: LineForm,
     /// The line being converted, when it came in the output buffer.
     line: Vec<u8>,
-    cell: Vec<u8>,
+    pub(super) cell: Vec<u8>,
     canon: Vec<u8>,
     /// Depth lines left out of CSV.
     depth_skipped: u64,
@@ -41,12 +41,14 @@ pub struct Converter {
     /// With, per code on the stream's clock, the de-duplication memory of
     /// what its bars took: a trade is counted once, as the live stream
     /// writes it once.
-    bars: Option<Bars<Last>>,
+    pub(super) bars: Option<Bars<Last>>,
+    /// `--heal`: the bars gaps touched, held.
+    pub(super) healer: Option<crate::bars::heal::Healer>,
     clock: Clock,
     /// The latest trade time seen (the stream's clock).
     latest: u64,
     /// Live: how far the feed's times run from the wall clock.
-    skew: Skew,
+    pub(super) skew: Skew,
     stats: Arc<Stats>,
     drops: DropLog,
 }
@@ -67,6 +69,7 @@ impl Converter {
             bars_skipped: 0,
             unreadable: 0,
             bars,
+            healer: None,
             clock,
             latest: 0,
             skew: Skew::default(),
@@ -88,8 +91,14 @@ impl Converter {
     /// The wall clock's reading (ms) at which [`Converter::close_wall`] next
     /// has a bar to write.
     pub fn next_due(&self) -> Option<u64> {
-        let due = self.bars.as_ref()?.next_due()?;
-        Some(due.saturating_add_signed(-self.skew.get()))
+        let bar = (self.bars.as_ref())
+            .and_then(Bars::next_due)
+            .map(|due| due.saturating_add_signed(-self.skew.get()));
+        let heal = (self.healer.as_ref()).and_then(|h| h.next_due(self.skew.get()));
+        match (bar, heal) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Live: every bar due when the wall clock reads `now` (ms), on the
@@ -119,6 +128,15 @@ impl Converter {
     }
 
     fn lines(&mut self, bars: Vec<Bar>) -> Vec<(u64, Vec<u8>)> {
+        let bars: Vec<Bar> = match &mut self.healer {
+            Some(h) => bars.into_iter().filter_map(|b| h.closed(b)).collect(),
+            None => bars,
+        };
+        self.bar_lines(bars)
+    }
+
+    /// Bars as lines: (start, line).
+    pub(super) fn bar_lines(&mut self, bars: Vec<Bar>) -> Vec<(u64, Vec<u8>)> {
         bars.into_iter()
             .map(|bar| {
                 let mut line = Vec::new();
@@ -218,6 +236,9 @@ impl Converter {
             return 1;
         };
         let time = trade.time;
+        if let Some(h) = &mut self.healer {
+            h.trade(trade.code, time);
+        }
         // The clock the trade is judged by (late once it passed the end of
         // the trade's interval plus the grace, bar written or not). Live:
         // the wall clock moved by the feed's offset, this trade's arrival
@@ -334,7 +355,7 @@ impl Converter {
 /// delays bars nor makes trades late; an odd trade time, far ahead or
 /// behind, moves the median by one place only.
 #[derive(Debug, Default)]
-struct Skew {
+pub(super) struct Skew {
     recent: Vec<i64>,
     /// `recent`, sorted for the median (kept to be reused).
     sorted: Vec<i64>,
@@ -364,7 +385,7 @@ impl Skew {
         }
     }
 
-    fn get(&self) -> i64 {
+    pub(super) fn get(&self) -> i64 {
         self.median
     }
 }

@@ -9,6 +9,7 @@
 pub(crate) mod columns;
 pub(crate) mod convert;
 pub(crate) mod csv;
+pub(crate) mod heal;
 pub mod json;
 pub(crate) mod line;
 pub mod parquet;

@@ -15,6 +15,7 @@
 
 mod check;
 mod fetch;
+pub mod heal;
 mod options;
 mod pace;
 mod progress;
@@ -192,6 +193,34 @@ fn client(opts: &HistoryOptions, token: Option<String>) -> Result<Client, i32> {
         token,
         opts.timeout,
     ))
+}
+
+/// `--heal`'s thread: its requests' sender, its answers' receiver and the
+/// plan's pace (ms per request). `demo`: the simulator's bases.
+pub fn start_healing(
+    opts: &HealOptions,
+    token: Option<String>,
+    demo: Option<(String, String)>,
+    stop: Arc<AtomicBool>,
+) -> (
+    crossbeam_channel::Sender<crate::bars::heal::Request>,
+    Receiver<crate::bars::heal::Answer>,
+    u64,
+) {
+    let plan = opts.plan.unwrap_or(if demo.is_some() {
+        &plan::PLANS[3]
+    } else {
+        plan::free()
+    });
+    let (stock, forex) = demo.unwrap_or_else(|| {
+        (
+            opts.stock_api.clone().unwrap_or(STOCK_API.into()),
+            opts.forex_api.clone().unwrap_or(FOREX_API.into()),
+        )
+    });
+    let client = Client::new(stock, forex, token.unwrap_or("demo".into()), opts.timeout);
+    let (tx, rx) = heal::start(client, plan, stop);
+    (tx, rx, heal::ms_per_request(plan))
 }
 
 /// SIGINT and SIGTERM: stop after the request in flight (a second signal

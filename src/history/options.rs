@@ -75,3 +75,19 @@ pub(super) fn is_stock(code: &str) -> bool {
 pub(super) fn ms_since(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
+
+/// `--heal`'s options (live): how long a held bar waits, the plan whose
+/// HTTP limits pace the requests, the API's bases.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealOptions {
+    /// `--heal-wait`; None: by the plan's pace.
+    pub wait: Option<std::time::Duration>,
+    /// `--plan`; None: free (with `--demo`: professional).
+    pub plan: Option<&'static crate::wire::plan::Plan>,
+    /// `--stock-api`.
+    pub stock_api: Option<String>,
+    /// `--forex-api`.
+    pub forex_api: Option<String>,
+    /// `--connect-timeout`: the bound on one request.
+    pub timeout: std::time::Duration,
+}

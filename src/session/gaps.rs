@@ -41,16 +41,23 @@ impl GapWatch {
 
     /// The connection was lost: the last message came at `last_ms`, and
     /// `codes` were subscribed. An outage already open (the reconnect
-    /// failed again) keeps its start and reason.
-    pub fn lost(&mut self, last_ms: u64, reason: &str, codes: Vec<String>) {
+    /// failed again) keeps its start and reason. The outage's codes when
+    /// it opens one.
+    pub fn lost(&mut self, last_ms: u64, reason: &str, codes: Vec<String>) -> Option<Vec<String>> {
         if self.open.is_some() || codes.is_empty() {
-            return;
+            return None;
         }
         self.open = Some(Open {
             from: last_ms,
             reason: format!("connection lost: {reason}"),
-            codes: Some(codes),
+            codes: Some(codes.clone()),
         });
+        Some(codes)
+    }
+
+    /// The connection's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
     }
 
     /// A subscription was acknowledged at `now_ms`, carrying `acked`: the

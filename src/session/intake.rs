@@ -98,6 +98,16 @@ impl Intake {
         let _ = self.out.send(Item::Gap(gap));
     }
 
+    /// An outage began: the lines before it first.
+    pub fn outage(&mut self, connection: Arc<str>, codes: Vec<String>, from: u64) {
+        self.hand_over();
+        let _ = self.out.send(Item::Outage {
+            connection,
+            codes,
+            from,
+        });
+    }
+
     /// The session ends: hand over what is left, and mark an overflow
     /// that had no batch after it.
     pub fn end(&mut self) {

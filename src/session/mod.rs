@@ -322,11 +322,11 @@ impl Session {
                 .chain(self.channels.depth.server_set())
                 .map(|c| c.to_string())
                 .collect();
-            g.lost(
-                Stats::get(&self.figures.last_message_ms),
-                &why.to_string(),
-                codes,
-            );
+            let from = Stats::get(&self.figures.last_message_ms);
+            if let Some(codes) = g.lost(from, &why.to_string(), codes) {
+                // Bars of these codes wait for the gap (`--heal`).
+                self.intake.outage(Arc::clone(g.name()), codes, from);
+            }
         }
         self.channels.on_disconnect();
         self.cfg

@@ -11,7 +11,10 @@
 //! never a socket's thread. A capture's tail read back on start
 //! ([`crate::capture::resume`]) seeds the de-duplication memory.
 
+mod heal;
 pub(crate) mod lines;
+
+pub use heal::HealLink;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -24,8 +27,7 @@ use crate::capture::memory::MemoryFile;
 use crate::capture::parquet::{self, ParquetStream};
 use crate::capture::write::Capture;
 use crate::form::LineForm;
-use crate::form::convert::{Clock, Converter};
-use crate::form::json::format_gap;
+use crate::form::convert::Converter;
 use crate::queue::{BATCH_BYTES, Frames, Item};
 use crate::stats::Stats;
 use crate::wire::repeat::Last;
@@ -82,6 +84,8 @@ pub struct WriterConfig {
     /// `--format parquet` with files: the staging files' Parquet files are
     /// made, of these columns, as their periods end and at the end.
     pub parquet: Option<Vec<&'static str>>,
+    /// `--heal`: the healer and its thread's channels.
+    pub heal: Option<HealLink>,
 }
 
 /// Drain `queue` into `sink` until the queue is closed and empty, with
@@ -95,10 +99,15 @@ pub fn run_sink<W: Write>(
     stats: Arc<Stats>,
     config: WriterConfig,
 ) -> WriterEnd {
+    let (converter, heal_requests, answers) = heal::converter(
+        config.form.text_form(),
+        &stats,
+        config.reopen,
+        &config.resumed,
+        config.heal,
+    );
     let mut lines = Lines::new(Arc::clone(&stats));
     lines.resume(config.resumed);
-    let mut converter = Converter::new(config.form.text_form(), Clock::Wall, Arc::clone(&stats));
-    converter.reopen(config.reopen);
     let mut memory = config.memory.map(MemoryFile::new);
     let mut sink = sink;
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
@@ -117,17 +126,21 @@ pub fn run_sink<W: Write>(
         converter: (!converter.is_plain()).then_some(converter),
         parquet: config.parquet,
         making: Vec::new(),
+        heal_requests,
+        heal_gone: false,
     };
     let end = loop {
-        let first = match w.wait() {
-            None => queue.recv().map_err(|_| true),
-            Some(d) => queue.recv_timeout(d).map_err(|e| e.is_disconnected()),
-        };
-        let mut next = match first {
-            Ok(item) => Some(item),
-            Err(true) => {
-                // Everything received is written: the bars still open too.
+        let mut next = match heal::receive(&queue, answers.as_ref(), w.wait()) {
+            heal::Got::Item(item) => Some(item),
+            heal::Got::Answer(a) => {
+                w.heal_answer(a);
+                None
+            }
+            heal::Got::Closed => {
+                // Everything received is written: the bars still open too,
+                // and those held for healing as they are.
                 w.close_bars(true);
+                w.heal_stop();
                 if let Err(end) = w.write_out(true) {
                     return end;
                 }
@@ -136,7 +149,7 @@ pub fn run_sink<W: Write>(
                 }
                 break WriterEnd::Drained;
             }
-            Err(false) => None,
+            heal::Got::Timeout => None,
         };
         while let Some(item) = next.take() {
             if let Err(end) = w.take(item, &mut lines, &spares, config.gaps) {
@@ -146,6 +159,7 @@ pub fn run_sink<W: Write>(
         }
         // The queue is momentarily empty: get everything out now.
         w.close_bars(false);
+        w.heal_tick();
         if let Err(end) = w.write_out(true) {
             return end;
         }
@@ -181,6 +195,10 @@ struct Batcher<W: Write> {
     parquet: Option<Vec<&'static str>>,
     /// Parquet files being made of the periods that ended.
     making: Vec<std::thread::JoinHandle<()>>,
+    /// `--heal`: where requests for K-lines go.
+    heal_requests: Option<Sender<crate::bars::heal::Request>>,
+    /// The fetching thread is gone (said once).
+    heal_gone: bool,
 }
 
 impl<W: Write> Batcher<W> {
@@ -194,20 +212,17 @@ impl<W: Write> Batcher<W> {
     ) -> Result<(), WriterEnd> {
         match item {
             Item::Labels(labels) => labels.into_iter().for_each(|l| lines.label(l)),
-            Item::Gap(g) if gaps => {
-                let times = match &self.sink {
-                    Sink::Files(c) => c.gap_periods(&g),
-                    Sink::Stream(_) | Sink::Parquet(_) => vec![g.from],
-                };
-                for t in times {
-                    let at = self.buf.len();
-                    format_gap(&mut self.buf, &g);
-                    if self.convert(at) {
-                        self.placed(t.max(g.from), at);
-                    }
+            Item::Gap(g) if gaps => self.gap(g),
+            Item::Outage {
+                connection,
+                codes,
+                from,
+            } => {
+                if let Some(c) = &mut self.converter {
+                    c.outage(connection, codes, from);
                 }
             }
-            Item::Gap(_) | Item::Outage { .. } => {}
+            Item::Gap(_) => {}
             Item::Frames(mut frames) => {
                 for frame in frames.iter() {
                     let at = self.buf.len();
