@@ -25,6 +25,8 @@ mod faults;
 mod generate;
 // `history`: K-lines over HTTP against the simulator: readings, --output kept, kill -9, pacing, errors.
 mod history;
+// `--heal`: live bars whose gaps are filled with the simulator's K-lines: an outage, a restart, giving up, kill -9.
+mod heal;
 // House rules on the tree itself: import direction, file sizes, the README, named documents.
 mod house;
 // `--fields` and `--format csv`, read back by Python's csv module.

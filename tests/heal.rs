@@ -1,0 +1,260 @@
+//! `--heal`: live bars whose gaps are filled with the simulator's K-lines,
+//! which are the exact aggregate of the trades its market made (pushed or
+//! not). An outage of several minutes is made in seconds: the simulated
+//! clock jumps while the tool is cut off, and the market makes the trades
+//! of the minutes skipped.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::util::*;
+use alltick_stream::sim::Simulator;
+use alltick_stream::wire::kline::KlineInterval;
+
+const MINUTE: i64 = 60_000;
+const CODES: [&str; 2] = ["AAPL.US", "EURUSD"];
+
+fn real_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A simulator whose clock reads 6 s before a minute's end; that end.
+fn before_a_minute(rate: f64) -> (Simulator, i64) {
+    let now = real_now();
+    let boundary = (now / MINUTE + 2) * MINUTE;
+    let sim = start_sim(alltick_stream::sim::SimConfig {
+        clock_offset_ms: boundary - 6_000 - now,
+        ..config(rate)
+    });
+    (sim, boundary)
+}
+
+/// `--bars 1m --heal` against `sim`'s WebSocket and HTTP API.
+fn heal_args(sim: &Simulator, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--url",
+        &sim.url(),
+        "--bars",
+        "1m",
+        "--heal",
+        "--plan",
+        "professional",
+        "--stock-api",
+        &sim.http_base(true),
+        "--forex-api",
+        &sim.http_base(false),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(["NASDAQ:AAPL".to_string(), "EURUSD".into()]);
+    args
+}
+
+/// Cut the tool off, move the simulated clock to 4 s before `to`, and let
+/// it back in.
+fn outage(sim: &Simulator, tool: &Tool, to: i64) {
+    sim.set_handshake_status(Some(503));
+    sim.drop_connections();
+    check!(tool, tool.wait_stderr("connection lost"));
+    sim.set_clock_offset_ms(to - 4_000 - real_now());
+    sim.set_handshake_status(None);
+}
+
+/// The bar and K-line lines, by (code, start); every other line apart.
+fn bars_by_key(lines: &[Value]) -> (BTreeMap<(String, i64), Vec<Value>>, Vec<Value>) {
+    let mut bars: BTreeMap<(String, i64), Vec<Value>> = BTreeMap::new();
+    let mut other = Vec::new();
+    for v in lines {
+        match v["type"].as_str() {
+            Some("bar") | Some("kline") => bars
+                .entry((
+                    v["code"].as_str().unwrap().to_string(),
+                    v["start"].as_i64().unwrap(),
+                ))
+                .or_default()
+                .push(v.clone()),
+            _ => other.push(v.clone()),
+        }
+    }
+    (bars, other)
+}
+
+/// A JSON number's own digits.
+fn digits(v: &Value) -> String {
+    v.to_string()
+}
+
+/// `bar`'s values equal the simulator's K-line of its code and start, as
+/// text.
+fn equals_kline(sim: &Simulator, bar: &Value) -> Result<(), String> {
+    let code = bar["code"].as_str().unwrap();
+    let start = bar["start"].as_u64().unwrap();
+    let k = sim.recorded_klines(code, KlineInterval::parse("1m").unwrap(), start, start);
+    let [k] = k.as_slice() else {
+        return Err(format!("the simulator has {} K-lines at {start}", k.len()));
+    };
+    let want = [
+        ("open", &k.open),
+        ("high", &k.high),
+        ("low", &k.low),
+        ("close", &k.close),
+        ("volume", &k.volume),
+        ("turnover", &k.turnover),
+    ];
+    for (key, text) in want {
+        if digits(&bar[key]) != *text {
+            return Err(format!("{key}: {} against the server's {text} in {bar}", bar[key]));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_outage_of_minutes_is_filled_with_k_lines_and_every_minute_has_one_bar() {
+    let (sim, boundary) = before_a_minute(20.0);
+    let args = heal_args(&sim, &[]);
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    // The first minute's bars, from trades.
+    let first = tool.wait_for(WAIT, |out, _| out.iter().filter(|l| l.contains("\"bar\"")).count() >= 2);
+    check!(tool, first, "no bar of the first minute");
+    let back = boundary + 5 * MINUTE;
+    outage(&sim, &tool, back);
+    // Healed once the minute the tool came back in is over.
+    let healed = tool.wait_for(Duration::from_secs(40), |out, _| {
+        out.iter().any(|l| l.contains("\"healed\""))
+    });
+    check!(tool, healed, "no healed gap line");
+    stop(&mut tool);
+    let lines = json_lines(&tool);
+    let (bars, other) = bars_by_key(&lines);
+    let gaps: Vec<&Value> = other.iter().filter(|v| v["type"] == "gap").collect();
+    check!(tool, gaps.len() == 1, "gap lines: {gaps:?}");
+    let gap = gaps[0];
+    check!(tool, gap["healed"] == true, "{gap}");
+    for code in CODES {
+        let starts: Vec<i64> = bars.keys().filter(|(c, _)| c == code).map(|(_, s)| *s).collect();
+        // Every minute from the first to the last: one bar each.
+        let want: Vec<i64> = (0..=6).map(|i| boundary - MINUTE + i * MINUTE).collect();
+        check!(tool, starts == want, "{code}: bars at {starts:?}, want {want:?}");
+        for start in want {
+            let v = &bars[&(code.to_string(), start)];
+            check!(tool, v.len() == 1, "{code} {start}: written {} times", v.len());
+            let bar = &v[0];
+            let inside = start >= boundary && start < back;
+            if inside {
+                check!(tool, bar["type"] == "kline", "{code} {start}: {bar}");
+                check!(tool, bar["trades"].is_null(), "{bar}");
+                if let Err(e) = equals_kline(&sim, bar) {
+                    check!(tool, false, "{code} {start}: {e}");
+                }
+            } else {
+                check!(tool, bar["type"] == "bar", "{code} {start}: {bar}");
+            }
+        }
+        // Before the outage every trade was received: the bar from trades
+        // is the server's K-line.
+        let before = &bars[&(code.to_string(), boundary - MINUTE)][0];
+        if let Err(e) = equals_kline(&sim, before) {
+            check!(tool, false, "{code}, the first minute: {e}");
+        }
+    }
+    check!(tool, sim.unseen_trades() >= 2 * 200, "unseen trades: {}", sim.unseen_trades());
+}
+
+#[test]
+fn when_the_api_is_down_held_bars_are_written_as_built_after_the_wait() {
+    let (sim, boundary) = before_a_minute(20.0);
+    // Nothing listens there: every request fails.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut args = heal_args(&sim, &["--heal-wait", "3"]);
+    for (i, a) in args.clone().iter().enumerate() {
+        if a == "--stock-api" || a == "--forex-api" {
+            args[i + 1] = format!("{dead}/quote-b-api");
+        }
+    }
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.wait_for(WAIT, |out, _| out.iter().filter(|l| l.contains("\"bar\"")).count() >= 2);
+    check!(tool, first, "no bar of the first minute");
+    let back = boundary + 2 * MINUTE;
+    outage(&sim, &tool, back);
+    let given_up = tool.wait_for(Duration::from_secs(40), |out, _| {
+        out.iter().any(|l| l.contains("\"healed\":false"))
+    });
+    check!(tool, given_up, "no gap line saying its bars were not healed");
+    stop(&mut tool);
+    let lines = json_lines(&tool);
+    let (bars, other) = bars_by_key(&lines);
+    let gap = other.iter().find(|v| v["type"] == "gap").expect("a gap line");
+    check!(tool, gap["healed"] == false, "{gap}");
+    check!(
+        tool,
+        gap["heal"].as_str().unwrap_or("").contains("--heal-wait"),
+        "{gap}"
+    );
+    for code in CODES {
+        // The minutes the tool had trades of: once each, as built; the
+        // minute it missed entirely: no bar.
+        for start in [boundary - MINUTE, boundary, back - MINUTE, back] {
+            let v = bars.get(&(code.to_string(), start));
+            check!(tool, v.is_some_and(|v| v.len() == 1), "{code} {start}: {v:?}");
+            check!(tool, v.unwrap()[0]["type"] == "bar", "{v:?}");
+        }
+        let n = bars.keys().filter(|(c, _)| c == code).count();
+        check!(tool, n == 4, "{code}: {n} bars");
+    }
+}
+
+#[test]
+fn a_restart_heals_the_minutes_it_was_not_running() {
+    let (sim, boundary) = before_a_minute(20.0);
+    let dir = TempDir::new("heal-restart");
+    let pattern = dir.path().join("%Y-%m-%d.jsonl");
+    let args = heal_args(&sim, &["--output", pattern.to_str().unwrap()]);
+    let read = || -> Vec<Value> {
+        files_under(dir.path())
+            .iter()
+            .flat_map(|p| std::fs::read_to_string(p).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect()
+    };
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.poll(WAIT, || read().iter().filter(|v| v["type"] == "bar").count() >= 2);
+    check!(tool, first, "no bar of the first minute in the files");
+    stop(&mut tool);
+    // Down for about four minutes of the simulated clock.
+    let back = boundary + 4 * MINUTE;
+    sim.set_clock_offset_ms(back - 4_000 - real_now());
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let healed = tool.poll(Duration::from_secs(40), || {
+        read().iter().any(|v| v["type"] == "gap" && v["healed"] == true)
+    });
+    check!(tool, healed, "no healed gap line in the files");
+    stop(&mut tool);
+    let (bars, _) = bars_by_key(&read());
+    for code in CODES {
+        let starts: Vec<i64> = bars.keys().filter(|(c, _)| c == code).map(|(_, s)| *s).collect();
+        let want: Vec<i64> = (0..=5).map(|i| boundary - MINUTE + i * MINUTE).collect();
+        check!(tool, starts == want, "{code}: bars at {starts:?}, want {want:?}");
+        for start in want {
+            let v = &bars[&(code.to_string(), start)];
+            check!(tool, v.len() == 1, "{code} {start}: written {} times", v.len());
+            // The minutes it was down for are the server's.
+            if start > boundary && start < back {
+                check!(tool, v[0]["type"] == "kline", "{code} {start}: {}", v[0]);
+                if let Err(e) = equals_kline(&sim, &v[0]) {
+                    check!(tool, false, "{code} {start}: {e}");
+                }
+            }
+        }
+    }
+}
