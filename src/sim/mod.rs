@@ -112,6 +112,7 @@ mod records;
 mod request;
 mod route;
 mod server;
+mod tape;
 #[cfg(feature = "testing")]
 mod tls;
 
