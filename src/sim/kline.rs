@@ -1,11 +1,13 @@
 //! The simulated K-lines: a deterministic 1-minute walk per code, and
 //! every longer bar the exact aggregate of the 1-minute bars it spans, cut
 //! on the UTC calendar by [`KlineInterval::utc_start`] and
-//! [`KlineInterval::end`].
+//! [`KlineInterval::end`]. For a code the market has traded, the intervals
+//! starting at or after the first minute of its record of trades come from
+//! that record instead (`tape`, chosen per interval by [`Source`]).
 //!
-//! A bar is a pure function of (code, interval, start): nothing is stored
-//! and nothing depends on the simulator's seed, so a test computes the
-//! server's bars with [`kline_bars`]. Each UTC day of a code opens at an
+//! A walk bar is a pure function of (code, interval, start): nothing is
+//! stored and nothing depends on the simulator's seed, so a test computes
+//! the walk's bars with [`kline_bars`]. Each UTC day of a code opens at an
 //! anchor price (a slow drift of the code's base price, interpolated
 //! between knots every 16 days, plus a little noise per day) and follows
 //! one of 32 fixed day shapes (1440 minutes of a ±2-step walk, built once),
@@ -355,11 +357,13 @@ fn previous(interval: KlineInterval, start: u64) -> u64 {
     start.checked_sub(1).map_or(0, |t| interval.utc_start(t))
 }
 
-/// The simulator's K-lines of `code` and `interval` as its HTTP API sends
-/// them: every bar whose start (ms) lies in `from_start_ms ..=
-/// to_start_ms` and whose interval is over on the real clock, oldest first.
-/// A pure function of its arguments and the clock (the simulator's seed
-/// plays no part); `Simulator::kline_bars` reads the simulator's own clock.
+/// The simulator's K-lines of `code` and `interval` from its deterministic
+/// walk, as its HTTP API sends them for a code it never traded: every bar
+/// whose start (ms) lies in `from_start_ms ..= to_start_ms` and whose
+/// interval is over on the real clock, oldest first. A pure function of its
+/// arguments and the clock (the simulator's seed plays no part);
+/// `Simulator::kline_bars` reads the simulator's own clock and the record
+/// of a traded code.
 pub fn kline_bars(
     code: &str,
     interval: KlineInterval,
