@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alltick_stream::sim::{
-    HttpFault, HttpLimitAnswer, KlineReadings, SimConfig, Simulator, kline_bars, test_certificate,
+    FOREX_PATH, HttpFault, HttpLimitAnswer, KlineReadings, SimConfig, Simulator, kline_bars,
+    test_certificate,
 };
 use alltick_stream::wire::kline::{KlineInterval, RawKline, read_answer};
 use alltick_stream::wire::plan;
@@ -492,6 +493,107 @@ fn websocket_and_http_share_the_port_and_the_clock() {
     );
     assert_eq!(sim.state().connections.len(), 1);
     assert!(sim.state().http_requests[0].at_ms as i64 <= after as i64 + offset);
+}
+
+/// A price in cents from its text (`651.10`).
+fn cents(text: &str) -> u64 {
+    let (whole, frac) = text.split_once('.').expect("a decimal");
+    whole.parse::<u64>().expect("digits") * 100 + frac.parse::<u64>().expect("digits")
+}
+
+/// The bar of `pushes` (trade pushes in time order) as the simulator's
+/// K-line API writes one: prices and turnover in cents, volume summed.
+fn bar_of(start_ms: u64, pushes: &[&Value]) -> RawKline {
+    let text = |c: u64| format!("{}.{:02}", c / 100, c % 100);
+    let field = |v: &Value, k: &str| v["data"][k].as_str().expect(k).to_owned();
+    let prices: Vec<u64> = pushes.iter().map(|p| cents(&field(p, "price"))).collect();
+    RawKline {
+        timestamp: (start_ms / 1000).to_string(),
+        open: text(prices[0]),
+        high: text(*prices.iter().max().unwrap()),
+        low: text(*prices.iter().min().unwrap()),
+        close: text(prices[prices.len() - 1]),
+        volume: (pushes.iter())
+            .map(|p| field(p, "volume").parse::<u64>().expect("whole"))
+            .sum::<u64>()
+            .to_string(),
+        turnover: text(pushes.iter().map(|p| cents(&field(p, "turnover"))).sum()),
+    }
+}
+
+/// Trade pushes on `ws` until one at `until_ms` or later (that one too).
+fn trades_until(ws: &mut Client, until_ms: u64) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    while out
+        .last()
+        .is_none_or(|v: &Value| v["data"]["tick_time"].as_u64() < Some(until_ms))
+    {
+        let v = ws.next_json(deadline).expect("trade pushes in time");
+        if v["cmd_id"] == 22998 && v.get("ret").is_none() {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// A traded code's K-lines are its trades: a minute of pushes is its bar,
+/// and the minutes the clock jumped over come from unseen trades.
+#[test]
+fn a_traded_codes_klines_are_the_aggregate_of_its_trades() {
+    let minute = 60_000u64;
+    // The simulated clock 57 s into a minute twenty minutes back (so that
+    // `kline_bars`, on the real clock, has the walk's bars before it).
+    let m = (now_ms() / minute - 20) * minute;
+    let offset = (m + 57_000) as i64 - now_ms() as i64;
+    let sim = start(SimConfig {
+        clock_offset_ms: offset,
+        ..SimConfig::default()
+    });
+    sim.set_ticks_per_sec(20.0);
+    assert!(
+        sim.recorded_klines("EURUSD", KlineInterval::M1, 0, u64::MAX)
+            .is_empty()
+    );
+    let mut ws = Client::connect(&format!("{}?token={TOKEN}", sim.url_for(FOREX_PATH)));
+    assert_eq!(ws.subscribe(&["EURUSD"])["ret"], 200);
+    let before = trades_until(&mut ws, m + minute + 1000);
+    let in_m: Vec<&Value> = (before.iter())
+        .filter(|v| v["data"]["tick_time"].as_u64().unwrap() < m + minute)
+        .collect();
+    assert!(in_m.len() > 10, "{} pushes in the minute", in_m.len());
+    assert_eq!(sim.unseen_trades(), 0);
+    // Five minutes later, still subscribed: m + 1 … m + 5 are over.
+    sim.set_clock_offset_ms(offset + 5 * minute as i64);
+    trades_until(&mut ws, m + 6 * minute + 1500);
+    ws.close();
+    let unseen = sim.unseen_trades();
+    assert!((290..=320).contains(&unseen), "{unseen} unseen trades");
+    let (status, body) = ask(&sim, "EURUSD", 1, 0, 20);
+    assert_eq!(status, 200);
+    let got = bars(&body);
+    let recorded = sim.recorded_klines("EURUSD", KlineInterval::M1, 0, m + 5 * minute);
+    assert_eq!(sim.recorded_since_ms("EURUSD"), Some(m));
+    let from_m: Vec<RawKline> = (got.iter())
+        .filter(|b| (m / 1000..=(m + 5 * minute) / 1000).contains(&b.timestamp.parse().unwrap()))
+        .cloned()
+        .collect();
+    assert_eq!(from_m, recorded);
+    // Every minute from m on has its bar; m's is its pushes'.
+    let want: Vec<u64> = (0..6).map(|i| (m + i * minute) / 1000).collect();
+    assert_eq!(starts(&from_m), want);
+    assert_eq!(from_m[0], bar_of(m, &in_m));
+    assert_eq!(
+        sim.kline_bars("EURUSD", KlineInterval::M1, m, m + 5 * minute),
+        recorded
+    );
+    // Before the record: the deterministic walk.
+    let walk = kline_bars("EURUSD", KlineInterval::M1, m - 3 * minute, m - minute);
+    let earlier = sim.kline_bars("EURUSD", KlineInterval::M1, m - 3 * minute, m - minute);
+    assert_eq!(earlier, walk);
+    // Longer intervals too: the 5-minute bar holding m.
+    let five = sim.recorded_klines("EURUSD", KlineInterval::M5, m, m + 5 * minute);
+    assert!(!five.is_empty());
 }
 
 #[test]

@@ -154,7 +154,9 @@ impl Simulator {
     /// Like [`kline_bars`](super::kline_bars), on the simulator's clock and
     /// from its oldest bar ([`Simulator::history_start_ms`]) on: the final
     /// bars it would answer, starting within `from_start_ms ..=
-    /// to_start_ms`, oldest first.
+    /// to_start_ms`, oldest first. For a code the market has traded, the
+    /// bars come from its record of trades where it applies (the market
+    /// caught up to now first), as the K-line API's do (`tape`).
     pub fn kline_bars(
         &self,
         code: &str,
@@ -163,8 +165,10 @@ impl Simulator {
         to_start_ms: u64,
     ) -> Vec<RawKline> {
         let from = from_start_ms.max(self.history_start_ms());
-        let now = self.shared.lock_inner().now_ms();
-        kline::bars_between(code, interval, from, to_start_ms, now)
+        let mut inner = self.shared.lock_inner();
+        let now = inner.now_ms();
+        inner.catch_up(code, now);
+        kline::bars_between(code, interval, from, to_start_ms, now, inner.tape(code))
     }
 }
 

@@ -149,8 +149,10 @@ pub(super) fn kline(shared: &Shared, base: Market, q: &Query) -> Reply {
     let (Some(interval), Some(num), Some(end)) = (interval, num, end) else {
         return invalid();
     };
-    let now = shared.lock_inner().now_ms();
     let oldest = lock(&shared.http).history_start_ms;
+    let mut inner = shared.lock_inner();
+    let now = inner.now_ms();
+    inner.catch_up(code, now);
     // Stocks always get their latest bars.
     let end_ms = if base == Market::Stock || end == 0 {
         now
@@ -162,15 +164,9 @@ pub(super) fn kline(shared: &Shared, base: Market, q: &Query) -> Reply {
     let num = readings
         .page_cap
         .map_or(num as usize, |cap| cap.min(num as usize));
-    let mut bars = kline::latest(
-        code,
-        interval,
-        end_ms,
-        now,
-        oldest,
-        num,
-        readings.forming_last,
-    );
+    let source = kline::Source::new(code, inner.tape(code));
+    let mut bars = source.latest(interval, end_ms, now, oldest, num, readings.forming_last);
+    drop(inner);
     if readings.newest_first {
         bars.reverse();
     }
@@ -234,7 +230,7 @@ mod tests {
 
     #[test]
     fn answers_are_read_back_as_written() {
-        let bars = kline::bars_between("AAPL.US", KlineInterval::M5, 0, 600_000, u64::MAX);
+        let bars = kline::bars_between("AAPL.US", KlineInterval::M5, 0, 600_000, u64::MAX, None);
         let body = ok_body(
             &Value::from("t\"1"),
             "AAPL.US",

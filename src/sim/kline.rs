@@ -1,11 +1,13 @@
 //! The simulated K-lines: a deterministic 1-minute walk per code, and
 //! every longer bar the exact aggregate of the 1-minute bars it spans, cut
 //! on the UTC calendar by [`KlineInterval::utc_start`] and
-//! [`KlineInterval::end`].
+//! [`KlineInterval::end`]. For a code the market has traded, the intervals
+//! starting at or after the first minute of its record of trades come from
+//! that record instead (`tape`, chosen per interval by [`Source`]).
 //!
-//! A bar is a pure function of (code, interval, start): nothing is stored
-//! and nothing depends on the simulator's seed, so a test computes the
-//! server's bars with [`kline_bars`]. Each UTC day of a code opens at an
+//! A walk bar is a pure function of (code, interval, start): nothing is
+//! stored and nothing depends on the simulator's seed, so a test computes
+//! the walk's bars with [`kline_bars`]. Each UTC day of a code opens at an
 //! anchor price (a slow drift of the code's base price, interpolated
 //! between knots every 16 days, plus a little noise per day) and follows
 //! one of 32 fixed day shapes (1440 minutes of a ±2-step walk, built once),
@@ -22,11 +24,13 @@
 use std::sync::OnceLock;
 
 use super::market::{now_ms, splitmix};
+use super::tape::Tape;
 use crate::wire::calendar::DAY_MS;
 use crate::wire::kline::{KlineInterval, RawKline};
 use crate::wire::symbol::{Fnv, Market};
 
-const MINUTE_MS: u64 = 60_000;
+/// A minute in ms.
+pub(super) const MINUTE_MS: u64 = 60_000;
 const DAY_MINUTES: usize = 1440;
 /// Number of day shapes.
 const SHAPES: u64 = 32;
@@ -128,7 +132,7 @@ pub(super) struct Bar {
 
 impl Bar {
     /// This bar followed by `later`, as one.
-    fn then(self, later: Bar) -> Bar {
+    pub(super) fn then(self, later: Bar) -> Bar {
         Bar {
             open: self.open,
             high: self.high.max(later.high),
@@ -233,6 +237,32 @@ impl Code {
     }
 }
 
+/// Where a code's bars come from: its record of trades for intervals
+/// starting at or after the record's first minute, its deterministic walk
+/// before (and for a code without a record).
+pub(super) struct Source<'a> {
+    walk: Code,
+    tape: Option<(&'a Tape, u64)>,
+}
+
+impl<'a> Source<'a> {
+    pub(super) fn new(code: &str, tape: Option<&'a Tape>) -> Source<'a> {
+        Source {
+            walk: Code::new(code),
+            tape: tape.and_then(|t| Some((t, t.first_minute()?))),
+        }
+    }
+
+    /// The bar of `interval` starting at `start`, as the server writes it,
+    /// over its minutes before `until` (its end for a final bar).
+    pub(super) fn raw(&self, interval: KlineInterval, start: u64, until: u64) -> Option<RawKline> {
+        match self.tape {
+            Some((tape, first)) if start >= first => tape.raw(start, interval.end(start), until),
+            _ => self.walk.raw(interval, start, until),
+        }
+    }
+}
+
 /// One UTC day of a code.
 struct Day {
     anchor: i64,
@@ -289,36 +319,37 @@ fn decimal(units: u128, decimals: u32) -> String {
     )
 }
 
-/// The newest `num` bars of `code` whose start is at most `end_ms`, none
-/// starting before `oldest_ms`, oldest first, on a clock that reads
-/// `now_ms`. Final bars only, unless `forming`: then the bar that holds
-/// now (if its start is at most `end_ms`) comes too, over its minutes so
-/// far (the current minute counted whole).
-pub(super) fn latest(
-    code: &str,
-    interval: KlineInterval,
-    end_ms: u64,
-    now_ms: u64,
-    oldest_ms: u64,
-    num: usize,
-    forming: bool,
-) -> Vec<RawKline> {
-    let c = Code::new(code);
-    let mut start = interval.utc_start(end_ms.min(now_ms));
-    let mut out = Vec::new();
-    if interval.end(start) > now_ms {
-        let minute_end = KlineInterval::M1.utc_start(now_ms) + MINUTE_MS;
-        if forming && start >= oldest_ms && num > 0 {
-            out.extend(c.raw(interval, start, minute_end));
+impl Source<'_> {
+    /// The newest `num` bars whose start is at most `end_ms`, none
+    /// starting before `oldest_ms`, oldest first, on a clock that reads
+    /// `now_ms`. Final bars only, unless `forming`: then the bar that holds
+    /// now (if its start is at most `end_ms`) comes too, over its minutes
+    /// so far (the current minute counted whole).
+    pub(super) fn latest(
+        &self,
+        interval: KlineInterval,
+        end_ms: u64,
+        now_ms: u64,
+        oldest_ms: u64,
+        num: usize,
+        forming: bool,
+    ) -> Vec<RawKline> {
+        let mut start = interval.utc_start(end_ms.min(now_ms));
+        let mut out = Vec::new();
+        if interval.end(start) > now_ms {
+            let minute_end = KlineInterval::M1.utc_start(now_ms) + MINUTE_MS;
+            if forming && start >= oldest_ms && num > 0 {
+                out.extend(self.raw(interval, start, minute_end));
+            }
+            start = previous(interval, start);
         }
-        start = previous(interval, start);
+        while out.len() < num && start >= oldest_ms && start > 0 {
+            out.extend(self.raw(interval, start, u64::MAX));
+            start = previous(interval, start);
+        }
+        out.reverse();
+        out
     }
-    while out.len() < num && start >= oldest_ms && start > 0 {
-        out.extend(c.raw(interval, start, u64::MAX));
-        start = previous(interval, start);
-    }
-    out.reverse();
-    out
 }
 
 /// The start of the bar before the one starting at `start` (0 at the epoch).
@@ -326,29 +357,33 @@ fn previous(interval: KlineInterval, start: u64) -> u64 {
     start.checked_sub(1).map_or(0, |t| interval.utc_start(t))
 }
 
-/// The simulator's K-lines of `code` and `interval` as its HTTP API sends
-/// them: every bar whose start (ms) lies in `from_start_ms ..=
-/// to_start_ms` and whose interval is over on the real clock, oldest first.
-/// A pure function of its arguments and the clock (the simulator's seed
-/// plays no part); `Simulator::kline_bars` reads the simulator's own clock.
+/// The simulator's K-lines of `code` and `interval` from its deterministic
+/// walk, as its HTTP API sends them for a code it never traded: every bar
+/// whose start (ms) lies in `from_start_ms ..= to_start_ms` and whose
+/// interval is over on the real clock, oldest first. A pure function of its
+/// arguments and the clock (the simulator's seed plays no part);
+/// `Simulator::kline_bars` reads the simulator's own clock and the record
+/// of a traded code.
 pub fn kline_bars(
     code: &str,
     interval: KlineInterval,
     from_start_ms: u64,
     to_start_ms: u64,
 ) -> Vec<RawKline> {
-    bars_between(code, interval, from_start_ms, to_start_ms, now_ms())
+    bars_between(code, interval, from_start_ms, to_start_ms, now_ms(), None)
 }
 
-/// [`kline_bars`] on a clock that reads `now_ms`.
+/// [`kline_bars`] on a clock that reads `now_ms`, from `tape` where it
+/// applies ([`Source`]).
 pub(super) fn bars_between(
     code: &str,
     interval: KlineInterval,
     from: u64,
     to: u64,
     now_ms: u64,
+    tape: Option<&Tape>,
 ) -> Vec<RawKline> {
-    let c = Code::new(code);
+    let c = Source::new(code, tape);
     let mut start = interval.utc_start(from);
     if start < from {
         start = interval.end(start);
@@ -368,6 +403,19 @@ mod tests {
 
     /// 2026-03-02T00:00:00Z (a Monday).
     const MONDAY: u64 = 1_772_409_600_000;
+
+    /// The walk's newest bars of `code` ([`Source::latest`]).
+    fn latest(
+        code: &str,
+        interval: KlineInterval,
+        end_ms: u64,
+        now_ms: u64,
+        oldest_ms: u64,
+        num: usize,
+        forming: bool,
+    ) -> Vec<RawKline> {
+        Source::new(code, None).latest(interval, end_ms, now_ms, oldest_ms, num, forming)
+    }
 
     /// The aggregate of `bar`'s 1-minute bars, one minute at a time.
     fn by_minutes(c: &Code, from: u64, to: u64) -> Bar {
@@ -414,26 +462,26 @@ mod tests {
             .reduce(Bar::then);
         assert_eq!(c.aggregate(feb, mar), days);
         let apr = days_from_civil(2024, 4, 1) as u64 * DAY_MS;
-        let bars = bars_between("EURUSD", m, feb, mar, apr);
+        let bars = bars_between("EURUSD", m, feb, mar, apr, None);
         assert_eq!(bars.len(), 2, "February and March: {bars:?}");
         assert_eq!(bars[1].timestamp, (mar / 1000).to_string());
         // Final bars only: on these clocks March, then February, is not over.
-        assert_eq!(bars_between("EURUSD", m, feb, mar, apr - 1).len(), 1);
-        assert!(bars_between("EURUSD", m, feb, mar, mar - 1).is_empty());
+        assert_eq!(bars_between("EURUSD", m, feb, mar, apr - 1, None).len(), 1);
+        assert!(bars_between("EURUSD", m, feb, mar, mar - 1, None).is_empty());
     }
 
     #[test]
     fn bars_are_deterministic_and_written_with_the_codes_digits() {
         let day = KlineInterval::D1;
-        let a = bars_between("700.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX);
+        let a = bars_between("700.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX, None);
         assert_eq!(a.len(), 7);
         assert_eq!(
             a,
-            bars_between("700.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX)
+            bars_between("700.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX, None)
         );
         assert_ne!(
             a,
-            bars_between("9988.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX)
+            bars_between("9988.HK", day, MONDAY, MONDAY + 6 * DAY_MS, u64::MAX, None)
         );
         let digits = |s: &str| s.split_once('.').map_or(0, |(_, f)| f.len());
         for (code, d) in [
@@ -444,7 +492,7 @@ mod tests {
             ("XAUUSD", 2),
             ("BTCUSDT", 2),
         ] {
-            let b = &bars_between(code, KlineInterval::M1, MONDAY, MONDAY, u64::MAX)[0];
+            let b = &bars_between(code, KlineInterval::M1, MONDAY, MONDAY, u64::MAX, None)[0];
             for p in [&b.open, &b.high, &b.low, &b.close, &b.turnover] {
                 assert_eq!(digits(p), d, "{code}: {b:?}");
                 assert!(p.parse::<f64>().unwrap() > 0.0, "{code}: {b:?}");

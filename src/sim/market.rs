@@ -8,6 +8,7 @@ use serde_json::Value;
 #[cfg(feature = "testing")]
 use super::Simulator;
 use super::server::Inner;
+use super::tape::Tape;
 use super::{MAX_RECORDED_PUSHES, SentTick};
 use crate::wire::protocol::FeedKind;
 
@@ -103,7 +104,10 @@ fn offset(ms: u64, offset_ms: i64) -> u64 {
 
 /// Per-code market state, shared by all connections (like the real feed).
 pub(super) struct CodeMarket {
-    cents: u64,
+    /// The walk's price now.
+    pub(super) cents: u64,
+    /// The record of the code's trades.
+    pub(super) tape: Tape,
     trade_seq: u64,
     depth_seq: u64,
     /// The last trade pushed, its text and record
@@ -251,6 +255,7 @@ impl Inner {
             .entry(code.to_owned())
             .or_insert_with(|| CodeMarket {
                 cents: seed_price,
+                tape: Tape::default(),
                 trade_seq: 0,
                 depth_seq: 0,
                 #[cfg(feature = "testing")]
@@ -260,16 +265,31 @@ impl Inner {
         market.cents
     }
 
-    /// Generate one push for `code`, record it, and return its JSON text
-    /// (built by hand so that numbers keep their exact digits).
+    /// Generate one push for `code` now, record it, and return its JSON
+    /// text (built by hand so that numbers keep their exact digits).
     pub(super) fn push(&mut self, conn: u64, kind: FeedKind, code: &str, level: usize) -> String {
-        let readings = self.readings();
         let time_ms = self.now_ms();
+        self.push_at(time_ms, conn, kind, code, level)
+    }
+
+    /// [`Inner::push`] at `time_ms` on the simulator's clock.
+    pub(super) fn push_at(
+        &mut self,
+        time_ms: u64,
+        conn: u64,
+        kind: FeedKind,
+        code: &str,
+        level: usize,
+    ) -> String {
+        let readings = self.readings();
         let tick_time = if readings.tick_time_seconds {
             time_ms / 1000
         } else {
             time_ms
         };
+        if kind == FeedKind::Trades {
+            self.catch_up(code, time_ms);
+        }
         let cents = self.walk(code);
         let price = fmt_cents(cents);
         let seq = self.next_seq(conn, kind, code, time_ms);
@@ -294,7 +314,8 @@ impl Inner {
         let (text, list) = match kind {
             FeedKind::Trades => {
                 let (text, volume) = self.trade_text(&head, cents, readings);
-                sent.volume = volume;
+                sent.volume = volume.to_string();
+                self.record_trade(code, time_ms, cents, volume);
                 (text, &mut self.state.ticks)
             }
             FeedKind::Depth => {
@@ -318,9 +339,9 @@ impl Inner {
         text
     }
 
-    /// A trade push (22998) at `cents`; also its volume digits.
-    fn trade_text(&mut self, head: &str, cents: u64, readings: Readings) -> (String, String) {
-        let volume = (1 + self.rng.below(20)) * 100;
+    /// A trade push (22998) at `cents`; also its volume.
+    fn trade_text(&mut self, head: &str, cents: u64, readings: Readings) -> (String, u64) {
+        let volume = trade_volume(&mut self.rng);
         let direction = self.rng.below(3);
         let volume_text = volume.to_string();
         let text = format!(
@@ -330,7 +351,7 @@ impl Inner {
             num(readings, &volume_text),
             num(readings, &fmt_cents(cents.saturating_mul(volume))),
         );
-        (text, volume_text)
+        (text, volume)
     }
 
     /// A depth push (22999) of `level` levels around `cents`; also its
@@ -403,9 +424,14 @@ pub(super) fn record<T>(list: &mut Vec<T>, discarded: &mut u64, item: T) {
 
 /// One random-walk step from `cents`: about ±0.1 % (at least a cent),
 /// never below 0.02.
-fn step(cents: u64, rng: &mut Rng) -> u64 {
+pub(super) fn step(cents: u64, rng: &mut Rng) -> u64 {
     let k = (cents / 1000).max(1);
     (cents + rng.below(2 * k + 1)).saturating_sub(k).max(2)
+}
+
+/// A trade's volume: 100 to 2000, in hundreds.
+pub(super) fn trade_volume(rng: &mut Rng) -> u64 {
+    (1 + rng.below(20)) * 100
 }
 
 /// Starting price of a code, in cents, within 20.00..500.00: from a hash of

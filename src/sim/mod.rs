@@ -58,10 +58,18 @@
 //! from [`Simulator::http_base`]) with `token` and a URL-encoded JSON
 //! `query`, one request per connection (`Connection: close`, a `Date`
 //! header on the simulator's clock); the request line tells such a request
-//! from a WebSocket handshake (`route`). Bars come from a deterministic
-//! 1-minute walk per code (its own, apart from the pushes' walk), every
-//! longer bar the exact aggregate of its minutes on the UTC calendar
-//! ([`kline_bars`] gives a test the same bars); only final bars, oldest
+//! from a WebSocket handshake (`route`). For a code the market has traded,
+//! bars come from its record of those trades (`tape`): every interval
+//! starting at or after the record's first minute is the exact aggregate
+//! of the trades made in it, pushed or not (while no connection receives
+//! a traded code, the market goes on making unseen trades at one a second,
+//! recorded and pushed to nobody); an interval without a trade has no bar.
+//! Before the record, and for codes never traded, bars come from a
+//! deterministic 1-minute walk per code (its own, apart from the pushes'
+//! walk). Either way every longer bar is the exact aggregate of its minutes
+//! on the UTC calendar ([`kline_bars`] gives a test the walk's bars,
+//! `Simulator::kline_bars` the ones answered, `Simulator::recorded_klines`
+//! the record's); only final bars, oldest
 //! first, from [`SimConfig::history_start_ms`] on; stock codes always get
 //! their latest bars, other codes the newest ones starting at most at
 //! `kline_timestamp_end`. A bad token gets ret 401, a code of the other
@@ -86,7 +94,8 @@
 //! Layout: this file holds the public API; `records` what [`SimState`]
 //! records; `server` the shared state and the accept loop; `route` tells
 //! HTTP from WebSocket; `conn` one connection's loop; `request` request
-//! handling; `market` the random walk's pushes; `feed` the [`Feed`]
+//! handling; `market` the random walk's pushes; `tape` the record of its
+//! trades and the trades nobody receives; `feed` the [`Feed`]
 //! interface and the writing of a feed's pushes; `http` the HTTP side's
 //! serving and limits, `http_answer` the K-line answer, `kline` the bars;
 //! `faults`, `http_faults`, `inject` and `tls` the testing-only switches
@@ -112,6 +121,7 @@ mod records;
 mod request;
 mod route;
 mod server;
+mod tape;
 #[cfg(feature = "testing")]
 mod tls;
 
@@ -205,8 +215,9 @@ pub struct SimConfig {
     /// The answer to a request inside `min_request_interval`. Default
     /// [`TooFast::Ret605`].
     pub too_fast: TooFast,
-    /// Seed for the random walk (not for the K-lines: those depend on
-    /// the code only).
+    /// Seed for the random walk, and so for the K-lines of the codes it
+    /// trades (the K-lines before their record, and of codes never traded,
+    /// depend on the code only).
     pub seed: u64,
     /// AllTick's HTTP limits of a plan, enforced on the K-line API over
     /// both bases together, measured on arrival: at most

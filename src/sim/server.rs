@@ -79,6 +79,8 @@ pub(super) struct Inner {
     pub(super) clock_offset_ms: i64,
     /// Where `SeqStyle::Counter` counters start.
     pub(super) counter_base: u64,
+    /// How many unseen trades the market has made (`tape`).
+    pub(super) unseen_trades: u64,
     /// `SeqStyle::PerConnection` counters: (connection, kind, code) → last seq.
     pub(super) conn_seq: HashMap<(u64, FeedKind, String), u64>,
 }
@@ -108,6 +110,7 @@ impl Shared {
                 clock_offset_ms: cfg.clock_offset_ms,
                 counter_base: super::market::counter_base(start_offset_ms(&cfg)),
                 conn_seq: HashMap::new(),
+                unseen_trades: 0,
             }),
             rate_bits: AtomicU64::new(cfg.ticks_per_sec.to_bits()),
             feed,
