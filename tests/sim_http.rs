@@ -542,9 +542,10 @@ fn trades_until(ws: &mut Client, until_ms: u64) -> Vec<Value> {
 #[test]
 fn a_traded_codes_klines_are_the_aggregate_of_its_trades() {
     let minute = 60_000u64;
-    // The simulated clock 57 s into a minute twenty minutes back (so that
-    // `kline_bars`, on the real clock, has the walk's bars before it).
-    let m = (now_ms() / minute - 20) * minute;
+    // The simulated clock 57 s into a minute that starts 5 minutes, at
+    // least 20 minutes back (so that `kline_bars`, on the real clock, has
+    // the walk's bars before it).
+    let m = (now_ms() / (5 * minute) - 4) * 5 * minute;
     let offset = (m + 57_000) as i64 - now_ms() as i64;
     let sim = start(SimConfig {
         clock_offset_ms: offset,
@@ -591,9 +592,23 @@ fn a_traded_codes_klines_are_the_aggregate_of_its_trades() {
     let walk = kline_bars("EURUSD", KlineInterval::M1, m - 3 * minute, m - minute);
     let earlier = sim.kline_bars("EURUSD", KlineInterval::M1, m - 3 * minute, m - minute);
     assert_eq!(earlier, walk);
-    // Longer intervals too: the 5-minute bar holding m.
+    // Longer intervals too: the 5-minute bar from m is its 5 minutes'.
     let five = sim.recorded_klines("EURUSD", KlineInterval::M5, m, m + 5 * minute);
-    assert!(!five.is_empty());
+    let text = |c: u64| format!("{}.{:02}", c / 100, c % 100);
+    let of = |f: fn(&RawKline) -> &String| from_m[..5].iter().map(move |b| cents(f(b)));
+    let want = RawKline {
+        timestamp: (m / 1000).to_string(),
+        open: from_m[0].open.clone(),
+        high: text(of(|b| &b.high).max().unwrap()),
+        low: text(of(|b| &b.low).min().unwrap()),
+        close: from_m[4].close.clone(),
+        volume: (from_m[..5].iter())
+            .map(|b| b.volume.parse::<u64>().unwrap())
+            .sum::<u64>()
+            .to_string(),
+        turnover: text(of(|b| &b.turnover).sum()),
+    };
+    assert_eq!(five, vec![want]);
 }
 
 #[test]
