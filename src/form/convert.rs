@@ -236,9 +236,6 @@ impl Converter {
             return 1;
         };
         let time = trade.time;
-        if let Some(h) = &mut self.healer {
-            h.trade(trade.code, time);
-        }
         // The clock the trade is judged by (late once it passed the end of
         // the trade's interval plus the grace, bar written or not). Live:
         // the wall clock moved by the feed's offset, this trade's arrival
@@ -246,6 +243,11 @@ impl Converter {
         let clock = match self.clock {
             Clock::Wall => {
                 let now = Stats::now_ms();
+                if let Some(h) = &mut self.healer
+                    && let Some(code) = trade.code_str()
+                {
+                    h.trade(code.as_bytes(), time, now);
+                }
                 self.skew.see(time, now);
                 now.saturating_add_signed(self.skew.get())
             }

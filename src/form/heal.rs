@@ -9,6 +9,11 @@ use crate::form::columns::KlineRow;
 use crate::form::convert::Converter;
 use crate::queue::Gap;
 
+/// How long after a restart each code's first trade is kept to end the
+/// restart's gaps: every connection acknowledges its first subscription
+/// well within it.
+const RESTART_WINDOW_MS: u64 = 120_000;
+
 /// What healing hands the writer: lines by their start, and gap lines.
 #[derive(Debug, Default)]
 pub struct Healed {
@@ -50,7 +55,7 @@ impl Converter {
             return;
         };
         if let Some(h) = &mut self.healer {
-            h.outage(None, None, from);
+            h.restart(from, crate::stats::Stats::now_ms(), RESTART_WINDOW_MS);
             for (code, time) in last {
                 let start = interval.start(*time);
                 if !reopened.iter().any(|(c, s)| c == code && *s == start) {
@@ -68,13 +73,10 @@ impl Converter {
             gap.to.saturating_add_signed(skew),
         );
         // A restart's gap starts at a capture's line: the feed's clock.
-        let from = if gap.reason.starts_with("not running") {
-            gap.from
-        } else {
-            from
-        };
+        let restart = gap.reason.starts_with("not running");
+        let from = if restart { gap.from } else { from };
         if let Some(h) = &mut self.healer {
-            h.gap(gap, from, to);
+            h.gap(gap, from, to, restart);
         }
     }
 

@@ -150,7 +150,7 @@ impl Fetcher {
         let (end_secs, num) = if stock {
             // Stocks: always the latest bars, back to the first wanted (on
             // the feed's clock when it runs ahead of ours).
-            let back = now.max(r.last + ms).saturating_sub(r.first) / ms + 2;
+            let back = r.clock.max(r.last + ms).saturating_sub(r.first) / ms + 2;
             (0, back.min(500) as u32)
         } else {
             // A second past the last start: its bar comes whether the end

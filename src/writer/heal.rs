@@ -4,19 +4,15 @@
 //! and K-lines to the file of their start, gap lines where gaps go.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
-use super::Batcher;
 use crate::bars::Bar;
 use crate::bars::heal::{Answer, Healer, Request};
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
-use crate::form::heal::Healed;
-use crate::queue::{Gap, Item};
-use crate::report::say;
+use crate::queue::Item;
 use crate::stats::Stats;
 use crate::wire::repeat::Last;
 
@@ -114,83 +110,5 @@ pub(super) fn receive(
             Err(_) => Got::Timeout,
         },
         _ => Got::Timeout,
-    }
-}
-
-impl<W: Write> Batcher<W> {
-    /// A gap: held by the healer, or written now.
-    pub(super) fn gap(&mut self, g: Gap) {
-        match &mut self.converter {
-            Some(c) if c.heals() => c.gap(g),
-            _ => self.write_gap(&g),
-        }
-    }
-
-    /// Write a gap line in each period it spans.
-    pub(super) fn write_gap(&mut self, g: &Gap) {
-        let times = match &self.sink {
-            super::Sink::Files(c) => c.gap_periods(g),
-            super::Sink::Stream(_) | super::Sink::Parquet(_) => vec![g.from],
-        };
-        for t in times {
-            let at = self.buf.len();
-            crate::form::json::format_gap(&mut self.buf, g);
-            if self.convert(at) {
-                self.placed(t.max(g.from), at);
-            }
-        }
-    }
-
-    /// What healing released, written.
-    pub(super) fn write_healed(&mut self, healed: Healed) {
-        for (start, line) in healed.lines {
-            let at = self.buf.len();
-            self.buf.extend_from_slice(&line);
-            self.placed(start, at);
-        }
-        for g in healed.gaps {
-            self.write_gap(&g);
-        }
-    }
-
-    /// Healing's clock: requests due go to the fetching thread, and what
-    /// is released is written.
-    pub(super) fn heal_tick(&mut self) {
-        let Some(c) = &mut self.converter else {
-            return;
-        };
-        if !c.heals() {
-            return;
-        }
-        let (requests, healed) = c.heal_tick(Stats::now_ms());
-        if let Some(tx) = &self.heal_requests {
-            for r in requests {
-                if tx.send(r).is_err() && !self.heal_gone {
-                    self.heal_gone = true;
-                    say(
-                        "heal: the thread that fetches K-lines is gone: held bars are written as built from trades once their wait ends",
-                    );
-                }
-            }
-        }
-        self.write_healed(healed);
-    }
-
-    /// An answer of the fetching thread.
-    pub(super) fn heal_answer(&mut self, answer: Answer) {
-        if let Some(c) = &mut self.converter {
-            let healed = c.healed(answer);
-            self.write_healed(healed);
-        }
-    }
-
-    /// The end: everything held goes out as it is.
-    pub(super) fn heal_stop(&mut self) {
-        if let Some(c) = &mut self.converter
-            && c.heals()
-        {
-            let healed = c.heal_stop();
-            self.write_healed(healed);
-        }
     }
 }

@@ -28,7 +28,11 @@ use crate::capture::parquet::{self, ParquetStream};
 use crate::capture::write::Capture;
 use crate::form::LineForm;
 use crate::form::convert::Converter;
+use crate::form::heal::Healed;
+use crate::form::json::format_gap;
+use crate::queue::Gap;
 use crate::queue::{BATCH_BYTES, Frames, Item};
+use crate::report::say;
 use crate::stats::Stats;
 use crate::wire::repeat::Last;
 use lines::Lines;
@@ -371,6 +375,85 @@ impl<W: Write> Batcher<W> {
     fn tick(&mut self) {
         if let Sink::Files(c) = &mut self.sink {
             c.tick(Instant::now());
+        }
+    }
+}
+
+/// `--heal`: gaps held, requests sent, what is released written.
+impl<W: Write> Batcher<W> {
+    /// A gap: held by the healer, or written now.
+    fn gap(&mut self, g: Gap) {
+        match &mut self.converter {
+            Some(c) if c.heals() => c.gap(g),
+            _ => self.write_gap(&g),
+        }
+    }
+
+    /// Write a gap line in each period it spans.
+    fn write_gap(&mut self, g: &Gap) {
+        let times = match &self.sink {
+            Sink::Files(c) => c.gap_periods(g),
+            Sink::Stream(_) | Sink::Parquet(_) => vec![g.from],
+        };
+        for t in times {
+            let at = self.buf.len();
+            format_gap(&mut self.buf, g);
+            if self.convert(at) {
+                self.placed(t.max(g.from), at);
+            }
+        }
+    }
+
+    /// What healing released, written.
+    fn write_healed(&mut self, healed: Healed) {
+        for (start, line) in healed.lines {
+            let at = self.buf.len();
+            self.buf.extend_from_slice(&line);
+            self.placed(start, at);
+        }
+        for g in healed.gaps {
+            self.write_gap(&g);
+        }
+    }
+
+    /// Healing's clock: requests due go to the fetching thread, and what
+    /// is released is written.
+    fn heal_tick(&mut self) {
+        let Some(c) = &mut self.converter else {
+            return;
+        };
+        if !c.heals() {
+            return;
+        }
+        let (requests, healed) = c.heal_tick(Stats::now_ms());
+        if let Some(tx) = &self.heal_requests {
+            for r in requests {
+                if tx.send(r).is_err() && !self.heal_gone {
+                    self.heal_gone = true;
+                    say(
+                        "heal: the thread that fetches K-lines is gone: held bars are written as built from trades once their wait ends",
+                    );
+                }
+            }
+        }
+        self.write_healed(healed);
+    }
+
+    /// An answer of the fetching thread.
+    fn heal_answer(&mut self, answer: crate::bars::heal::Answer) {
+        if let Some(c) = &mut self.converter {
+            let healed = c.healed(answer);
+            self.write_healed(healed);
+        }
+    }
+
+    /// The end: everything held goes out as it is.
+    fn heal_stop(&mut self) {
+        if let Some(c) = &mut self.converter
+            && c.heals()
+        {
+            let healed = c.heal_stop();
+            self.write_healed(healed);
         }
     }
 }

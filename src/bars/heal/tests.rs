@@ -64,7 +64,7 @@ fn kinds(out: &[Release]) -> Vec<(char, u64)> {
 #[test]
 fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
     let mut h = healer();
-    h.trade(b"A.US", T0 + 30_000);
+    h.trade(b"A.US", T0 + 30_000, 0);
     // A bar of another code and a bar that ended before the outage go out.
     h.outage(
         Some(Arc::from("c#1")),
@@ -75,9 +75,14 @@ fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
     assert!(h.closed(bar("A.US", T0 - M)).is_some());
     // The bar holding the outage's start is held.
     assert!(h.closed(bar("A.US", T0)).is_none());
-    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 30_000, T0 + 3 * M + 5_000);
+    h.gap(
+        gap("c#1", &["A.US"], 0, 0),
+        T0 + 30_000,
+        T0 + 3 * M + 5_000,
+        false,
+    );
     // The first trade after the gap fixes its end: bars T0 … T0+3M.
-    h.trade(b"A.US", T0 + 3 * M + 10_000);
+    h.trade(b"A.US", T0 + 3 * M + 10_000, 0);
     let (asked, out) = h.tick(T0 + 3 * M + 30_000, 0);
     assert!(asked.is_empty() && out.is_empty(), "not over yet");
     assert!(
@@ -129,8 +134,8 @@ fn given_up_bars_go_out_as_built_and_the_gap_says_so() {
     let mut h = healer();
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
-    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000);
-    h.trade(b"A.US", T0 + M + 1_000);
+    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000, false);
+    h.trade(b"A.US", T0 + M + 1_000, 0);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 5_000);
     assert_eq!(asked.len(), 1);
     let out = h.answer(Answer {
@@ -149,8 +154,8 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
     let mut h = healer();
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
-    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000);
-    h.trade(b"A.US", T0 + 20_000);
+    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000, false);
+    h.trade(b"A.US", T0 + 20_000, 0);
     let (asked, _) = h.tick(T0 + M + 2_000, 1_000);
     assert_eq!(asked.len(), 1);
     let (_, out) = h.tick(T0 + M + 3_000, 60_999);
@@ -171,8 +176,8 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
 #[test]
 fn what_the_server_no_longer_has_is_left_and_said() {
     let mut h = healer();
-    h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 3 * M);
-    h.trade(b"A.US", T0 + 3 * M);
+    h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 3 * M, false);
+    h.trade(b"A.US", T0 + 3 * M, 0);
     let (asked, _) = h.tick(T0 + 4 * M + 2_000, 0);
     let out = h.answer(Answer {
         id: asked[0].id,
@@ -193,8 +198,13 @@ fn what_the_server_no_longer_has_is_left_and_said() {
 fn bars_written_before_the_gap_was_known_are_not_written_again() {
     let mut h = healer();
     assert!(h.closed(bar("A.US", T0)).is_some());
-    h.gap(gap("q#1", &["A.US"], 0, 0), T0 + 5_000, T0 + M + 5_000);
-    h.trade(b"A.US", T0 + M + 6_000);
+    h.gap(
+        gap("q#1", &["A.US"], 0, 0),
+        T0 + 5_000,
+        T0 + M + 5_000,
+        false,
+    );
+    h.trade(b"A.US", T0 + M + 6_000, 0);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 0);
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].first, T0 + M, "T0 is written already");
@@ -205,8 +215,8 @@ fn long_spans_are_asked_in_parts_and_a_stop_releases_everything() {
     let mut h = healer();
     h.outage(None, None, T0);
     assert!(h.closed(bar("A.US", T0)).is_none());
-    h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 1000 * M);
-    h.trade(b"A.US", T0 + 1000 * M);
+    h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 1000 * M, false);
+    h.trade(b"A.US", T0 + 1000 * M, 0);
     let (asked, _) = h.tick(T0 + 1001 * M + 2_000, 0);
     assert_eq!(asked.len(), 3);
     assert_eq!(asked[0].last - asked[0].first, (MAX_BARS - 1) * M);
@@ -215,4 +225,45 @@ fn long_spans_are_asked_in_parts_and_a_stop_releases_everything() {
     assert_eq!(kinds(&out), vec![('b', T0), ('g', 0)]);
     let Release::Gap(g) = &out[1] else { panic!() };
     assert!(!g.heal.as_ref().unwrap().healed);
+}
+
+#[test]
+fn trades_that_come_before_their_gap_still_end_it() {
+    let mut h = healer();
+    h.outage(
+        Some(Arc::from("c#1")),
+        Some(vec!["A.US".into()]),
+        T0 + 1_000,
+    );
+    // Back: trades come before the acknowledgement's gap.
+    h.trade(b"A.US", T0 + 5 * M + 1_000, 0);
+    h.trade(b"A.US", T0 + 5 * M + 2_000, 0);
+    h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 1_000, T0 + 2_000, false);
+    let (asked, _) = h.tick(T0 + 6 * M + 2_000, 0);
+    assert_eq!((asked[0].first, asked[0].last), (T0, T0 + 5 * M));
+}
+
+#[test]
+fn a_restart_ends_each_connections_gap_at_its_codes_first_trade() {
+    let mut h = healer();
+    h.restart(T0 + 1_000, 0, 120_000);
+    assert!(
+        h.closed(bar("A.US", T0)).is_none(),
+        "held until the gaps come"
+    );
+    h.trade(b"A.US", T0 + 4 * M + 1_000, 10);
+    h.trade(b"B", T0 + 4 * M + 3_000, 20);
+    h.gap(gap("s#1", &["A.US"], 0, 0), T0 + 1_000, 0, true);
+    h.gap(gap("f#1", &["B"], 0, 0), T0 + 1_000, 0, true);
+    let (asked, _) = h.tick(T0 + 5 * M + 2_000, 30);
+    let spans: Vec<(&str, u64, u64)> = asked.iter().map(|r| (&*r.code, r.first, r.last)).collect();
+    assert_eq!(spans, vec![("A.US", T0, T0 + 4 * M), ("B", T0, T0 + 4 * M)]);
+    // After the window, the restart's outage is over and trades are not
+    // kept: the gap's own end stands.
+    let _ = h.tick(T0 + 6 * M, 120_000);
+    h.trade(b"C", T0 + 9 * M, 120_000);
+    h.gap(gap("x#1", &["C"], 0, 0), T0 + 8 * M, T0 + 8 * M, true);
+    let (asked, _) = h.tick(T0 + 20 * M, 120_001);
+    let spans: Vec<(&str, u64, u64)> = asked.iter().map(|r| (&*r.code, r.first, r.last)).collect();
+    assert_eq!(spans, vec![("C", T0 + 8 * M, T0 + 8 * M)]);
 }

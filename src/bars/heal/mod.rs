@@ -23,92 +23,23 @@
 //!   they are. When every request of a gap is settled, its gap line goes
 //!   out, saying whether its bars were healed.
 
+mod types;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{Bar, Interval};
 use crate::queue::{Gap, HealNote};
-
-/// Bars asked for in one request (the API's `query_kline_num` allows 500).
-pub const MAX_BARS: u64 = 499;
-
-/// A K-line as the server sent it, checked: its values as JSON number
-/// texts (open, high, low, close, volume, turnover).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KlineBar {
-    /// Start, ms.
-    pub start: u64,
-    /// End (exclusive), ms.
-    pub end: u64,
-    /// Open, high, low, close, volume and turnover.
-    pub values: [String; 6],
-}
-
-/// K-lines wanted: of `code`, the bars starting from `first` to `last`
-/// (inclusive).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// Its answer carries it back.
-    pub id: u64,
-    /// AllTick's code.
-    pub code: Arc<str>,
-    /// The bars' interval.
-    pub interval: Interval,
-    /// The first bar's start, ms.
-    pub first: u64,
-    /// The last bar's start, ms.
-    pub last: u64,
-}
-
-/// What became of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server's final K-lines: every start from `from` to the request's
-    /// last is settled by them (no K-line there: the server has no bar);
-    /// the starts before `from` are beyond what it still has.
-    Klines {
-        /// The K-lines (any order; others than the span's are ignored).
-        bars: Vec<KlineBar>,
-        /// The first start the answer settles.
-        from: u64,
-    },
-    /// No K-lines will come: why.
-    GaveUp(String),
-}
-
-/// A request's answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
-    /// The request's id.
-    pub id: u64,
-    /// What it came to.
-    pub outcome: Outcome,
-}
-
-/// A line to write.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Release {
-    /// A bar from trades.
-    Bar(Bar),
-    /// A K-line in place of a bar from trades.
-    Kline {
-        /// The code's label.
-        symbol: Arc<str>,
-        /// AllTick's code.
-        code: Arc<str>,
-        /// The bar.
-        bar: KlineBar,
-    },
-    /// A gap line, its note saying whether its bars were healed.
-    Gap(Gap),
-}
+pub use types::*;
 
 /// An outage not yet closed.
 #[derive(Debug)]
 struct Outage {
     connection: Option<Arc<str>>,
-    /// None: every code.
+    /// None: every code (but those of `except`).
     codes: Option<Vec<String>>,
+    /// A restart's: the codes whose gaps came already.
+    except: Vec<String>,
     /// Its start on the feed's clock.
     from: u64,
 }
@@ -161,6 +92,10 @@ pub struct Healer {
     held: BTreeMap<(Arc<str>, u64), Bar>,
     /// Per code: its label and the start of its last bar written.
     codes: HashMap<Arc<str>, (Arc<str>, Option<u64>)>,
+    /// Per code: its first trade after an outage or a restart.
+    firsts: HashMap<Arc<str>, u64>,
+    /// Until then (the wall clock, ms) first trades are kept: a restart.
+    record_until: u64,
     next_id: u64,
 }
 
@@ -183,6 +118,8 @@ impl Healer {
             asked: HashMap::new(),
             held: BTreeMap::new(),
             codes: HashMap::new(),
+            firsts: HashMap::new(),
+            record_until: 0,
             next_id: 1,
         }
     }
@@ -190,19 +127,35 @@ impl Healer {
     /// An outage began at `from` (the feed's clock): `codes` (None: every
     /// code) are incomplete from then until its gap comes.
     pub fn outage(&mut self, connection: Option<Arc<str>>, codes: Option<Vec<String>>, from: u64) {
+        match &codes {
+            Some(cs) => cs.iter().for_each(|c| {
+                self.firsts.remove(c.as_str());
+            }),
+            None => self.firsts.clear(),
+        }
         self.outages.retain(|o| o.connection != connection);
         self.outages.push(Outage {
             connection,
             codes,
+            except: Vec::new(),
             from,
         });
     }
 
-    /// A trade of `code` at `time` was read: it ends the span of the gaps
-    /// of its code still waiting for one.
+    /// A restart from a capture whose last line is at `from` (the feed's
+    /// clock): every code is incomplete until its connection's first gap,
+    /// and each code's first trade for `window` ms of the wall clock from
+    /// `now` is kept to end those gaps.
+    pub fn restart(&mut self, from: u64, now: u64, window: u64) {
+        self.outage(None, None, from);
+        self.record_until = now.saturating_add(window);
+    }
+
+    /// A trade of `code` at `time` was read at `now` (the wall clock): the
+    /// first of its code after an outage (or a restart) ends its gap.
     #[inline]
-    pub fn trade(&mut self, code: &[u8], time: u64) {
-        if self.pending.is_empty() {
+    pub fn trade(&mut self, code: &[u8], time: u64, now: u64) {
+        if self.pending.is_empty() && self.outages.is_empty() && now >= self.record_until {
             return;
         }
         for p in self.pending.values_mut() {
@@ -210,21 +163,43 @@ impl Healer {
                 p.to = Some(time.max(p.from));
             }
         }
+        if (!self.outages.is_empty() || now < self.record_until)
+            && let Ok(code) = std::str::from_utf8(code)
+            && !self.firsts.contains_key(code)
+        {
+            self.firsts.insert(Arc::from(code), time);
+        }
     }
 
     /// A gap came: `from` and `guess` are its start and end moved onto the
-    /// feed's clock. It closes its connection's outage (a gap of no
-    /// connection: the one opened for every code, if any).
-    pub fn gap(&mut self, gap: Gap, from: u64, guess: u64) {
+    /// feed's clock; `restart`: the time the tool was not running. It
+    /// closes its connection's outage (a restart's: the one opened for
+    /// every code). It ends at the first trade of its codes after the
+    /// outage or the restart; a gap of no outage (an overflow, a disk)
+    /// where its own end says.
+    pub fn gap(&mut self, gap: Gap, from: u64, guess: u64, restart: bool) {
         let conn = gap.connection.clone();
-        let at = self
-            .outages
-            .iter()
-            .position(|o| o.connection == conn)
-            .or_else(|| self.outages.iter().position(|o| o.connection.is_none()));
-        let from = match at {
-            Some(i) => self.outages.remove(i).from.min(from),
-            None => from,
+        // A restart's outage stays for the other connections' gaps, until
+        // its window ends (`tick`).
+        let outage = match restart {
+            true => self
+                .outages
+                .iter_mut()
+                .find(|o| o.connection.is_none())
+                .map(|o| {
+                    o.except.extend(gap.codes.iter().cloned());
+                    o.from
+                }),
+            false => (self.outages.iter().position(|o| o.connection == conn))
+                .map(|i| self.outages.remove(i).from),
+        };
+        let from = outage.map_or(from, |o| o.min(from));
+        let first = (gap.codes.iter())
+            .filter_map(|c| self.firsts.get(c.as_str()).copied())
+            .min();
+        let to = match (outage.is_some() || restart, first) {
+            (true, first) => first.map(|t| t.max(from)),
+            (false, _) => Some(guess.max(from)),
         };
         let id = self.id();
         let codes = gap
@@ -242,7 +217,7 @@ impl Healer {
                 gap,
                 codes,
                 from,
-                to: None,
+                to,
                 guess: guess.max(from),
                 open: None,
                 healed: 0,
@@ -268,9 +243,10 @@ impl Healer {
         let code = &*bar.code;
         let open = self.outages.iter().any(|o| {
             bar.end > o.from
-                && o.codes
-                    .as_ref()
-                    .is_none_or(|cs| cs.iter().any(|c| c == code))
+                && match &o.codes {
+                    Some(cs) => cs.iter().any(|c| c == code),
+                    None => !o.except.iter().any(|c| c == code),
+                }
         });
         open || self.pending.values().any(|p| {
             bar.end > p.from
@@ -310,6 +286,9 @@ impl Healer {
         let mut requests = Vec::new();
         let mut out = Vec::new();
         let ms = self.interval.ms();
+        if now >= self.record_until {
+            self.outages.retain(|o| o.connection.is_some());
+        }
         let ids: Vec<u64> = self.pending.keys().copied().collect();
         for id in ids {
             let p = self.pending.get_mut(&id).expect("pending");
@@ -320,7 +299,7 @@ impl Healer {
             if p.open.is_none() {
                 let last = self.interval.start(to);
                 if clock >= last.saturating_add(ms).saturating_add(self.grace) {
-                    requests.extend(self.ask(id, last, now));
+                    requests.extend(self.ask(id, last, clock, now));
                 }
             } else if p.deadline.is_some_and(|d| now >= d) {
                 self.give_up(id, "no K-lines within its wait (--heal-wait)", &mut out);
@@ -338,7 +317,7 @@ impl Healer {
     }
 
     /// Ask for gap `id`'s bars, up to the one starting at `last`.
-    fn ask(&mut self, id: u64, last: u64, now: u64) -> Vec<Request> {
+    fn ask(&mut self, id: u64, last: u64, clock: u64, now: u64) -> Vec<Request> {
         let ms = self.interval.ms();
         let p = &self.pending[&id];
         let first = self.interval.start(p.from);
@@ -373,6 +352,7 @@ impl Healer {
                     interval: self.interval,
                     first: from,
                     last: to,
+                    clock,
                 });
                 from = to + ms;
             }
@@ -606,5 +586,4 @@ fn noted(p: Pending) -> Gap {
 }
 
 #[cfg(test)]
-#[path = "heal_tests.rs"]
 mod tests;
