@@ -348,3 +348,142 @@ fn a_restart_heals_the_minutes_it_was_not_running() {
         }
     }
 }
+
+#[test]
+fn a_kill_while_bars_are_held_writes_each_bar_once_after_the_restart() {
+    let (sim, boundary) = before_a_minute(20.0);
+    let dir = TempDir::new("heal-kill");
+    let pattern = dir.path().join("%Y-%m-%d.jsonl");
+    let args = heal_args(&sim, &["--output", pattern.to_str().unwrap()]);
+    let read = || -> Vec<Line> {
+        let text: Vec<String> = (files_under(dir.path()).iter())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .flat_map(|p| {
+                let t = std::fs::read_to_string(p).unwrap_or_default();
+                t.lines().map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect();
+        read_lines(&text)
+    };
+    let kept = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".heal"))
+    };
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.poll(WAIT, || {
+        read().iter().filter(|v| v.0["type"] == "bar").count() >= 2
+    });
+    check!(tool, first, "no bar of the first minute in the files");
+    // The stock connection is cut off (its bars held, what is held kept
+    // beside the capture); the forex one goes on minutes later, so the
+    // capture's last line is after the held bars.
+    sim.set_handshake_status(Some(503));
+    let stock = sim
+        .state()
+        .connections
+        .iter()
+        .rev()
+        .find(|c| c.path.ends_with("quote-stock-b-ws-api") && !c.closed)
+        .map(|c| c.id);
+    check!(
+        tool,
+        stock.is_some_and(|id| sim.drop_connection(id)),
+        "no stock connection"
+    );
+    check!(tool, tool.wait_stderr("stock#1: connection lost"));
+    check!(
+        tool,
+        tool.poll(WAIT, kept),
+        "nothing kept beside the capture"
+    );
+    let back = boundary + 3 * MINUTE;
+    sim.set_clock_offset_ms(back - 4_000 - real_now());
+    let memory_is_late = || {
+        (std::fs::read_dir(dir.path()).unwrap().flatten())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".last"))
+            .any(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .any(|v| {
+                        v["code"] == "EURUSD"
+                            && v["time"].as_i64().is_some_and(|t| t >= back - 4_000)
+                    })
+            })
+    };
+    check!(
+        tool,
+        tool.poll(WAIT, memory_is_late),
+        "the forex trades after the jump are not remembered"
+    );
+    tool.signal("KILL");
+    check!(tool, tool.wait_exit(WAIT).is_some());
+    sim.set_handshake_status(None);
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    check!(
+        tool,
+        tool.wait_stderr("kept from the last run healed again")
+    );
+    // Every gap settled: the stock outage kept, and the two restarts.
+    let settled = tool.poll(Duration::from_secs(40), || {
+        let lines = read();
+        lines
+            .iter()
+            .filter(|v| v.0["type"] == "gap" && v.0["healed"] == true)
+            .count()
+            >= 3
+    });
+    check!(
+        tool,
+        settled,
+        "gaps: {:?}",
+        read()
+            .iter()
+            .filter(|l| l.0["type"] == "gap")
+            .map(|l| &l.1)
+            .collect::<Vec<_>>()
+    );
+    stop(&mut tool);
+    check!(
+        tool,
+        !kept(),
+        "what was held is still kept after a clean stop"
+    );
+    let (bars, _) = bars_by_key(&read());
+    // Every bar once; the stock's held minutes are the server's.
+    for ((code, start), v) in &bars {
+        check!(
+            tool,
+            v.len() == 1,
+            "{code} {start}: written {} times",
+            v.len()
+        );
+    }
+    let code = "AAPL.US";
+    let starts: Vec<i64> = bars
+        .keys()
+        .filter(|(c, _)| c == code)
+        .map(|(_, s)| *s)
+        .collect();
+    let want: Vec<i64> = (0..=4).map(|i| boundary - MINUTE + i * MINUTE).collect();
+    check!(
+        tool,
+        starts == want,
+        "{code}: bars at {starts:?}, want {want:?}; lines {:?}",
+        read().iter().map(|l| &l.1).collect::<Vec<_>>()
+    );
+    for start in want.into_iter().filter(|s| *s >= boundary && *s < back) {
+        let v = &bars[&(code.to_string(), start)];
+        check!(
+            tool,
+            v[0].0["type"] == "kline",
+            "{code} {start}: {}",
+            v[0].1
+        );
+        if let Err(e) = equals_kline(&sim, &v[0]) {
+            check!(tool, false, "{code} {start}: {e}");
+        }
+    }
+}

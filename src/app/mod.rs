@@ -90,7 +90,8 @@ pub fn run() -> i32 {
     let (spare_tx, spare_rx) = bounded::<Frames>(crate::session::intake::SPARE_BATCHES);
     let restart = Restart::read(&opts);
     let resumed_at = restart.resumed.newest_time;
-    let heal = heal::link(&opts, token.clone(), demo, &stop, resumed_at);
+    let at = (resumed_at, restart.memory.as_deref());
+    let heal = heal::link(&opts, token.clone(), demo, &stop, at);
     let writer_rx = start_writer(out_rx, spare_tx, &stats, &opts, (restart, heal));
     let (ends_tx, ends_rx) = unbounded::<SessionEnd>();
     let mut base = base_config(&opts, token);

@@ -5,6 +5,7 @@
 //! reading a file's ends with [`tail`]), read again for `replay` and
 //! `serve` ([`read`]), and made into Parquet files ([`parquet`]).
 
+pub mod heal_file;
 pub mod memory;
 pub mod parquet;
 pub mod pattern;

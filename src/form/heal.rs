@@ -2,9 +2,10 @@
 //! for [`Healer`], and what it releases made into the form's lines (a
 //! K-line as a `"kline"` bar, [`Columns::kline`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::bars::heal::{Answer, Healer, Release, Request};
+use crate::bars::heal::{Answer, Healer, Kept, Release, Request};
 use crate::form::columns::KlineRow;
 use crate::form::convert::Converter;
 use crate::queue::Gap;
@@ -50,7 +51,13 @@ impl Converter {
     /// code's last push before the stop; the bar holding it is in the
     /// capture (the stop wrote it) unless it was taken back and opened
     /// again (`reopened`, by code and start).
-    pub fn resumed(&mut self, from: u64, last: &[(String, u64)], reopened: &[(String, u64)]) {
+    pub fn resumed(
+        &mut self,
+        from: u64,
+        last: &[(String, u64)],
+        reopened: &[(String, u64)],
+        written: &HashSet<(String, u64)>,
+    ) {
         let Some(interval) = self.form.bars else {
             return;
         };
@@ -58,11 +65,26 @@ impl Converter {
             h.restart(from, crate::stats::Stats::now_ms(), RESTART_WINDOW_MS);
             for (code, time) in last {
                 let start = interval.start(*time);
-                if !reopened.iter().any(|(c, s)| c == code && *s == start) {
+                let cut = reopened.iter().any(|(c, s)| c == code && *s == start);
+                if !cut && written.contains(&(code.clone(), start)) {
                     h.in_capture(code, start);
                 }
             }
         }
+    }
+
+    /// What the last run kept (a `kill -9`), healed again but for the bars
+    /// in `written`.
+    pub fn heal_resume(&mut self, kept: Vec<Kept>, written: &HashSet<(String, u64)>) {
+        if let Some(h) = &mut self.healer {
+            h.resume(kept, written);
+        }
+    }
+
+    /// What is held to be kept, when it changed since `generation`.
+    pub fn heal_kept(&self, generation: u64) -> Option<(u64, Vec<Kept>)> {
+        let h = self.healer.as_ref()?;
+        (h.generation() != generation).then(|| (h.generation(), h.kept()))
     }
 
     /// A gap, held until its bars are healed.

@@ -3,13 +3,14 @@
 //! answers taken in beside the queue, and what it releases written: bars
 //! and K-lines to the file of their start, gap lines where gaps go.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::bars::Bar;
-use crate::bars::heal::{Answer, Healer, Request};
+use crate::bars::heal::{Answer, Healer, Kept, Request};
 use crate::form::LineForm;
 use crate::form::convert::{Clock, Converter};
 use crate::queue::Item;
@@ -27,18 +28,32 @@ pub struct HealLink {
     pub answers: Receiver<Answer>,
     /// A restart into a capture: its last line's time.
     pub resumed_at: Option<u64>,
+    /// What the last run kept of its outages and gaps.
+    pub kept: Vec<Kept>,
+    /// The bars the capture holds since the oldest of them.
+    pub written: HashSet<(String, u64)>,
+    /// Where what is held is kept ([`crate::capture::heal_file`]).
+    pub file: Option<PathBuf>,
 }
+
+/// The writer's ends of healing: requests out, answers in, and the file
+/// that keeps what is held.
+pub(super) type Ends = (
+    Option<Sender<Request>>,
+    Option<Receiver<Answer>>,
+    Option<PathBuf>,
+);
 
 /// The converter of `form` (live), the bars taken back open again, and
 /// with `--heal` its healer set for a restart from `resumed` (each code's
-/// last push); the channels to the fetching thread.
+/// last push) and what the last run kept; the writer's ends.
 pub(super) fn converter(
     form: LineForm,
     stats: &Arc<Stats>,
     reopen: Vec<Bar>,
     resumed: &HashMap<(bool, String), Last>,
     heal: Option<HealLink>,
-) -> (Converter, Option<Sender<Request>>, Option<Receiver<Answer>>) {
+) -> (Converter, Ends) {
     let mut converter = Converter::new(form, Clock::Wall, Arc::clone(stats));
     let reopened: Vec<(String, u64)> = reopen
         .iter()
@@ -46,17 +61,21 @@ pub(super) fn converter(
         .collect();
     converter.reopen(reopen);
     let Some(link) = heal else {
-        return (converter, None, None);
+        return (converter, (None, None, None));
     };
     converter.heal(link.healer);
     if let Some(at) = link.resumed_at {
+        // The bar of each code's last push is in the capture if it says so
+        // (a kill -9 lost it otherwise), and not taken back.
         let lasts: Vec<(String, u64)> = (resumed.iter())
             .filter(|((depth, _), _)| !depth)
             .map(|((_, code), last)| (code.clone(), last.parts().1))
             .collect();
-        converter.resumed(at, &lasts, &reopened);
+        converter.resumed(at, &lasts, &reopened, &link.written);
     }
-    (converter, Some(link.requests), Some(link.answers))
+    converter.heal_resume(link.kept, &link.written);
+    let ends = (Some(link.requests), Some(link.answers), link.file);
+    (converter, ends)
 }
 
 /// What the writer waited for.

@@ -103,7 +103,7 @@ pub fn run_sink<W: Write>(
     stats: Arc<Stats>,
     config: WriterConfig,
 ) -> WriterEnd {
-    let (converter, heal_requests, answers) = heal::converter(
+    let (converter, (heal_requests, answers, heal_file)) = heal::converter(
         config.form.text_form(),
         &stats,
         config.reopen,
@@ -132,6 +132,8 @@ pub fn run_sink<W: Write>(
         making: Vec::new(),
         heal_requests,
         heal_gone: false,
+        heal_file,
+        heal_kept: 0,
     };
     let end = loop {
         let mut next = match heal::receive(&queue, answers.as_ref(), w.wait()) {
@@ -148,6 +150,7 @@ pub fn run_sink<W: Write>(
                 if let Err(end) = w.write_out(true) {
                     return end;
                 }
+                w.keep_heal();
                 if let Some(k) = &mut memory {
                     k.save(&lines.memory());
                 }
@@ -167,6 +170,7 @@ pub fn run_sink<W: Write>(
         if let Err(end) = w.write_out(true) {
             return end;
         }
+        w.keep_heal();
         w.tick();
         if let Some(k) = &mut memory
             && k.due(Instant::now())
@@ -203,6 +207,9 @@ struct Batcher<W: Write> {
     heal_requests: Option<Sender<crate::bars::heal::Request>>,
     /// The fetching thread is gone (said once).
     heal_gone: bool,
+    /// Where what is held is kept, and the healer's generation kept there.
+    heal_file: Option<std::path::PathBuf>,
+    heal_kept: u64,
 }
 
 impl<W: Write> Batcher<W> {
@@ -444,6 +451,25 @@ impl<W: Write> Batcher<W> {
         if let Some(c) = &mut self.converter {
             let healed = c.healed(answer);
             self.write_healed(healed);
+        }
+    }
+
+    /// What is held, kept beside the capture once it changed: after the
+    /// lines before it were written, so a kill between the two heals
+    /// again what the capture already holds, which a start leaves out.
+    fn keep_heal(&mut self) {
+        let (Some(path), Some(c)) = (&self.heal_file, &self.converter) else {
+            return;
+        };
+        let Some((generation, kept)) = c.heal_kept(self.heal_kept) else {
+            return;
+        };
+        match crate::capture::heal_file::save(path, &kept) {
+            Ok(()) => self.heal_kept = generation,
+            Err(e) => say(format!(
+                "heal: cannot keep what is held in {}: {e}",
+                path.display()
+            )),
         }
     }
 

@@ -23,13 +23,14 @@
 //!   they are. When every request of a gap is settled, its gap line goes
 //!   out, saying whether its bars were healed.
 
+mod settle;
 mod types;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Bar, Interval};
-use crate::queue::{Gap, HealNote};
+use crate::queue::Gap;
 pub use types::*;
 
 /// An outage not yet closed.
@@ -57,6 +58,9 @@ struct Pending {
     to: Option<u64>,
     /// When no trade comes: the end read from the wall clock.
     guess: u64,
+    /// A restart's: no guess; without a trade of its codes within the
+    /// restart's window, it ends where the clock is then.
+    restart: bool,
     /// Requests not yet answered; None until asked.
     open: Option<usize>,
     /// Bars healed, bars left as they were, and why.
@@ -96,6 +100,11 @@ pub struct Healer {
     firsts: HashMap<Arc<str>, u64>,
     /// Until then (the wall clock, ms) first trades are kept: a restart.
     record_until: u64,
+    /// Bars written already (by code and start), not to be written again:
+    /// those a capture held on start, and those written while healing.
+    done: HashSet<(Arc<str>, u64)>,
+    /// Bumped at every change of what [`Healer::kept`] gives.
+    generation: u64,
     next_id: u64,
 }
 
@@ -120,6 +129,8 @@ impl Healer {
             codes: HashMap::new(),
             firsts: HashMap::new(),
             record_until: 0,
+            done: HashSet::new(),
+            generation: 0,
             next_id: 1,
         }
     }
@@ -133,6 +144,7 @@ impl Healer {
             }),
             None => self.firsts.clear(),
         }
+        self.generation += 1;
         self.outages.retain(|o| o.connection != connection);
         self.outages.push(Outage {
             connection,
@@ -201,6 +213,7 @@ impl Healer {
             (true, first) => first.map(|t| t.max(from)),
             (false, _) => Some(guess.max(from)),
         };
+        self.generation += 1;
         let id = self.id();
         let codes = gap
             .codes
@@ -219,6 +232,7 @@ impl Healer {
                 from,
                 to,
                 guess: guess.max(from),
+                restart,
                 open: None,
                 healed: 0,
                 unhealed: 0,
@@ -292,8 +306,12 @@ impl Healer {
         let ids: Vec<u64> = self.pending.keys().copied().collect();
         for id in ids {
             let p = self.pending.get_mut(&id).expect("pending");
-            if p.to.is_none() && clock >= p.guess.saturating_add(ms).saturating_add(self.grace) {
-                p.to = Some(p.guess);
+            if p.to.is_none() {
+                if p.restart && now >= self.record_until {
+                    p.to = Some(clock.max(p.from));
+                } else if !p.restart && clock >= p.guess.saturating_add(ms + self.grace) {
+                    p.to = Some(p.guess);
+                }
             }
             let Some(to) = p.to else { continue };
             if p.open.is_none() {
@@ -364,174 +382,54 @@ impl Healer {
         requests
     }
 
-    /// An answer came: what it releases.
-    pub fn answer(&mut self, answer: Answer) -> Vec<Release> {
-        let mut out = Vec::new();
-        let Some(a) = self.asked.remove(&answer.id) else {
-            // Given up on already.
-            return out;
-        };
-        let (healed, unhealed, why) = match answer.outcome {
-            Outcome::Klines { bars, from } => self.fill(&a, bars, from, &mut out),
-            Outcome::GaveUp(why) => {
-                let n = self.release_span(&a.code, a.first, a.last, &mut out);
-                (0, n, Some(format!("{}: {why}", a.code)))
-            }
-        };
-        if let Some(p) = self.pending.get_mut(&a.gap) {
-            p.healed += healed;
-            p.unhealed += unhealed;
-            p.why.extend(why);
-            p.open = p.open.map(|n| n.saturating_sub(1));
-        }
-        self.settle(&mut out);
-        out
-    }
-
-    /// The K-lines of `a`'s span in place of its bars from trades.
-    fn fill(
-        &mut self,
-        a: &Asked,
-        bars: Vec<KlineBar>,
-        from: u64,
-        out: &mut Vec<Release>,
-    ) -> (u64, u64, Option<String>) {
-        let ms = self.interval.ms();
-        let mut by_start: BTreeMap<u64, KlineBar> = bars
-            .into_iter()
-            .filter(|k| k.start >= a.first.max(from) && k.start <= a.last)
-            .map(|k| (k.start, k))
-            .collect();
-        let symbol = self.codes.get(&a.code).map(|c| c.0.clone());
-        let mut unhealed = 0;
-        let mut start = a.first;
-        while start <= a.last {
-            let held = self.held.remove(&(a.code.clone(), start));
-            match by_start.remove(&start) {
-                Some(bar) if start >= from => out.push(Release::Kline {
-                    symbol: held
-                        .as_ref()
-                        .map(|b| b.symbol.clone())
-                        .or_else(|| symbol.clone())
-                        .unwrap_or_else(|| a.code.clone()),
-                    code: a.code.clone(),
-                    bar,
-                }),
-                _ => {
-                    if start < from {
-                        unhealed += 1;
-                    }
-                    if let Some(b) = held {
-                        out.push(Release::Bar(b));
-                    }
-                }
-            }
-            start += ms;
-        }
-        let bars = (a.last - a.first) / ms + 1;
-        let why = (unhealed > 0).then(|| {
-            format!(
-                "{}: the server no longer has the bars from {} to {}",
-                a.code,
-                crate::wire::calendar::iso(a.first),
-                crate::wire::calendar::iso(from.min(a.last + ms))
-            )
+    /// What a `kill -9` must not lose: the outages open and the gaps being
+    /// healed.
+    pub fn kept(&self) -> Vec<Kept> {
+        let outages = (self.outages.iter())
+            .filter(|o| o.connection.is_some())
+            .map(|o| Kept {
+                codes: o.codes.clone().unwrap_or_default(),
+                from: o.from,
+                to: None,
+                gap: None,
+            });
+        let pending = self.pending.values().map(|p| Kept {
+            codes: p.codes.iter().map(|c| c.0.to_string()).collect(),
+            from: p.from,
+            to: p.to,
+            gap: Some(p.gap.clone()),
         });
-        (bars - unhealed, unhealed, why)
+        outages.chain(pending).collect()
     }
 
-    /// Release the held bars of `code` from `first` to `last`: how many
-    /// bars the span has.
-    fn release_span(
-        &mut self,
-        code: &Arc<str>,
-        first: u64,
-        last: u64,
-        out: &mut Vec<Release>,
-    ) -> u64 {
-        let keys: Vec<(Arc<str>, u64)> = self
-            .held
-            .range((code.clone(), first)..=(code.clone(), last))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            if let Some(b) = self.held.remove(&k) {
-                out.push(Release::Bar(b));
+    /// Changes each time [`Healer::kept`] would give something else.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A start after a `kill -9`: what the last run kept is healed again,
+    /// but for the bars in `written` (the capture holds them).
+    pub fn resume(&mut self, kept: Vec<Kept>, written: &HashSet<(String, u64)>) {
+        for (code, start) in written {
+            let code = self.intern(code);
+            self.done.insert((code, *start));
+        }
+        for k in kept {
+            let gap = k.gap.unwrap_or_else(|| Gap {
+                connection: None,
+                codes: k.codes.clone(),
+                from: k.from,
+                to: k.from,
+                reason: "an outage still open when the last run ended without its stop".into(),
+                dropped: None,
+                heal: None,
+            });
+            let to = k.to;
+            self.gap(gap, k.from, k.from, to.is_none());
+            if let (Some(to), Some(p)) = (to, self.pending.values_mut().last()) {
+                p.to = Some(to);
             }
         }
-        (last - first) / self.interval.ms() + 1
-    }
-
-    /// Give gap `id` up: its held bars as they are.
-    fn give_up(&mut self, id: u64, why: &str, out: &mut Vec<Release>) {
-        let asks: Vec<u64> = self
-            .asked
-            .iter()
-            .filter(|(_, a)| a.gap == id)
-            .map(|(k, _)| *k)
-            .collect();
-        for rid in asks {
-            let a = self.asked.remove(&rid).expect("asked");
-            let n = self.release_span(&a.code, a.first, a.last, out);
-            if let Some(p) = self.pending.get_mut(&id) {
-                p.unhealed += n;
-            }
-        }
-        if let Some(p) = self.pending.get_mut(&id) {
-            p.why.push(why.to_string());
-            p.open = Some(0);
-        }
-    }
-
-    /// Held bars that no outage or gap touches any more are written.
-    fn release_untouched(&mut self, out: &mut Vec<Release>) {
-        let free: Vec<(Arc<str>, u64)> = self
-            .held
-            .iter()
-            .filter(|(_, b)| !self.touches(b) && !self.is_asked(b))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in free {
-            if let Some(b) = self.held.remove(&k) {
-                self.written(&b.code, &b.symbol, b.start);
-                out.push(Release::Bar(b));
-            }
-        }
-    }
-
-    fn is_asked(&self, bar: &Bar) -> bool {
-        self.asked
-            .values()
-            .any(|a| a.code == bar.code && (a.first..=a.last).contains(&bar.start))
-    }
-
-    /// Gaps whose requests are all settled: their lines.
-    fn settle(&mut self, out: &mut Vec<Release>) {
-        let done: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.open == Some(0))
-            .map(|(k, _)| *k)
-            .collect();
-        for id in done {
-            let p = self.pending.remove(&id).expect("pending");
-            out.push(Release::Gap(noted(p)));
-        }
-    }
-
-    /// Everything held, as it is (a stop), and every gap's line.
-    pub fn stop(&mut self) -> Vec<Release> {
-        let mut out = Vec::new();
-        let ids: Vec<u64> = self.pending.keys().copied().collect();
-        for id in ids {
-            self.give_up(id, "stopped before its bars were healed", &mut out);
-        }
-        for (_, b) in std::mem::take(&mut self.held) {
-            out.push(Release::Bar(b));
-        }
-        self.settle(&mut out);
-        self.outages.clear();
-        out
     }
 
     /// A restart: `code`'s bar starting at `start` is in the capture
@@ -555,6 +453,7 @@ impl Healer {
         self.pending
             .values()
             .filter_map(|p| match (p.to, p.open) {
+                (None, _) if p.restart => Some(self.record_until),
                 (None, _) => Some(p.guess.saturating_add(ms).saturating_add_signed(-offset)),
                 (Some(to), None) => Some(
                     self.interval
@@ -567,23 +466,5 @@ impl Healer {
             .min()
     }
 }
-
-/// A settled gap's line, with its note.
-fn noted(p: Pending) -> Gap {
-    let mut gap = p.gap;
-    let healed = p.unhealed == 0 && p.why.is_empty();
-    let mut note = format!(
-        "{} healed from K-lines, {} left as built from trades",
-        crate::report::count(p.healed as usize, "bar"),
-        p.unhealed
-    );
-    if !p.why.is_empty() {
-        note.push_str(": ");
-        note.push_str(&p.why.join("; "));
-    }
-    gap.heal = Some(HealNote { healed, note });
-    gap
-}
-
 #[cfg(test)]
 mod tests;

@@ -81,3 +81,17 @@ pub enum Release {
     /// A gap line, its note saying whether its bars were healed.
     Gap(Gap),
 }
+
+/// An outage open or a gap being healed, as kept across a `kill -9`
+/// ([`super::Healer::kept`], [`super::Healer::resume`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// Its codes.
+    pub codes: Vec<String>,
+    /// Its start on the feed's clock.
+    pub from: u64,
+    /// Its end on the feed's clock, once known.
+    pub to: Option<u64>,
+    /// Its gap line (None: an outage whose gap had not come).
+    pub gap: Option<Gap>,
+}
