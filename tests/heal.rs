@@ -487,3 +487,106 @@ fn a_kill_while_bars_are_held_writes_each_bar_once_after_the_restart() {
         }
     }
 }
+
+#[test]
+fn a_refused_code_is_left_as_built_and_the_others_are_healed() {
+    let (sim, boundary) = before_a_minute(20.0);
+    sim.refuse_kline_codes(&["AAPL.US"], 604);
+    let args = heal_args(&sim, &[]);
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.wait_for(WAIT, |out, _| {
+        out.iter().filter(|l| l.contains("\"bar\"")).count() >= 2
+    });
+    check!(tool, first, "no bar of the first minute");
+    let back = boundary + 2 * MINUTE;
+    outage(&sim, &tool, back);
+    let settled = tool.wait_for(Duration::from_secs(40), |out, _| {
+        out.iter().filter(|l| l.contains("\"healed\"")).count() >= 2
+    });
+    check!(tool, settled, "the gaps were not settled");
+    stop(&mut tool);
+    check!(
+        tool,
+        tool.stderr()
+            .contains("AAPL.US: the server answered ret 604")
+    );
+    let lines = read_lines(&tool.stdout());
+    let (bars, other) = bars_by_key(&lines);
+    for gap in other.iter().filter(|v| v["type"] == "gap") {
+        let refused = gap["codes"][0] == "AAPL.US";
+        check!(tool, gap["healed"] == !refused, "{gap}");
+        check!(
+            tool,
+            !refused || gap["heal"].as_str().unwrap_or("").contains("ret 604"),
+            "{gap}"
+        );
+    }
+    for start in [boundary - MINUTE, boundary, back - MINUTE, back] {
+        let v = bars.get(&("AAPL.US".to_string(), start));
+        check!(
+            tool,
+            v.is_some_and(|v| v.len() == 1 && v[0].0["type"] == "bar"),
+            "{start}: {v:?}"
+        );
+    }
+    let healed = bars
+        .iter()
+        .filter(|((c, _), v)| c == "EURUSD" && v[0].0["type"] == "kline")
+        .count();
+    check!(tool, healed == 2, "EURUSD: {healed} K-lines");
+}
+
+#[test]
+fn a_refused_token_stops_healing_not_the_stream() {
+    let (sim, boundary) = before_a_minute(20.0);
+    // The HTTP API knows another token.
+    let other = start_sim(alltick_stream::sim::SimConfig {
+        expected_token: Some("another-token".into()),
+        ..config(0.0)
+    });
+    let mut args = heal_args(&sim, &[]);
+    let at = args.iter().position(|a| a == "--forex-api").unwrap();
+    args[at + 1] = other.http_base(false);
+    args.retain(|a| a != "NASDAQ:AAPL");
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.wait_for(WAIT, |out, _| out.iter().any(|l| l.contains("\"bar\"")));
+    check!(tool, first, "no bar of the first minute");
+    let back = boundary + 2 * MINUTE;
+    outage(&sim, &tool, back);
+    let settled = tool.wait_for(Duration::from_secs(40), |out, _| {
+        out.iter().any(|l| l.contains("\"healed\":false"))
+    });
+    check!(tool, settled, "no gap line saying its bars were not healed");
+    // The stream goes on: trades still come in after healing stopped.
+    let sent = sim.state().ticks.len();
+    check!(
+        tool,
+        tool.poll(WAIT, || sim.state().ticks.len() > sent + 20)
+    );
+    stop(&mut tool);
+    let err = tool.stderr();
+    check!(
+        tool,
+        err.matches("refused the token").count() == 1,
+        "said once"
+    );
+    check!(tool, !err.contains(TOKEN), "the token was printed");
+    let (bars, other_lines) = bars_by_key(&read_lines(&tool.stdout()));
+    let gap = other_lines
+        .iter()
+        .find(|v| v["type"] == "gap")
+        .expect("a gap line");
+    check!(
+        tool,
+        gap["heal"].as_str().unwrap_or("").contains("401"),
+        "{gap}"
+    );
+    for start in [boundary - MINUTE, boundary, back - MINUTE, back] {
+        let v = bars.get(&("EURUSD".to_string(), start));
+        check!(
+            tool,
+            v.is_some_and(|v| v.len() == 1 && v[0].0["type"] == "bar"),
+            "{start}: {v:?}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::pattern::Pattern;
 use crate::bars::heal::Kept;
+use crate::form::csv;
 use crate::form::line::{number_after, text_after};
 use crate::queue::Gap;
 
@@ -86,29 +87,15 @@ fn strings(v: &Value) -> Option<Vec<String>> {
         .collect()
 }
 
-/// The bars (`"bar"` and `"kline"` lines: code and start) that the files
-/// of `pattern` hold from `from` on (ms), read from every file of the
-/// periods since.
+/// The bars (`"bar"` and `"kline"` lines or CSV rows: code and start)
+/// that the files of `pattern` hold from `from` on (ms), read from every
+/// file of the periods since.
 pub fn written_bars(pattern: &Pattern, from: u64, now: u64) -> HashSet<(String, u64)> {
     let mut found = HashSet::new();
     let mut period = pattern.period_start(from);
     while period <= now {
-        let path = pattern.path(period);
-        if let Ok(file) = fs::File::open(&path) {
-            for line in BufReader::new(file).split(b'\n').map_while(Result::ok) {
-                if !(line.starts_with(b"{\"type\":\"bar\"")
-                    || line.starts_with(b"{\"type\":\"kline\""))
-                {
-                    continue;
-                }
-                if let (Some(code), Some(start)) = (
-                    text_after(&line, b"\"code\":\""),
-                    number_after(&line, b"\"start\":"),
-                ) && start >= from
-                {
-                    found.insert((code.to_string(), start));
-                }
-            }
+        if let Ok(file) = fs::File::open(pattern.path(period)) {
+            bars_of(BufReader::new(file), from, &mut found);
         }
         let next = pattern.period_end(period);
         if next <= period {
@@ -117,4 +104,103 @@ pub fn written_bars(pattern: &Pattern, from: u64, now: u64) -> HashSet<(String, 
         period = next;
     }
     found
+}
+
+/// The bars of one file, JSON lines or CSV under its header row.
+fn bars_of(file: impl BufRead, from: u64, found: &mut HashSet<(String, u64)>) {
+    let mut columns: Option<Option<(usize, usize, usize)>> = None;
+    for line in file.split(b'\n').map_while(Result::ok) {
+        let cols = *columns.get_or_insert_with(|| {
+            let mut head = line.clone();
+            head.push(b'\n');
+            let names = csv::header(&head)?;
+            let at = |k: &str| names.iter().position(|n| n == k);
+            Some((at("type")?, at("code")?, at("start")?))
+        });
+        let bar = match cols {
+            Some((t, c, s)) => {
+                let cells = csv::cells(&line);
+                let cell = |i: usize| {
+                    cells
+                        .get(i)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                };
+                match (
+                    cell(t).as_deref(),
+                    cell(c),
+                    cell(s).and_then(|s| s.parse().ok()),
+                ) {
+                    (Some("bar" | "kline"), Some(code), Some(start)) => Some((code, start)),
+                    _ => None,
+                }
+            }
+            None if line.starts_with(b"{\"type\":\"bar\"")
+                || line.starts_with(b"{\"type\":\"kline\"") =>
+            {
+                match (
+                    text_after(&line, b"\"code\":\""),
+                    number_after(&line, b"\"start\":"),
+                ) {
+                    (Some(code), Some(start)) => Some((code.to_string(), start)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        if let Some((code, start)) = bar.filter(|b| b.1 >= from) {
+            found.insert((code, start));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_read_from_json_lines_and_csv_rows() {
+        let json = b"{\"type\":\"bar\",\"symbol\":\"X\",\"code\":\"A.US\",\"interval\":\"1m\",\"start\":120000}\n{\"type\":\"gap\",\"codes\":[]}\n{\"type\":\"kline\",\"symbol\":\"X\",\"code\":\"B\",\"interval\":\"1m\",\"start\":60000}\n";
+        let mut found = HashSet::new();
+        bars_of(&json[..], 60_000, &mut found);
+        let want: HashSet<(String, u64)> = [("A.US".into(), 120_000), ("B".into(), 60_000)].into();
+        assert_eq!(found, want);
+        let csv = b"type,symbol,code,start\nbar,\"X, Y\",A.US,120000\nkline,Z,B,60000\nbar,Z,C,0\n";
+        let mut found = HashSet::new();
+        bars_of(&csv[..], 60_000, &mut found);
+        assert_eq!(found, want, "the bar before `from` is left out");
+    }
+
+    #[test]
+    fn what_is_kept_reads_back_as_written() {
+        let dir = std::env::temp_dir().join(format!("heal-file-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.heal");
+        let kept = vec![
+            Kept {
+                codes: vec!["A.US".into()],
+                from: 5,
+                to: None,
+                gap: None,
+            },
+            Kept {
+                codes: vec!["B".into()],
+                from: 7,
+                to: Some(9),
+                gap: Some(Gap {
+                    connection: Some(Arc::from("forex#1")),
+                    codes: vec!["B".into()],
+                    from: 6,
+                    to: 8,
+                    reason: "connection lost: reset".into(),
+                    dropped: None,
+                    heal: None,
+                }),
+            },
+        ];
+        save(&path, &kept).unwrap();
+        assert_eq!(load(&path), kept);
+        save(&path, &[]).unwrap();
+        assert!(!path.exists(), "nothing held, nothing kept");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

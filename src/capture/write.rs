@@ -121,8 +121,25 @@ impl Capture {
             return;
         }
         match self.append(start, bytes) {
-            Ok(()) => self.recovered(),
+            Ok(()) => {
+                self.recovered();
+                self.close_if_past(start);
+            }
             Err((path, e)) => self.refused(path, bytes, e),
+        }
+    }
+
+    /// A file written to after a later period's was opened (a bar healed
+    /// late) is closed again at once, as its period has ended: its
+    /// Parquet file is made again.
+    fn close_if_past(&mut self, start: u64) {
+        if !self.open.iter().any(|f| f.start > start) {
+            return;
+        }
+        if let Some(i) = self.open.iter().position(|f| f.start == start) {
+            let f = self.open.remove(i);
+            sync_file(&f, &mut self.drops);
+            self.ended.push(f.path);
         }
     }
 
