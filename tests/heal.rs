@@ -590,3 +590,142 @@ fn a_refused_token_stops_healing_not_the_stream() {
         );
     }
 }
+
+/// The lines of the files under `dir` whose names end with `suffix`.
+fn file_lines(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    (files_under(dir).iter())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .flat_map(|p| {
+            let t = std::fs::read_to_string(p).unwrap_or_default();
+            t.lines().map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn csv_and_parquet_captures_heal_the_same_way() {
+    if !require(PARQUET_READERS) {
+        return;
+    }
+    let (csv_sim, boundary) = before_a_minute(20.0);
+    let (pq_sim, pq_boundary) = before_a_minute(20.0);
+    let (csv_dir, pq_dir) = (TempDir::new("heal-csv"), TempDir::new("heal-pq"));
+    let csv_out = csv_dir.path().join("%Y-%m-%d.csv");
+    let pq_out = pq_dir.path().join("%Y-%m-%d.parquet");
+    let csv_args = heal_args(
+        &csv_sim,
+        &["--format", "csv", "--output", csv_out.to_str().unwrap()],
+    );
+    let pq_args = heal_args(
+        &pq_sim,
+        &["--format", "parquet", "--output", pq_out.to_str().unwrap()],
+    );
+    let mut csv_tool = Tool::start(&strs(&csv_args), Some(TOKEN));
+    let mut pq_tool = Tool::start(&strs(&pq_args), Some(TOKEN));
+    let rows = || file_lines(csv_dir.path(), ".csv");
+    let staged = || read_lines(&file_lines(pq_dir.path(), ".staging.jsonl"));
+    let csv_first = csv_tool.poll(WAIT, || {
+        rows().iter().filter(|r| r.starts_with("bar,")).count() >= 2
+    });
+    check!(csv_tool, csv_first, "no CSV row of the first minute");
+    let pq_first = pq_tool.poll(WAIT, || {
+        staged().iter().filter(|l| l.0["type"] == "bar").count() >= 2
+    });
+    check!(pq_tool, pq_first, "no staged bar of the first minute");
+    outage(&csv_sim, &csv_tool, boundary + 3 * MINUTE);
+    outage(&pq_sim, &pq_tool, pq_boundary + 3 * MINUTE);
+    // CSV files hold no gap lines: they are said on stderr.
+    let csv_healed = csv_tool.wait_for(Duration::from_secs(40), |_, err| {
+        err.matches("\"healed\":true").count() >= 2
+    });
+    check!(csv_tool, csv_healed, "no healed gaps said");
+    let pq_healed = pq_tool.poll(Duration::from_secs(40), || {
+        staged().iter().filter(|l| l.0["healed"] == true).count() >= 2
+    });
+    check!(pq_tool, pq_healed, "no healed gaps staged");
+    stop(&mut csv_tool);
+    stop(&mut pq_tool);
+    // CSV: one row per code and minute; the outage's are the server's.
+    let rows = rows();
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut seen: BTreeMap<(String, i64), Vec<Vec<String>>> = BTreeMap::new();
+    for r in rows.iter().skip(1) {
+        let cells: Vec<String> = r.split(',').map(str::to_string).collect();
+        let key = (
+            cells[col("code")].clone(),
+            cells[col("start")].parse().unwrap(),
+        );
+        seen.entry(key).or_default().push(cells);
+    }
+    let back = boundary + 3 * MINUTE;
+    for code in CODES {
+        let starts: Vec<i64> = seen
+            .keys()
+            .filter(|(c, _)| c == code)
+            .map(|(_, s)| *s)
+            .collect();
+        let want: Vec<i64> = (0..=4).map(|i| boundary - MINUTE + i * MINUTE).collect();
+        check!(
+            csv_tool,
+            starts == want,
+            "CSV {code}: rows at {starts:?}, want {want:?}"
+        );
+        for start in want.into_iter().filter(|s| *s >= boundary && *s < back) {
+            let cells = &seen[&(code.to_string(), start)];
+            check!(
+                csv_tool,
+                cells.len() == 1 && cells[0][col("type")] == "kline",
+                "{cells:?}"
+            );
+            let k = csv_sim.recorded_klines(
+                code,
+                KlineInterval::parse("1m").unwrap(),
+                start as u64,
+                start as u64,
+            );
+            let k = &k[0];
+            let want = [&k.open, &k.high, &k.low, &k.close, &k.volume, &k.turnover];
+            let keys = ["open", "high", "low", "close", "volume", "turnover"];
+            for (key, want) in keys.iter().zip(want) {
+                check!(
+                    csv_tool,
+                    cells[0][col(key)] == *want,
+                    "{key} of {cells:?} against {want}"
+                );
+            }
+        }
+    }
+    // Parquet: its staging lines heal as JSON lines do, and the Parquet
+    // files made from them hold every value.
+    let (bars, _) = bars_by_key(&staged());
+    let pq_back = pq_boundary + 3 * MINUTE;
+    for ((code, start), v) in &bars {
+        check!(
+            pq_tool,
+            v.len() == 1,
+            "{code} {start}: staged {} times",
+            v.len()
+        );
+        let inside = *start >= pq_boundary && *start < pq_back;
+        check!(pq_tool, !inside || v[0].0["type"] == "kline", "{}", v[0].1);
+    }
+    check!(pq_tool, bars.len() == 10, "{} bars staged", bars.len());
+    for entry in std::fs::read_dir(pq_dir.path()).unwrap().flatten() {
+        let path = entry.path();
+        let name = path.to_string_lossy().into_owned();
+        if let Some(parquet) = name.strip_suffix(".staging.jsonl") {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/parquet_check.py");
+            let out = std::process::Command::new("python3")
+                .args([script, parquet, &name])
+                .output()
+                .expect("run parquet_check.py");
+            check!(
+                pq_tool,
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
