@@ -37,6 +37,10 @@
 #   bars        scripts/bars_bench.sh: replay --speed max --bars 1m (and 1s, and
 #               5000 codes) of a 2 M-trade capture: trades/s and peak RSS. Not
 #               in the default SECTIONS: SECTIONS=bars (its own table).
+#   heal        scripts/heal_bench.sh: --bars 1m --output with and without
+#               --heal (a heal in progress) against the same flood: ticks/s,
+#               CPU s per million ticks, peak RSS. SECTIONS=heal (its own
+#               table).
 #
 # Tunables (environment): N, NPY, M, RUNS, LAT_SECS, IDLE_SECS, GROWTH_N,
 # GROWTH_NPY, GROWTH_RUNS, CLIENTS (the throughput section's clients, e.g.
@@ -75,6 +79,11 @@ want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 if want bars; then
     "$(dirname "$0")/bars_bench.sh"
     SECTIONS=${SECTIONS//bars/}
+    [ -z "${SECTIONS// /}" ] && exit 0
+fi
+if want heal; then
+    "$(dirname "$0")/heal_bench.sh"
+    SECTIONS=${SECTIONS//heal/}
     [ -z "${SECTIONS// /}" ] && exit 0
 fi
 GROWTH_SYMBOLS="1 100 3000"

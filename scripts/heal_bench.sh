@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Benchmark what `--heal` costs the live stream: `--bars 1m --output` with
+# and without `--heal`, against the same flood of ticks, on this machine.
+#
+#   scripts/heal_bench.sh                # N=2000000 ticks over M=50 codes, RUNS=5
+#   SECTIONS=heal scripts/bench.sh       # the same
+#
+# Each run starts the flood server (scripts/bench/flood_server.rs: it pushes
+# N ticks as fast as the client reads them) and the tool, which writes 1m
+# bars into files. With --heal the run is a restart into a capture (a bar
+# line minutes old), so a heal is in progress all along: a gap of every
+# code from that line to the first acknowledgement, its bars held, each
+# code's first trade looked for, and K-lines asked of an HTTP API that is
+# down (a closed port), tried again with backoff. The two cases alternate,
+# run by run. Measured: ticks/s (the server's own push rate: the client's
+# reading sets it), CPU seconds per million ticks (user + system from
+# /usr/bin/time -v, over the whole process) and peak RSS; the table gives
+# the median of RUNS runs and heal against bars alone.
+set -uo pipefail
+: "${N:=2000000}" "${M:=50}" "${RUNS:=5}"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+say() { echo "heal_bench: $*" >&2; }
+[ -x /usr/bin/time ] || { apt-get update -qq >&2 && apt-get install -y -qq time >&2; } || { say "no /usr/bin/time"; exit 1; }
+say "building"
+cargo build --release --quiet --bin alltick-stream --example flood_server || exit 1
+BIN=target/release/alltick-stream
+SERVER=target/release/examples/flood_server
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/alltick-heal-bench.XXXXXX")
+SRV=""; TOOL=""
+cleanup() {
+    for p in $TOOL $SRV; do kill "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+CODES=$(for i in $(seq 0 $((M - 1))); do printf 'C%d.US ' "$i"; done)
+DEAD=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# one CASE: append "CASE rate cpu_per_m rss_kib" of one run to the results.
+one() {
+    local case=$1 dir="$TMP/out" port="" i
+    rm -rf "$dir"; mkdir -p "$dir"
+    local extra=()
+    if [ "$case" = heal ]; then
+        # A capture whose last line is ten minutes old: the start is a restart.
+        local then=$(( ($(date +%s) - 600) / 60 * 60000 ))
+        printf '{"type":"bar","symbol":"C0.US","code":"C0.US","interval":"1m","start":%d,"end":%d,"open":1,"high":1,"low":1,"close":1,"volume":1,"turnover":1,"trades":1}\n' \
+            "$then" $((then + 60000)) > "$dir/$(date -u +%Y-%m-%d).jsonl"
+        extra=(--heal --heal-wait 600 --stock-api "http://127.0.0.1:$DEAD" --forex-api "http://127.0.0.1:$DEAD")
+    fi
+    "$SERVER" 0 --count "$N" > "$TMP/server.out" 2> "$TMP/server.err" &
+    SRV=$!
+    for i in $(seq 1 100); do
+        port=$(sed -n 's/^PORT=//p' "$TMP/server.out")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { say "flood_server did not start"; exit 1; }
+    /usr/bin/time -v -o "$TMP/time.out" env ALLTICK_TOKEN=bench-token "$BIN" \
+        --url "ws://127.0.0.1:$port/quote-stock-b-ws-api" --bars 1m "${extra[@]}" \
+        --output "$dir/%Y-%m-%d.jsonl" $CODES < /dev/null > /dev/null 2> "$TMP/tool.err" &
+    TOOL=$!
+    for i in $(seq 1 1200); do
+        grep -q 'pushed' "$TMP/server.err" && break
+        sleep 0.05
+    done
+    # What the socket still holds is read within a moment of the last push.
+    sleep 0.5
+    # SIGINT to the tool itself (GNU time, its parent, ignores it).
+    pkill -INT -P "$TOOL"; wait "$TOOL" 2>/dev/null; TOOL=""
+    kill "$SRV"; wait "$SRV" 2>/dev/null; SRV=""
+    local rate user sys rss
+    rate=$(sed -n 's/.*(\([0-9.]*\) ticks\/s).*/\1/p' "$TMP/server.err" | head -1)
+    user=$(sed -n 's/.*User time (seconds): //p' "$TMP/time.out")
+    sys=$(sed -n 's/.*System time (seconds): //p' "$TMP/time.out")
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$TMP/time.out")
+    if [ "$case" = heal ] && ! grep -q 'not running' "$dir"/*.jsonl; then
+        say "heal run without its restart gap: $(tail -3 "$TMP/tool.err")"
+    fi
+    awk -v c="$case" -v r="${rate:-0}" -v u="$user" -v s="$sys" -v n="$N" -v m="$rss" \
+        'BEGIN { printf "%s %.0f %.3f %d\n", c, r, (u + s) / n * 1e6, m }' | tee -a "$TMP/results" >&2
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+for run in $(seq 1 "$RUNS"); do
+    for case in bars heal; do
+        say "run $run: $case (case, ticks/s, CPU s per M, peak RSS KiB):"
+        one "$case"
+    done
+done
+col() { awk -v c="$1" -v k="$2" '$1 == c { print $k }' "$TMP/results" | median; }
+echo
+echo "scripts/heal_bench.sh: N=$N ticks over M=$M codes, median of $RUNS runs ($(date -u '+%Y-%m-%d'), $(nproc) cores)"
+echo
+echo "| --bars 1m --output | ticks/s | CPU s per M ticks | peak RSS KiB |"
+echo "| --- | ---: | ---: | ---: |"
+for case in bars heal; do
+    name=$([ "$case" = heal ] && echo "with --heal, a heal in progress" || echo "alone")
+    echo "| $name | $(col "$case" 2) | $(col "$case" 3) | $(col "$case" 4) |"
+done
+awk -v a="$(col bars 2)" -v b="$(col heal 2)" -v c="$(col bars 3)" -v d="$(col heal 3)" \
+    'BEGIN { printf "\nheal against alone: ticks/s %.3f×, CPU per tick %.3f×\n", b / a, d / c }'
