@@ -104,7 +104,11 @@ pub fn run_sink<W: Write>(
     let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
     match &mut sink {
         Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
-        Sink::Files(_) => {}
+        Sink::Files(c) => {
+            if let Some(names) = &config.parquet {
+                c.make_parquet(names.clone());
+            }
+        }
         Sink::Stream(_) if config.header => buf.extend_from_slice(&converter.header()),
         Sink::Stream(_) | Sink::Parquet(_) => {}
     }
@@ -116,7 +120,6 @@ pub fn run_sink<W: Write>(
         stats,
         converter: (!converter.is_plain()).then_some(converter),
         parquet: config.parquet,
-        making: Vec::new(),
     };
     let end = loop {
         let first = match w.wait() {
@@ -179,8 +182,6 @@ struct Batcher<W: Write> {
     converter: Option<Converter>,
     /// The Parquet files' columns, when the files are their staging files.
     parquet: Option<Vec<&'static str>>,
-    /// Parquet files being made of the periods that ended.
-    making: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl<W: Write> Batcher<W> {
@@ -277,14 +278,6 @@ impl<W: Write> Batcher<W> {
                 if let Some(p) = self.period {
                     c.write(p, &self.buf);
                 }
-                if let Some(names) = &self.parquet {
-                    for staging in c.take_ended() {
-                        let names = names.clone();
-                        self.making.push(std::thread::spawn(move || {
-                            parquet::report(&staging, parquet::finalize(&staging, &names));
-                        }));
-                    }
-                }
             }
             Sink::Parquet(p) => match p.lines(&self.buf) {
                 Ok(_) => {}
@@ -333,15 +326,13 @@ impl<W: Write> Batcher<W> {
     }
 
     /// The end: the Parquet file on stdout finished, or the Parquet files
-    /// of every period written to made from their staging files (those of
-    /// ended periods first, as they were being made).
+    /// of the periods written to finished (those that could not be made
+    /// as their lines came made from their staging files).
     fn finish(self) -> io::Result<()> {
-        for handle in self.making {
-            let _ = handle.join();
-        }
         match self.sink {
             Sink::Parquet(p) => p.finish()?.flush(),
-            Sink::Files(c) => {
+            Sink::Files(mut c) => {
+                c.finish_parquet();
                 if let Some(names) = &self.parquet {
                     for staging in c.written().filter(|s| !parquet::up_to_date(s)) {
                         parquet::report(staging, parquet::finalize(staging, names));
