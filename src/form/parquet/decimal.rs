@@ -153,7 +153,16 @@ impl Decimal {
     /// precision. `None` for any other text, which [`Decimal::unscaled`]
     /// reads in full.
     #[inline]
-    fn plain(self, text: &[u8]) -> Option<i128> {
+    pub fn plain(self, text: &[u8]) -> Option<i128> {
+        self.plain_start(text)
+            .filter(|&(_, n)| n == text.len())
+            .map(|(v, _)| v)
+    }
+
+    /// [`Decimal::plain`] of the number `text` starts with (up to its
+    /// first byte that is neither a digit nor a point), and its length.
+    #[inline]
+    pub fn plain_start(self, text: &[u8]) -> Option<(i128, usize)> {
         let scale = self.scale as usize;
         let (mut v, mut i) = (0u64, 0);
         while let Some(&d) = text.get(i).filter(|d| d.is_ascii_digit()) {
@@ -168,10 +177,7 @@ impl Decimal {
             return None;
         }
         let mut frac = 0;
-        if i < text.len() {
-            if text[i] != b'.' {
-                return None;
-            }
+        if text.get(i) == Some(&b'.') {
             i += 1;
             while let Some(&d) = text.get(i).filter(|d| d.is_ascii_digit()) {
                 v = v * 10 + u64::from(d - b'0');
@@ -181,12 +187,15 @@ impl Decimal {
                     return None;
                 }
             }
-            if frac == 0 || i != text.len() {
+            if frac == 0 {
                 return None;
             }
         }
+        if text.get(i) == Some(&b'.') {
+            return None;
+        }
         let v = i128::from(v) * POW10[scale - frac];
-        (v < POW10[self.precision as usize]).then_some(v)
+        (v < POW10[self.precision as usize]).then_some((v, i))
     }
 }
 

@@ -187,8 +187,8 @@ pub fn schema(columns: &[Column]) -> Result<TypePtr, ParquetError> {
 /// reader reads; `compression` for all. Statistics (and so the page
 /// index's bounds) only of `seq` and the times, by which readers skip
 /// pages and row groups: the other columns' values are spread over every
-/// group (each holds all codes), and keeping their bounds cost about a
-/// tenth of the time per row.
+/// group (each holds all codes), and their bounds cost a comparison per
+/// value (of sixteen bytes for volume and turnover).
 pub fn properties(columns: &[Column], compression: Compression) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
