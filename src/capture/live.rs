@@ -22,7 +22,6 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,9 +34,6 @@ use super::parquet::{self, Making};
 /// Staging files followed at once, at most: the current period's and the
 /// one before it (late lines near a boundary), as the capture keeps open.
 const FOLLOWED: usize = 2;
-
-/// Bytes of the staging file read at once.
-const READ_BYTES: usize = 1 << 20;
 
 /// The Parquet files of a capture's staging files, made as lines are
 /// written to them.
@@ -184,17 +180,13 @@ fn rows(
     written: &AtomicU64,
     woken: &Receiver<()>,
 ) -> io::Result<parquet::Made> {
-    let mut read = Reader {
-        at: 0,
-        buf: vec![0; READ_BYTES],
-    };
     let result = loop {
-        if let Err(e) = read.to(file, written.load(Ordering::Acquire), &mut making) {
+        if let Err(e) = making.read_to(file, written.load(Ordering::Acquire)) {
             break Err(e);
         }
         if woken.recv().is_err() {
             // Closed after the last write's length was stored.
-            break read.to(file, written.load(Ordering::Acquire), &mut making);
+            break making.read_to(file, written.load(Ordering::Acquire));
         }
     };
     match result {
@@ -203,37 +195,6 @@ fn rows(
             making.discard();
             Err(e)
         }
-    }
-}
-
-/// Where a follower is in its staging file.
-struct Reader {
-    /// Bytes read and pushed.
-    at: u64,
-    buf: Vec<u8>,
-}
-
-impl Reader {
-    /// Push the lines of `file` up to `len` (the end of a whole write).
-    fn to(&mut self, file: &File, len: u64, making: &mut Making) -> io::Result<()> {
-        while self.at < len {
-            let n =
-                usize::try_from(len - self.at).map_or(self.buf.len(), |n| n.min(self.buf.len()));
-            file.read_exact_at(&mut self.buf[..n], self.at)?;
-            let whole = match self.buf[..n].iter().rposition(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                // A line longer than the buffer: a larger one.
-                None if n == self.buf.len() => {
-                    self.buf.resize(n * 2, 0);
-                    continue;
-                }
-                // Not a whole line (cannot be: `len` ends a whole write).
-                None => return Err(io::Error::other("a staging file's last line is not whole")),
-            };
-            making.lines(&self.buf[..whole])?;
-            self.at += whole as u64;
-        }
-        Ok(())
     }
 }
 

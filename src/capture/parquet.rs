@@ -19,12 +19,16 @@
 //! start to try again.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter};
+use std::io::{self, BufWriter};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::capture::pattern::{Pattern, PatternError};
 use crate::form::parquet::{ParquetFile, RowError};
 use crate::report::say;
+
+/// Bytes of a staging file read at once.
+const READ_BYTES: usize = 1 << 20;
 
 /// What a staging file's name adds to its Parquet file's.
 pub const STAGING_SUFFIX: &str = ".staging.jsonl";
@@ -82,6 +86,10 @@ pub struct Making {
     made: Made,
     /// Lines of the staging file read so far (to name a line refused).
     lines: u64,
+    /// Bytes of the staging file read so far.
+    read: u64,
+    /// What is read of it at once.
+    buf: Vec<u8>,
 }
 
 impl Making {
@@ -102,22 +110,41 @@ impl Making {
             file,
             made: Made::default(),
             lines: 0,
+            read: 0,
+            buf: vec![0; READ_BYTES],
         })
     }
 
     /// The staging file's whole lines, pushed; a torn last line, which
     /// the capture repairs when it appends, is left out.
     fn read_staging(&mut self) -> io::Result<()> {
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(&self.staging)?);
-        let mut line = Vec::with_capacity(512);
-        while {
-            line.clear();
-            reader.read_until(b'\n', &mut line)? > 0
-        } {
-            if line.last() != Some(&b'\n') {
-                break;
-            }
-            self.line(&line)?;
+        let file = File::open(&self.staging)?;
+        let len = file.metadata()?.len();
+        self.read_to(&file, len)
+    }
+
+    /// Push the whole lines of the staging file `file` from where the
+    /// last read ended up to `len` (a last piece without its newline is
+    /// left out: while the capture writes, `len` ends a whole write).
+    pub fn read_to(&mut self, file: &File, len: u64) -> io::Result<()> {
+        while self.read < len {
+            let size = self.buf.len();
+            let n = usize::try_from(len - self.read).map_or(size, |n| n.min(size));
+            file.read_exact_at(&mut self.buf[..n], self.read)?;
+            let whole = match self.buf[..n].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                // A line longer than the buffer: a larger one.
+                None if n == size => {
+                    self.buf.resize(size * 2, 0);
+                    continue;
+                }
+                None => return Ok(()),
+            };
+            let buf = std::mem::take(&mut self.buf);
+            let pushed = self.lines(&buf[..whole]);
+            self.buf = buf;
+            pushed?;
+            self.read += whole as u64;
         }
         Ok(())
     }
@@ -125,17 +152,20 @@ impl Making {
     /// Whole lines of the staging file (each with its newline), the next
     /// after those pushed before; an error only when the file could not
     /// be written (it is broken: [`Making::discard`] it).
-    pub fn lines(&mut self, bytes: &[u8]) -> io::Result<()> {
-        bytes
-            .split_inclusive(|&b| b == b'\n')
-            .try_for_each(|line| self.line(line))
+    pub fn lines(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let (n, pushed) = self.file.push_first(bytes);
+            bytes = &bytes[n..];
+            self.pushed(pushed)?;
+        }
+        Ok(())
     }
 
-    /// One whole line: a row, or a line beside (a gap line), or one said
-    /// and left in the staging file.
-    fn line(&mut self, line: &[u8]) -> io::Result<()> {
+    /// What came of a line: a row, or a line beside (a gap line), or one
+    /// said and left in the staging file.
+    fn pushed(&mut self, pushed: Result<(), RowError>) -> io::Result<()> {
         self.lines += 1;
-        match self.file.push(line) {
+        match pushed {
             Ok(()) => {}
             Err(RowError::NotARow(_)) => self.made.beside += 1,
             Err(RowError::Write(e)) => return Err(io::Error::other(e)),
@@ -258,10 +288,14 @@ impl<W: io::Write + Send> ParquetStream<W> {
     /// Whole lines (each with its newline); the rows added.
     pub fn lines(&mut self, buf: &[u8]) -> io::Result<u64> {
         let before = self.file.rows();
-        for line in buf.split_inclusive(|&b| b == b'\n') {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let (n, pushed) = self.file.push_first(rest);
+            let line = &rest[..n];
+            rest = &rest[n..];
             let text =
                 || String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
-            match self.file.push(line) {
+            match pushed {
                 Ok(()) => {}
                 Err(RowError::NotARow(_)) if line.starts_with(b"{\"type\":\"gap\"") => {
                     say(format!("gap: {}", text()));

@@ -175,14 +175,9 @@ impl<W: Write + Send> ParquetFile<W> {
             return Err(RowError::Write(broken()));
         }
         if self.lines != Some(Rows::Bars)
-            && let Some(mut cells) = trade::cells(line)
+            && let Some(cells) = trade::cells(line)
         {
-            // Every column is of trade lines: its key's place is below 9.
-            for (buffer, &slot) in self.buffers.iter_mut().zip(&self.slots) {
-                buffer.push(std::mem::replace(&mut cells[slot], Cell::Null));
-            }
-            self.lines = Some(Rows::Trades);
-            return self.added();
+            return self.push_trade(cells);
         }
         let (lines, texts) = texts(line)?;
         match self.lines {
@@ -206,6 +201,34 @@ impl<W: Write + Send> ParquetFile<W> {
             }
         }
         self.lines = Some(lines);
+        self.added()
+    }
+
+    /// The first line of `buf` (up to and with its first newline, or all
+    /// of it), pushed as [`ParquetFile::push`] does; its length, and what
+    /// came of it. Lines one after another are pushed this way without
+    /// being looked for first.
+    pub fn push_first(&mut self, buf: &[u8]) -> (usize, Result<(), RowError>) {
+        if !self.broken
+            && self.lines != Some(Rows::Bars)
+            && let Some((cells, n)) = trade::first(buf)
+        {
+            return (n, self.push_trade(cells));
+        }
+        let n = buf
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |i| i + 1);
+        (n, self.push(&buf[..n]))
+    }
+
+    /// The values of a trade line ([`trade::cells`]) as a row.
+    fn push_trade(&mut self, mut cells: [Cell; 9]) -> Result<(), RowError> {
+        // Every column is of trade lines: its key's place is below 9.
+        for (buffer, &slot) in self.buffers.iter_mut().zip(&self.slots) {
+            buffer.push(std::mem::replace(&mut cells[slot], Cell::Null));
+        }
+        self.lines = Some(Rows::Trades);
         self.added()
     }
 

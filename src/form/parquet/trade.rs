@@ -17,6 +17,14 @@ use crate::form::parquet::row::Cell;
 /// them; `None` when it is not such a line with plain values.
 pub fn cells(line: &[u8]) -> Option<[Cell<'_>; 9]> {
     let b = line.strip_suffix(b"\n").unwrap_or(line);
+    first(b)
+        .filter(|&(_, n)| n == b.len())
+        .map(|(cells, _)| cells)
+}
+
+/// [`cells`] of the first line of `b`, lines one after another, and its
+/// length with its newline; `None` when it is not such a line.
+pub fn first(b: &[u8]) -> Option<([Cell<'_>; 9], usize)> {
     let mut r = Read { b, at: 0 };
     r.literal(b"{\"type\":\"trade\",\"symbol\":")?;
     let symbol = r.string()?;
@@ -39,7 +47,12 @@ pub fn cells(line: &[u8]) -> Option<[Cell<'_>; 9]> {
         false => Cell::Text(Cow::Borrowed(r.string()?)),
     };
     r.literal(b"}")?;
-    (r.at == b.len()).then_some([
+    let end = match b.get(r.at) {
+        None => r.at,
+        Some(b'\n') => r.at + 1,
+        Some(_) => return None,
+    };
+    let cells = [
         Cell::Text(Cow::Borrowed(b"trade")),
         Cell::Text(Cow::Borrowed(symbol)),
         Cell::Text(Cow::Borrowed(code)),
@@ -49,7 +62,8 @@ pub fn cells(line: &[u8]) -> Option<[Cell<'_>; 9]> {
         volume,
         turnover,
         side,
-    ])
+    ];
+    Some((cells, end))
 }
 
 /// A line being read, and where.
@@ -179,6 +193,9 @@ mod tests {
         }
         assert!(cells(br#"{"type":"trade","symbol":"A","code":"A","seq":1,"time":9223372036854775808,"price":1,"volume":1,"turnover":1,"side":null}"#).is_none());
         assert!(cells(br#"{"type":"bar","symbol":"A"}"#).is_none());
+        let two = format!("{}\n{}\n", line("1", "null"), line("2", "null"));
+        let (_, n) = first(two.as_bytes()).unwrap();
+        assert_eq!(n, two.len() / 2);
         assert!(cells(format!("{} ", line("1", "null")).as_bytes()).is_none());
     }
 }
