@@ -3,9 +3,10 @@
 //!
 //! Each period's staging file being written has a thread beside the
 //! writer that follows it: told the staging file's length after each
-//! whole write, it reads the new lines back (from the page cache) and
-//! pushes their rows into the period's Parquet file ([`Making`], written
-//! as `PATH.tmp`, its row groups flushed to it as they fill). Its first
+//! whole write (and woken once a MiB has come), it reads the new lines
+//! back (from the page cache) and pushes their rows into the period's
+//! Parquet file ([`Making`], written as `PATH.tmp`, its row groups
+//! flushed to it as they fill). Its first
 //! read is of what the staging file held from an earlier run: one pass,
 //! at start only. The writer never waits for it: the staging file is
 //! the buffer between them, so memory stays bounded however far it
@@ -35,6 +36,10 @@ use super::parquet::{self, Making};
 /// one before it (late lines near a boundary), as the capture keeps open.
 const FOLLOWED: usize = 2;
 
+/// Bytes written to a staging file before its follower is woken to read
+/// them: a read of a few hundred lines costs less than the thread's wake.
+const WAKE_BYTES: u64 = 1 << 20;
+
 /// The Parquet files of a capture's staging files, made as lines are
 /// written to them.
 pub struct Live {
@@ -56,6 +61,8 @@ struct Follower {
     written: Arc<AtomicU64>,
     /// A word that it grew; dropped, the end: read to `written`, finish.
     wake: Sender<()>,
+    /// `written` when it was last woken.
+    woken: u64,
     thread: JoinHandle<()>,
 }
 
@@ -79,7 +86,7 @@ impl Live {
         let Some(i) = self.followed.iter().position(|f| f.staging == staging) else {
             return self.follow(staging, len);
         };
-        let f = &self.followed[i];
+        let f = &mut self.followed[i];
         if f.thread.is_finished() {
             // It ends by itself only when its file failed (said).
             let f = self.followed.remove(i);
@@ -88,7 +95,11 @@ impl Live {
             return;
         }
         f.written.store(len, Ordering::Release);
-        let _ = f.wake.try_send(());
+        // Woken for a piece worth reading, not for each write.
+        if len >= f.woken + WAKE_BYTES {
+            f.woken = len;
+            let _ = f.wake.try_send(());
+        }
     }
 
     /// Start following `staging`, `len` bytes long, once any earlier
@@ -114,6 +125,7 @@ impl Live {
                 staging: staging.to_path_buf(),
                 written,
                 wake,
+                woken: len,
                 thread,
             })
         });
