@@ -5,23 +5,30 @@
 //! each period go first, whole, to a staging file beside the period's
 //! Parquet file (`PATH.staging.jsonl`: the full JSON lines, written,
 //! repaired and read back on restart exactly as a JSON capture), and the
-//! period's Parquet file is made from it ([`finalize`]): when the period
-//! ends, at each clean stop (made again at the next stop while the period
-//! goes on), and on start for every staging file newer than its Parquet
-//! file (a `kill -9` left it so). The Parquet file is written beside
-//! (`PATH.tmp`) and renamed: on disk it is always whole. Gap lines, which
-//! are not rows, stay in the staging file beside it, as do lines whose
-//! values a column cannot hold (each said); a failure (a full disk) is
-//! said, and the staging file stays for the next stop or start to try
-//! again.
+//! period's Parquet file is made from it ([`Making`]): live, while the
+//! lines are written, by a thread that follows the staging file
+//! ([`super::live`]), finished when the period ends and at each clean
+//! stop (made again from the staging file's lines when the next run goes
+//! on with the period); and whole at once ([`finalize`]) on start for
+//! every staging file newer than its Parquet file (a `kill -9` left it
+//! so), and at the end of `history` and `replay`. The Parquet file is
+//! written beside (`PATH.tmp`) and renamed: on disk it is always whole.
+//! Gap lines, which are not rows, stay in the staging file beside it, as
+//! do lines whose values a column cannot hold (each said); a failure (a
+//! full disk) is said, and the staging file stays for the next stop or
+//! start to try again.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter};
+use std::io::{self, BufWriter};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::capture::pattern::{Pattern, PatternError};
 use crate::form::parquet::{ParquetFile, RowError};
 use crate::report::say;
+
+/// Bytes of a staging file read at once.
+const READ_BYTES: usize = 1 << 20;
 
 /// What a staging file's name adds to its Parquet file's.
 pub const STAGING_SUFFIX: &str = ".staging.jsonl";
@@ -56,56 +63,162 @@ pub struct Made {
 /// Make the Parquet file of `staging` (its columns `names`): written
 /// beside, synced and renamed over the old one.
 pub fn finalize(staging: &Path, names: &[&'static str]) -> io::Result<Made> {
-    let target = parquet_of(staging);
-    let tmp = PathBuf::from(format!("{}.tmp", target.display()));
-    let made = write_from(staging, &tmp, names).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })?;
-    fs::rename(&tmp, &target)?;
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // The rename itself on disk.
-        let _ = File::open(dir).and_then(|d| d.sync_all());
+    let mut making = Making::new(staging, names)?;
+    match making.read_staging() {
+        Ok(()) => making.finish(),
+        Err(e) => {
+            making.discard();
+            Err(e)
+        }
     }
-    Ok(made)
 }
 
-fn write_from(staging: &Path, tmp: &Path, names: &[&'static str]) -> io::Result<Made> {
-    let out = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
-    let mut file = ParquetFile::new(out, names).map_err(io::Error::other)?;
-    let mut made = Made::default();
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(staging)?);
-    let mut line = Vec::with_capacity(512);
-    let mut number = 0u64;
-    while {
-        line.clear();
-        reader.read_until(b'\n', &mut line)? > 0
-    } {
-        number += 1;
-        if line.last() != Some(&b'\n') {
-            // A torn last line: the capture repairs it when it appends.
-            break;
+/// A period's Parquet file being made: written as `PATH.tmp` from the
+/// lines of its staging file, and renamed over `PATH` when finished.
+pub struct Making {
+    /// The staging file.
+    staging: PathBuf,
+    /// Where the file is written until it is whole.
+    tmp: PathBuf,
+    /// The file.
+    file: ParquetFile<BufWriter<File>>,
+    /// What went where so far.
+    made: Made,
+    /// Lines of the staging file read so far (to name a line refused).
+    lines: u64,
+    /// Bytes of the staging file read so far.
+    read: u64,
+    /// What is read of it at once.
+    buf: Vec<u8>,
+}
+
+impl Making {
+    /// Start the Parquet file of `staging` (its columns `names`), empty.
+    pub fn new(staging: &Path, names: &[&'static str]) -> io::Result<Making> {
+        let tmp = PathBuf::from(format!("{}.tmp", parquet_of(staging).display()));
+        let out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let file = match ParquetFile::new(out, names) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(io::Error::other(e));
+            }
+        };
+        Ok(Making {
+            staging: staging.to_path_buf(),
+            tmp,
+            file,
+            made: Made::default(),
+            lines: 0,
+            read: 0,
+            buf: vec![0; READ_BYTES],
+        })
+    }
+
+    /// The staging file's whole lines, pushed; a torn last line, which
+    /// the capture repairs when it appends, is left out.
+    fn read_staging(&mut self) -> io::Result<()> {
+        let file = File::open(&self.staging)?;
+        let len = file.metadata()?.len();
+        self.read_to(&file, len)
+    }
+
+    /// Push the whole lines of the staging file `file` from where the
+    /// last read ended up to `len` (a last piece without its newline is
+    /// left out: while the capture writes, `len` ends a whole write).
+    pub fn read_to(&mut self, file: &File, len: u64) -> io::Result<()> {
+        while self.read < len {
+            let size = self.buf.len();
+            let n = usize::try_from(len - self.read).map_or(size, |n| n.min(size));
+            file.read_exact_at(&mut self.buf[..n], self.read)?;
+            let whole = match self.buf[..n].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                // A line longer than the buffer: a larger one.
+                None if n == size => {
+                    self.buf.resize(size * 2, 0);
+                    continue;
+                }
+                None => return Ok(()),
+            };
+            let buf = std::mem::take(&mut self.buf);
+            let pushed = self.lines(&buf[..whole]);
+            self.buf = buf;
+            pushed?;
+            self.read += whole as u64;
         }
-        match file.push(&line) {
+        Ok(())
+    }
+
+    /// Whole lines of the staging file (each with its newline), the next
+    /// after those pushed before; an error only when the file could not
+    /// be written (it is broken: [`Making::discard`] it).
+    pub fn lines(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let (n, pushed) = self.file.push_first(bytes);
+            bytes = &bytes[n..];
+            self.pushed(pushed)?;
+        }
+        Ok(())
+    }
+
+    /// What came of a line: a row, or a line beside (a gap line), or one
+    /// said and left in the staging file.
+    fn pushed(&mut self, pushed: Result<(), RowError>) -> io::Result<()> {
+        self.lines += 1;
+        match pushed {
             Ok(()) => {}
-            Err(RowError::NotARow(_)) => made.beside += 1,
+            Err(RowError::NotARow(_)) => self.made.beside += 1,
             Err(RowError::Write(e)) => return Err(io::Error::other(e)),
             Err(e @ RowError::Unfit { .. }) => {
-                made.unfit += 1;
-                if made.unfit <= 5 {
+                self.made.unfit += 1;
+                if self.made.unfit <= 5 {
                     say(format!(
-                        "{}:{number}: not in {}: {e} (the line stays in the staging file)",
-                        staging.display(),
-                        parquet_of(staging).display()
+                        "{}:{}: not in {}: {e} (the line stays in the staging file)",
+                        self.staging.display(),
+                        self.lines,
+                        parquet_of(&self.staging).display()
                     ));
                 }
             }
         }
+        Ok(())
     }
-    made.rows = file.rows();
-    let out = file.finish().map_err(io::Error::other)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(made)
+
+    /// Finish the file: footer, sync, renamed over the Parquet file (and
+    /// the rename synced); on failure the `.tmp` is removed.
+    pub fn finish(self) -> io::Result<Made> {
+        let Making {
+            staging,
+            tmp,
+            file,
+            mut made,
+            ..
+        } = self;
+        made.rows = file.rows();
+        let written = file
+            .finish()
+            .map_err(io::Error::other)
+            .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|f| f.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let target = parquet_of(&staging);
+        fs::rename(&tmp, &target)?;
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself on disk.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(made)
+    }
+
+    /// Give it up: its `.tmp` removed.
+    pub fn discard(self) {
+        let tmp = self.tmp;
+        drop(self.file);
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// Make the Parquet file of every staging file of `staging` that is newer
@@ -175,10 +288,14 @@ impl<W: io::Write + Send> ParquetStream<W> {
     /// Whole lines (each with its newline); the rows added.
     pub fn lines(&mut self, buf: &[u8]) -> io::Result<u64> {
         let before = self.file.rows();
-        for line in buf.split_inclusive(|&b| b == b'\n') {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let (n, pushed) = self.file.push_first(rest);
+            let line = &rest[..n];
+            rest = &rest[n..];
             let text =
                 || String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
-            match self.file.push(line) {
+            match pushed {
                 Ok(()) => {}
                 Err(RowError::NotARow(_)) if line.starts_with(b"{\"type\":\"gap\"") => {
                     say(format!("gap: {}", text()));

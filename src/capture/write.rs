@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::live::Live;
 use super::pattern::Pattern;
 use crate::form::json::format_gap;
 use crate::form::line::{number_after, text_after};
@@ -67,9 +68,9 @@ pub struct Capture {
     /// CSV files: the header row written first to a file that is empty.
     /// They hold no gap lines (those go to stderr).
     csv_header: Option<Vec<u8>>,
-    /// Files closed because their period ended, not yet taken
-    /// ([`Capture::take_ended`]).
-    ended: Vec<PathBuf>,
+    /// With `--format parquet`: the staging files' Parquet files, made
+    /// as lines are written ([`Capture::make_parquet`]).
+    live: Option<Live>,
     /// Every file opened to be written to in this run.
     written: BTreeSet<PathBuf>,
 }
@@ -88,14 +89,23 @@ impl Capture {
             drops: DropLog::default(),
             stats,
             csv_header: None,
-            ended: Vec::new(),
+            live: None,
             written: BTreeSet::new(),
         }
     }
 
-    /// The files closed since the last call because their period ended.
-    pub fn take_ended(&mut self) -> Vec<PathBuf> {
-        std::mem::take(&mut self.ended)
+    /// The files are staging files: their Parquet files, of the columns
+    /// `names`, are made from each batch written, finished when a
+    /// period ends and at [`Capture::finish_parquet`].
+    pub fn make_parquet(&mut self, names: Vec<&'static str>) {
+        self.live = Some(Live::new(names));
+    }
+
+    /// The Parquet files being made, finished (at the end).
+    pub fn finish_parquet(&mut self) {
+        if let Some(live) = &mut self.live {
+            live.finish();
+        }
     }
 
     /// Every file opened to be written to in this run.
@@ -139,7 +149,9 @@ impl Capture {
         if let Some(i) = self.open.iter().position(|f| f.start == start) {
             let f = self.open.remove(i);
             sync_file(&f, &mut self.drops);
-            self.ended.push(f.path);
+            if let Some(live) = &mut self.live {
+                live.ended(&f.path);
+            }
         }
     }
 
@@ -159,6 +171,9 @@ impl Capture {
             Ok(()) => {
                 f.len += (head.len() + bytes.len()) as u64;
                 f.dirty = true;
+                if let Some(live) = &mut self.live {
+                    live.written(&f.path, f.len);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -186,7 +201,9 @@ impl Capture {
         for i in ended.into_iter().rev() {
             let f = self.open.remove(i);
             sync_file(&f, &mut self.drops);
-            self.ended.push(f.path);
+            if let Some(live) = &mut self.live {
+                live.ended(&f.path);
+            }
         }
         while self.open.len() >= OPEN_FILES {
             let oldest = (0..self.open.len())

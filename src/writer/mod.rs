@@ -114,13 +114,12 @@ pub fn run_sink<W: Write>(
     lines.resume(config.resumed);
     let mut memory = config.memory.map(MemoryFile::new);
     let mut sink = sink;
-    let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
-    match &mut sink {
-        Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
-        Sink::Files(_) => {}
-        Sink::Stream(_) if config.header => buf.extend_from_slice(&converter.header()),
-        Sink::Stream(_) | Sink::Parquet(_) => {}
-    }
+    let buf = prepare(
+        &mut sink,
+        &converter,
+        config.header,
+        config.parquet.as_ref(),
+    );
     let mut w = Batcher {
         sink,
         buf,
@@ -129,7 +128,6 @@ pub fn run_sink<W: Write>(
         stats,
         converter: (!converter.is_plain()).then_some(converter),
         parquet: config.parquet,
-        making: Vec::new(),
         heal_requests,
         heal_gone: false,
         heal_file,
@@ -187,6 +185,28 @@ pub fn run_sink<W: Write>(
     }
 }
 
+/// Set `sink` up for the form's lines: a CSV header for files or a stream,
+/// Parquet files made live; the writer's buffer, its header row in it.
+fn prepare<W: Write>(
+    sink: &mut Sink<W>,
+    converter: &Converter,
+    header: bool,
+    parquet: Option<&Vec<&'static str>>,
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(WRITE_BYTES * 2);
+    match sink {
+        Sink::Files(c) if converter.is_csv() => c.set_csv(converter.header()),
+        Sink::Files(c) => {
+            if let Some(names) = parquet {
+                c.make_parquet(names.clone());
+            }
+        }
+        Sink::Stream(_) if header => buf.extend_from_slice(&converter.header()),
+        Sink::Stream(_) | Sink::Parquet(_) => {}
+    }
+    buf
+}
+
 /// The writer's buffer and where it goes.
 struct Batcher<W: Write> {
     sink: Sink<W>,
@@ -201,8 +221,6 @@ struct Batcher<W: Write> {
     converter: Option<Converter>,
     /// The Parquet files' columns, when the files are their staging files.
     parquet: Option<Vec<&'static str>>,
-    /// Parquet files being made of the periods that ended.
-    making: Vec<std::thread::JoinHandle<()>>,
     /// `--heal`: where requests for K-lines go.
     heal_requests: Option<Sender<crate::bars::heal::Request>>,
     /// The fetching thread is gone (said once).
@@ -303,14 +321,6 @@ impl<W: Write> Batcher<W> {
                 if let Some(p) = self.period {
                     c.write(p, &self.buf);
                 }
-                if let Some(names) = &self.parquet {
-                    for staging in c.take_ended() {
-                        let names = names.clone();
-                        self.making.push(std::thread::spawn(move || {
-                            parquet::report(&staging, parquet::finalize(&staging, &names));
-                        }));
-                    }
-                }
             }
             Sink::Parquet(p) => match p.lines(&self.buf) {
                 Ok(_) => {}
@@ -359,15 +369,13 @@ impl<W: Write> Batcher<W> {
     }
 
     /// The end: the Parquet file on stdout finished, or the Parquet files
-    /// of every period written to made from their staging files (those of
-    /// ended periods first, as they were being made).
+    /// of the periods written to finished (those that could not be made
+    /// as their lines came made from their staging files).
     fn finish(self) -> io::Result<()> {
-        for handle in self.making {
-            let _ = handle.join();
-        }
         match self.sink {
             Sink::Parquet(p) => p.finish()?.flush(),
-            Sink::Files(c) => {
+            Sink::Files(mut c) => {
+                c.finish_parquet();
                 if let Some(names) = &self.parquet {
                     for staging in c.written().filter(|s| !parquet::up_to_date(s)) {
                         parquet::report(staging, parquet::finalize(staging, names));

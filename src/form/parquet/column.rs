@@ -55,14 +55,17 @@ enum Values {
 /// first seen.
 #[derive(Debug, Default)]
 struct Distinct {
-    /// Each string's number.
+    /// Each string of at most 16 bytes by its [`short_key`], and its
+    /// number: found without comparing bytes.
+    short: HashMap<(u128, u8), u32, BuildHasherDefault<Fx>>,
+    /// Each longer string's number.
     ids: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fx>>,
     /// The strings by number, as the parquet crate takes them (a copy of
     /// one is a count of references).
     strings: Vec<ByteArray>,
-    /// The number of the string seen last: a column of one value (`type`,
-    /// `interval`) looks nothing up.
-    last: Option<u32>,
+    /// The key and number of the short string seen last: a column of
+    /// one value (`type`, `interval`) looks nothing up.
+    last: Option<((u128, u8), u32)>,
     /// The bytes its strings take, twice (the key and the copy), and
     /// what each costs besides.
     size: usize,
@@ -71,6 +74,7 @@ struct Distinct {
 impl Distinct {
     /// Empty it for the next row group, keeping its table's memory.
     fn clear(&mut self) {
+        self.short.clear();
         self.ids.clear();
         self.strings.clear();
         self.last = None;
@@ -79,24 +83,62 @@ impl Distinct {
 
     /// The number of `s`, given it if new.
     fn id(&mut self, s: &[u8]) -> u32 {
-        if let Some(last) = self.last
-            && self.strings[last as usize].data() == s
+        let Some(key) = short_key(s) else {
+            return match self.ids.get(s) {
+                Some(&id) => id,
+                None => {
+                    let id = self.add(s);
+                    self.ids.insert(s.into(), id);
+                    id
+                }
+            };
+        };
+        if let Some((k, id)) = self.last
+            && k == key
         {
-            return last;
+            return id;
         }
-        let id = match self.ids.get(s) {
+        let id = match self.short.get(&key) {
             Some(&id) => id,
             None => {
-                let id = self.strings.len() as u32;
-                self.ids.insert(s.into(), id);
-                self.strings.push(ByteArray::from(s.to_vec()));
-                self.size += 2 * s.len() + 64;
+                let id = self.add(s);
+                self.short.insert(key, id);
                 id
             }
         };
-        self.last = Some(id);
+        self.last = Some((key, id));
         id
     }
+
+    /// A new string's number.
+    fn add(&mut self, s: &[u8]) -> u32 {
+        let id = self.strings.len() as u32;
+        self.strings.push(ByteArray::from(s.to_vec()));
+        self.size += 2 * s.len() + 64;
+        id
+    }
+}
+
+/// A string of at most 16 bytes as a number and its length: two strings
+/// are equal when their keys are.
+/// Read as its first and last eight bytes (or four, or each byte), which
+/// with the length say every byte.
+#[inline]
+fn short_key(s: &[u8]) -> Option<(u128, u8)> {
+    let n = s.len();
+    let word = |at: usize, w: usize| {
+        s[at..at + w]
+            .iter()
+            .rev()
+            .fold(0u64, |v, &b| (v << 8) | u64::from(b))
+    };
+    let (lo, hi) = match n {
+        17.. => return None,
+        8.. => (word(0, 8), word(n - 8, 8)),
+        4.. => (word(0, 4), word(n - 4, 4)),
+        _ => (word(0, n), 0),
+    };
+    Some((u128::from(lo) | (u128::from(hi) << 64), n as u8))
 }
 
 /// A hash of a few bytes in a few multiplications (the rustc compiler's
@@ -124,6 +166,15 @@ impl Hasher for Fx {
 
     fn write_usize(&mut self, n: usize) {
         self.add(n as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -154,7 +205,7 @@ impl Buffer {
     /// sure of).
     pub fn push(&mut self, cell: Cell) {
         if self.column.nullable {
-            self.def.push(i16::from(cell != Cell::Null));
+            self.def.push(i16::from(!matches!(cell, Cell::Null)));
         }
         match (&mut self.values, cell) {
             (_, Cell::Null) => {}
@@ -251,4 +302,32 @@ fn sixteen_bytes(values: &[i128]) -> Vec<FixedLenByteArray> {
     (0..values.len())
         .map(|i| FixedLenByteArray::from(ByteArray::from(all.slice(i * 16..i * 16 + 16))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_have_the_same_number_exactly_when_they_are_equal() {
+        let mut strings: Vec<Vec<u8>> = Vec::new();
+        for n in 0..=20u8 {
+            strings.push((0..n).map(|i| b'a' + i).collect());
+            strings.push(
+                (0..n)
+                    .map(|i| if i == n / 2 { b'#' } else { b'a' + i })
+                    .collect(),
+            );
+            strings.push(vec![0; n as usize]);
+        }
+        let mut d = Distinct::default();
+        let ids: Vec<u32> = strings.iter().map(|s| d.id(s)).collect();
+        for (i, a) in strings.iter().enumerate() {
+            for (j, b) in strings.iter().enumerate() {
+                assert_eq!(ids[i] == ids[j], a == b, "{a:?} {b:?}");
+            }
+            assert_eq!(d.id(a), ids[i]);
+            assert_eq!(d.strings[ids[i] as usize].data(), &a[..]);
+        }
+    }
 }

@@ -88,6 +88,9 @@ impl Decimal {
     /// The value of the JSON number `text` × 10^scale: the unscaled
     /// integer Parquet stores, when it is exact and within the precision.
     pub fn unscaled(self, text: &[u8]) -> Result<i128, Misfit> {
+        if let Some(v) = self.plain(text) {
+            return Ok(v);
+        }
         let n = json::whole_number(text).ok_or(Misfit::NotANumber)?;
         // The usual number: no exponent, no more decimals than the scale,
         // eighteen digits at most (a `u64` holds them).
@@ -143,6 +146,59 @@ impl Decimal {
     }
 }
 
+impl Decimal {
+    /// The value of the commonest numbers read in one pass: digits
+    /// without a leading zero (or a lone `0`), then perhaps a point and
+    /// at most scale digits, eighteen digits at most, within the
+    /// precision. `None` for any other text, which [`Decimal::unscaled`]
+    /// reads in full.
+    #[inline]
+    pub fn plain(self, text: &[u8]) -> Option<i128> {
+        self.plain_start(text)
+            .filter(|&(_, n)| n == text.len())
+            .map(|(v, _)| v)
+    }
+
+    /// [`Decimal::plain`] of the number `text` starts with (up to its
+    /// first byte that is neither a digit nor a point), and its length.
+    #[inline]
+    pub fn plain_start(self, text: &[u8]) -> Option<(i128, usize)> {
+        let scale = self.scale as usize;
+        let (mut v, mut i) = (0u64, 0);
+        while let Some(&d) = text.get(i).filter(|d| d.is_ascii_digit()) {
+            v = v * 10 + u64::from(d - b'0');
+            i += 1;
+            if i > 18 {
+                return None;
+            }
+        }
+        let int = i;
+        if int == 0 || (int > 1 && text[0] == b'0') {
+            return None;
+        }
+        let mut frac = 0;
+        if text.get(i) == Some(&b'.') {
+            i += 1;
+            while let Some(&d) = text.get(i).filter(|d| d.is_ascii_digit()) {
+                v = v * 10 + u64::from(d - b'0');
+                i += 1;
+                frac += 1;
+                if frac > scale || int + frac > 18 {
+                    return None;
+                }
+            }
+            if frac == 0 {
+                return None;
+            }
+        }
+        if text.get(i) == Some(&b'.') {
+            return None;
+        }
+        let v = i128::from(v) * POW10[scale - frac];
+        (v < POW10[self.precision as usize]).then_some((v, i))
+    }
+}
+
 /// An exponent's value from its digits; `None` when it has more than
 /// [`MAX_EXPONENT_DIGITS`] significant ones.
 fn exponent(digits: &[u8], negative: bool) -> Option<i64> {
@@ -185,6 +241,18 @@ mod tests {
     fn numbers_become_their_exact_unscaled_integers() {
         assert_eq!(price("651.10"), Ok(65_110_000_000));
         assert_eq!(price("0"), Ok(0));
+        assert_eq!(price("0.5"), Ok(50_000_000));
+        assert_eq!(price("12.345678912"), Err(Misfit::TooPrecise(PRICE)));
+        assert_eq!(price("12.34567891"), Ok(1_234_567_891));
+        assert_eq!(price("123456789012345678"), Err(Misfit::TooLarge(PRICE)));
+        assert_eq!(
+            AMOUNT.unscaled(b"1234567890.12345678"),
+            Ok(123_456_789_012_345_678)
+        );
+        assert_eq!(
+            AMOUNT.unscaled(b"12345678901234567890"),
+            Ok(1_234_567_890_123_456_789_000_000_000)
+        );
         assert_eq!(price("0.00000001"), Ok(1));
         assert_eq!(price("-1.5"), Ok(-150_000_000));
         assert_eq!(price("1e5"), Ok(10_000_000_000_000));
@@ -212,7 +280,9 @@ mod tests {
             AMOUNT.unscaled(b"1234567890123456789012345678901"),
             Err(Misfit::TooLarge(AMOUNT))
         );
-        for bad in ["", "1.", ".5", "01", "+1", "1e", "null", "\"1\"", "1 "] {
+        for bad in [
+            "", "1.", ".5", "01", "+1", "1e", "null", "\"1\"", "1 ", "00.5", "1.5.", "1..5", "-",
+        ] {
             assert_eq!(price(bad), Err(Misfit::NotANumber), "{bad:?}");
         }
         assert!(

@@ -37,6 +37,7 @@ mod encoder;
 mod error;
 mod row;
 mod schema;
+mod trade;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ use parquet::file::writer::SerializedFileWriter;
 use crate::form::parquet::column::Buffer;
 use crate::form::parquet::encoder::Encoder;
 pub use crate::form::parquet::error::{ParquetError, RowError};
-use crate::form::parquet::row::{cell, slot, texts};
+use crate::form::parquet::row::{Cell, cell, slot, texts};
 pub use crate::form::parquet::schema::Rows;
 use crate::form::parquet::schema::{Column, properties, schema};
 
@@ -173,6 +174,11 @@ impl<W: Write + Send> ParquetFile<W> {
         if self.broken {
             return Err(RowError::Write(broken()));
         }
+        if self.lines != Some(Rows::Bars)
+            && let Some(cells) = trade::cells(line)
+        {
+            return self.push_trade(cells);
+        }
         let (lines, texts) = texts(line)?;
         match self.lines {
             Some(Rows::Trades) if lines == Rows::Bars => {
@@ -195,6 +201,39 @@ impl<W: Write + Send> ParquetFile<W> {
             }
         }
         self.lines = Some(lines);
+        self.added()
+    }
+
+    /// The first line of `buf` (up to and with its first newline, or all
+    /// of it), pushed as [`ParquetFile::push`] does; its length, and what
+    /// came of it. Lines one after another are pushed this way without
+    /// being looked for first.
+    pub fn push_first(&mut self, buf: &[u8]) -> (usize, Result<(), RowError>) {
+        if !self.broken
+            && self.lines != Some(Rows::Bars)
+            && let Some((cells, n)) = trade::first(buf)
+        {
+            return (n, self.push_trade(cells));
+        }
+        let n = buf
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |i| i + 1);
+        (n, self.push(&buf[..n]))
+    }
+
+    /// The values of a trade line ([`trade::cells`]) as a row.
+    fn push_trade(&mut self, mut cells: [Cell; 9]) -> Result<(), RowError> {
+        // Every column is of trade lines: its key's place is below 9.
+        for (buffer, &slot) in self.buffers.iter_mut().zip(&self.slots) {
+            buffer.push(std::mem::replace(&mut cells[slot], Cell::Null));
+        }
+        self.lines = Some(Rows::Trades);
+        self.added()
+    }
+
+    /// A row was added: the row group handed on when full.
+    fn added(&mut self) -> Result<(), RowError> {
         self.buffered += 1;
         self.rows += 1;
         if self.buffered >= self.options.row_group_rows

@@ -169,11 +169,18 @@ fn string(token: &[u8]) -> Option<Cow<'_, [u8]>> {
 fn unsigned(text: &[u8]) -> Option<u64> {
     // The common case, read at once: 1 to 19 digits, no leading zero,
     // which no u64 overflows.
-    if (1..=19).contains(&text.len())
-        && (text.len() == 1 || text[0] != b'0')
-        && text.iter().all(u8::is_ascii_digit)
-    {
-        return Some(text.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0')));
+    if (1..=19).contains(&text.len()) && (text.len() == 1 || text[0] != b'0') {
+        let mut v = 0u64;
+        let mut digits = true;
+        for &d in text {
+            digits &= d.is_ascii_digit();
+            v = v
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(d.wrapping_sub(b'0')));
+        }
+        if digits {
+            return Some(v);
+        }
     }
     let n = json::whole_number(text).filter(|n| n.is_unsigned_integer())?;
     n.int.iter().try_fold(0u64, |v, &d| {

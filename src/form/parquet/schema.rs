@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parquet::basic::{
     Compression, Encoding, LogicalType, Repetition, TimeUnit, Type as PhysicalType,
 };
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::{ColumnPath, Type, TypePtr};
 
 use crate::form::columns::BAR_KEYS;
@@ -184,7 +184,11 @@ pub fn schema(columns: &[Column]) -> Result<TypePtr, ParquetError> {
 /// and volumes repeat), falling back to plain values when a row group has
 /// too many distinct ones; times and `seq` as deltas (they rise); turnover
 /// plain (nearly every one differs); pages of Parquet 1.0, which every
-/// reader reads; `compression` for all.
+/// reader reads; `compression` for all. Statistics (and so the page
+/// index's bounds) only of `seq` and the times, by which readers skip
+/// pages and row groups: the other columns' values are spread over every
+/// group (each holds all codes), and their bounds cost a comparison per
+/// value (of sixteen bytes for volume and turnover).
 pub fn properties(columns: &[Column], compression: Compression) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
@@ -195,6 +199,9 @@ pub fn properties(columns: &[Column], compression: Compression) -> WriterPropert
             b.set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path.clone(), e)
         };
+        if !matches!(c.kind, Kind::Seq | Kind::Millis) {
+            b = b.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        }
         b = match (c.kind, c.key) {
             (Kind::Seq | Kind::Millis, _) => plain(b, Encoding::DELTA_BINARY_PACKED),
             (Kind::Amount, "turnover") => plain(b, Encoding::PLAIN),

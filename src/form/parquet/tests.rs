@@ -141,23 +141,24 @@ fn trades_read_back_with_their_types_and_exact_values() {
 }
 
 #[test]
-fn decimal_statistics_are_exact_and_their_own() {
+fn statistics_are_of_seq_and_time_only() {
     let r = reader(file(&TRADE_KEYS, &TRADES, 3));
     let meta = r.metadata();
-    // Copies of their own (`encoder::unpin`), read back exact.
-    let stats = meta.row_group(0).column(7).statistics().unwrap();
-    let Statistics::FixedLenByteArray(s) = stats else {
-        panic!("{stats:?}")
+    let group = meta.row_group(0);
+    let Some(Statistics::Int64(time)) = group.column(4).statistics() else {
+        panic!("{:?}", group.column(4).statistics())
     };
-    let value = |v: &parquet::data_type::FixedLenByteArray| {
-        decimal::text(i128::from_be_bytes(v.data().try_into().unwrap()), 8)
-    };
-    assert_eq!(value(s.min_opt().unwrap()), "12345.60000000");
     assert_eq!(
-        value(s.max_opt().unwrap()),
-        "1234567890123456789012.12345678"
+        (time.min_opt(), time.max_opt()),
+        (Some(&1_605_509_068_000), Some(&1_796_083_200_002))
     );
-    assert_eq!(s.null_count_opt(), Some(1));
+    assert!(matches!(
+        group.column(3).statistics(),
+        Some(Statistics::Int64(_))
+    ));
+    for other in [0, 1, 2, 5, 6, 7, 8] {
+        assert!(group.column(other).statistics().is_none(), "column {other}");
+    }
 }
 
 #[test]
