@@ -244,9 +244,10 @@ impl Converter {
             Clock::Wall => {
                 let now = Stats::now_ms();
                 if let Some(h) = &mut self.healer
+                    && h.watching(now)
                     && let Some(code) = trade.code_str()
                 {
-                    h.trade(code.as_bytes(), time, now);
+                    h.trade(code, time, now);
                 }
                 self.skew.see(time, now);
                 now.saturating_add_signed(self.skew.get())

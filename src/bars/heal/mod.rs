@@ -27,10 +27,12 @@ mod settle;
 mod types;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::{Bar, Interval};
 use crate::queue::Gap;
+use crate::wire::symbol::Fnv;
 pub use types::*;
 
 /// An outage not yet closed.
@@ -97,7 +99,7 @@ pub struct Healer {
     /// Per code: its label and the start of its last bar written.
     codes: HashMap<Arc<str>, (Arc<str>, Option<u64>)>,
     /// Per code: its first trade after an outage or a restart.
-    firsts: HashMap<Arc<str>, u64>,
+    firsts: HashMap<Arc<str>, u64, BuildHasherDefault<Fnv>>,
     /// Until then (the wall clock, ms) first trades are kept: a restart.
     record_until: u64,
     /// Bars written already (by code and start), not to be written again:
@@ -127,7 +129,7 @@ impl Healer {
             asked: HashMap::new(),
             held: BTreeMap::new(),
             codes: HashMap::new(),
-            firsts: HashMap::new(),
+            firsts: HashMap::default(),
             record_until: 0,
             done: HashSet::new(),
             generation: 0,
@@ -163,21 +165,23 @@ impl Healer {
         self.record_until = now.saturating_add(window);
     }
 
+    /// Whether a trade read at `now` (the wall clock) is of interest
+    /// ([`Healer::trade`]): an outage or a restart is open, or a gap waits
+    /// for its end.
+    #[inline]
+    pub fn watching(&self, now: u64) -> bool {
+        !(self.pending.is_empty() && self.outages.is_empty() && now >= self.record_until)
+    }
+
     /// A trade of `code` at `time` was read at `now` (the wall clock): the
     /// first of its code after an outage (or a restart) ends its gap.
-    #[inline]
-    pub fn trade(&mut self, code: &[u8], time: u64, now: u64) {
-        if self.pending.is_empty() && self.outages.is_empty() && now >= self.record_until {
-            return;
-        }
+    pub fn trade(&mut self, code: &str, time: u64, now: u64) {
         for p in self.pending.values_mut() {
-            if p.to.is_none() && p.codes.iter().any(|c| c.0.as_bytes() == code) {
+            if p.to.is_none() && p.codes.iter().any(|c| &*c.0 == code) {
                 p.to = Some(time.max(p.from));
             }
         }
-        if (!self.outages.is_empty() || now < self.record_until)
-            && let Ok(code) = std::str::from_utf8(code)
-            && !self.firsts.contains_key(code)
+        if (!self.outages.is_empty() || now < self.record_until) && !self.firsts.contains_key(code)
         {
             self.firsts.insert(Arc::from(code), time);
         }

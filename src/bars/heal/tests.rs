@@ -64,7 +64,7 @@ fn kinds(out: &[Release]) -> Vec<(char, u64)> {
 #[test]
 fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
     let mut h = healer();
-    h.trade(b"A.US", T0 + 30_000, 0);
+    h.trade("A.US", T0 + 30_000, 0);
     // A bar of another code and a bar that ended before the outage go out.
     h.outage(
         Some(Arc::from("c#1")),
@@ -82,7 +82,7 @@ fn an_outage_holds_its_bars_and_k_lines_replace_them_once() {
         false,
     );
     // The first trade after the gap fixes its end: bars T0 … T0+3M.
-    h.trade(b"A.US", T0 + 3 * M + 10_000, 0);
+    h.trade("A.US", T0 + 3 * M + 10_000, 0);
     let (asked, out) = h.tick(T0 + 3 * M + 30_000, 0);
     assert!(asked.is_empty() && out.is_empty(), "not over yet");
     assert!(
@@ -135,7 +135,7 @@ fn given_up_bars_go_out_as_built_and_the_gap_says_so() {
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000, false);
-    h.trade(b"A.US", T0 + M + 1_000, 0);
+    h.trade("A.US", T0 + M + 1_000, 0);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 5_000);
     assert_eq!(asked.len(), 1);
     let out = h.answer(Answer {
@@ -155,7 +155,7 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
     h.outage(Some(Arc::from("c#1")), None, T0 + 10_000);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 10_000, T0 + 20_000, false);
-    h.trade(b"A.US", T0 + 20_000, 0);
+    h.trade("A.US", T0 + 20_000, 0);
     let (asked, _) = h.tick(T0 + M + 2_000, 1_000);
     assert_eq!(asked.len(), 1);
     let (_, out) = h.tick(T0 + M + 3_000, 60_999);
@@ -177,7 +177,7 @@ fn a_gap_not_answered_within_its_wait_is_given_up() {
 fn what_the_server_no_longer_has_is_left_and_said() {
     let mut h = healer();
     h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 3 * M, false);
-    h.trade(b"A.US", T0 + 3 * M, 0);
+    h.trade("A.US", T0 + 3 * M, 0);
     let (asked, _) = h.tick(T0 + 4 * M + 2_000, 0);
     let out = h.answer(Answer {
         id: asked[0].id,
@@ -204,7 +204,7 @@ fn bars_written_before_the_gap_was_known_are_not_written_again() {
         T0 + M + 5_000,
         false,
     );
-    h.trade(b"A.US", T0 + M + 6_000, 0);
+    h.trade("A.US", T0 + M + 6_000, 0);
     let (asked, _) = h.tick(T0 + 2 * M + 2_000, 0);
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].first, T0 + M, "T0 is written already");
@@ -216,7 +216,7 @@ fn long_spans_are_asked_in_parts_and_a_stop_releases_everything() {
     h.outage(None, None, T0);
     assert!(h.closed(bar("A.US", T0)).is_none());
     h.gap(gap("c#1", &["A.US"], 0, 0), T0, T0 + 1000 * M, false);
-    h.trade(b"A.US", T0 + 1000 * M, 0);
+    h.trade("A.US", T0 + 1000 * M, 0);
     let (asked, _) = h.tick(T0 + 1001 * M + 2_000, 0);
     assert_eq!(asked.len(), 3);
     assert_eq!(asked[0].last - asked[0].first, (MAX_BARS - 1) * M);
@@ -236,8 +236,8 @@ fn trades_that_come_before_their_gap_still_end_it() {
         T0 + 1_000,
     );
     // Back: trades come before the acknowledgement's gap.
-    h.trade(b"A.US", T0 + 5 * M + 1_000, 0);
-    h.trade(b"A.US", T0 + 5 * M + 2_000, 0);
+    h.trade("A.US", T0 + 5 * M + 1_000, 0);
+    h.trade("A.US", T0 + 5 * M + 2_000, 0);
     h.gap(gap("c#1", &["A.US"], 0, 0), T0 + 1_000, T0 + 2_000, false);
     let (asked, _) = h.tick(T0 + 6 * M + 2_000, 0);
     assert_eq!((asked[0].first, asked[0].last), (T0, T0 + 5 * M));
@@ -251,8 +251,8 @@ fn a_restart_ends_each_connections_gap_at_its_codes_first_trade() {
         h.closed(bar("A.US", T0)).is_none(),
         "held until the gaps come"
     );
-    h.trade(b"A.US", T0 + 4 * M + 1_000, 10);
-    h.trade(b"B", T0 + 4 * M + 3_000, 20);
+    h.trade("A.US", T0 + 4 * M + 1_000, 10);
+    h.trade("B", T0 + 4 * M + 3_000, 20);
     h.gap(gap("s#1", &["A.US"], 0, 0), T0 + 1_000, 0, true);
     h.gap(gap("f#1", &["B"], 0, 0), T0 + 1_000, 0, true);
     let (asked, _) = h.tick(T0 + 5 * M + 2_000, 30);
@@ -262,7 +262,7 @@ fn a_restart_ends_each_connections_gap_at_its_codes_first_trade() {
     // kept: a restart's gap without a trade of its codes ends where the
     // clock is then.
     let _ = h.tick(T0 + 6 * M, 120_000);
-    h.trade(b"C", T0 + 9 * M, 120_000);
+    h.trade("C", T0 + 9 * M, 120_000);
     h.gap(gap("x#1", &["C"], 0, 0), T0 + 8 * M, T0 + 8 * M, true);
     let (asked, _) = h.tick(T0 + 20 * M, 120_001);
     assert!(asked.is_empty(), "{asked:?}");
