@@ -729,3 +729,35 @@ fn csv_and_parquet_captures_heal_the_same_way() {
         }
     }
 }
+
+#[test]
+fn heal_refuses_what_it_cannot_heal() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--heal", "EURUSD"],
+            "--heal fills gaps in bars: give --bars",
+        ),
+        (
+            &["--heal", "--bars", "1s", "EURUSD"],
+            "no 1s K-lines to heal 1s bars",
+        ),
+        (
+            &["--heal", "--bars", "4h", "NASDAQ:AAPL", "EURUSD"],
+            "no 4h K-lines for stocks (NASDAQ:AAPL)",
+        ),
+        (
+            &["--heal-wait", "5", "--bars", "1m", "EURUSD"],
+            "--heal-wait applies to --heal",
+        ),
+    ];
+    for (args, says) in cases {
+        let mut tool = Tool::start(args, Some(TOKEN));
+        let status = tool.wait_exit(WAIT);
+        check!(
+            tool,
+            status.and_then(|s| s.code()) == Some(2),
+            "{args:?}: {status:?}"
+        );
+        check!(tool, tool.stderr().contains(says), "{args:?}");
+    }
+}

@@ -299,6 +299,8 @@ pub enum Conflict {
     HealWithoutBars(&'static str),
     /// `--heal` with bars AllTick has no K-lines of (their name).
     HealInterval(&'static str),
+    /// `--heal --bars 4h` with stock symbols (their spellings).
+    HealForStocks(Vec<String>),
 }
 
 impl fmt::Display for Conflict {
@@ -355,6 +357,11 @@ impl fmt::Display for Conflict {
                 "--heal fills gaps in bars: give --bars 1m (or 5m, 15m, 30m, 1h, 4h, 1d)"
             ),
             C::HealWithoutBars(flag) => write!(f, "{flag} applies to --heal"),
+            C::HealForStocks(symbols) => write!(
+                f,
+                "--heal: AllTick has no 4h K-lines for stocks ({}); use --bars 1h or 1d with stocks, or heal 4h bars of forex, metal or crypto codes only",
+                symbols.join(", ")
+            ),
             C::HealInterval(name) => write!(
                 f,
                 "--heal: AllTick has no {name} K-lines to heal {name} bars with; use --bars 1m, 5m, 15m, 30m, 1h, 4h (not for stocks) or 1d"

@@ -356,10 +356,7 @@ fn heal(
         .map(|s| s.spelling.to_string())
         .collect();
     if interval.name() == "4h" && !stocks.is_empty() {
-        return Err(UsageError::KlineForStocks {
-            interval: "4h",
-            symbols: stocks,
-        });
+        return Err(Conflict::HealForStocks(stocks).into());
     }
     if g.demo && (g.stock_api.is_some() || g.forex_api.is_some()) {
         return Err(Conflict::DemoWithApi.into());

@@ -144,6 +144,10 @@ impl Fetcher {
         let stock = Market::of_code(&r.code) == Market::Stock;
         if stock && !interval.for_stocks() {
             let why = format!("AllTick has no {} K-lines for stocks", interval.name());
+            say(format!(
+                "heal: {}: {why}: its bars are written as built from trades",
+                r.code
+            ));
             return self.give_up(r.id, &why);
         }
         let ms = r.interval.ms();
@@ -229,6 +233,14 @@ fn job_answer(job: &mut Job, reply: Reply, num: u32, interval: KlineInterval) ->
                 Some(o) if listed >= num as usize && o > r.first => o,
                 _ => r.first,
             };
+            if from > r.first {
+                say(format!(
+                    "heal: {}: the server no longer has its bars from {} to {}: they stay as built from trades",
+                    r.code,
+                    crate::wire::calendar::iso(r.first),
+                    crate::wire::calendar::iso(from)
+                ));
+            }
             Next::Answer(Outcome::Klines { bars, from })
         }
         Reply::Refused(ret, msg) => {
