@@ -1,6 +1,6 @@
 //! `--heal` in the converter: gaps and outages moved onto the feed's clock
 //! for [`Healer`], and what it releases made into the form's lines (a
-//! K-line as a `"kline"` bar, [`Columns::kline`]).
+//! K-line as a `"kline"` bar, [`crate::form::columns::Columns::kline`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
