@@ -60,8 +60,9 @@ struct Distinct {
     short: HashMap<(u128, u8), u32, BuildHasherDefault<Fx>>,
     /// Each longer string's number.
     ids: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fx>>,
-    /// The strings by number, as the parquet crate takes them (a copy of
-    /// one is a count of references).
+    /// The strings by number, as the parquet crate takes them: each the
+    /// process's one copy ([`interned`]), so a copy of one, made for every
+    /// row, counts no references.
     strings: Vec<ByteArray>,
     /// The key and number of the short string seen last: a column of
     /// one value (`type`, `interval`) looks nothing up.
@@ -113,9 +114,35 @@ impl Distinct {
     /// A new string's number.
     fn add(&mut self, s: &[u8]) -> u32 {
         let id = self.strings.len() as u32;
-        self.strings.push(ByteArray::from(s.to_vec()));
+        self.strings
+            .push(ByteArray::from(Bytes::from_static(interned(s))));
         self.size += 2 * s.len() + 64;
         id
+    }
+}
+
+/// The process's one copy of `s`, kept to its end. The strings of
+/// columns are the codes, symbols and sides of the lines written, and the
+/// few words of `type` and `interval`: as many as the codes a process
+/// ever sees, a few dozen bytes each. A copy of a [`Bytes`] of its own
+/// counts references with an atomic operation, one more to drop it: for
+/// every value of every string column, a tenth of the cost of encoding
+/// the file; a copy of a `'static` one is a copy of its address.
+fn interned(s: &[u8]) -> &'static [u8] {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static ALL: OnceLock<Mutex<HashSet<&'static [u8]>>> = OnceLock::new();
+    let mut all = ALL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match all.get(s) {
+        Some(&kept) => kept,
+        None => {
+            let kept: &'static [u8] = Box::leak(s.into());
+            all.insert(kept);
+            kept
+        }
     }
 }
 
@@ -126,17 +153,20 @@ impl Distinct {
 #[inline]
 fn short_key(s: &[u8]) -> Option<(u128, u8)> {
     let n = s.len();
-    let word = |at: usize, w: usize| {
-        s[at..at + w]
-            .iter()
-            .rev()
-            .fold(0u64, |v, &b| (v << 8) | u64::from(b))
+    let eight = |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let four = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            s[at..at + 4].try_into().expect("four bytes"),
+        ))
     };
     let (lo, hi) = match n {
         17.. => return None,
-        8.. => (word(0, 8), word(n - 8, 8)),
-        4.. => (word(0, 4), word(n - 4, 4)),
-        _ => (word(0, n), 0),
+        8.. => (eight(0), eight(n - 8)),
+        4.. => (four(0), four(n - 4)),
+        _ => (
+            s.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b)),
+            0,
+        ),
     };
     Some((u128::from(lo) | (u128::from(hi) << 64), n as u8))
 }
@@ -329,5 +359,14 @@ mod tests {
             assert_eq!(d.id(a), ids[i]);
             assert_eq!(d.strings[ids[i] as usize].data(), &a[..]);
         }
+    }
+
+    #[test]
+    fn a_string_is_kept_once_for_the_whole_process() {
+        let (a, b) = (b"NASDAQ:AAPL".to_vec(), b"NASDAQ:AAPL".to_vec());
+        let (a, b) = (interned(&a), interned(&b));
+        assert_eq!(a, b"NASDAQ:AAPL");
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_ne!(interned(b"NASDAQ:TSLA").as_ptr(), a.as_ptr());
     }
 }
