@@ -90,6 +90,13 @@ pub(super) enum Got {
     Closed,
 }
 
+/// `--heal`: the healer's clock is read at most this often while the
+/// queue keeps the writer busy: a flood empties the queue thousands of
+/// times a second, and a reading looks at every pending gap (and, after
+/// a change, every held bar); its deadlines are interval ends plus a
+/// grace of seconds, which 10 ms does not move.
+pub(super) const HEAL_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The next item of `queue` or answer of `answers`, waiting at most `wait`
 /// (None: until one comes).
 pub(super) fn receive(

@@ -132,6 +132,8 @@ pub fn run_sink<W: Write>(
         heal_gone: false,
         heal_file,
         heal_kept: 0,
+        heal_ticked: None,
+        heal_behind: false,
     };
     let end = loop {
         let mut next = match heal::receive(&queue, answers.as_ref(), w.wait()) {
@@ -228,6 +230,10 @@ struct Batcher<W: Write> {
     /// Where what is held is kept, and the healer's generation kept there.
     heal_file: Option<std::path::PathBuf>,
     heal_kept: u64,
+    /// When the healer's clock was read last, and whether a reading was
+    /// skipped since ([`heal::HEAL_TICK`]).
+    heal_ticked: Option<Instant>,
+    heal_behind: bool,
 }
 
 impl<W: Write> Batcher<W> {
@@ -362,10 +368,8 @@ impl<W: Write> Batcher<W> {
             .as_ref()
             .and_then(Converter::next_due)
             .map(|due| Duration::from_millis(due.saturating_sub(Stats::now_ms())));
-        match (sync, bar) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let heal = self.heal_behind.then_some(heal::HEAL_TICK);
+        [sync, bar, heal].into_iter().flatten().min()
     }
 
     /// The end: the Parquet file on stdout finished, or the Parquet files
@@ -440,6 +444,12 @@ impl<W: Write> Batcher<W> {
         if !c.heals() {
             return;
         }
+        let now = Instant::now();
+        if (self.heal_ticked).is_some_and(|t| now.duration_since(t) < heal::HEAL_TICK) {
+            self.heal_behind = true;
+            return;
+        }
+        (self.heal_ticked, self.heal_behind) = (Some(now), false);
         let (requests, healed) = c.heal_tick(Stats::now_ms());
         if let Some(tx) = &self.heal_requests {
             for r in requests {

@@ -108,6 +108,10 @@ pub struct Healer {
     /// Bumped at every change of what [`Healer::kept`] gives.
     generation: u64,
     next_id: u64,
+    /// An outage, a gap or a request that held bars ended or narrowed
+    /// since [`Healer::release_untouched`] looked: only then can a held
+    /// bar be touched no more, and only then are they all looked at.
+    loosened: bool,
 }
 
 /// How long a gap waits beyond its requests' turn at the plan's pace.
@@ -133,6 +137,7 @@ impl Healer {
             record_until: 0,
             done: HashSet::new(),
             generation: 0,
+            loosened: false,
             next_id: 1,
         }
     }
@@ -147,6 +152,7 @@ impl Healer {
             None => self.firsts.clear(),
         }
         self.generation += 1;
+        self.loosened = true;
         self.outages.retain(|o| o.connection != connection);
         self.outages.push(Outage {
             connection,
@@ -179,6 +185,7 @@ impl Healer {
         for p in self.pending.values_mut() {
             if p.to.is_none() && p.codes.iter().any(|c| &*c.0 == code) {
                 p.to = Some(time.max(p.from));
+                self.loosened = true;
             }
         }
         if (!self.outages.is_empty() || now < self.record_until) && !self.firsts.contains_key(code)
@@ -195,6 +202,7 @@ impl Healer {
     /// where its own end says.
     pub fn gap(&mut self, gap: Gap, from: u64, guess: u64, restart: bool) {
         let conn = gap.connection.clone();
+        self.loosened = true;
         // A restart's outage stays for the other connections' gaps, until
         // its window ends (`tick`).
         let outage = match restart {
@@ -305,7 +313,9 @@ impl Healer {
         let mut out = Vec::new();
         let ms = self.interval.ms();
         if now >= self.record_until {
+            let before = self.outages.len();
             self.outages.retain(|o| o.connection.is_some());
+            self.loosened |= self.outages.len() < before;
         }
         let ids: Vec<u64> = self.pending.keys().copied().collect();
         for id in ids {
@@ -313,8 +323,10 @@ impl Healer {
             if p.to.is_none() {
                 if p.restart && now >= self.record_until {
                     p.to = Some(clock.max(p.from));
+                    self.loosened = true;
                 } else if !p.restart && clock >= p.guess.saturating_add(ms + self.grace) {
                     p.to = Some(p.guess);
+                    self.loosened = true;
                 }
             }
             let Some(to) = p.to else { continue };
@@ -432,6 +444,7 @@ impl Healer {
             self.gap(gap, k.from, k.from, to.is_none());
             if let (Some(to), Some(p)) = (to, self.pending.values_mut().last()) {
                 p.to = Some(to);
+                self.loosened = true;
             }
         }
     }
