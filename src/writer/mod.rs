@@ -103,7 +103,7 @@ pub fn run_sink<W: Write>(
     stats: Arc<Stats>,
     config: WriterConfig,
 ) -> WriterEnd {
-    let (converter, (heal_requests, answers, heal_file)) = heal::converter(
+    let (converter, (heal_requests, mut answers, heal_file)) = heal::converter(
         config.form.text_form(),
         &stats,
         config.reopen,
@@ -136,7 +136,7 @@ pub fn run_sink<W: Write>(
         heal_behind: false,
     };
     let end = loop {
-        let mut next = match heal::receive(&queue, answers.as_ref(), w.wait()) {
+        let mut next = match heal::receive(&queue, &mut answers, w.wait()) {
             heal::Got::Item(item) => Some(item),
             heal::Got::Answer(a) => {
                 w.heal_answer(a);
