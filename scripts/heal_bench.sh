@@ -105,12 +105,18 @@ one() {
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-for run in $(seq 1 "$RUNS"); do
-    for case in bars heal; do
-        say "run $run: $case (case, ticks/s, CPU s per M, peak RSS KiB):"
-        one "$case"
+# alternate RUNS FUNCTION WHAT: FUNCTION of each case, the cases taking
+# turns, RUNS times.
+alternate() {
+    local run case
+    for run in $(seq 1 "$1"); do
+        for case in bars heal; do
+            say "$2 run $run: $case (case, $3):"
+            "$2" "$case"
+        done
     done
-done
+}
+alternate "$RUNS" one "ticks/s, CPU s per M, peak RSS KiB"
 # col FILE CASE K: the median of field K of CASE's lines in FILE.
 col() { awk -v c="$2" -v k="$3" '$1 == c { print $k }' "$1" | median; }
 # table TITLE FILE HEADER...: the medians of FILE's fields 2.. per case.
@@ -161,12 +167,7 @@ s.serve_forever()' > "$TMP/busy.port" &
     BUSY=$!
     for i in $(seq 1 100); do [ -s "$TMP/busy.port" ] && break; sleep 0.05; done
     API=$(cat "$TMP/busy.port")
-    for run in $(seq 1 "$LAT_RUNS"); do
-        for case in bars heal; do
-            say "lateness run $run: $case (case, bars, p50, p99, max ms past end + grace):"
-            lateness "$case"
-        done
-    done
+    alternate "$LAT_RUNS" lateness "bars, p50, p99, max ms past end + grace"
     table "Bars' lateness: $LAT_RATE ticks/s over M=$M codes for $LAT_SECS s, ms from end + grace to the line in its file, median of $LAT_RUNS runs" \
         "$TMP/lateness" bars "p50 ms" "p99 ms" "max ms"
 fi
