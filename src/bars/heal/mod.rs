@@ -40,9 +40,9 @@ pub use types::*;
 struct Outage {
     connection: Option<Arc<str>>,
     /// None: every code (but those of `except`).
-    codes: Option<Vec<String>>,
+    codes: Option<HashSet<String>>,
     /// A restart's: the codes whose gaps came already.
-    except: Vec<String>,
+    except: HashSet<String>,
     /// Its start on the feed's clock.
     from: u64,
 }
@@ -54,6 +54,8 @@ struct Pending {
     /// Its codes, each with the start of its last bar written when the gap
     /// came.
     codes: Vec<(Arc<str>, Option<u64>)>,
+    /// The same codes, to be found by name (a trade's, a bar's).
+    named: HashSet<Arc<str>>,
     /// Start on the feed's clock.
     from: u64,
     /// End on the feed's clock, once known.
@@ -156,8 +158,8 @@ impl Healer {
         self.outages.retain(|o| o.connection != connection);
         self.outages.push(Outage {
             connection,
-            codes,
-            except: Vec::new(),
+            codes: codes.map(HashSet::from_iter),
+            except: HashSet::new(),
             from,
         });
     }
@@ -183,7 +185,7 @@ impl Healer {
     /// first of its code after an outage (or a restart) ends its gap.
     pub fn trade(&mut self, code: &str, time: u64, now: u64) {
         for p in self.pending.values_mut() {
-            if p.to.is_none() && p.codes.iter().any(|c| &*c.0 == code) {
+            if p.to.is_none() && p.named.contains(code) {
                 p.to = Some(time.max(p.from));
                 self.loosened = true;
             }
@@ -227,7 +229,7 @@ impl Healer {
         };
         self.generation += 1;
         let id = self.id();
-        let codes = gap
+        let codes: Vec<(Arc<str>, Option<u64>)> = gap
             .codes
             .iter()
             .map(|c| {
@@ -240,6 +242,7 @@ impl Healer {
             id,
             Pending {
                 gap,
+                named: codes.iter().map(|c| c.0.clone()).collect(),
                 codes,
                 from,
                 to,
@@ -264,20 +267,19 @@ impl Healer {
         Some(bar)
     }
 
-    /// Whether an open outage or a gap being healed may touch `bar`.
+    /// Whether an open outage or a gap being healed may touch `bar`: a
+    /// few lookups, however many codes they have.
     fn touches(&self, bar: &Bar) -> bool {
         let code = &*bar.code;
         let open = self.outages.iter().any(|o| {
             bar.end > o.from
                 && match &o.codes {
-                    Some(cs) => cs.iter().any(|c| c == code),
-                    None => !o.except.iter().any(|c| c == code),
+                    Some(cs) => cs.contains(code),
+                    None => !o.except.contains(code),
                 }
         });
         open || self.pending.values().any(|p| {
-            bar.end > p.from
-                && p.to.is_none_or(|to| bar.start <= to)
-                && p.codes.iter().any(|c| &*c.0 == code)
+            bar.end > p.from && p.to.is_none_or(|to| bar.start <= to) && p.named.contains(code)
         })
     }
 
@@ -404,7 +406,11 @@ impl Healer {
         let outages = (self.outages.iter())
             .filter(|o| o.connection.is_some())
             .map(|o| Kept {
-                codes: o.codes.clone().unwrap_or_default(),
+                codes: {
+                    let mut cs: Vec<String> = o.codes.iter().flatten().cloned().collect();
+                    cs.sort_unstable();
+                    cs
+                },
                 from: o.from,
                 to: None,
                 gap: None,

@@ -1,7 +1,7 @@
 //! The healer's answers: K-lines in place of the bars from trades, spans
 //! given up, and the gap lines of the gaps whose requests are all settled.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{Answer, Asked, Healer, KlineBar, Outcome, Pending, Release};
@@ -140,13 +140,19 @@ impl Healer {
         if !std::mem::take(&mut self.loosened) || self.held.is_empty() {
             return;
         }
-        let free: Vec<(Arc<str>, u64)> = {
-            let index = Touching::of(self);
-            (self.held.iter())
-                .filter(|(_, b)| !index.touches(b))
-                .map(|(k, _)| k.clone())
-                .collect()
+        // The spans asked for, by code.
+        let mut asked: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
+        for a in self.asked.values() {
+            asked.entry(&*a.code).or_default().push((a.first, a.last));
+        }
+        let is_asked = |b: &Bar| {
+            (asked.get(&*b.code))
+                .is_some_and(|spans| spans.iter().any(|&(a, z)| (a..=z).contains(&b.start)))
         };
+        let free: Vec<(Arc<str>, u64)> = (self.held.iter())
+            .filter(|(_, b)| !self.touches(b) && !is_asked(b))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in free {
             if let Some(b) = self.held.remove(&k) {
                 self.written(&b.code, &b.symbol, b.start);
@@ -205,54 +211,4 @@ fn noted(p: Pending) -> Gap {
     }
     gap.heal = Some(HealNote { healed, note });
     gap
-}
-
-/// What holds bars, by code: [`Healer::touches`], and the spans asked
-/// for, for every held bar at once, each a few lookups
-/// (with thousands of codes, a scan of every code list per bar took
-/// 29 ms for 10,000 held bars of 5,000 codes).
-struct Touching<'a> {
-    /// Per outage: its start, its codes (None: all), the codes left out.
-    outages: Vec<(u64, Option<Codes<'a>>, Codes<'a>)>,
-    /// Per gap: its start, its end once known, its codes.
-    pending: Vec<(u64, Option<u64>, Codes<'a>)>,
-    /// Per code: the spans asked for.
-    asked: HashMap<&'a str, Vec<(u64, u64)>>,
-}
-
-/// A set of codes.
-type Codes<'a> = HashSet<&'a str>;
-
-impl<'a> Touching<'a> {
-    fn of(h: &'a Healer) -> Touching<'a> {
-        let set = |cs: &'a [String]| cs.iter().map(String::as_str).collect::<HashSet<_>>();
-        let mut asked: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
-        for a in h.asked.values() {
-            asked.entry(&*a.code).or_default().push((a.first, a.last));
-        }
-        Touching {
-            outages: (h.outages.iter())
-                .map(|o| (o.from, o.codes.as_deref().map(set), set(&o.except)))
-                .collect(),
-            pending: (h.pending.values())
-                .map(|p| (p.from, p.to, p.codes.iter().map(|c| &*c.0).collect()))
-                .collect(),
-            asked,
-        }
-    }
-
-    /// Whether an outage or a gap touches `bar`, or a request asks for it.
-    fn touches(&self, bar: &Bar) -> bool {
-        let code = &*bar.code;
-        self.outages.iter().any(|(from, codes, except)| {
-            bar.end > *from
-                && match codes {
-                    Some(cs) => cs.contains(code),
-                    None => !except.contains(code),
-                }
-        }) || self.pending.iter().any(|(from, to, codes)| {
-            bar.end > *from && to.is_none_or(|to| bar.start <= to) && codes.contains(code)
-        }) || (self.asked.get(code))
-            .is_some_and(|spans| spans.iter().any(|&(a, b)| (a..=b).contains(&bar.start)))
-    }
 }
