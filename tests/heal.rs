@@ -761,3 +761,127 @@ fn heal_refuses_what_it_cannot_heal() {
         check!(tool, tool.stderr().contains(says), "{args:?}");
     }
 }
+
+/// Down longer than the 500 minute bars a stock's K-lines go back: what
+/// the server no longer has is said, with its span, on stderr and in the
+/// gap line; the bars it has are healed from where it goes back to; a
+/// forex code, whose K-lines go back further, is healed whole.
+#[test]
+fn what_the_server_no_longer_has_is_said_with_its_span() {
+    let (sim, boundary) = before_a_minute(20.0);
+    let dir = TempDir::new("heal-too-old");
+    let pattern = dir.path().join("%Y-%m-%d.jsonl");
+    let args = heal_args(&sim, &["--output", pattern.to_str().unwrap()]);
+    let read = || -> Vec<Line> {
+        let text: Vec<String> = (files_under(dir.path()).iter())
+            .flat_map(|p| {
+                let t = std::fs::read_to_string(p).unwrap_or_default();
+                t.lines().map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect();
+        read_lines(&text)
+    };
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let first = tool.poll(WAIT, || {
+        read().iter().filter(|v| v.0["type"] == "bar").count() >= 2
+    });
+    check!(tool, first, "no bar of the first minute in the files");
+    stop(&mut tool);
+    // Down for ten hours of the simulated clock: 600 minutes.
+    let back = boundary + 600 * MINUTE;
+    sim.set_clock_offset_ms(back - 4_000 - real_now());
+    let mut tool = Tool::start(&strs(&args), Some(TOKEN));
+    let settled = tool.poll(Duration::from_secs(40), || {
+        let lines = read();
+        lines
+            .iter()
+            .filter(|v| v.0["type"] == "gap" && v.0.get("healed").is_some())
+            .count()
+            >= 2
+    });
+    check!(
+        tool,
+        settled,
+        "gaps: {:?}",
+        read()
+            .iter()
+            .filter(|l| l.0["type"] == "gap")
+            .map(|l| &l.1)
+            .collect::<Vec<_>>()
+    );
+    stop(&mut tool);
+    let lines = read();
+    let notes: Vec<String> = (lines.iter())
+        .filter(|v| v.0["type"] == "gap")
+        .filter_map(|v| v.0["heal"].as_str().map(str::to_string))
+        .collect();
+    let said = "AAPL.US: the server no longer has the bars from ";
+    let Some(note) = notes.iter().find(|n| n.contains(said)) else {
+        check!(tool, false, "no gap note names the span: {notes:?}");
+        return;
+    };
+    check!(
+        tool,
+        !notes
+            .iter()
+            .any(|n| n.contains("EURUSD: the server no longer has")),
+        "{notes:?}"
+    );
+    // The span: from the first bar of the gap to the oldest K-line the
+    // server still has, which is the first healed bar of the stock.
+    let span = &note[note.find(said).unwrap() + said.len()..];
+    let (from, to) = span.split_once(" to ").expect("a span");
+    let to = to.split([',', ';', ')']).next().unwrap().trim();
+    let (bars, _) = bars_by_key(&lines);
+    let klines = |code: &str| -> Vec<i64> {
+        (bars.iter())
+            .filter(|((c, s), v)| c == code && *s >= boundary && v[0].0["type"] == "kline")
+            .map(|((_, s), _)| *s)
+            .collect()
+    };
+    let stock = klines("AAPL.US");
+    let Some(&oldest) = stock.first() else {
+        check!(tool, false, "no stock K-line healed");
+        return;
+    };
+    let iso = |ms: i64| alltick_stream::wire::calendar::iso(ms as u64);
+    check!(
+        tool,
+        to == iso(oldest),
+        "span ends at {to}, oldest K-line {}",
+        iso(oldest)
+    );
+    check!(
+        tool,
+        from <= iso(boundary).as_str() && oldest > boundary + 60 * MINUTE,
+        "span {from} to {to}, boundary {}",
+        iso(boundary)
+    );
+    check!(
+        tool,
+        tool.stderr().contains(&format!(
+            "heal: AAPL.US: the server no longer has its bars from {from} to {to}"
+        )),
+        "stderr does not say the span"
+    );
+    // The forex code is healed back to the stop.
+    let forex = klines("EURUSD");
+    check!(
+        tool,
+        forex.first().is_some_and(|&s| s <= boundary + MINUTE) && forex.len() > stock.len(),
+        "EURUSD K-lines: {} from {:?}",
+        forex.len(),
+        forex.first().map(|&s| iso(s))
+    );
+    for (code, starts) in [("AAPL.US", &stock), ("EURUSD", &forex)] {
+        for start in starts {
+            let v = &bars[&(code.to_string(), *start)];
+            check!(
+                tool,
+                v.len() == 1,
+                "{code} {start}: written {} times",
+                v.len()
+            );
+        }
+    }
+}
