@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::util::*;
-use alltick_stream::sim::{FOREX_PATH, Simulator};
+use alltick_stream::sim::{FOREX_PATH, KlineReadings, Simulator};
 use alltick_stream::wire::kline::KlineInterval;
 
 const MINUTE: i64 = 60_000;
@@ -25,10 +25,16 @@ fn real_now() -> i64 {
 
 /// A simulator whose clock reads 6 s before a minute's end; that end.
 fn before_a_minute(rate: f64) -> (Simulator, i64) {
+    before_a_minute_reading(rate, KlineReadings::default())
+}
+
+/// [`before_a_minute`], its K-lines answered under `readings`.
+fn before_a_minute_reading(rate: f64, readings: KlineReadings) -> (Simulator, i64) {
     let now = real_now();
     let boundary = (now / MINUTE + 2) * MINUTE;
     let sim = start_sim(alltick_stream::sim::SimConfig {
         clock_offset_ms: boundary - 6_000 - now,
+        kline_readings: readings,
         ..config(rate)
     });
     (sim, boundary)
@@ -765,10 +771,24 @@ fn heal_refuses_what_it_cannot_heal() {
 /// Down longer than the 500 minute bars a stock's K-lines go back: what
 /// the server no longer has is said, with its span, on stderr and in the
 /// gap line; the bars it has are healed from where it goes back to; a
-/// forex code, whose K-lines go back further, is healed whole.
+/// forex code, whose K-lines go back further, is healed whole. The
+/// server answers under the docs' other readings: newest first with the
+/// newest repeated, the end exclusive, timestamps in ms and values as
+/// JSON numbers, pages cut short.
 #[test]
 fn what_the_server_no_longer_has_is_said_with_its_span() {
-    let (sim, boundary) = before_a_minute(20.0);
+    let (sim, boundary) = before_a_minute_reading(
+        20.0,
+        KlineReadings {
+            newest_first: true,
+            repeat_newest: 2,
+            end_exclusive: true,
+            timestamp_ms: true,
+            numbers: true,
+            page_cap: Some(300),
+            ..KlineReadings::default()
+        },
+    );
     let dir = TempDir::new("heal-too-old");
     let pattern = dir.path().join("%Y-%m-%d.jsonl");
     let args = heal_args(&sim, &["--output", pattern.to_str().unwrap()]);
@@ -872,6 +892,16 @@ fn what_the_server_no_longer_has_is_said_with_its_span() {
         "EURUSD K-lines: {} from {:?}",
         forex.len(),
         forex.first().map(|&s| iso(s))
+    );
+    // Pages cut short are asked on from: no minute missing.
+    let holes: Vec<String> = (forex.windows(2))
+        .filter(|w| w[1] != w[0] + MINUTE)
+        .map(|w| format!("{} to {}", iso(w[0]), iso(w[1])))
+        .collect();
+    check!(
+        tool,
+        holes.is_empty(),
+        "EURUSD K-lines missing between {holes:?}"
     );
     for (code, starts) in [("AAPL.US", &stock), ("EURUSD", &forex)] {
         for start in starts {

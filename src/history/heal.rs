@@ -6,7 +6,7 @@
 //! waited out; failures are tried again with a backoff, then given up on;
 //! a refused token stops healing (said once), never the stream.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -36,6 +36,10 @@ struct Job {
     not_before: u64,
     failures: Backoff,
     refusals: Backoff,
+    /// A forex, metal or crypto code's pages so far, by start; and the
+    /// last start the next page asks back from (None: the request's).
+    got: BTreeMap<u64, KlineBar>,
+    until: Option<u64>,
 }
 
 /// Start the thread: requests for it, answers from it. It ends when the
@@ -113,6 +117,8 @@ impl Fetcher {
             not_before: 0,
             failures: Backoff::new(250, 8_000),
             refusals: Backoff::new(2_000, 60_000),
+            got: BTreeMap::new(),
+            until: None,
         });
     }
 
@@ -157,13 +163,14 @@ impl Fetcher {
             let back = r.clock.max(r.last + ms).saturating_sub(r.first) / ms + 2;
             (0, back.min(500) as u32)
         } else {
-            // A second past the last start: its bar comes whether the end
-            // is read as inclusive or not.
-            ((r.last / 1000) + 1, ((r.last - r.first) / ms + 2) as u32)
+            // A second past the last start wanted: its bar comes whether
+            // the end is read as inclusive or not.
+            let until = job.until.unwrap_or(r.last);
+            ((until / 1000) + 1, ((until - r.first) / ms + 2) as u32)
         };
         self.pacer.sent(now);
         let reply = self.client.get(stock, &r.code, interval, end_secs, num);
-        self.reply(job_answer(&mut job, reply, num, interval), job);
+        self.reply(job_answer(&mut job, reply, stock, interval), job);
     }
 
     fn reply(&mut self, next: Next, mut job: Job) {
@@ -202,7 +209,7 @@ enum Next {
 }
 
 /// A reply, for `job`, read.
-fn job_answer(job: &mut Job, reply: Reply, num: u32, interval: KlineInterval) -> Next {
+fn job_answer(job: &mut Job, reply: Reply, stock: bool, interval: KlineInterval) -> Next {
     let r = &job.request;
     let now = Stats::now_ms();
     match reply {
@@ -213,7 +220,6 @@ fn job_answer(job: &mut Job, reply: Reply, num: u32, interval: KlineInterval) ->
                 // The server has not closed the last bar yet.
                 return Next::Again(now + (last_end - server_now).max(1_000), None);
             }
-            let listed = answer.bars.len();
             let mut bars: Vec<KlineBar> = Vec::new();
             for raw in answer.bars.into_iter().flatten() {
                 match check(raw, interval) {
@@ -226,11 +232,32 @@ fn job_answer(job: &mut Job, reply: Reply, num: u32, interval: KlineInterval) ->
                     Err(e) => say(format!("heal: {}: a K-line dropped: {e}", r.code)),
                 }
             }
-            // A full answer whose oldest bar is after the first wanted: the
-            // server has nothing older (stocks: only the latest bars).
             let oldest = bars.iter().map(|k| k.start).min();
+            if !stock {
+                // A page is not the end because it is short (a server may
+                // cut pages short): only a page with nothing older than the
+                // one before is, as with `history`.
+                let before = job.got.keys().next().copied();
+                for k in bars {
+                    if (r.first..=r.last).contains(&k.start) {
+                        job.got.entry(k.start).or_insert(k);
+                    }
+                }
+                if let Some(o) = oldest.filter(|&o| o > r.first && before.is_none_or(|b| o < b)) {
+                    job.until = Some(o - r.interval.ms());
+                    return Next::Again(now, None);
+                }
+                let bars = std::mem::take(&mut job.got).into_values().collect();
+                return Next::Answer(Outcome::Klines {
+                    bars,
+                    from: r.first,
+                });
+            }
+            // A stock's latest bars, one request: whatever it asked for
+            // before the oldest of them the server no longer has (as with
+            // `history`, whatever the size of the answer).
             let from = match oldest {
-                Some(o) if listed >= num as usize && o > r.first => o,
+                Some(o) if o > r.first => o,
                 _ => r.first,
             };
             if from > r.first {
